@@ -1,0 +1,49 @@
+// The agent's per-packet decision (pure apart from the HMAC): label what leaves, rewrite the
+// options of handshakes that arrive. Every packet goes back with NF_REPEAT and the agent's mark,
+// so the rest of the ruleset runs as if labelwall were not there.
+import { labelPacket } from '../label/compat.js';
+import type { LabelKey } from '../label/keys.js';
+import { rewriteInboundSyn } from './handshake.js';
+import { AGENT_MARK_DONE, AGENT_MARK_MASK, withMark } from './marks.js';
+
+export const NF_INET_LOCAL_IN = 1;
+export const NF_INET_LOCAL_OUT = 3;
+
+export const AGENT_COUNTERS = [
+  'labelled',
+  'labelled_bytes',
+  'handshakes_rewritten',
+  'handshakes_unchanged',
+  'passed_not_tcp',
+  'dropped_malformed',
+  'inbound_malformed',
+] as const;
+export type AgentCounter = (typeof AGENT_COUNTERS)[number];
+
+export interface AgentDecision {
+  verdict: 'repeat' | 'drop';
+  mark: number;
+  payload?: Buffer;
+  counter: AgentCounter;
+  reason?: string;
+}
+
+/**
+ * Decides one queued packet. `hook` is the netfilter hook it was queued from, `mtu` the MTU of
+ * the interface an inbound packet arrived on (for the MSS clamp), `out` scratch space for the
+ * rewritten packet (valid until the next call).
+ */
+export function decideAgentPacket(hook: number, pkt: Buffer, mark: number, mtu: number, key: LabelKey, out: Buffer): AgentDecision {
+  const done = withMark(mark, AGENT_MARK_DONE, AGENT_MARK_MASK);
+  if (hook === NF_INET_LOCAL_IN) {
+    const r = rewriteInboundSyn(pkt, mtu, out);
+    if (r.kind === 'rewritten') return { verdict: 'repeat', mark: done, payload: r.packet, counter: 'handshakes_rewritten' };
+    if (r.kind === 'malformed') return { verdict: 'repeat', mark: done, counter: 'inbound_malformed', reason: r.reason };
+    return { verdict: 'repeat', mark: done, counter: 'handshakes_unchanged' };
+  }
+  const r = labelPacket(pkt, key, out);
+  if (r.ok) return { verdict: 'repeat', mark: done, payload: r.packet, counter: 'labelled' };
+  if (r.verdict === 'skipped') return { verdict: 'repeat', mark: done, counter: 'passed_not_tcp' };
+  // An outgoing TCP segment we cannot label must not leave unlabelled (fail closed).
+  return { verdict: 'drop', mark, counter: 'dropped_malformed', reason: r.reason };
+}

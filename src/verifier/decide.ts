@@ -1,0 +1,88 @@
+// The verifier's per-packet decision (pure apart from the HMAC): which rule selects the
+// packet, what its label says, and what the rule's action makes of that.
+//   drop: valid goes on (marked), everything else is dropped.
+//   mark: everything goes on with mark bits for its verdict (NF_REPEAT).
+//   log:  everything goes on (marked) and is counted.
+import { parseIpPacket } from '../wire/packet.js';
+import { verifyParsed, type Verdict } from '../label/compat.js';
+import type { LabelKey } from '../label/keys.js';
+import { matchCidrs, matchPorts, type Cidr, type PortRange } from '../policy/match.js';
+import type { MarkBits, VerifierAction } from '../policy/config.js';
+
+export interface RuntimeVerifierRule {
+  name: string;
+  inInterfaces: readonly string[];
+  outInterfaces: readonly string[];
+  sources: readonly Cidr[];
+  destinations: readonly Cidr[];
+  ports: readonly PortRange[];
+  keys: readonly LabelKey[];
+  action: VerifierAction;
+}
+
+export interface VerifierDecision {
+  verdict: 'repeat' | 'drop' | 'accept';
+  mark: number;
+  judged: Verdict | 'unmatched';
+  rule: number;
+  reason?: string;
+  keyId?: string;
+}
+
+/** First rule whose interfaces, addresses and destination port all match; -1 if none. */
+export function selectRule(
+  rules: readonly RuntimeVerifierRule[],
+  src: Uint8Array | undefined,
+  dst: Uint8Array | undefined,
+  dport: number | undefined,
+  inName: string | undefined,
+  outName: string | undefined,
+): number {
+  for (let i = 0; i < rules.length; i++) {
+    const r = rules[i]!;
+    if (r.inInterfaces.length && (!inName || !r.inInterfaces.includes(inName))) continue;
+    if (r.outInterfaces.length && (!outName || !r.outInterfaces.includes(outName))) continue;
+    if (r.sources.length && (!src || !matchCidrs(r.sources, src))) continue;
+    if (r.destinations.length && (!dst || !matchCidrs(r.destinations, dst))) continue;
+    if (r.ports.length && (dport === undefined || !matchPorts(r.ports, dport))) continue;
+    return i;
+  }
+  return -1;
+}
+
+function markFor(bits: MarkBits, v: Verdict): number {
+  switch (v) {
+    case 'valid': return bits.valid;
+    case 'invalid': return bits.invalid;
+    case 'unlabeled': return bits.unlabeled;
+    // Not TCP cannot be selected by our rules; if it ever is, it is as unjudgeable as malformed.
+    case 'malformed':
+    case 'skipped': return bits.malformed;
+  }
+}
+
+export function decideVerifierPacket(
+  pkt: Buffer,
+  oldMark: number,
+  rules: readonly RuntimeVerifierRule[],
+  bits: MarkBits,
+  inName: string | undefined,
+  outName: string | undefined,
+): VerifierDecision {
+  const p = parseIpPacket(pkt);
+  // An unparseable packet can only be placed by rules that do not look at addresses or ports.
+  let ruleIndex = p.ok
+    ? selectRule(rules, p.src, p.dst, p.tcp?.dstPort, inName, outName)
+    : selectRule(rules, undefined, undefined, undefined, inName, outName);
+  if (ruleIndex < 0) {
+    if (p.ok) return { verdict: 'accept', mark: oldMark, judged: 'unmatched', rule: -1 };
+    // Unparseable and no address-free rule: judge it with the first rule rather than let it by.
+    ruleIndex = 0;
+  }
+  const rule = rules[ruleIndex]!;
+  const v = p.ok ? verifyParsed(pkt, p, rule.keys) : { verdict: 'malformed' as const, reason: p.reason };
+  const mark = ((oldMark & ~bits.mask) | markFor(bits, v.verdict)) >>> 0;
+  const keyId = v.verdict === 'valid' && v.keyIndex !== undefined ? rule.keys[v.keyIndex]?.id : undefined;
+  const pass = rule.action !== 'drop' || v.verdict === 'valid';
+  return { verdict: pass ? 'repeat' : 'drop', mark, judged: v.verdict, rule: ruleIndex, reason: v.reason, keyId };
+}

@@ -1,0 +1,71 @@
+// NFQUEUE handler module of the verifier (loaded in each queue worker; see datapath/types.ts).
+import { loadKeyFile, type LabelKey } from '../label/keys.js';
+import { parseIpPacket, formatAddress } from '../wire/packet.js';
+import type { HandlerContext, PacketHandler, QueuedPacket, VerdictDecision } from '../datapath/types.js';
+import type { Cidr, PortRange } from '../policy/match.js';
+import type { MarkBits, VerifierAction } from '../policy/config.js';
+import { IfaceTable } from '../util/ifaces.js';
+import { RateLimiter } from '../util/ratelimit.js';
+import { decideVerifierPacket, type RuntimeVerifierRule } from './decide.js';
+
+export const counterNames = ['valid', 'invalid', 'unlabeled', 'malformed', 'skipped', 'unmatched', 'dropped', 'passed'] as const;
+
+export interface VerifierRuleData {
+  name: string;
+  inInterfaces: string[];
+  outInterfaces: string[];
+  sources: Cidr[];
+  destinations: Cidr[];
+  ports: PortRange[];
+  keyFiles: string[];
+  action: VerifierAction;
+}
+
+export interface VerifierHandlerData {
+  rules: VerifierRuleData[];
+  mark: MarkBits;
+  /** Log every judged packet that is not valid (rate-limited), not only dropped ones. */
+  logBad: boolean;
+}
+
+export function createHandler(data: unknown, ctx: HandlerContext): PacketHandler {
+  const d = data as VerifierHandlerData;
+  const keyCache = new Map<string, LabelKey>();
+  const key = (f: string): LabelKey => {
+    let k = keyCache.get(f);
+    if (!k) keyCache.set(f, (k = loadKeyFile(f)));
+    return k;
+  };
+  const rules: RuntimeVerifierRule[] = d.rules.map((r) => ({ ...r, keys: r.keyFiles.map(key) }));
+  const ifaces = new IfaceTable();
+  const slot = new Map<string, number>(counterNames.map((n, i) => [n, i]));
+  const events = new RateLimiter(20);
+  const decision: VerdictDecision = { verdict: 'repeat' };
+  return (p: QueuedPacket): VerdictDecision => {
+    const inName = ifaces.get(p.indev)?.name;
+    const outName = ifaces.get(p.outdev)?.name;
+    const v = decideVerifierPacket(p.payload, p.mark, rules, d.mark, inName, outName);
+    ctx.counters[slot.get(v.judged)!]!++;
+    ctx.counters[slot.get(v.verdict === 'drop' ? 'dropped' : 'passed')!]!++;
+    if (v.judged !== 'valid' && v.judged !== 'unmatched' && d.logBad && events.take()) {
+      const parsed = parseIpPacket(p.payload);
+      ctx.post({
+        type: 'log',
+        level: 'warn',
+        msg: `verifier: ${v.judged}`,
+        verdict: v.judged,
+        reason: v.reason,
+        action: v.verdict === 'drop' ? 'dropped' : 'passed',
+        rule: rules[v.rule]?.name,
+        in: inName,
+        out: outName,
+        ...(parsed.ok
+          ? { src: formatAddress(parsed.src), dst: formatAddress(parsed.dst), sport: parsed.tcp?.srcPort, dport: parsed.tcp?.dstPort, seq: parsed.tcp?.seq }
+          : {}),
+      });
+    }
+    decision.verdict = v.verdict;
+    decision.mark = v.verdict === 'drop' ? undefined : v.mark;
+    return decision;
+  };
+}
