@@ -1,0 +1,96 @@
+// Per-application egress decision: a pure function of (policy, flow, attribution).
+// Semantics are documented in docs/config.md ("agent.egress").
+import picomatch from 'picomatch';
+import type { AppMatch, EgressAction, EgressPolicy, EgressRule } from './config.js';
+import { matchCidrs, matchPorts, parseIp } from './match.js';
+import type { Attribution, FlowProto, ProcessInfo } from '../identity/types.js';
+
+export interface EgressFlow {
+  family: 4 | 6;
+  proto: FlowProto;
+  /** Destination address: text or 4/16 raw bytes. */
+  dst: string | Uint8Array;
+  /** Destination port; ignored for ICMP. */
+  dport: number;
+}
+
+export interface EgressDecision {
+  action: EgressAction;
+  /** Name of the rule that matched, or "default" / "unknown" when none did. */
+  rule: string;
+  /** Pids of the holders that satisfied the rule's app matcher (empty for rules without one). */
+  matchedHolders: number[];
+}
+
+interface CompiledApp {
+  holders: 'any' | 'all';
+  test: (p: ProcessInfo) => boolean;
+}
+
+const compiled = new WeakMap<EgressRule, CompiledApp | null>();
+
+function compileApp(app: AppMatch): CompiledApp {
+  const tests: ((p: ProcessInfo) => boolean)[] = [];
+  if (app.exe !== undefined) {
+    const m = picomatch(app.exe, { dot: true });
+    tests.push((p) => m(p.exe));
+  }
+  if (app.sha256 !== undefined) {
+    const want = app.sha256.toLowerCase();
+    tests.push((p) => p.sha256 === want);
+  }
+  if (app.user !== undefined) {
+    const u = app.user;
+    tests.push(typeof u === 'number' ? (p) => p.uid === u : (p) => p.user === u);
+  }
+  if (app.cgroup !== undefined) {
+    const m = picomatch(app.cgroup, { dot: true });
+    tests.push((p) => (p.unit !== undefined && m(p.unit)) || (p.containerId !== undefined && m(p.containerId)) || m(p.cgroup));
+  }
+  if (app.cmdline !== undefined) {
+    const re = new RegExp(app.cmdline);
+    tests.push((p) => re.test(p.cmdline.join(' ')));
+  }
+  return { holders: app.holders, test: (p) => tests.every((t) => t(p)) };
+}
+
+function appOf(rule: EgressRule): CompiledApp | null {
+  let c = compiled.get(rule);
+  if (c === undefined) {
+    c = rule.app ? compileApp(rule.app) : null;
+    compiled.set(rule, c);
+  }
+  return c;
+}
+
+function dstMatches(rule: EgressRule, flow: EgressFlow, dstBytes: Uint8Array | undefined): boolean {
+  const d = rule.dst;
+  if (!d) return true;
+  if (d.proto !== 'any' && d.proto !== flow.proto) return false;
+  if (d.cidrs.length > 0 && (dstBytes === undefined || !matchCidrs(d.cidrs, dstBytes))) return false;
+  if (d.ports.length > 0 && (flow.proto === 'icmp' || !matchPorts(d.ports, flow.dport))) return false;
+  return true;
+}
+
+/**
+ * First matching rule wins. A rule matches when its `dst` matches the flow and its `app`
+ * matches the holders (`any`: at least one holder matches; `all`: there is at least one holder
+ * and every holder matches). A rule without `app` matches any flow to its destination, also an
+ * unknown one; a rule with `app` never matches an unknown flow. No match: `default` for an
+ * attributed flow, `unknown` for a flow without holders.
+ */
+export function decideEgress(policy: EgressPolicy, flow: EgressFlow, attribution: Attribution): EgressDecision {
+  const dstBytes = typeof flow.dst === 'string' ? parseIp(flow.dst) : flow.dst;
+  const holders = attribution.unknown ? [] : attribution.holders;
+  for (const rule of policy.rules) {
+    if (!dstMatches(rule, flow, dstBytes)) continue;
+    const app = appOf(rule);
+    if (app === null) return { action: rule.action, rule: rule.name, matchedHolders: [] };
+    if (holders.length === 0) continue;
+    const matched = holders.filter(app.test);
+    const ok = app.holders === 'any' ? matched.length > 0 : matched.length === holders.length;
+    if (ok) return { action: rule.action, rule: rule.name, matchedHolders: matched.map((p) => p.pid) };
+  }
+  if (holders.length === 0) return { action: policy.unknown, rule: 'unknown', matchedHolders: [] };
+  return { action: policy.default, rule: 'default', matchedHolders: [] };
+}
