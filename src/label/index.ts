@@ -1,0 +1,3 @@
+// The label module's public surface.
+export * from './compat.js';
+export * from './keys.js';

@@ -1,0 +1,147 @@
+// Label keys and key files. A key's secret never leaves this object as text: toString, toJSON
+// and util.inspect show only the non-secret id (a fingerprint), so a key that reaches a log
+// line or an error message cannot leak.
+import { createHash, createHmac, createSecretKey, randomBytes, type Hmac, type KeyObject } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { inspect } from 'node:util';
+
+export const MIN_KEY_BYTES = 16;
+export const GENERATED_KEY_BYTES = 32;
+
+export class LabelKey {
+  readonly #secret: KeyObject;
+  /** Non-secret fingerprint: first 8 hex digits of SHA-256(key). */
+  readonly id: string;
+  /** Where the key came from (a file path or a description); never the key. */
+  readonly source: string;
+
+  private constructor(secret: Buffer, source: string) {
+    this.#secret = createSecretKey(secret);
+    this.id = createHash('sha256').update(secret).digest('hex').slice(0, 8);
+    this.source = source;
+  }
+
+  /** Builds a key from raw bytes (copied). Throws RangeError if shorter than MIN_KEY_BYTES unless allowShort (test vectors). */
+  static fromBytes(bytes: Uint8Array, source = 'bytes', allowShort = false): LabelKey {
+    if (!allowShort && bytes.length < MIN_KEY_BYTES) throw new RangeError(`key shorter than ${MIN_KEY_BYTES} bytes`);
+    return new LabelKey(Buffer.from(bytes), source);
+  }
+
+  /** A new HMAC-SHA256 instance keyed with this key. */
+  hmac(): Hmac {
+    return createHmac('sha256', this.#secret);
+  }
+
+  /** Key length in bytes (not secret). */
+  get length(): number {
+    return this.#secret.symmetricKeySize ?? 0;
+  }
+
+  toString(): string {
+    return `LabelKey(${this.id})`;
+  }
+
+  toJSON(): { id: string; source: string } {
+    return { id: this.id, source: this.source };
+  }
+
+  [inspect.custom](): string {
+    return this.toString();
+  }
+}
+
+export type KeyFileErrorCode = 'missing' | 'unreadable' | 'not-a-file' | 'permissions' | 'not-hex' | 'odd-length' | 'too-short' | 'exists';
+
+/** A key file problem; the message names the file and the reason, never the key. */
+export class KeyFileError extends Error {
+  readonly code: KeyFileErrorCode;
+  readonly file: string;
+  constructor(file: string, code: KeyFileErrorCode, message: string) {
+    super(`key file ${file}: ${message}`);
+    this.name = 'KeyFileError';
+    this.code = code;
+    this.file = file;
+  }
+}
+
+/** Parses key file text: hexadecimal, surrounding whitespace ignored. Pure; used by loadKeyFile. */
+export function parseKeyText(text: string, file: string): Buffer {
+  const hex = text.trim();
+  if (hex.length === 0) throw new KeyFileError(file, 'too-short', `empty; expected at least ${MIN_KEY_BYTES} bytes as hexadecimal`);
+  if (!/^[0-9a-fA-F]+$/.test(hex)) throw new KeyFileError(file, 'not-hex', 'not hexadecimal (expected only 0-9, a-f)');
+  if (hex.length % 2 !== 0) throw new KeyFileError(file, 'odd-length', `odd number of hex digits (${hex.length})`);
+  const bytes = Buffer.from(hex, 'hex');
+  if (bytes.length < MIN_KEY_BYTES) {
+    throw new KeyFileError(file, 'too-short', `key is ${bytes.length} bytes; at least ${MIN_KEY_BYTES} required (${GENERATED_KEY_BYTES} recommended)`);
+  }
+  return bytes;
+}
+
+/**
+ * Reads a key file. Refuses files that group or others may read (mode & 0o077), a missing file,
+ * a non-regular file, and contents that are not an even number of hex digits of at least 16 bytes.
+ */
+export function loadKeyFile(file: string): LabelKey {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, 'r');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new KeyFileError(file, 'missing', 'no such file');
+    throw new KeyFileError(file, 'unreadable', `cannot open (${code ?? 'error'})`);
+  }
+  try {
+    // fstat on the open descriptor: the checked file is the file we read.
+    const st = fs.fstatSync(fd);
+    if (!st.isFile()) throw new KeyFileError(file, 'not-a-file', 'not a regular file');
+    if ((st.mode & 0o077) !== 0) {
+      const mode = (st.mode & 0o777).toString(8).padStart(4, '0');
+      throw new KeyFileError(file, 'permissions', `refused: mode ${mode} lets group or others access the key; run chmod 600 ${file}`);
+    }
+    const text = fs.readFileSync(fd, 'utf8');
+    const bytes = parseKeyText(text, file);
+    const key = LabelKey.fromBytes(bytes, file);
+    bytes.fill(0);
+    return key;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/**
+ * Writes a new random 32-byte key as hex to `file` with mode 0600. The file is created with
+ * that mode from the start (never briefly readable). An existing file is refused unless force,
+ * in which case the new key is written to a temporary file beside it and renamed over it.
+ * Returns the new key's id.
+ */
+export function generateKeyFile(file: string, opts: { force?: boolean } = {}): string {
+  const bytes = randomBytes(GENERATED_KEY_BYTES);
+  const text = `${bytes.toString('hex')}\n`;
+  const id = createHash('sha256').update(bytes).digest('hex').slice(0, 8);
+  bytes.fill(0);
+  if (!opts.force) {
+    try {
+      fs.writeFileSync(file, text, { mode: 0o600, flag: 'wx' });
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'EEXIST') throw new KeyFileError(file, 'exists', 'already exists; use --force to replace it');
+      if (code === 'ENOENT') throw new KeyFileError(file, 'missing', 'directory does not exist');
+      throw new KeyFileError(file, 'unreadable', `cannot create (${code ?? 'error'})`);
+    }
+    fs.chmodSync(file, 0o600); // in case the umask was odd; mode can only have been narrower
+    return id;
+  }
+  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  try {
+    fs.writeFileSync(tmp, text, { mode: 0o600, flag: 'wx' });
+    fs.chmodSync(tmp, 0o600);
+    fs.renameSync(tmp, file);
+  } catch (e) {
+    try { fs.unlinkSync(tmp); } catch { /* already gone */ }
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new KeyFileError(file, 'missing', 'directory does not exist');
+    throw new KeyFileError(file, 'unreadable', `cannot write (${code ?? 'error'})`);
+  }
+  return id;
+}

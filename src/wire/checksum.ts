@@ -1,0 +1,83 @@
+// Internet checksum (RFC 1071) helpers. Sums are accumulated as plain numbers over 32-bit
+// big-endian words and folded at the end: a 64 KiB packet adds up to < 2^46, far below 2^53,
+// so no intermediate folding is needed. This runs per packet in the datapath, so: no
+// allocation beyond one DataView, no Buffer.concat, no temporary arrays.
+
+/** Adds the bytes buf[off, off+len) as big-endian 16-bit words to `initial`; an odd last byte is padded with zero. Returns an unfolded sum. */
+export function onesSum(buf: Uint8Array, off: number, len: number, initial = 0): number {
+  let sum = initial;
+  let i = off;
+  const end = off + len;
+  const end4 = off + (len & ~3);
+  if (len >= 16) {
+    const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+    for (; i < end4; i += 4) sum += dv.getUint32(i);
+  } else {
+    for (; i < end4; i += 4) sum += ((buf[i]! << 8) | buf[i + 1]!) + ((buf[i + 2]! << 8) | buf[i + 3]!);
+  }
+  // 32-bit words were added whole: each word w = hi*65536 + lo, and folding below treats
+  // hi*65536 as hi (mod 0xffff arithmetic), which is exactly what adding hi and lo does.
+  if (i + 1 < end) {
+    sum += (buf[i]! << 8) | buf[i + 1]!;
+    i += 2;
+  }
+  if (i < end) sum += buf[i]! << 8;
+  return sum;
+}
+
+/** Folds an accumulated sum to 16 bits (end-around carry), without complementing. */
+export function foldSum(sum: number): number {
+  // The sum may exceed 32 bits, so use arithmetic rather than bit operators for the first folds.
+  while (sum > 0xffff) sum = (sum % 0x10000) + Math.floor(sum / 0x10000);
+  return sum;
+}
+
+/** Folds and complements: the value to store in a checksum field. */
+export function finishChecksum(sum: number): number {
+  return ~foldSum(sum) & 0xffff;
+}
+
+/** Checksum of an IPv4 header at buf[off, off+headerLen), treating the checksum field (bytes 10..11) as zero. */
+export function ipv4HeaderChecksum(buf: Uint8Array, off: number, headerLen: number): number {
+  const sum = onesSum(buf, off, 10) + onesSum(buf, off + 12, headerLen - 12);
+  return finishChecksum(sum);
+}
+
+/** Sum of the IPv4 pseudo-header (src, dst, zero, protocol, L4 length). */
+export function pseudoHeaderSumV4(buf: Uint8Array, srcOff: number, dstOff: number, protocol: number, l4Len: number): number {
+  return onesSum(buf, srcOff, 4) + onesSum(buf, dstOff, 4) + protocol + l4Len;
+}
+
+/** Sum of the IPv6 pseudo-header (RFC 8200 §8.1: src, dst, 32-bit length, 3 zero bytes, next header). */
+export function pseudoHeaderSumV6(buf: Uint8Array, srcOff: number, dstOff: number, protocol: number, l4Len: number): number {
+  return onesSum(buf, srcOff, 16) + onesSum(buf, dstOff, 16) + protocol + Math.floor(l4Len / 0x10000) + (l4Len & 0xffff);
+}
+
+/**
+ * TCP checksum of the segment buf[l4Off, l4Off+l4Len) given a pseudo-header sum, treating the
+ * checksum field (segment bytes 16..17) as zero. Returns the value to store.
+ */
+export function tcpChecksumWithPseudo(buf: Uint8Array, l4Off: number, l4Len: number, pseudo: number): number {
+  const sum = pseudo + onesSum(buf, l4Off, 16) + onesSum(buf, l4Off + 18, l4Len - 18);
+  return finishChecksum(sum);
+}
+
+/** TCP checksum for IPv4: addresses at their usual header offsets (12, 16) from ipOff. */
+export function tcpChecksumV4(buf: Uint8Array, ipOff: number, l4Off: number, l4Len: number): number {
+  return tcpChecksumWithPseudo(buf, l4Off, l4Len, pseudoHeaderSumV4(buf, ipOff + 12, ipOff + 16, 6, l4Len));
+}
+
+/** TCP checksum for IPv6: addresses at offsets 8 and 24 from ipOff (routing headers are not taken into account: the final destination is the header's). */
+export function tcpChecksumV6(buf: Uint8Array, ipOff: number, l4Off: number, l4Len: number): number {
+  return tcpChecksumWithPseudo(buf, l4Off, l4Len, pseudoHeaderSumV6(buf, ipOff + 8, ipOff + 24, 6, l4Len));
+}
+
+/** True when the stored checksum of an L4 segment is correct (the sum over everything including the field folds to 0xffff). */
+export function l4ChecksumOk(buf: Uint8Array, l4Off: number, l4Len: number, pseudo: number): boolean {
+  return foldSum(pseudo + onesSum(buf, l4Off, l4Len)) === 0xffff;
+}
+
+/** True when an IPv4 header's stored checksum is correct. */
+export function ipv4HeaderChecksumOk(buf: Uint8Array, off: number, headerLen: number): boolean {
+  return foldSum(onesSum(buf, off, headerLen)) === 0xffff;
+}

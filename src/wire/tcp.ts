@@ -1,0 +1,88 @@
+// TCP header (RFC 9293) as a view of offsets into the packet buffer: nothing is copied, so the
+// datapath can parse >100k packets/s without garbage.
+import type { MalformedReason } from './malformed.js';
+
+export const TCP_MIN_HEADER = 20;
+export const TCP_MAX_HEADER = 60;
+
+export const TCP_FIN = 0x01;
+export const TCP_SYN = 0x02;
+export const TCP_RST = 0x04;
+export const TCP_PSH = 0x08;
+export const TCP_ACK = 0x10;
+export const TCP_URG = 0x20;
+export const TCP_ECE = 0x40;
+export const TCP_CWR = 0x80;
+
+/** Offsets are absolute positions in the buffer that was parsed. */
+export interface TcpView {
+  offset: number; // start of the TCP header
+  srcPort: number;
+  dstPort: number;
+  seq: number; // uint32
+  ack: number; // uint32
+  dataOffset: number; // header length in bytes (20..60)
+  flags: number; // the 8 flag bits of byte 13
+  window: number;
+  checksum: number;
+  urgent: number;
+  optionsOffset: number;
+  optionsLen: number;
+  payloadOffset: number;
+  payloadLen: number;
+}
+
+export type TcpParseResult = { ok: true; tcp: TcpView } | { ok: false; reason: MalformedReason; detail?: string };
+
+/** Parses the TCP header of the segment buf[off, off+segLen). */
+export function parseTcp(buf: Uint8Array, off: number, segLen: number): TcpParseResult {
+  if (segLen < TCP_MIN_HEADER || off + TCP_MIN_HEADER > buf.length) {
+    return { ok: false, reason: 'truncated-tcp', detail: `${segLen} bytes of TCP, header needs 20` };
+  }
+  const dataOffset = (buf[off + 12]! >> 4) * 4;
+  if (dataOffset < TCP_MIN_HEADER) return { ok: false, reason: 'bad-data-offset', detail: `data offset ${dataOffset / 4}` };
+  if (dataOffset > segLen) return { ok: false, reason: 'bad-data-offset', detail: `data offset ${dataOffset} bytes > segment ${segLen}` };
+  return {
+    ok: true,
+    tcp: {
+      offset: off,
+      srcPort: (buf[off]! << 8) | buf[off + 1]!,
+      dstPort: (buf[off + 2]! << 8) | buf[off + 3]!,
+      seq: readU32(buf, off + 4),
+      ack: readU32(buf, off + 8),
+      dataOffset,
+      flags: buf[off + 13]!,
+      window: (buf[off + 14]! << 8) | buf[off + 15]!,
+      checksum: (buf[off + 16]! << 8) | buf[off + 17]!,
+      urgent: (buf[off + 18]! << 8) | buf[off + 19]!,
+      optionsOffset: off + TCP_MIN_HEADER,
+      optionsLen: dataOffset - TCP_MIN_HEADER,
+      payloadOffset: off + dataOffset,
+      payloadLen: segLen - dataOffset,
+    },
+  };
+}
+
+export function readU32(buf: Uint8Array, off: number): number {
+  return ((buf[off]! << 24) >>> 0) + ((buf[off + 1]! << 16) | (buf[off + 2]! << 8) | buf[off + 3]!);
+}
+
+export function writeU16(buf: Uint8Array, off: number, v: number): void {
+  buf[off] = (v >>> 8) & 0xff;
+  buf[off + 1] = v & 0xff;
+}
+
+export function writeU32(buf: Uint8Array, off: number, v: number): void {
+  buf[off] = (v >>> 24) & 0xff;
+  buf[off + 1] = (v >>> 16) & 0xff;
+  buf[off + 2] = (v >>> 8) & 0xff;
+  buf[off + 3] = v & 0xff;
+}
+
+/** Names for flag bits, e.g. "SYN,ACK". */
+export function tcpFlagNames(flags: number): string {
+  const names = ['FIN', 'SYN', 'RST', 'PSH', 'ACK', 'URG', 'ECE', 'CWR'];
+  const out: string[] = [];
+  for (let i = 0; i < 8; i++) if (flags & (1 << i)) out.push(names[i]!);
+  return out.join(',');
+}
