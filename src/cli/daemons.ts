@@ -1,0 +1,190 @@
+// `labelwall agent`, `labelwall verifier`, `labelwall status`, `labelwall cleanup`.
+import { Command, Option, InvalidArgumentError } from 'commander';
+import { ConfigError, defaultConfig, loadConfig, type LabelwallConfig } from '../policy/config.js';
+import { KeyFileError } from '../label/keys.js';
+import { removeOwned } from '../datapath/iptables.js';
+import { agentRulePlan, AGENT_PREFIX } from '../agent/rules.js';
+import { verifierRulePlan, VERIFIER_PREFIX } from '../verifier/rules.js';
+import { runDaemon } from '../daemon/run.js';
+import { defaultControlSocket, resolveAgent, resolveVerifier, UsageError, type AgentFlags, type VerifierFlags } from '../daemon/resolve.js';
+import { createLogger } from '../util/log.js';
+import { controlGet } from '../control/client.js';
+import type { StatusReport } from '../daemon/run.js';
+import type { Family, RulePlan } from '../datapath/iptables.js';
+
+function int(name: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`${name} must be a whole number`);
+    return n;
+  };
+}
+const collect = (v: string, prev: string[] | undefined): string[] => [...(prev ?? []), v];
+
+/** Prints a start-up problem in one line and exits 2 (usage, config, key file). */
+function fail(err: unknown): never {
+  if (err instanceof ConfigError) process.stderr.write(`labelwall: invalid config:\n${err.message}\n`);
+  else if (err instanceof KeyFileError || err instanceof UsageError) process.stderr.write(`labelwall: ${err.message}\n`);
+  else throw err;
+  process.exit(2);
+}
+
+function readConfig(path: string | undefined): LabelwallConfig {
+  return path ? loadConfig(path) : defaultConfig();
+}
+
+function commonOptions(cmd: Command): Command {
+  return cmd
+    .option('-c, --config <file>', 'YAML config file (see docs/config.md); flags override it')
+    .option('--queues <n>', 'number of NFQUEUE queues / worker threads', int('--queues'))
+    .option('--queue-base <n>', 'first NFQUEUE number', int('--queue-base'))
+    .addOption(new Option('--fail <mode>', 'when labelwall cannot answer (not running, queue full): closed = traffic stops, open = it passes unseen').choices(['closed', 'open']))
+    .addOption(new Option('--family <family>', 'address family to handle (repeatable; default both)').choices(['ipv4', 'ipv6']).argParser((v: string, prev: string[] | undefined) => collect(v, prev)))
+    .option('--control-socket <path>', 'UNIX socket for `labelwall status` (default /run/labelwall/<role>.sock)')
+    .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error']))
+    .option('--log-file <file>', 'append JSON log lines to this file instead of stderr');
+}
+
+function plans(families: Family[], build: (f: Family) => RulePlan): Map<Family, RulePlan> {
+  return new Map(families.map((f) => [f, build(f)]));
+}
+
+export function registerDaemons(program: Command): void {
+  commonOptions(
+    program
+      .command('agent')
+      .description('protected host: label every outgoing TCP segment (compat profile) and rewrite inbound handshakes')
+      .option('-k, --key-file <file>', 'labelling key (hex, mode 0600); default: agent.key of the config', collect)
+      .option('-i, --interface <name>', 'label only on this outgoing interface (repeatable; default all but loopback)', collect)
+      .option('-d, --destination <cidr>', 'label only traffic to this network (repeatable)', collect)
+      .option('-p, --port <ports>', 'label only traffic to these destination ports, e.g. 80 or 8000-9000 (repeatable)', collect),
+  ).action(async (flags: AgentFlags) => {
+    let cfg: LabelwallConfig;
+    let r;
+    try {
+      cfg = readConfig(flags.config);
+      r = resolveAgent(cfg, flags);
+    } catch (err) {
+      fail(err);
+    }
+    const log = createLogger({ level: flags.logLevel ?? cfg.log.level, file: flags.logFile ?? cfg.log.file, name: 'labelwall-agent' });
+    await runDaemon({
+      role: 'agent',
+      plans: plans(r.families, (f) =>
+        agentRulePlan(f, { queues: r.queues, failOpen: r.failOpen, interfaces: r.interfaces, destinations: r.destinations, ports: r.ports }),
+      ),
+      queues: r.queues,
+      failOpen: r.failOpen,
+      handlerModule: new URL('../agent/handler.js', import.meta.url).href,
+      handlerData: { keyFile: r.keyFile },
+      controlSocket: r.controlSocket,
+      log,
+      describe: {
+        key: r.keyId,
+        interfaces: r.interfaces.length ? r.interfaces : 'all but lo',
+        destinations: r.destinations.length ? r.destinations.map((c) => c.text) : 'any',
+        ports: r.ports.length ? r.ports.map((p) => (p.lo === p.hi ? `${p.lo}` : `${p.lo}-${p.hi}`)) : 'any',
+        families: r.families.map((f) => `ipv${f}`),
+        fail: r.failOpen ? 'open' : 'closed',
+      },
+    });
+  });
+
+  commonOptions(
+    program
+      .command('verifier')
+      .description('middlebox or server: check labels and drop, mark or log what is unlabelled, forged or tampered')
+      .option('-k, --key-file <file>', 'a valid key (repeatable: several keys are valid at once); default: the keys of the config', collect)
+      .addOption(new Option('--hook <hook>', 'where to check: input (this host) or forward (a middlebox)').choices(['input', 'forward']))
+      .addOption(new Option('--action <action>', 'drop: drop all but valid; mark: set mark bits per verdict and go on; log: accept and count').choices(['drop', 'mark', 'log']))
+      .option('--in-interface <name>', 'check only traffic arriving on this interface (repeatable)', collect)
+      .option('--out-interface <name>', 'check only traffic leaving on this interface (repeatable; forward hook)', collect)
+      .option('-s, --source <cidr>', 'check only traffic from this network (repeatable)', collect)
+      .option('-d, --destination <cidr>', 'check only traffic to this network (repeatable)', collect)
+      .option('-p, --port <ports>', 'check only traffic to these destination ports (repeatable)', collect),
+  ).action(async (flags: VerifierFlags) => {
+    let cfg: LabelwallConfig;
+    let r;
+    try {
+      cfg = readConfig(flags.config);
+      r = resolveVerifier(cfg, flags);
+    } catch (err) {
+      fail(err);
+    }
+    const log = createLogger({ level: flags.logLevel ?? cfg.log.level, file: flags.logFile ?? cfg.log.file, name: 'labelwall-verifier' });
+    await runDaemon({
+      role: 'verifier',
+      plans: plans(r.families, (f) =>
+        verifierRulePlan(f, { hook: r.hook, queues: r.queues, failOpen: r.failOpen, markMask: r.mark.mask, selections: r.rules }),
+      ),
+      queues: r.queues,
+      failOpen: r.failOpen,
+      handlerModule: new URL('../verifier/handler.js', import.meta.url).href,
+      handlerData: { rules: r.rules, mark: r.mark, logBad: true },
+      controlSocket: r.controlSocket,
+      log,
+      describe: {
+        hook: r.hook,
+        keys: Object.values(r.keyIds),
+        rules: r.rules.map((x) => ({ name: x.name, action: x.action, keys: x.keyFiles.map((f) => r.keyIds[f]) })),
+        mark: Object.fromEntries(Object.entries(r.mark).map(([k, v]) => [k, `0x${(v as number).toString(16)}`])),
+        families: r.families.map((f) => `ipv${f}`),
+        fail: r.failOpen ? 'open' : 'closed',
+      },
+    });
+  });
+
+  program
+    .command('status')
+    .description('counters, rates and queue drops of a running agent or verifier')
+    .option('--control-socket <path>', 'socket of the daemon (default: the agent and the verifier sockets in /run/labelwall)', collect)
+    .option('--json', 'print the raw status objects, one JSON line each')
+    .action(async (flags: { controlSocket?: string[]; json?: boolean }) => {
+      const sockets = flags.controlSocket ?? [defaultControlSocket('agent'), defaultControlSocket('verifier')];
+      let found = 0;
+      const errors: string[] = [];
+      for (const s of sockets) {
+        let report: StatusReport;
+        try {
+          report = JSON.parse(await controlGet(s, '/status')) as StatusReport;
+        } catch (err) {
+          errors.push((err as Error).message);
+          continue;
+        }
+        found++;
+        process.stdout.write(flags.json ? JSON.stringify(report) + '\n' : formatStatus(report, s));
+      }
+      if (found === 0) {
+        process.stderr.write(`labelwall status: ${errors.join('; ')}\n`);
+        process.exit(1);
+      }
+    });
+
+  program
+    .command('cleanup')
+    .description('remove the iptables chains and jumps a crashed labelwall left behind (never touches other rules)')
+    .addOption(new Option('--role <role>', 'whose rules').choices(['agent', 'verifier', 'all']).default('all'))
+    .action(async (flags: { role: 'agent' | 'verifier' | 'all' }) => {
+      let n = 0;
+      if (flags.role !== 'verifier') n += await removeOwned(AGENT_PREFIX);
+      if (flags.role !== 'agent') n += await removeOwned(VERIFIER_PREFIX);
+      process.stdout.write(`removed ${n} labelwall chain(s) and jump(s)\n`);
+    });
+}
+
+function pad(s: string, n: number): string {
+  return s.length >= n ? s : s + ' '.repeat(n - s.length);
+}
+
+export function formatStatus(r: StatusReport, socket: string): string {
+  const lines = [`${r.role} (pid ${r.pid}, up ${r.uptimeSeconds}s, ${socket})`];
+  for (const [k, v] of Object.entries(r.config)) lines.push(`  ${pad(k + ':', 14)}${typeof v === 'string' ? v : JSON.stringify(v)}`);
+  lines.push('  counter                       total        per second');
+  for (const [k, v] of Object.entries(r.counters)) {
+    lines.push(`  ${pad(k, 26)}${String(v).padStart(10)}  ${(r.ratesPerSecond[k] ?? 0).toFixed(1).padStart(14)}`);
+  }
+  const d = r.datapath;
+  lines.push(`  packets received ${d.received} (${(r.ratesPerSecond.received ?? 0).toFixed(1)}/s), verdicts ${d.verdicts}`);
+  lines.push(`  queue drops: queue_dropped ${d.queueDropped}, user_dropped ${d.userDropped}, socket overruns ${d.enobufs}; handler errors ${d.handlerErrors}, kernel errors ${d.kernelErrors}`);
+  return lines.join('\n') + '\n';
+}

@@ -1,0 +1,56 @@
+// The control endpoint of a running agent or verifier: HTTP on a UNIX socket (mode 0600).
+//   GET /status   -> JSON: role, counters, rates, queue drops
+//   GET /metrics  -> Prometheus text (prom-client)
+//   GET /flows    -> JSON: the agent's flow table (when the role has one)
+import { createServer, type Server } from 'node:http';
+import { chmodSync, mkdirSync, rmSync, existsSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { connect } from 'node:net';
+
+export interface ControlRoutes {
+  [path: string]: () => Promise<{ type: string; body: string }> | { type: string; body: string };
+}
+
+/** True when something answers on the socket (another instance is running). */
+export function socketInUse(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    if (!existsSync(path)) return resolve(false);
+    const s = connect(path);
+    s.once('connect', () => { s.destroy(); resolve(true); });
+    s.once('error', () => resolve(false));
+  });
+}
+
+export async function startControlServer(path: string, routes: ControlRoutes): Promise<Server> {
+  if (await socketInUse(path)) throw new Error(`control socket ${path} is in use: is another labelwall running? (use --control-socket)`);
+  mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
+  rmSync(path, { force: true }); // stale socket from a crashed run
+  const server = createServer(async (req, res) => {
+    const url = (req.url ?? '/').split('?')[0]!;
+    const route = routes[url];
+    if (!route || req.method !== 'GET') {
+      res.writeHead(404, { 'content-type': 'text/plain' });
+      res.end(`no such endpoint: ${req.method} ${url}\n`);
+      return;
+    }
+    try {
+      const r = await route();
+      res.writeHead(200, { 'content-type': r.type });
+      res.end(r.body);
+    } catch (err) {
+      res.writeHead(500, { 'content-type': 'text/plain' });
+      res.end(`${(err as Error).message}\n`);
+    }
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(path, () => resolve());
+  });
+  chmodSync(path, 0o600);
+  return server;
+}
+
+export async function closeControlServer(server: Server, path: string): Promise<void> {
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  rmSync(path, { force: true });
+}

@@ -1,0 +1,228 @@
+// The life of a running agent or verifier: bind the queues, install the iptables rules, serve
+// the control socket, and on SIGINT/SIGTERM (or a fatal error) take down exactly what it set up.
+// Queues are bound before rules exist, so no packet is queued to nobody at start.
+import type { Server } from 'node:http';
+import { Registry, Counter, Gauge } from 'prom-client';
+import { installPlan, removeOwned, type Family, type RulePlan } from '../datapath/iptables.js';
+import { startQueues, type QueueSet } from '../datapath/queue.js';
+import type { QueueStats } from '../datapath/types.js';
+import { startControlServer, closeControlServer, socketInUse, type ControlRoutes } from '../control/server.js';
+import type { Logger } from '../util/log.js';
+
+export interface DaemonSpec {
+  role: 'agent' | 'verifier';
+  plans: Map<Family, RulePlan>;
+  queues: number[];
+  failOpen: boolean;
+  handlerModule: string;
+  handlerData: unknown;
+  controlSocket: string;
+  log: Logger;
+  /** Non-secret description of the running configuration, shown by `status`. */
+  describe: Record<string, unknown>;
+  extraRoutes?: ControlRoutes;
+  /** Called for messages of the workers other than log lines. */
+  onWorkerMessage?: (msg: unknown) => void;
+  /** Called on SIGHUP. */
+  onReload?: () => void | Promise<void>;
+}
+
+export interface StatusReport {
+  role: string;
+  pid: number;
+  startedAt: string;
+  uptimeSeconds: number;
+  config: Record<string, unknown>;
+  counters: Record<string, number>;
+  ratesPerSecond: Record<string, number>;
+  datapath: {
+    received: number;
+    verdicts: number;
+    handlerErrors: number;
+    kernelErrors: number;
+    enobufs: number;
+    queueDropped: number;
+    userDropped: number;
+    queueTotal: number;
+  };
+}
+
+/** Sums the handler counters and datapath counters of all workers (pure). */
+export function summarize(stats: QueueStats): { counters: Record<string, number>; datapath: StatusReport['datapath'] } {
+  const counters: Record<string, number> = {};
+  const dp = { received: 0, verdicts: 0, handlerErrors: 0, kernelErrors: 0, enobufs: 0, queueDropped: 0, userDropped: 0, queueTotal: 0 };
+  for (const w of stats.workers) {
+    for (const [k, v] of Object.entries(w.handler)) counters[k] = (counters[k] ?? 0) + v;
+    dp.received += w.received;
+    dp.verdicts += w.verdicts;
+    dp.handlerErrors += w.handlerErrors;
+    dp.kernelErrors += w.kernelErrors;
+    dp.enobufs += w.enobufs;
+  }
+  for (const k of Object.values(stats.kernel)) {
+    dp.queueDropped += k.queueDropped;
+    dp.userDropped += k.userDropped;
+    dp.queueTotal += k.queueTotal;
+  }
+  return { counters, datapath: dp };
+}
+
+export async function runDaemon(spec: DaemonSpec): Promise<void> {
+  const { log } = spec;
+  const prefixes = [...new Set([...spec.plans.values()].map((p) => p.prefix))];
+  const started = new Date();
+  let queues: QueueSet | undefined;
+  let server: Server | undefined;
+  let stopping = false;
+
+  /**
+   * Stops the daemon. A clean stop removes our rules. After a fatal error in fail-closed mode
+   * the rules stay, so that nothing passes unseen while labelwall is down; the next start (or
+   * `labelwall cleanup`) removes them.
+   */
+  const teardown = async (why: string, code: number, keepRules = false): Promise<never> => {
+    if (stopping) return new Promise<never>(() => undefined);
+    stopping = true;
+    log.info({ why }, `${spec.role}: stopping`);
+    let removed = 0;
+    if (keepRules) log.warn(`${spec.role}: fail-closed: iptables rules left in place; run \`labelwall cleanup\` or start again to remove them`);
+    for (const p of keepRules ? [] : prefixes) {
+      try {
+        removed += await removeOwned(p, [...spec.plans.keys()]);
+      } catch (err) {
+        log.error({ err: (err as Error).message }, 'removing iptables rules failed');
+        code = code || 1;
+      }
+    }
+    if (queues) {
+      const final = summarize(queues.stats());
+      log.info({ counters: final.counters, datapath: final.datapath, rulesRemoved: removed }, `${spec.role}: final counters`);
+      await queues.stop().catch(() => undefined);
+    }
+    if (server) await closeControlServer(server, spec.controlSocket).catch(() => undefined);
+    log.flush?.();
+    // Give pino's async destination a moment to drain.
+    await new Promise((r) => setTimeout(r, 50));
+    process.exit(code);
+  };
+
+  process.on('SIGINT', () => void teardown('SIGINT', 0));
+  process.on('SIGTERM', () => void teardown('SIGTERM', 0));
+  process.on('uncaughtException', (err) => {
+    log.fatal({ err: err.message, stack: err.stack }, 'uncaught exception');
+    void teardown('fatal error', 1, !spec.failOpen);
+  });
+  process.on('unhandledRejection', (err) => {
+    log.fatal({ err: String(err) }, 'unhandled rejection');
+    void teardown('fatal error', 1, !spec.failOpen);
+  });
+  if (spec.onReload) {
+    const reload = spec.onReload;
+    process.on('SIGHUP', () => {
+      Promise.resolve(reload()).catch((err: Error) => log.error({ err: err.message }, 'reload failed'));
+    });
+  }
+
+  // Another instance would see our install as its stale state and the reverse: refuse early.
+  if (await socketInUse(spec.controlSocket)) {
+    log.error({ control: spec.controlSocket }, `${spec.role}: another labelwall answers on this control socket; not starting`);
+    process.exit(2);
+  }
+
+  try {
+    queues = await startQueues({
+      queues: spec.queues,
+      handlerModule: spec.handlerModule,
+      handlerData: spec.handlerData,
+      failOpen: spec.failOpen,
+    });
+  } catch (err) {
+    log.error({ err: (err as Error).message }, `${spec.role}: cannot bind NFQUEUE ${spec.queues.join(',')}`);
+    return teardown('start failed', 1);
+  }
+  queues.on('workerError', (index: number, err: Error) => {
+    log.error({ worker: index, err: err.message }, `${spec.role}: queue worker failed; its queue's traffic ${spec.failOpen ? 'passes unseen' : 'is dropped'}`);
+  });
+  queues.on('message', (_index: number, msg: unknown) => {
+    const m = msg as { type?: string; level?: string; msg?: string } | undefined;
+    if (m?.type === 'log') {
+      const { type: _t, level, msg: text, ...rest } = m as Record<string, unknown>;
+      const fn = (log as unknown as Record<string, (o: unknown, s?: string) => void>)[String(level ?? 'info')] ?? log.info;
+      fn.call(log, rest, String(text ?? ''));
+    } else spec.onWorkerMessage?.(msg);
+  });
+
+  try {
+    const { staleRemoved } = await installPlan(spec.plans);
+    if (staleRemoved) log.warn({ staleRemoved }, 'removed iptables state left by an earlier run');
+  } catch (err) {
+    log.error({ err: (err as Error).message }, `${spec.role}: installing iptables rules failed`);
+    return teardown('start failed', 1);
+  }
+
+  // Rates over the last sampling interval.
+  let last = summarize(queues.stats());
+  let lastAt = Date.now();
+  let rates: Record<string, number> = {};
+  const sampler = setInterval(() => {
+    if (!queues) return;
+    const now = summarize(queues.stats());
+    const dt = (Date.now() - lastAt) / 1000;
+    const r: Record<string, number> = { received: (now.datapath.received - last.datapath.received) / dt };
+    for (const [k, v] of Object.entries(now.counters)) r[k] = (v - (last.counters[k] ?? 0)) / dt;
+    rates = r;
+    last = now;
+    lastAt = Date.now();
+  }, 1000);
+  sampler.unref();
+
+  const status = (): StatusReport => {
+    const s = summarize(queues!.stats());
+    return {
+      role: spec.role,
+      pid: process.pid,
+      startedAt: started.toISOString(),
+      uptimeSeconds: Math.round((Date.now() - started.getTime()) / 1000),
+      config: spec.describe,
+      counters: s.counters,
+      ratesPerSecond: rates,
+      datapath: s.datapath,
+    };
+  };
+
+  const registry = new Registry();
+  const handlerTotal = new Counter({
+    name: 'labelwall_packets_total',
+    help: 'Packets by outcome (agent: labelled, handshakes_rewritten, ...; verifier: valid, invalid, unlabeled, malformed, dropped, passed)',
+    labelNames: ['role', 'outcome'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [k, v] of Object.entries(status().counters)) this.inc({ role: spec.role, outcome: k }, v);
+    },
+  });
+  void handlerTotal;
+  new Gauge({
+    name: 'labelwall_queue_drops',
+    help: 'Packets the kernel dropped at the queue (queue_dropped + user_dropped)',
+    labelNames: ['role', 'kind'],
+    registers: [registry],
+    collect() {
+      const d = status().datapath;
+      this.set({ role: spec.role, kind: 'queue_dropped' }, d.queueDropped);
+      this.set({ role: spec.role, kind: 'user_dropped' }, d.userDropped);
+    },
+  });
+
+  try {
+    server = await startControlServer(spec.controlSocket, {
+      '/status': () => ({ type: 'application/json', body: JSON.stringify(status()) + '\n' }),
+      '/metrics': async () => ({ type: registry.contentType, body: await registry.metrics() }),
+      ...spec.extraRoutes,
+    });
+  } catch (err) {
+    log.error({ err: (err as Error).message }, `${spec.role}: control socket`);
+    return teardown('start failed', 1);
+  }
+  log.info({ queues: spec.queues, failOpen: spec.failOpen, control: spec.controlSocket, ...spec.describe }, `${spec.role}: running`);
+}
