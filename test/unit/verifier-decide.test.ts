@@ -1,0 +1,82 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { buildTcpPacket } from '../../src/wire/build.js';
+import { labelPacket } from '../../src/label/compat.js';
+import { LabelKey } from '../../src/label/keys.js';
+import { parseCidr, parsePortRange } from '../../src/policy/match.js';
+import { DEFAULT_MARK } from '../../src/policy/config.js';
+import { decideVerifierPacket, selectRule, type RuntimeVerifierRule } from '../../src/verifier/decide.js';
+
+const k1 = LabelKey.fromBytes(Buffer.alloc(32, 1), 'k1');
+const k2 = LabelKey.fromBytes(Buffer.alloc(32, 2), 'k2');
+const cidr = (t: string) => { const r = parseCidr(t); assert.ok(r.ok); return r.value; };
+const ports = (t: string) => { const r = parsePortRange(t); assert.ok(r.ok); return r.value; };
+
+function rule(over: Partial<RuntimeVerifierRule>): RuntimeVerifierRule {
+  return { name: 'r', inInterfaces: [], outInterfaces: [], sources: [], destinations: [], ports: [], keys: [k1], action: 'drop', ...over };
+}
+
+const src = Uint8Array.of(10, 1, 0, 5);
+const dst = Uint8Array.of(10, 2, 0, 9);
+const plain = buildTcpPacket({ family: 4, src, dst, srcPort: 40000, dstPort: 80, seq: 77, payload: Buffer.from('hello') });
+const lab = (k: LabelKey) => { const r = labelPacket(plain, k); assert.ok(r.ok); return Buffer.from(r.packet); };
+
+test('selectRule: first match wins, each criterion narrows', () => {
+  const rules = [
+    rule({ name: 'eth1-only', inInterfaces: ['eth1'] }),
+    rule({ name: 'from-10.1', sources: [cidr('10.1.0.0/16')], ports: [ports('22')] }),
+    rule({ name: 'web', destinations: [cidr('10.2.0.0/16')], ports: [ports('80-81')] }),
+    rule({ name: 'any' }),
+  ];
+  assert.equal(selectRule(rules, src, dst, 80, 'eth0', undefined), 2);
+  assert.equal(selectRule(rules, src, dst, 80, 'eth1', undefined), 0);
+  assert.equal(selectRule(rules, src, dst, 22, 'eth0', undefined), 1);
+  assert.equal(selectRule(rules, src, dst, 443, 'eth0', undefined), 3);
+  assert.equal(selectRule(rules.slice(0, 3), src, dst, 443, 'eth0', undefined), -1);
+});
+
+test('drop action: valid goes on with the valid mark, everything else is dropped', () => {
+  const rules = [rule({ action: 'drop' })];
+  const v = decideVerifierPacket(lab(k1), 0, rules, DEFAULT_MARK, 'eth0', undefined);
+  assert.deepEqual([v.verdict, v.judged, v.mark, v.keyId], ['repeat', 'valid', DEFAULT_MARK.valid, k1.id]);
+  const inv = decideVerifierPacket(lab(k2), 0, rules, DEFAULT_MARK, 'eth0', undefined);
+  assert.deepEqual([inv.verdict, inv.judged], ['drop', 'invalid']);
+  const unl = decideVerifierPacket(plain, 0, rules, DEFAULT_MARK, 'eth0', undefined);
+  assert.deepEqual([unl.verdict, unl.judged], ['drop', 'unlabeled']);
+  const mal = decideVerifierPacket(plain.subarray(0, 30), 0, rules, DEFAULT_MARK, 'eth0', undefined);
+  assert.deepEqual([mal.verdict, mal.judged], ['drop', 'malformed']);
+});
+
+test('mark action: every verdict goes on with its own mark bits; other mark bits are kept', () => {
+  const rules = [rule({ action: 'mark' })];
+  const other = 0x7;
+  const cases: Array<[Buffer, string, number]> = [
+    [lab(k1), 'valid', DEFAULT_MARK.valid],
+    [lab(k2), 'invalid', DEFAULT_MARK.invalid],
+    [plain, 'unlabeled', DEFAULT_MARK.unlabeled],
+    [plain.subarray(0, 30), 'malformed', DEFAULT_MARK.malformed],
+  ];
+  for (const [pkt, judged, bits] of cases) {
+    const v = decideVerifierPacket(pkt, other | 0xf00, rules, DEFAULT_MARK, 'eth0', undefined);
+    assert.equal(v.verdict, 'repeat');
+    assert.equal(v.judged, judged);
+    assert.equal(v.mark, other | bits, judged);
+  }
+});
+
+test('log action: nothing is dropped', () => {
+  const rules = [rule({ action: 'log' })];
+  for (const pkt of [lab(k2), plain]) assert.equal(decideVerifierPacket(pkt, 0, rules, DEFAULT_MARK, 'x', undefined).verdict, 'repeat');
+});
+
+test('several keys: each rule accepts any of its keys and reports which', () => {
+  const rules = [rule({ keys: [k1, k2] })];
+  const v = decideVerifierPacket(lab(k2), 0, rules, DEFAULT_MARK, 'eth0', undefined);
+  assert.equal(v.judged, 'valid');
+  assert.equal(v.keyId, k2.id);
+});
+
+test('per-rule keys: a key valid for one rule is invalid under another', () => {
+  const rules = [rule({ ports: [ports('22')], keys: [k2] }), rule({ keys: [k1] })];
+  assert.equal(decideVerifierPacket(lab(k2), 0, rules, DEFAULT_MARK, 'e', undefined).judged, 'invalid');
+});
