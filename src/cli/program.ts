@@ -1,0 +1,59 @@
+// The `labelwall` command tree. Each subcommand lives in its own module that exports
+// `register(program)`; add new ones to SUBCOMMANDS below. src/cli/main.ts runs it.
+import { Command, CommanderError } from 'commander';
+import { KeyFileError } from '../label/keys.js';
+import { CaptureError } from '../pcap/errors.js';
+import { CliError, EXIT_OK, EXIT_USAGE } from './errors.js';
+import { register as registerPcap } from './pcap.js';
+import { register as registerKeygen } from './keygen.js';
+import { registerDaemons } from './daemons.js';
+
+export type Register = (program: Command) => void;
+
+const SUBCOMMANDS: Register[] = [registerDaemons, registerPcap, registerKeygen];
+
+export function buildProgram(): Command {
+  const program = new Command('labelwall');
+  program
+    .description('Label-based firewall: labels outgoing TCP segments with an HMAC option and verifies labels')
+    .version('0.1.0', '-V, --version')
+    .showSuggestionAfterError(true)
+    // Usage errors are thrown to run() instead of exiting, so every one of them exits 2.
+    .exitOverride()
+    .configureOutput({
+      outputError: (str, write) => write(`labelwall: ${str.replace(/^error: /, '')}`),
+    });
+  for (const reg of SUBCOMMANDS) reg(program);
+  return program;
+}
+
+/** Parses argv, runs the command and returns the exit code; never throws. */
+export async function run(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+    return typeof process.exitCode === 'number' ? process.exitCode : EXIT_OK;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version') return EXIT_OK;
+      // 'commander.help' is help shown because no subcommand was given; the rest are usage errors (already printed).
+      return EXIT_USAGE;
+    }
+    if (e instanceof CliError) {
+      process.stderr.write(`labelwall: ${e.message}\n`);
+      return e.exitCode;
+    }
+    if (e instanceof KeyFileError || e instanceof CaptureError) {
+      process.stderr.write(`labelwall: ${e.message}\n`);
+      return EXIT_USAGE;
+    }
+    const err = e as NodeJS.ErrnoException;
+    if (err && typeof err.code === 'string' && typeof err.syscall === 'string') {
+      // File system errors from a command: one line, no stack.
+      process.stderr.write(`labelwall: ${err.path ?? ''}${err.path ? ': ' : ''}${err.code} (${err.syscall})\n`);
+      return EXIT_USAGE;
+    }
+    process.stderr.write(`labelwall: internal error: ${err?.stack ?? String(e)}\n`);
+    return 70;
+  }
+}
