@@ -1,7 +1,8 @@
 // Builders for whole IP packets with correct lengths and checksums. Used by tests, fixtures,
 // the benchmark and tools; not on the per-packet path.
 import { ipv4HeaderChecksum, onesSum, finishChecksum, pseudoHeaderSumV4, pseudoHeaderSumV6, tcpChecksumV4, tcpChecksumV6 } from './checksum.js';
-import { IPPROTO_TCP, IPPROTO_UDP } from './packet.js';
+import { IPPROTO_TCP, IPPROTO_UDP, parseIpPacket } from './packet.js';
+import { writeU16 } from './tcp.js';
 
 export interface IpSpec {
   family: 4 | 6;
@@ -136,4 +137,17 @@ export function typicalSynOptions(tsval = 1, tsecr = 0): Uint8Array {
   b.writeUInt32BE(tsecr >>> 0, 12);
   b.set([1, 3, 3, 7], 16);
   return b;
+}
+
+/**
+ * Recomputes the IPv4 header checksum and the TCP checksum of a whole packet in place (after a
+ * test or tool has edited it). Returns false when the packet does not parse as TCP/IP.
+ */
+export function fixChecksums(pkt: Uint8Array): boolean {
+  const p = parseIpPacket(pkt);
+  if (!p.ok || !p.tcp) return false;
+  const segLen = p.totalLen - p.l4Offset;
+  if (p.family === 4) writeU16(pkt, 10, ipv4HeaderChecksum(pkt, 0, p.l4Offset));
+  writeU16(pkt, p.l4Offset + 16, p.family === 4 ? tcpChecksumV4(pkt, 0, p.l4Offset, segLen) : tcpChecksumV6(pkt, 0, p.l4Offset, segLen));
+  return true;
 }
