@@ -1,0 +1,138 @@
+// Whole-file label and verify: stream records in, call the per-frame functions, stream out.
+// The CLI and the benchmark both run through here.
+import { unlink } from 'node:fs/promises';
+import type { Verdict, VerifyResult } from '../label/compat.js';
+import type { LabelKey } from '../label/keys.js';
+import { CaptureError } from './errors.js';
+import { labelFrame, verifyFrame } from './frames.js';
+import { CaptureReader, type CaptureFormat, type CaptureRecord } from './reader.js';
+import { PcapngWriter, PcapWriter } from './writer.js';
+
+export type VerdictCounts = Record<Verdict, number> & { total: number };
+
+export function emptyCounts(): VerdictCounts {
+  return { total: 0, valid: 0, invalid: 0, unlabeled: 0, malformed: 0, skipped: 0 };
+}
+
+export interface Progress {
+  (position: number, size: number): void;
+}
+
+/** Verifies every frame; calls onFrame for each (in file order) and returns the counts. */
+export async function verifyCapture(
+  file: string,
+  keys: readonly LabelKey[],
+  /** May return a promise (e.g. output backpressure), which is awaited before the next frame. */
+  onFrame?: (frame: number, result: VerifyResult, rec: CaptureRecord) => Promise<void> | undefined | void,
+  onProgress?: Progress,
+): Promise<VerdictCounts> {
+  const reader = await CaptureReader.open(file);
+  const counts = emptyCounts();
+  try {
+    let n = 0;
+    for await (const rec of reader.records()) {
+      const r = verifyFrame(rec.linktype, rec.data, keys);
+      counts.total++;
+      counts[r.verdict]++;
+      if (onFrame) {
+        const p = onFrame(rec.frame, r, rec);
+        if (p) await p;
+      }
+      if (onProgress && (++n & 0x3ff) === 0) onProgress(reader.position, reader.size);
+    }
+    if (onProgress) onProgress(reader.position, reader.size);
+  } finally {
+    await reader.close();
+  }
+  return counts;
+}
+
+export interface LabelCounts {
+  total: number;
+  labelled: number;
+  skipped: number;
+  malformed: number;
+}
+
+export interface LabelCaptureOptions {
+  /** Output format; default: the input's. pcap output from pcapng input needs a single link type. */
+  format?: CaptureFormat;
+  onFrame?: (frame: number, labelled: boolean, reason?: string) => void;
+  onProgress?: Progress;
+}
+
+/**
+ * Labels every TCP packet of a capture into a new file; every other frame is copied unchanged.
+ * pcap in → pcap out (same link type and precision); pcapng in → pcapng out (one section, the
+ * input's interfaces with their link types and timestamp resolutions, declared as first used).
+ */
+export async function labelCapture(inFile: string, outFile: string, key: LabelKey, opts: LabelCaptureOptions = {}): Promise<LabelCounts & { format: CaptureFormat }> {
+  const reader = await CaptureReader.open(inFile);
+  const counts: LabelCounts = { total: 0, labelled: 0, skipped: 0, malformed: 0 };
+  const format = opts.format ?? reader.info.format;
+  let pcapOut: PcapWriter | undefined;
+  let ngOut: PcapngWriter | undefined;
+  const ifMap = new Map<string, number>();
+  let pcapLinktype = -1;
+  let ok = false;
+  try {
+    try {
+      if (format === 'pcap' && reader.info.format === 'pcap') {
+        pcapOut = await PcapWriter.create(outFile, { linktype: reader.info.linktype, nanosecond: reader.info.nanosecond, snaplen: Math.max(reader.info.snaplen, 262144) });
+        pcapLinktype = reader.info.linktype;
+      } else if (format === 'pcapng') {
+        ngOut = await PcapngWriter.create(outFile);
+      }
+    } catch (e) {
+      throw new CaptureError(outFile, 0, `cannot create output (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
+    }
+    let n = 0;
+    for await (const rec of reader.records()) {
+      counts.total++;
+      const r = labelFrame(rec.linktype, rec.data, key);
+      let data: Uint8Array = rec.data;
+      let origLen = rec.origLen;
+      if (r.labelled) {
+        counts.labelled++;
+        data = r.frame;
+        origLen = rec.origLen + (r.frame.length - rec.data.length);
+      } else {
+        counts[r.verdict]++;
+      }
+      opts.onFrame?.(rec.frame, r.labelled, r.labelled ? undefined : `${r.verdict}: ${r.reason}`);
+      if (format === 'pcap') {
+        if (!pcapOut) {
+          // pcapng → pcap: the first interface's link type decides; others are an error.
+          pcapLinktype = rec.linktype;
+          pcapOut = await PcapWriter.create(outFile, { linktype: rec.linktype, nanosecond: rec.tsUnitsPerSec > 1e6 });
+        } else if (rec.linktype !== pcapLinktype) {
+          throw new CaptureError(inFile, reader.position, `frame ${rec.frame} has link type ${rec.linktype} but the pcap output has ${pcapLinktype}; write pcapng instead`);
+        }
+        await pcapOut.write(data, rec, origLen);
+      } else {
+        const k = `${rec.section}:${rec.ifIndex}`;
+        let id = ifMap.get(k);
+        if (id === undefined) {
+          const iface = reader.info.format === 'pcapng' ? reader.interfaces[rec.ifIndex] : undefined;
+          id = ngOut!.addInterface({ linktype: rec.linktype, snaplen: 0, tsUnitsPerSec: rec.tsUnitsPerSec, name: iface?.name });
+          ifMap.set(k, id);
+        }
+        await ngOut!.write(id, data, rec, origLen);
+      }
+      if (opts.onProgress && (++n & 0x3ff) === 0) opts.onProgress(reader.position, reader.size);
+    }
+    if (!pcapOut && !ngOut) {
+      // Empty pcapng input asked to become pcap: still write a valid (empty) file.
+      pcapOut = await PcapWriter.create(outFile, { linktype: reader.info.linktype >= 0 ? reader.info.linktype : 1 });
+    }
+    opts.onProgress?.(reader.position, reader.size);
+    ok = true;
+  } finally {
+    await reader.close();
+    await pcapOut?.close();
+    await ngOut?.close();
+    // A half-written output is worse than none.
+    if (!ok && (pcapOut || ngOut)) await unlink(outFile).catch(() => undefined);
+  }
+  return { ...counts, format };
+}
