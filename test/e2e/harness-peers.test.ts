@@ -135,7 +135,7 @@ describe('independent implementations agree', () => {
   });
 
   test('blob.py and blob.ts produce the same bytes', async () => {
-    for (const [n, tag] of [[0, 'blob'], [31, 'x'], [32, 'blob'], [100_001, 'ssh']] as const) {
+    for (const [n, tag] of [[0, 'blob'], [1, 'x'], [136, 'blob'], [100_001, 'ssh'], [5_000_000, 'big']] as const) {
       const r = await run([PYTHON, '-c', `import sys; sys.path.insert(0, ${JSON.stringify(PEERS_DIR)}); from blob import blob; sys.stdout.buffer.write(blob(${n}, ${JSON.stringify(tag)}))`], { check: true });
       assert.ok(r.stdoutBuffer.equals(blob(n, tag)), `n=${n} tag=${tag}`);
     }

@@ -1,13 +1,10 @@
 // Deterministic test bytes; the Python twin is test/peers/blob.py (same definition).
 import { createHash } from 'node:crypto';
 
-/** blob(n, tag) = SHA-256(`${tag}:${n}:${i}`) for i = 0, 1, ... concatenated, cut to n bytes. */
+/** blob(n, tag) = the first n bytes of SHAKE-256(`${tag}:${n}`). Pseudo-random, fast (100 MB in ~0.5 s). */
 export function blob(n: number, tag = 'blob'): Buffer {
-  const out = Buffer.allocUnsafe(Math.ceil(n / 32) * 32);
-  for (let i = 0; i * 32 < n; i++) {
-    createHash('sha256').update(`${tag}:${n}:${i}`).digest().copy(out, i * 32);
-  }
-  return out.subarray(0, n);
+  if (n === 0) return Buffer.alloc(0);
+  return createHash('shake256', { outputLength: n }).update(`${tag}:${n}`).digest();
 }
 
 export function sha256hex(b: Buffer): string {
@@ -16,7 +13,8 @@ export function sha256hex(b: Buffer): string {
 
 /** Index of the first differing byte, or -1 when equal (for readable assertion messages). */
 export function firstDifference(a: Buffer, b: Buffer): number {
+  if (a.equals(b)) return -1;
   const n = Math.min(a.length, b.length);
   for (let i = 0; i < n; i++) if (a[i] !== b[i]) return i;
-  return a.length === b.length ? -1 : n;
+  return n;
 }

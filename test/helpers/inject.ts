@@ -2,7 +2,7 @@
 //   sink.py (server: records every byte its socket delivers),
 //   flow_client.py (client: a connection driven from the test, reports its live seq numbers),
 //   forge.py (scapy: crafts nolabel / wrongkey / tampered / replay / valid segments).
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { run, type NsProcess, type Topology } from './netns.js';
 import { PYTHON, peer } from './paths.js';
@@ -14,10 +14,16 @@ interface JsonEvent {
 }
 
 function events(p: NsProcess): JsonEvent[] {
-  return p.stdout
-    .split('\n')
-    .filter((l) => l.startsWith('{'))
-    .map((l) => JSON.parse(l) as JsonEvent);
+  const out: JsonEvent[] = [];
+  for (const l of p.stdout.split('\n')) {
+    if (!l.startsWith('{')) continue;
+    try {
+      out.push(JSON.parse(l) as JsonEvent);
+    } catch {
+      /* a line still being written, or cut by the output buffer */
+    }
+  }
+  return out;
 }
 
 async function nextEvent(p: NsProcess, after: number, name: string, timeoutMs: number): Promise<JsonEvent> {
@@ -84,9 +90,16 @@ export async function startSink(
     },
     async waitForBytes(n, timeoutMs = 10_000) {
       const deadline = Date.now() + timeoutMs;
-      while (received().length < n) {
-        if (Date.now() > deadline) throw new Error(`sink has ${received().length} bytes, waited for ${n}`);
-        if (!proc.running) throw new Error(`sink exited with ${received().length} bytes, waited for ${n}`);
+      const size = (): number => {
+        try {
+          return statSync(outFile).size;
+        } catch {
+          return 0;
+        }
+      };
+      while (size() < n) {
+        if (Date.now() > deadline) throw new Error(`sink has ${size()} bytes, waited for ${n}`);
+        if (!proc.running) throw new Error(`sink exited with ${size()} bytes, waited for ${n}`);
         await new Promise((r) => setTimeout(r, 10));
       }
     },

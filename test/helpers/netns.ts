@@ -98,7 +98,7 @@ export interface ExecResult {
 export interface SpawnOptions {
   env?: NodeJS.ProcessEnv;
   cwd?: string;
-  /** Keep at most this many bytes of stdout and of stderr in memory (default 4 MiB each). */
+  /** Keep the last this many bytes of stdout and of stderr in memory (default 4 MiB each). */
   maxBuffer?: number;
   /** Leave stdin open as a pipe (default true) so the test can drive the process. */
   stdin?: boolean;
@@ -219,16 +219,27 @@ export class NsProcess {
   private err: Buffer[] = [];
   private errLen = 0;
   private exitInfo: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+  /** Bytes of output discarded from the front to stay within maxBuffer. */
+  dropped = 0;
   private listeners = new Set<() => void>();
 
   constructor(host: string, argv: readonly string[], child: ChildProcess, maxBuffer: number) {
     this.host = host;
     this.command = quote(argv);
     this.child = child;
+    // Keep the most recent maxBuffer bytes of each stream: long-running chatty daemons must
+    // not stop later waitForOutput() calls from seeing new lines.
     const keep = (which: 'out' | 'err', d: Buffer): void => {
-      if (which === 'out') {
-        if (this.outLen < maxBuffer) (this.out.push(d), (this.outLen += d.length));
-      } else if (this.errLen < maxBuffer) (this.err.push(d), (this.errLen += d.length));
+      const chunks = which === 'out' ? this.out : this.err;
+      chunks.push(d);
+      let len = (which === 'out' ? (this.outLen += d.length) : (this.errLen += d.length));
+      while (len > maxBuffer && chunks.length > 1) {
+        const dropped = chunks.shift()!;
+        len -= dropped.length;
+        this.dropped += dropped.length;
+      }
+      if (which === 'out') this.outLen = len;
+      else this.errLen = len;
       for (const l of this.listeners) l();
     };
     child.stdout?.on('data', (d: Buffer) => keep('out', d));
