@@ -7,10 +7,11 @@ import { CliError, EXIT_OK, EXIT_USAGE } from './errors.js';
 import { register as registerPcap } from './pcap.js';
 import { register as registerKeygen } from './keygen.js';
 import { registerDaemons } from './daemons.js';
+import { register as registerDemo } from './demo.js';
 
 export type Register = (program: Command) => void;
 
-const SUBCOMMANDS: Register[] = [registerDaemons, registerPcap, registerKeygen];
+const SUBCOMMANDS: Register[] = [registerDaemons, registerPcap, registerKeygen, registerDemo];
 
 export function buildProgram(): Command {
   const program = new Command('labelwall');

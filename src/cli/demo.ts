@@ -1,0 +1,20 @@
+// `labelwall demo`: builds namespaces, runs agent and verifier on real traffic, tears down.
+import type { Command } from 'commander';
+
+export function register(program: Command): void {
+  program
+    .command('demo')
+    .description('build a test network in namespaces (protected client, unprotected client, middlebox, server), run the agent and the verifier on real HTTP, SSH, iperf3 and forged traffic, print what happened, remove everything (root)')
+    .option('--iperf-seconds <n>', 'length of the iperf3 run', (v: string) => Number(v), 3)
+    .action(async (flags: { iperfSeconds: number }) => {
+      if (process.getuid?.() !== 0) {
+        process.stderr.write('labelwall demo: needs root (network namespaces, iptables)\n');
+        process.exitCode = 2;
+        return;
+      }
+      // Loaded lazily: the lab pieces are only needed here.
+      const { runDemo } = await import('../demo/demo.js');
+      const r = await runDemo({ iperfSeconds: flags.iperfSeconds });
+      process.exitCode = r.failed ? 1 : 0;
+    });
+}
