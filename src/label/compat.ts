@@ -12,7 +12,7 @@ import { timingSafeEqual } from 'node:crypto';
 import { ipv4HeaderChecksum, tcpChecksumV4, tcpChecksumV6 } from '../wire/checksum.js';
 import { IPPROTO_TCP, parseIpPacket, type ParsedPacket } from '../wire/packet.js';
 import type { TcpView } from '../wire/tcp.js';
-import { findExperimentalOption, OPT_DUPLICATE, OPT_MALFORMED, OPT_NOT_FOUND } from '../wire/tcpopts.js';
+import { checkTcpOptions, findExperimentalOption, OPT_DUPLICATE, OPT_MALFORMED, OPT_NOT_FOUND } from '../wire/tcpopts.js';
 import { LabelKey } from './keys.js';
 
 export const LABEL_KIND = 253;
@@ -98,6 +98,9 @@ export function labelPacket(pkt: Uint8Array, key: LabelKey, out?: Buffer): Label
 export function labelParsed(pkt: Uint8Array, p: ParsedPacket, key: LabelKey, out?: Buffer): LabelResult {
   if (p.protocol !== IPPROTO_TCP || !p.tcp) return { ok: false, verdict: 'skipped', reason: 'not-tcp' };
   const tcp = p.tcp;
+  // All options are replaced, but a segment whose option list is broken is not ours to fix.
+  const bad = checkTcpOptions(pkt, tcp.optionsOffset, tcp.optionsLen);
+  if (bad) return { ok: false, verdict: 'malformed', reason: bad };
   const l4 = p.l4Offset;
   const newSegLen = LABELLED_TCP_HEADER + tcp.payloadLen;
   const newTotal = l4 + newSegLen;

@@ -123,6 +123,8 @@ test('labelling: non-TCP is skipped, unparsable is malformed, >65535 is too-larg
   const frag = buildTcpPacket({ family: 4, payload: Buffer.from('x') });
   frag.writeUInt16BE(0x2000, 6);
   assert.deepEqual(labelPacket(frag, keyA), { ok: false, verdict: 'malformed', reason: 'fragment' });
+  const badOpts = buildTcpPacket({ family: 4, options: Uint8Array.of(2, 5, 0, 0), payload: Buffer.from('x') });
+  assert.deepEqual(labelPacket(badOpts, keyA), { ok: false, verdict: 'malformed', reason: 'bad-option-length' });
   const big = buildTcpPacket({ family: 4, payload: Buffer.alloc(65535 - 40) });
   assert.deepEqual(labelPacket(big, keyA), { ok: false, verdict: 'malformed', reason: 'too-large' });
   const justFits = buildTcpPacket({ family: 4, payload: Buffer.alloc(65535 - 80) });
