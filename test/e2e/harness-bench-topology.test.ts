@@ -59,8 +59,8 @@ describe('bench/topology.sh', () => {
       child.kill(sig);
       await closed;
       if (sig === 'SIGKILL') {
-        // Not trappable: the registry entry lets the TypeScript harness reap it.
-        assert.equal((await listNamespaces(id)).length, 4);
+        // SIGKILL cannot be handled: the namespaces stay until a reaper runs (possibly a concurrent
+        // test run's createTopology, so their presence here is not asserted).
         const t = await createTopology({ hosts: [{ name: 'x' }], links: [] });
         await t.destroy();
       }

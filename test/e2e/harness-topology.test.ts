@@ -187,7 +187,8 @@ describe('teardown', () => {
       child.kill(sig);
       await exited;
       if (sig === 'SIGKILL') {
-        assert.equal((await listNamespaces(id)).length, 4, 'SIGKILL cannot be handled: namespaces remain until reaped');
+        // SIGKILL cannot be handled: the namespaces stay until a reaper runs (possibly a concurrent
+        // test run's createTopology, so their presence here is not asserted).
         const t = await createTopology({ hosts: [{ name: 'x' }], links: [] }); // reaps
         await t.destroy();
       }
