@@ -37,7 +37,9 @@ export async function run(argv: string[]): Promise<number> {
   } catch (e) {
     if (e instanceof CommanderError) {
       if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version') return EXIT_OK;
-      // 'commander.help' is help shown because no subcommand was given; the rest are usage errors (already printed).
+      // 'commander.help' is `help <cmd>` (exit code 0) or help shown on stderr because no
+      // subcommand was given (exit code 1: a usage error); the rest are usage errors, already printed.
+      if (e.code === 'commander.help' && e.exitCode === 0) return EXIT_OK;
       return EXIT_USAGE;
     }
     if (e instanceof CliError) {
