@@ -8,7 +8,8 @@ import { createHmac } from 'node:crypto';
 import { createTopology, run, standardTopology, type Topology } from '../helpers/netns.js';
 import { startSshServer, sshEchoOpenssh, sshEchoParamiko, type SshServer } from '../helpers/ssh.js';
 import { startIperfServer, runIperf } from '../helpers/iperf.js';
-import { injectIntoFlow, pythonCompatLabel, startFlowClient, startSink, type ForgeKind } from '../helpers/inject.js';
+import { forge, injectIntoFlow, pythonCompatLabel, startFlowClient, startSink, type ForgeKind } from '../helpers/inject.js';
+import { LabelKey, labelPacket, verifyPacket } from '../../src/label/index.js';
 import { blob, firstDifference } from '../helpers/blob.js';
 import { PYTHON, PEERS_DIR } from '../helpers/paths.js';
 
@@ -133,6 +134,34 @@ describe('independent implementations agree', () => {
       assert.equal(py, 'fd284677' + '00000000' + mac.toString('hex'), `seq ${seq}, ${payload.length} bytes`);
     }
   });
+
+  // forge.py's segments judged by src/label (the TypeScript implementation): each kind gets
+  // the verdict it is meant to provoke, and TS labelling of the unlabelled segment reproduces
+  // forge.py's `valid` segment byte for byte (option, lengths and both checksums).
+  for (const family of [4, 6] as const) {
+    test(`forge.py segments and src/label agree (IPv${family})`, async () => {
+      const key = LabelKey.fromBytes(PAPER_KEY, 'paper test vector');
+      const base = {
+        src: family === 4 ? '10.200.1.2' : 'fd00:200:1::2',
+        dst: family === 4 ? '10.200.3.2' : 'fd00:200:3::2',
+        sport: 40000, dport: 9000, seq: 0xfffffff0, ack: 12345,
+        keyHex: PAPER_KEY.toString('hex'), dryRun: true, payload: blob(300, 'seg'),
+      };
+      const expect: Record<ForgeKind, string> = { nolabel: 'unlabeled', wrongkey: 'invalid', tampered: 'invalid', replay: 'invalid', valid: 'valid' };
+      const pkts = {} as Record<ForgeKind, Buffer>;
+      for (const kind of Object.keys(expect) as ForgeKind[]) {
+        const f = await forge(null, '', kind, base);
+        pkts[kind] = Buffer.from(f.packetHex, 'hex');
+        assert.equal(verifyPacket(pkts[kind], [key]).verdict, expect[kind], kind);
+      }
+      const other = LabelKey.fromBytes(Buffer.alloc(32, 7));
+      assert.equal(verifyPacket(pkts.valid, [other]).verdict, 'invalid');
+      assert.equal(verifyPacket(pkts.valid, [other, key]).keyIndex, 1);
+      const labelled = labelPacket(pkts.nolabel, key);
+      assert.ok(labelled.ok);
+      assert.equal(labelled.packet.toString('hex'), pkts.valid.toString('hex'));
+    });
+  }
 
   test('blob.py and blob.ts produce the same bytes', async () => {
     for (const [n, tag] of [[0, 'blob'], [1, 'x'], [136, 'blob'], [100_001, 'ssh'], [5_000_000, 'big']] as const) {

@@ -170,6 +170,8 @@ export interface ForgeOptions {
   via?: 'packet' | 'raw';
   flags?: string;
   replayLabelHex?: string;
+  /** Build and return the segment without sending it. */
+  dryRun?: boolean;
 }
 
 export interface ForgeResult {
@@ -182,8 +184,12 @@ export interface ForgeResult {
   iface?: string;
 }
 
-/** Run forge.py in `host` and send one crafted segment (or `count` copies). */
-export async function forge(topo: Topology, host: string, kind: ForgeKind, o: ForgeOptions): Promise<ForgeResult> {
+/**
+ * Run forge.py in `host` and send one crafted segment (or `count` copies). With `topo`
+ * null and `dryRun`, it only builds the segment, in the current namespace.
+ */
+export async function forge(topo: Topology | null, host: string, kind: ForgeKind, o: ForgeOptions): Promise<ForgeResult> {
+  if (!topo && !o.dryRun) throw new Error('forge without a topology must be a dry run');
   const argv = [
     PYTHON, peer('forge.py'), 'inject', kind,
     '--src', o.src, '--dst', o.dst,
@@ -198,7 +204,8 @@ export async function forge(topo: Topology, host: string, kind: ForgeKind, o: Fo
   if (o.size !== undefined) argv.push('--size', String(o.size));
   if (o.flags) argv.push('--flags', o.flags);
   if (o.replayLabelHex) argv.push('--replay-label-hex', o.replayLabelHex);
-  const r = await topo.check(host, argv, { timeoutMs: 30_000 });
+  if (o.dryRun) argv.push('--dry-run');
+  const r = await (topo ? topo.check(host, argv, { timeoutMs: 30_000 }) : run(argv, { check: true, timeoutMs: 30_000 }));
   const info = JSON.parse(r.stdout.trim().split('\n').pop()!) as {
     kind: ForgeKind; seq: number; ack: number; payload_hex: string; option_hex: string | null; packet_hex: string; iface?: string;
   };

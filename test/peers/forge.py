@@ -31,6 +31,7 @@ Options:
                                      this namespace's OUTPUT/POSTROUTING (a local agent sees it).
   --iface IF                         interface for --via packet (default: from `ip route get`)
   --dst-mac MAC                      next-hop MAC (default: kernel neighbour table, else ARP/ND)
+  --dry-run                          build and print the segment, send nothing
 
 Where seq/ack come from: the test drives test/peers/flow_client.py, whose `seq` command reads
 snd_nxt / rcv_nxt of the live socket with TCP_REPAIR; pass them as --seq / --ack so the forged
@@ -226,6 +227,7 @@ def main() -> int:
     inj.add_argument("--via", choices=["packet", "raw"], default="packet")
     inj.add_argument("--iface")
     inj.add_argument("--dst-mac")
+    inj.add_argument("--dry-run", action="store_true", help="build and print, do not send")
     a = ap.parse_args()
 
     if a.cmd == "label":
@@ -241,11 +243,13 @@ def main() -> int:
     if kind is None:
         sys.exit("forge.py: give a KIND or --label-with")
     raw, info = build_segment(a, kind)
-    if a.via == "packet":
+    if a.dry_run:
+        pass
+    elif a.via == "packet":
         info.update(send_packet_frame(raw, a.dst, a.iface, a.dst_mac, a.count))
     else:
         info.update(send_raw_socket(raw, a.dst, a.count))
-    info.update(via=a.via, count=a.count)
+    info.update(via=a.via, count=0 if a.dry_run else a.count)
     print(json.dumps(info), flush=True)
     return 0
 
