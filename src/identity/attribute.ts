@@ -24,7 +24,10 @@ export interface AttributorOptions {
   bpf?: 'auto' | 'on' | 'off';
   /** Hash executables (SHA-256). Default true. */
   hash?: boolean;
-  /** Background full-scan period in ms; 0 disables the background index. Default 5000. */
+  /**
+   * Background full-scan period in ms; 0 disables the background index. Default 30000 with
+   * eBPF (the index only adds passive holders there), 5000 without.
+   */
   indexIntervalMs?: number;
   /** Children of the creator/sender checked as possible inheritors (bounded). Default 32. */
   maxChildren?: number;
@@ -81,7 +84,7 @@ export class Attributor {
     this.tracker = tracker;
     this.bpfMode = tracker !== undefined;
     this.bpfError = bpfError;
-    const iv = opts.indexIntervalMs ?? 5000;
+    const iv = opts.indexIntervalMs ?? (tracker ? 30000 : 5000);
     this.index = iv > 0 ? new BackgroundSocketIndex(iv) : undefined;
   }
 
