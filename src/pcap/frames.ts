@@ -2,7 +2,7 @@
 // the link-layer decoding.
 import { labelPacket, verifyPacket, type VerifyResult } from '../label/compat.js';
 import type { LabelKey } from '../label/keys.js';
-import { decodeLink, familyMatches, rewrapFrame } from './link.js';
+import { decodeLink, familyMatches } from './link.js';
 
 /** One verdict for a captured frame. */
 export function verifyFrame(linktype: number, frame: Uint8Array, keys: readonly LabelKey[]): VerifyResult {
@@ -24,7 +24,11 @@ export function labelFrame(linktype: number, frame: Uint8Array, key: LabelKey): 
   if (d.kind !== 'ip') return { labelled: false, verdict: d.kind, reason: d.reason };
   const ip = frame.subarray(d.ipOffset);
   if (!familyMatches(d.family, ip)) return { labelled: false, verdict: 'malformed', reason: 'bad-ip-version' };
-  const r = labelPacket(ip, key);
+  // One allocation: the link header, then the labelled packet written in place after it (the
+  // label adds at most 40 bytes: the options it replaces are never negative in length).
+  const out = Buffer.allocUnsafe(d.ipOffset + ip.length + 40);
+  const r = labelPacket(ip, key, out.subarray(d.ipOffset));
   if (!r.ok) return { labelled: false, verdict: r.verdict, reason: r.reason };
-  return { labelled: true, frame: rewrapFrame(frame, d.ipOffset, r.packet) };
+  out.set(frame.subarray(0, d.ipOffset), 0);
+  return { labelled: true, frame: out.subarray(0, d.ipOffset + r.packet.length) };
 }

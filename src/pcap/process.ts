@@ -108,16 +108,18 @@ export async function labelCapture(inFile: string, outFile: string, key: LabelKe
         } else if (rec.linktype !== pcapLinktype) {
           throw new CaptureError(inFile, reader.position, `frame ${rec.frame} has link type ${rec.linktype} but the pcap output has ${pcapLinktype}; write pcapng instead`);
         }
-        await pcapOut.write(data, rec, origLen);
+        const p = pcapOut.write(data, rec, origLen);
+        if (p) await p;
       } else {
         const k = `${rec.section}:${rec.ifIndex}`;
         let id = ifMap.get(k);
         if (id === undefined) {
           const iface = reader.info.format === 'pcapng' ? reader.interfaces[rec.ifIndex] : undefined;
-          id = ngOut!.addInterface({ linktype: rec.linktype, snaplen: 0, tsUnitsPerSec: rec.tsUnitsPerSec, name: iface?.name });
+          id = await ngOut!.addInterface({ linktype: rec.linktype, snaplen: 0, tsUnitsPerSec: rec.tsUnitsPerSec, name: iface?.name });
           ifMap.set(k, id);
         }
-        await ngOut!.write(id, data, rec, origLen);
+        const p = ngOut!.write(id, data, rec, origLen);
+        if (p) await p;
       }
       if (opts.onProgress && (++n & 0x3ff) === 0) opts.onProgress(reader.position, reader.size);
     }

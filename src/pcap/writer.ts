@@ -3,28 +3,60 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import { PCAP_MAGIC_NS, PCAP_MAGIC_US, PCAPNG_BOM, PCAPNG_EPB, PCAPNG_IDB, PCAPNG_SHB } from './reader.js';
 
-const FLUSH_BYTES = 1 << 20;
+const STAGING_BYTES = 1 << 20;
 
+/**
+ * Records are copied into one staging buffer that is written when full, so writing a record
+ * costs one copy and no allocation. `stage` returns a promise only when the buffer had to be
+ * written first; callers await it then (backpressure), and otherwise carry on synchronously.
+ */
 abstract class BufferedFile {
   protected fh: FileHandle;
-  private parts: Buffer[] = [];
-  private pending = 0;
+  private staging = Buffer.allocUnsafe(STAGING_BYTES);
+  private used = 0;
+  /** Set while the staging buffer is being written; later records queue behind it, in order. */
+  private busy: Promise<void> | undefined;
   protected constructor(fh: FileHandle) {
     this.fh = fh;
   }
-  protected push(b: Buffer): void {
-    this.parts.push(b);
-    this.pending += b.length;
+  /** Copies b into the output. */
+  protected push(b: Uint8Array): Promise<void> | undefined {
+    return this.pushWith(b.length, (buf, off) => buf.set(b, off));
   }
-  protected async maybeFlush(): Promise<void> {
-    if (this.pending >= FLUSH_BYTES) await this.flush();
+  /** Reserves n bytes of output and lets fill() write them in place. */
+  protected pushWith(n: number, fill: (buf: Buffer, off: number) => void): Promise<void> | undefined {
+    if (this.busy) return this.busy.then(() => this.pushWith(n, fill));
+    if (this.used + n <= this.staging.length) {
+      fill(this.staging, this.used);
+      this.used += n;
+      return undefined;
+    }
+    const p = this.writeStaging().then(async () => {
+      if (n > this.staging.length) {
+        const b = Buffer.alloc(n);
+        fill(b, 0);
+        await this.writeAll(b, n);
+      } else {
+        fill(this.staging, 0);
+        this.used = n;
+      }
+    });
+    this.busy = p;
+    return p.finally(() => {
+      if (this.busy === p) this.busy = undefined;
+    });
+  }
+  private async writeAll(b: Buffer, n: number): Promise<void> {
+    for (let off = 0; off < n;) off += (await this.fh.write(b, off, n - off)).bytesWritten;
+  }
+  private async writeStaging(): Promise<void> {
+    const n = this.used;
+    this.used = 0;
+    if (n > 0) await this.writeAll(this.staging, n);
   }
   async flush(): Promise<void> {
-    if (this.pending === 0) return;
-    const parts = this.parts;
-    this.parts = [];
-    this.pending = 0;
-    await this.fh.writev(parts);
+    while (this.busy) await this.busy.catch(() => undefined);
+    await this.writeStaging();
   }
   async close(): Promise<void> {
     try {
@@ -34,6 +66,15 @@ abstract class BufferedFile {
     }
   }
 }
+
+export interface Timestamp {
+  tsSec: number;
+  /** In units of 1/tsUnitsPerSec. */
+  tsFrac: number;
+  tsUnitsPerSec: number;
+}
+
+const ZERO_TS: Timestamp = { tsSec: 0, tsFrac: 0, tsUnitsPerSec: 1e6 };
 
 export interface PcapWriterOptions {
   linktype: number;
@@ -63,18 +104,21 @@ export class PcapWriter extends BufferedFile {
     return w;
   }
 
-  /** Appends a record; tsFrac is in units of 1/tsUnitsPerSec (converted to this file's precision). */
-  async write(data: Uint8Array, ts: { tsSec: number; tsFrac: number; tsUnitsPerSec: number } = { tsSec: 0, tsFrac: 0, tsUnitsPerSec: 1e6 }, origLen = data.length): Promise<void> {
-    const h = Buffer.allocUnsafe(16 + data.length);
+  /**
+   * Appends a record (timestamp converted to this file's precision). Returns a promise only
+   * when the caller must wait for buffered output to be written.
+   */
+  write(data: Uint8Array, ts: Timestamp = ZERO_TS, origLen = data.length): Promise<void> | undefined {
     const units = this.nanosecond ? 1e9 : 1e6;
     const frac = ts.tsUnitsPerSec === units ? ts.tsFrac : Math.floor((ts.tsFrac * units) / ts.tsUnitsPerSec);
-    h.writeUInt32LE(ts.tsSec >>> 0, 0);
-    h.writeUInt32LE(frac >>> 0, 4);
-    h.writeUInt32LE(data.length, 8);
-    h.writeUInt32LE(Math.max(origLen, data.length), 12);
-    h.set(data, 16);
-    this.push(h);
-    await this.maybeFlush();
+    const orig = Math.max(origLen, data.length);
+    return this.pushWith(16 + data.length, (b, o) => {
+      b.writeUInt32LE(ts.tsSec >>> 0, o);
+      b.writeUInt32LE(frac >>> 0, o + 4);
+      b.writeUInt32LE(data.length, o + 8);
+      b.writeUInt32LE(orig >>> 0, o + 12);
+      b.set(data, o + 16);
+    });
   }
 }
 
@@ -132,7 +176,7 @@ export class PcapngWriter extends BufferedFile {
   }
 
   /** Declares an interface; returns its id. */
-  addInterface(iface: PcapngInterface): number {
+  async addInterface(iface: PcapngInterface): Promise<number> {
     const units = iface.tsUnitsPerSec ?? 1e6;
     const parts: Buffer[] = [];
     if (iface.name) parts.push(option(2, Buffer.from(iface.name)));
@@ -151,30 +195,31 @@ export class PcapngWriter extends BufferedFile {
     b.writeUInt32LE(iface.snaplen ?? 0, 12);
     opts.copy(b, 16);
     b.writeUInt32LE(total, total - 4);
-    this.push(b);
+    await this.push(b);
     this.ifaces.push({ ...iface, tsUnitsPerSec: units });
     return this.ifaces.length - 1;
   }
 
-  /** Appends an Enhanced Packet Block; tsFrac in units of 1/tsUnitsPerSec, converted to the interface's. */
-  async write(ifIndex: number, data: Uint8Array, ts: { tsSec: number; tsFrac: number; tsUnitsPerSec: number } = { tsSec: 0, tsFrac: 0, tsUnitsPerSec: 1e6 }, origLen = data.length): Promise<void> {
+  /** Appends an Enhanced Packet Block; the timestamp is converted to the interface's resolution. */
+  write(ifIndex: number, data: Uint8Array, ts: Timestamp = ZERO_TS, origLen = data.length): Promise<void> | undefined {
     const iface = this.ifaces[ifIndex];
     if (!iface) throw new RangeError(`no interface ${ifIndex}`);
     const units = iface.tsUnitsPerSec!;
     const frac = ts.tsUnitsPerSec === units ? ts.tsFrac : Math.floor((ts.tsFrac * units) / ts.tsUnitsPerSec);
     const t = BigInt(ts.tsSec) * BigInt(units) + BigInt(frac);
     const total = 32 + pad4(data.length);
-    const b = Buffer.alloc(total);
-    b.writeUInt32LE(PCAPNG_EPB, 0);
-    b.writeUInt32LE(total, 4);
-    b.writeUInt32LE(ifIndex, 8);
-    b.writeUInt32LE(Number(t >> 32n), 12);
-    b.writeUInt32LE(Number(t & 0xffffffffn), 16);
-    b.writeUInt32LE(data.length, 20);
-    b.writeUInt32LE(Math.max(origLen, data.length), 24);
-    b.set(data, 28);
-    b.writeUInt32LE(total, total - 4);
-    this.push(b);
-    await this.maybeFlush();
+    const orig = Math.max(origLen, data.length);
+    return this.pushWith(total, (b, o) => {
+      b.writeUInt32LE(PCAPNG_EPB, o);
+      b.writeUInt32LE(total, o + 4);
+      b.writeUInt32LE(ifIndex, o + 8);
+      b.writeUInt32LE(Number(t >> 32n), o + 12);
+      b.writeUInt32LE(Number(t & 0xffffffffn), o + 16);
+      b.writeUInt32LE(data.length, o + 20);
+      b.writeUInt32LE(orig >>> 0, o + 24);
+      b.set(data, o + 28);
+      b.fill(0, o + 28 + data.length, o + total - 4);
+      b.writeUInt32LE(total, o + total - 4);
+    });
   }
 }

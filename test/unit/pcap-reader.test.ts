@@ -108,8 +108,8 @@ test('our writers round-trip through the reader (pcap us/ns, pcapng with two int
 
   const f2 = path.join(dir, 'w2.pcapng');
   const w2 = await PcapngWriter.create(f2);
-  const a = w2.addInterface({ linktype: 1, name: 'lo' });
-  const b = w2.addInterface({ linktype: 101, tsUnitsPerSec: 1e9 });
+  const a = await w2.addInterface({ linktype: 1, name: 'lo' });
+  const b = await w2.addInterface({ linktype: 101, tsUnitsPerSec: 1e9 });
   await w2.write(b, detBytes('q', 33), { tsSec: 1_800_000_000, tsFrac: 123_456_789, tsUnitsPerSec: 1e9 });
   await w2.write(a, detBytes('r', 64), { tsSec: 1_800_000_001, tsFrac: 42, tsUnitsPerSec: 1e6 });
   await w2.close();
