@@ -1,0 +1,13 @@
+// Handler that accepts every packet: the datapath's own cost, for tests and benchmarks.
+import { ACCEPT, type HandlerContext, type PacketHandler } from '../types.js';
+
+export const counterNames = ['packets', 'bytes'] as const;
+
+export function createHandler(_data: unknown, ctx: HandlerContext): PacketHandler {
+  const c = ctx.counters;
+  return (p) => {
+    c[0]++;
+    c[1] += p.payload.length;
+    return ACCEPT;
+  };
+}

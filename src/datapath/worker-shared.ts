@@ -1,0 +1,51 @@
+// What the main thread and queue workers share: the workerData shape, the layout of the
+// shared counter array, and the messages they exchange.
+import type { MessagePort } from 'node:worker_threads';
+
+/** Slots of the per-worker Float64Array of datapath counters. */
+export const S_RECEIVED = 0;
+export const S_VERDICTS = 1;
+export const S_BATCHES = 2;
+export const S_SENDS = 3;
+export const S_BATCH_VERDICT_MSGS = 4;
+export const S_PAYLOAD_VERDICTS = 5;
+export const S_ENOBUFS = 6;
+export const S_KERNEL_ERRORS = 7;
+export const S_LAST_KERNEL_ERRNO = 8;
+export const S_HANDLER_ERRORS = 9;
+export const S_MALFORMED = 10;
+export const S_TRUNCATED = 11;
+export const S_SYS_ERRORS = 12;
+export const STAT_SLOTS = 13;
+
+/** Int32 slots of the control array shared by all workers. */
+export const C_STOP = 0;
+/** Bumped by the main thread after posting on a worker's message port: poll it. */
+export const C_MSG_SEQ = 1;
+export const CONTROL_SLOTS = 2;
+
+export interface WorkerInit {
+  workerIndex: number;
+  queueNum: number;
+  handlerModule: string;
+  handlerData: unknown;
+  copyRange: number;
+  maxLen: number;
+  failOpen: boolean;
+  gso: boolean;
+  uidGid: boolean;
+  rcvBufBytes: number;
+  batchSize: number;
+  batchVerdicts: boolean;
+  control: SharedArrayBuffer;
+  stats: SharedArrayBuffer;
+  /** Port for main → worker handler messages (polled synchronously between batches). */
+  port: MessagePort;
+}
+
+export type WorkerToMain =
+  | { type: 'ready'; counterNames: string[]; handlerCounters: SharedArrayBuffer; portId: number }
+  | { type: 'error'; message: string; errno?: number }
+  | { type: 'post'; msg: unknown }
+  | { type: 'stopped' };
+
