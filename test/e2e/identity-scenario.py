@@ -56,6 +56,12 @@ def main():
         s = socket.socket(fam, socket.SOCK_STREAM)
         s.connect((addr, TCP_PORT))
         done(tup('tcp', s, 4 if what == 'tcp4' else 6), holder=me)
+    elif what == 'tcp-mapped':
+        s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        s.connect(('::ffff:127.0.0.1', TCP_PORT))
+        t = tup('tcp', s, 4)
+        t['src'], t['dst'] = t['src'].replace('::ffff:', ''), t['dst'].replace('::ffff:', '')
+        done(t, holder=me)
     elif what == 'udp-connected':
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         s.connect(('127.0.0.1', UDP_PORT))
