@@ -2,7 +2,7 @@
 // Semantics are documented in docs/config.md ("agent.egress").
 import picomatch from 'picomatch';
 import type { AppMatch, EgressAction, EgressPolicy, EgressRule } from './config.js';
-import { matchCidrs, matchPorts, parseIp } from './match.js';
+import { bytesToIp, matchCidrs, matchPorts, parseIp } from './match.js';
 import type { Attribution, FlowProto, ProcessInfo } from '../identity/types.js';
 
 export interface EgressFlow {
@@ -93,4 +93,75 @@ export function decideEgress(policy: EgressPolicy, flow: EgressFlow, attribution
   }
   if (holders.length === 0) return { action: policy.unknown, rule: 'unknown', matchedHolders: [] };
   return { action: policy.default, rule: 'default', matchedHolders: [] };
+}
+
+/** True when some rule matches on the executable hash (the attributor can skip hashing otherwise). */
+export function policyNeedsHash(policy: EgressPolicy): boolean {
+  return policy.rules.some((r) => r.app?.sha256 !== undefined);
+}
+
+export interface EgressLogHolder {
+  pid: number;
+  ppid: number;
+  exe: string;
+  exeDeleted?: true;
+  sha256?: string;
+  uid: number;
+  user?: string;
+  cmdline: string[];
+  cgroup: string;
+  unit?: string;
+  containerId?: string;
+  /** This holder satisfied the deciding rule's app matcher. */
+  matched: boolean;
+}
+
+/** One JSON-able log line per decision: the flow, the identity and the rule. */
+export interface EgressLogRecord {
+  event: 'egress';
+  action: EgressAction;
+  rule: string;
+  proto: FlowProto;
+  family: 4 | 6;
+  src?: string;
+  sport?: number;
+  dst: string;
+  dport: number;
+  socket?: { inode: number; uid: number };
+  unknown: boolean;
+  reason?: string;
+  holders: EgressLogHolder[];
+}
+
+export function egressLogRecord(
+  flow: EgressFlow & { src?: string | Uint8Array; sport?: number },
+  attribution: Attribution,
+  decision: EgressDecision,
+): EgressLogRecord {
+  const text = (a: string | Uint8Array): string => (typeof a === 'string' ? a : bytesToIp(a));
+  const matched = new Set(decision.matchedHolders);
+  const rec: EgressLogRecord = {
+    event: 'egress',
+    action: decision.action,
+    rule: decision.rule,
+    proto: flow.proto,
+    family: flow.family,
+    dst: text(flow.dst),
+    dport: flow.dport,
+    unknown: attribution.unknown,
+    holders: attribution.holders.map((h) => {
+      const o: EgressLogHolder = { pid: h.pid, ppid: h.ppid, exe: h.exe, uid: h.uid, cmdline: h.cmdline, cgroup: h.cgroup, matched: matched.has(h.pid) };
+      if (h.exeDeleted) o.exeDeleted = true;
+      if (h.sha256 !== undefined) o.sha256 = h.sha256;
+      if (h.user !== undefined) o.user = h.user;
+      if (h.unit !== undefined) o.unit = h.unit;
+      if (h.containerId !== undefined) o.containerId = h.containerId;
+      return o;
+    }),
+  };
+  if (flow.src !== undefined) rec.src = text(flow.src);
+  if (flow.sport !== undefined) rec.sport = flow.sport;
+  if (attribution.socket) rec.socket = { ...attribution.socket };
+  if (attribution.reason !== undefined) rec.reason = attribution.reason;
+  return rec;
 }

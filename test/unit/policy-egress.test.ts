@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseConfig, type EgressPolicy } from '../../src/policy/config.js';
-import { decideEgress, type EgressFlow } from '../../src/policy/egress.js';
+import { decideEgress, egressLogRecord, policyNeedsHash, type EgressFlow } from '../../src/policy/egress.js';
 import type { Attribution, ProcessInfo } from '../../src/identity/types.js';
 
 function policy(yaml: string): EgressPolicy {
@@ -123,4 +123,32 @@ rules:
   assert.equal(decideEgress(p, tcp('1.1.1.1', 1), att(proc(3, '/usr/bin/nc', { sha256: 'ee'.repeat(32) }))).action, 'allow');
   // unknown hash (exe unreadable) does not match a hash rule
   assert.equal(decideEgress(p, tcp('1.1.1.1', 1), att(proc(3, '/usr/bin/nc'))).action, 'allow');
+});
+
+test('log record carries flow, identity, rule and which holders matched', () => {
+  const p = policy(`rules:
+  - { name: curl, app: { exe: /usr/bin/curl }, action: log }`);
+  const a = att(bash, { ...curl, exeDeleted: true, sha256: 'ab'.repeat(32), unit: 'x.service' });
+  const flow = { family: 4 as const, proto: 'tcp' as const, dst: new Uint8Array([10, 0, 0, 9]), dport: 443, src: '10.0.0.1', sport: 5555 };
+  const d = decideEgress(p, flow, a);
+  const r = egressLogRecord(flow, a, d);
+  assert.equal(r.event, 'egress');
+  assert.equal(r.action, 'log');
+  assert.equal(r.rule, 'curl');
+  assert.equal(r.dst, '10.0.0.9');
+  assert.equal(r.src, '10.0.0.1');
+  assert.equal(r.sport, 5555);
+  assert.deepEqual(r.socket, { inode: 1, uid: 1000 });
+  assert.deepEqual(r.holders.map((h) => [h.pid, h.matched]), [[11, false], [10, true]]);
+  assert.equal(r.holders[1]!.exeDeleted, true);
+  assert.equal(r.holders[1]!.unit, 'x.service');
+  assert.equal(r.holders[0]!.exeDeleted, undefined);
+  // JSON round trip keeps everything (no bigint, no bytes)
+  assert.deepEqual(JSON.parse(JSON.stringify(r)), r);
+  const u = egressLogRecord({ family: 6, proto: 'udp', dst: 'fd00::1', dport: 53 }, unknown, decideEgress(p, { family: 6, proto: 'udp', dst: 'fd00::1', dport: 53 }, unknown));
+  assert.equal(u.unknown, true);
+  assert.equal(u.rule, 'unknown');
+  assert.equal(u.reason, 'no process');
+  assert.equal(policyNeedsHash(p), false);
+  assert.equal(policyNeedsHash(policy(`rules:\n  - { app: { sha256: "${'a'.repeat(64)}" }, action: deny }`)), true);
 });
