@@ -29,16 +29,17 @@ export async function verifyCapture(
   const reader = await CaptureReader.open(file);
   const counts = emptyCounts();
   try {
-    let n = 0;
-    for await (const rec of reader.records()) {
-      const r = verifyFrame(rec.linktype, rec.data, keys);
-      counts.total++;
-      counts[r.verdict]++;
-      if (onFrame) {
-        const p = onFrame(rec.frame, r, rec);
-        if (p) await p;
+    for await (const batch of reader.batches()) {
+      for (const rec of batch) {
+        const r = verifyFrame(rec.linktype, rec.data, keys);
+        counts.total++;
+        counts[r.verdict]++;
+        if (onFrame) {
+          const p = onFrame(rec.frame, r, rec);
+          if (p) await p;
+        }
       }
-      if (onProgress && (++n & 0x3ff) === 0) onProgress(reader.position, reader.size);
+      if (onProgress) onProgress(reader.position, reader.size);
     }
     if (onProgress) onProgress(reader.position, reader.size);
   } finally {

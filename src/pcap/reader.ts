@@ -117,161 +117,196 @@ export class CaptureReader {
   }
 
   /** Streams the packet records. Throws CaptureError for a damaged file (after yielding every good record before it). */
-  records(): AsyncGenerator<CaptureRecord> {
-    return this.info.format === 'pcap' ? this.pcapRecords() : this.pcapngRecords();
+  async *records(): AsyncGenerator<CaptureRecord> {
+    for await (const batch of this.batches()) yield* batch;
   }
 
-  private async *pcapRecords(): AsyncGenerator<CaptureRecord> {
+  /**
+   * Streams the records in batches: all records that are complete in the current read chunk
+   * come out in one array, so a consumer pays for one await per chunk rather than per packet.
+   */
+  batches(): AsyncGenerator<CaptureRecord[]> {
+    return this.info.format === 'pcap' ? this.pcapBatches() : this.pcapngBatches();
+  }
+
+  private async *pcapBatches(): AsyncGenerator<CaptureRecord[]> {
     const src = this.src;
     const { bigEndian, nanosecond, linktype } = this.info;
     const units = nanosecond ? 1e9 : 1e6;
     let frame = 0;
+    let batch: CaptureRecord[] = [];
     for (;;) {
       const at = src.offset;
-      if (src.available < 16 && !(await src.ensure(16))) {
-        if (src.available === 0) return;
-        throw new CaptureError(this.file, at, `truncated record header (${src.available} of 16 bytes)`);
+      let problem: string | undefined;
+      if (src.available < 16) {
+        if (batch.length) { yield batch; batch = []; }
+        if (!(await src.ensure(16))) {
+          if (src.available === 0) return;
+          problem = `truncated record header (${src.available} of 16 bytes)`;
+        }
       }
-      const h = src.take(16);
-      const tsSec = bigEndian ? h.readUInt32BE(0) : h.readUInt32LE(0);
-      const tsFrac = bigEndian ? h.readUInt32BE(4) : h.readUInt32LE(4);
-      const caplen = bigEndian ? h.readUInt32BE(8) : h.readUInt32LE(8);
-      const origLen = bigEndian ? h.readUInt32BE(12) : h.readUInt32LE(12);
-      if (caplen > MAX_RECORD_BYTES) throw new CaptureError(this.file, at, `record of frame ${frame + 1} claims ${caplen} captured bytes (corrupt length?)`);
-      if (src.available < caplen && !(await src.ensure(caplen))) {
-        throw new CaptureError(this.file, at, `frame ${frame + 1} cut short: file ends after ${src.available} of ${caplen} bytes`);
+      if (problem === undefined) {
+        const h = src.peek(16);
+        const caplen = bigEndian ? h.readUInt32BE(8) : h.readUInt32LE(8);
+        if (caplen > MAX_RECORD_BYTES) problem = `record of frame ${frame + 1} claims ${caplen} captured bytes (corrupt length?)`;
+        else if (src.available < 16 + caplen) {
+          if (batch.length) { yield batch; batch = []; }
+          if (!(await src.ensure(16 + caplen))) problem = `frame ${frame + 1} cut short: file ends after ${src.available - 16} of ${caplen} bytes`;
+        }
+        if (problem === undefined) {
+          const hh = src.take(16);
+          frame++;
+          batch.push({
+            frame,
+            linktype,
+            tsSec: bigEndian ? hh.readUInt32BE(0) : hh.readUInt32LE(0),
+            tsFrac: bigEndian ? hh.readUInt32BE(4) : hh.readUInt32LE(4),
+            tsUnitsPerSec: units,
+            caplen,
+            origLen: bigEndian ? hh.readUInt32BE(12) : hh.readUInt32LE(12),
+            data: src.take(caplen),
+            ifIndex: 0,
+            section: 0,
+          });
+          continue;
+        }
       }
-      frame++;
-      yield { frame, linktype, tsSec, tsFrac, tsUnitsPerSec: units, caplen, origLen, data: src.take(caplen), ifIndex: 0, section: 0 };
+      if (batch.length) yield batch;
+      throw new CaptureError(this.file, at, problem);
     }
   }
 
-  private async *pcapngRecords(): AsyncGenerator<CaptureRecord> {
+  private async *pcapngBatches(): AsyncGenerator<CaptureRecord[]> {
     const src = this.src;
     let bigEndian = false;
     let frame = 0;
     let section = -1;
     const ifs = this.interfaces;
-    for (;;) {
-      const at = src.offset;
-      if (src.available < 8 && !(await src.ensure(8))) {
-        if (src.available === 0) return;
-        throw new CaptureError(this.file, at, `truncated block header (${src.available} of 8 bytes)`);
-      }
-      const head = src.peek(8);
-      const rawType = head.readUInt32BE(0);
-      if (rawType === PCAPNG_SHB) {
-        // The byte-order magic decides how this section (and this block's length) is read.
-        if (!(await src.ensure(12))) throw new CaptureError(this.file, at, 'truncated section header block');
-        const bom = src.peek(12);
-        if (bom.readUInt32LE(8) === PCAPNG_BOM) bigEndian = false;
-        else if (bom.readUInt32BE(8) === PCAPNG_BOM) bigEndian = true;
-        else throw new CaptureError(this.file, at + 8, 'section header block with a bad byte-order magic');
-        section++;
-        ifs.length = 0;
-      } else if (section < 0) {
-        throw new CaptureError(this.file, at, 'pcapng file does not start with a section header block');
-      }
-      const type = bigEndian ? head.readUInt32BE(0) : head.readUInt32LE(0);
-      const total = bigEndian ? head.readUInt32BE(4) : head.readUInt32LE(4);
-      if (total < 12 || total % 4 !== 0) throw new CaptureError(this.file, at, `block of type 0x${type.toString(16)} has invalid length ${total}`);
-      if (total > MAX_RECORD_BYTES) throw new CaptureError(this.file, at, `block of type 0x${type.toString(16)} claims ${total} bytes (corrupt length?)`);
-      const wanted = type === PCAPNG_IDB || type === PCAPNG_EPB || type === PCAPNG_SPB || type === PCAPNG_PB || type === PCAPNG_SHB;
-      if (!wanted) {
-        if (!(await src.skip(total))) throw new CaptureError(this.file, at, `block of type 0x${type.toString(16)} cut short by end of file`);
-        continue;
-      }
-      if (src.available < total && !(await src.ensure(total))) {
-        throw new CaptureError(this.file, at, `block of type 0x${type.toString(16)} cut short: file ends after ${src.available} of ${total} bytes`);
-      }
-      const b = src.take(total);
-      const u32 = (o: number): number => (bigEndian ? b.readUInt32BE(o) : b.readUInt32LE(o));
-      const u16 = (o: number): number => (bigEndian ? b.readUInt16BE(o) : b.readUInt16LE(o));
-      if (u32(total - 4) !== total) throw new CaptureError(this.file, at + total - 4, `block of type 0x${type.toString(16)}: trailing length ${u32(total - 4)} differs from ${total}`);
-      const bodyEnd = total - 4;
-      if (type === PCAPNG_SHB) {
-        if (total < 28) throw new CaptureError(this.file, at, 'section header block too short');
-        const major = u16(12);
-        if (major !== 1) throw new CaptureError(this.file, at + 12, `unsupported pcapng version ${major}`);
-        continue;
-      }
-      if (type === PCAPNG_IDB) {
-        if (total < 20) throw new CaptureError(this.file, at, 'interface description block too short');
-        const info: InterfaceInfo = { linktype: u16(8), snaplen: u32(12), tsUnitsPerSec: 1e6, tsOffset: 0 };
-        // Options: code(2) length(2) value padded to 4.
-        for (let o = 16; o + 4 <= bodyEnd;) {
-          const code = u16(o);
-          const len = u16(o + 2);
-          if (code === 0) break;
-          if (o + 4 + len > bodyEnd) throw new CaptureError(this.file, at + o, 'interface option runs past its block');
-          if (code === 9 && len >= 1) {
-            const r = b[o + 4]!;
-            tsResolutionCheck(this.file, at + o, r);
-            info.tsUnitsPerSec = r & 0x80 ? 2 ** (r & 0x7f) : 10 ** r;
-          } else if (code === 14 && len >= 8) {
-            info.tsOffset = Number(bigEndian ? b.readBigInt64BE(o + 4) : b.readBigInt64LE(o + 4));
-          } else if (code === 2 && len > 0) {
-            info.name = b.toString('utf8', o + 4, o + 4 + len).replace(/\0+$/, '');
+    let batch: CaptureRecord[] = [];
+    // Errors are thrown after the records read so far have been handed out.
+    const fail = (offset: number, what: string): CaptureError => new CaptureError(this.file, offset, what);
+    try {
+      for (;;) {
+        const at = src.offset;
+        if (src.available < 12) {
+          if (batch.length) { yield batch; batch = []; }
+          if (!(await src.ensure(12))) {
+            if (src.available === 0) return;
+            if (src.available < 8) throw fail(at, `truncated block header (${src.available} of 8 bytes)`);
           }
-          o += 4 + ((len + 3) & ~3);
         }
-        ifs.push(info);
-        if (this.info.linktype < 0) {
-          this.info.linktype = info.linktype;
-          this.info.snaplen = info.snaplen;
+        const head = src.peek(Math.min(12, src.available));
+        const rawType = head.readUInt32BE(0);
+        if (rawType === PCAPNG_SHB) {
+          // The byte-order magic decides how this section (and this block's length) is read.
+          if (head.length < 12) throw fail(at, 'truncated section header block');
+          if (head.readUInt32LE(8) === PCAPNG_BOM) bigEndian = false;
+          else if (head.readUInt32BE(8) === PCAPNG_BOM) bigEndian = true;
+          else throw fail(at + 8, 'section header block with a bad byte-order magic');
+          section++;
+          ifs.length = 0;
+        } else if (section < 0) {
+          throw fail(at, 'pcapng file does not start with a section header block');
         }
-        continue;
+        const type = bigEndian ? head.readUInt32BE(0) : head.readUInt32LE(0);
+        const total = bigEndian ? head.readUInt32BE(4) : head.readUInt32LE(4);
+        if (total < 12 || total % 4 !== 0) throw fail(at, `block of type 0x${type.toString(16)} has invalid length ${total}`);
+        if (total > MAX_RECORD_BYTES) throw fail(at, `block of type 0x${type.toString(16)} claims ${total} bytes (corrupt length?)`);
+        if (src.available < total) {
+          if (batch.length) { yield batch; batch = []; }
+          if (!(await src.ensure(total))) {
+            throw fail(at, `block of type 0x${type.toString(16)} cut short: file ends after ${src.available} of ${total} bytes`);
+          }
+        }
+        const b = src.take(total);
+        const u32 = (o: number): number => (bigEndian ? b.readUInt32BE(o) : b.readUInt32LE(o));
+        const u16 = (o: number): number => (bigEndian ? b.readUInt16BE(o) : b.readUInt16LE(o));
+        if (u32(total - 4) !== total) throw fail(at + total - 4, `block of type 0x${type.toString(16)}: trailing length ${u32(total - 4)} differs from ${total}`);
+        const bodyEnd = total - 4;
+        if (type === PCAPNG_SHB) {
+          if (total < 28) throw fail(at, 'section header block too short');
+          const major = u16(12);
+          if (major !== 1) throw fail(at + 12, `unsupported pcapng version ${major}`);
+          continue;
+        }
+        if (type === PCAPNG_IDB) {
+          if (total < 20) throw fail(at, 'interface description block too short');
+          const info: InterfaceInfo = { linktype: u16(8), snaplen: u32(12), tsUnitsPerSec: 1e6, tsOffset: 0 };
+          // Options: code(2) length(2) value padded to 4.
+          for (let o = 16; o + 4 <= bodyEnd;) {
+            const code = u16(o);
+            const len = u16(o + 2);
+            if (code === 0) break;
+            if (o + 4 + len > bodyEnd) throw fail(at + o, 'interface option runs past its block');
+            if (code === 9 && len >= 1) {
+              const r = b[o + 4]!;
+              if ((r & 0x80 && (r & 0x7f) > 52) || (!(r & 0x80) && r > 15)) throw fail(at + o, `unsupported timestamp resolution 0x${r.toString(16)}`);
+              info.tsUnitsPerSec = r & 0x80 ? 2 ** (r & 0x7f) : 10 ** r;
+            } else if (code === 14 && len >= 8) {
+              info.tsOffset = Number(bigEndian ? b.readBigInt64BE(o + 4) : b.readBigInt64LE(o + 4));
+            } else if (code === 2 && len > 0) {
+              info.name = b.toString('utf8', o + 4, o + 4 + len).replace(/\0+$/, '');
+            }
+            o += 4 + ((len + 3) & ~3);
+          }
+          ifs.push(info);
+          if (this.info.linktype < 0) {
+            this.info.linktype = info.linktype;
+            this.info.snaplen = info.snaplen;
+          }
+          continue;
+        }
+        if (type !== PCAPNG_EPB && type !== PCAPNG_PB && type !== PCAPNG_SPB) continue; // other blocks: skipped
+        let ifIndex: number;
+        let tsHi: number;
+        let tsLo: number;
+        let caplen: number;
+        let origLen: number;
+        let dataOff: number;
+        if (type === PCAPNG_EPB || type === PCAPNG_PB) {
+          if (total < 32) throw fail(at, 'packet block too short');
+          ifIndex = type === PCAPNG_EPB ? u32(8) : u16(8);
+          tsHi = u32(12);
+          tsLo = u32(16);
+          caplen = u32(20);
+          origLen = u32(24);
+          dataOff = 28;
+          if (dataOff + caplen > bodyEnd) throw fail(at, `packet block: captured length ${caplen} exceeds the block`);
+        } else {
+          // Simple Packet Block: interface 0, no timestamp; captured length is what fits.
+          if (total < 16) throw fail(at, 'simple packet block too short');
+          ifIndex = 0;
+          tsHi = 0;
+          tsLo = 0;
+          origLen = u32(8);
+          dataOff = 12;
+          caplen = Math.min(origLen, bodyEnd - dataOff, ifs[0] && ifs[0].snaplen > 0 ? ifs[0].snaplen : Infinity);
+        }
+        const iface = ifs[ifIndex];
+        if (!iface) throw fail(at, `packet block refers to interface ${ifIndex}, but the section has ${ifs.length}`);
+        const units = iface.tsUnitsPerSec;
+        let tsSec: number;
+        let tsFrac: number;
+        const ts = tsHi * 4294967296 + tsLo;
+        if (ts <= Number.MAX_SAFE_INTEGER) {
+          tsSec = Math.floor(ts / units);
+          tsFrac = ts - tsSec * units;
+        } else {
+          const big = (BigInt(tsHi) << 32n) | BigInt(tsLo);
+          const ub = BigInt(units);
+          tsSec = Number(big / ub);
+          tsFrac = Number(big % ub);
+        }
+        tsSec += iface.tsOffset;
+        frame++;
+        batch.push({ frame, linktype: iface.linktype, tsSec, tsFrac, tsUnitsPerSec: units, caplen, origLen, data: b.subarray(dataOff, dataOff + caplen), ifIndex, section });
       }
-      let ifIndex: number;
-      let tsHi: number;
-      let tsLo: number;
-      let caplen: number;
-      let origLen: number;
-      let dataOff: number;
-      if (type === PCAPNG_EPB || type === PCAPNG_PB) {
-        if (total < 32) throw new CaptureError(this.file, at, 'packet block too short');
-        ifIndex = type === PCAPNG_EPB ? u32(8) : u16(8);
-        tsHi = u32(12);
-        tsLo = u32(16);
-        caplen = u32(20);
-        origLen = u32(24);
-        dataOff = 28;
-        if (dataOff + caplen > bodyEnd) throw new CaptureError(this.file, at, `packet block: captured length ${caplen} exceeds the block`);
-      } else {
-        // Simple Packet Block: interface 0, no timestamp; captured length is what fits (RFC draft §4.4).
-        if (total < 16) throw new CaptureError(this.file, at, 'simple packet block too short');
-        ifIndex = 0;
-        tsHi = 0;
-        tsLo = 0;
-        origLen = u32(8);
-        dataOff = 12;
-        caplen = Math.min(origLen, bodyEnd - dataOff, ifs[0] && ifs[0].snaplen > 0 ? ifs[0].snaplen : Infinity);
-      }
-      const iface = ifs[ifIndex];
-      if (!iface) throw new CaptureError(this.file, at, `packet block refers to interface ${ifIndex}, but the section has ${ifs.length}`);
-      const units = iface.tsUnitsPerSec;
-      let tsSec: number;
-      let tsFrac: number;
-      const ts = tsHi * 4294967296 + tsLo;
-      if (ts <= Number.MAX_SAFE_INTEGER) {
-        tsSec = Math.floor(ts / units);
-        tsFrac = ts - tsSec * units;
-      } else {
-        const big = (BigInt(tsHi) << 32n) | BigInt(tsLo);
-        const ub = BigInt(units);
-        tsSec = Number(big / ub);
-        tsFrac = Number(big % ub);
-      }
-      tsSec += iface.tsOffset;
-      frame++;
-      yield { frame, linktype: iface.linktype, tsSec, tsFrac, tsUnitsPerSec: units, caplen, origLen, data: b.subarray(dataOff, dataOff + caplen), ifIndex, section };
+    } catch (e) {
+      if (batch.length) yield batch;
+      throw e;
     }
+    if (batch.length) yield batch;
   }
-}
-
-function tsResolutionCheck(file: string, offset: number, r: number): void {
-  // 10^-r with r > 15 or 2^-r with r > 52 cannot be represented as a safe integer count per second.
-  if ((r & 0x80 && (r & 0x7f) > 52) || (!(r & 0x80) && r > 15)) throw new CaptureError(file, offset, `unsupported timestamp resolution 0x${r.toString(16)}`);
 }
 
 /** Convenience: streams the records of a file and closes it afterwards. */

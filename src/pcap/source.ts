@@ -1,9 +1,16 @@
-// Chunked reading of a file from front to back. Each refill reads into a NEW buffer, so the
-// subarrays handed out earlier stay valid for as long as their holder keeps them, and the whole
-// file is never in memory at once.
+// Chunked reading of a file from front to back, with one chunk read ahead so that parsing and
+// reading overlap. Each chunk lands in a NEW buffer, so subarrays handed out earlier stay valid
+// for as long as their holder keeps them, and the whole file is never in memory at once.
 import { open, type FileHandle } from 'node:fs/promises';
 
 export const CHUNK_BYTES = 1 << 20;
+/** Space kept in front of each chunk for the unread tail of the previous one (a partial record). */
+const HEADROOM = 64 << 10;
+
+interface Chunk {
+  buf: Buffer; // HEADROOM + data
+  len: number; // data bytes read
+}
 
 export class ByteSource {
   private fh: FileHandle;
@@ -11,6 +18,7 @@ export class ByteSource {
   private pos = 0;
   private bufFileOffset = 0; // file offset of buf[0]
   private eof = false;
+  private ahead: Promise<Chunk> | undefined;
   readonly size: number;
 
   private constructor(fh: FileHandle, size: number) {
@@ -40,18 +48,48 @@ export class ByteSource {
     return this.buf.length - this.pos;
   }
 
+  private async readChunk(at: number, len: number): Promise<Chunk> {
+    const buf = Buffer.allocUnsafe(HEADROOM + len);
+    let got = 0;
+    while (got < len) {
+      const { bytesRead } = await this.fh.read(buf, HEADROOM + got, len - got, at + got);
+      if (bytesRead === 0) break;
+      got += bytesRead;
+    }
+    return { buf, len: got };
+  }
+
   /** Makes n bytes available; false if the file ends first (the available bytes stay readable). */
   async ensure(n: number): Promise<boolean> {
     while (this.buf.length - this.pos < n) {
       if (this.eof) return false;
       const avail = this.buf.length - this.pos;
-      const next = Buffer.allocUnsafe(Math.max(CHUNK_BYTES, n));
-      this.buf.copy(next, 0, this.pos);
-      const { bytesRead } = await this.fh.read(next, avail, next.length - avail, this.offset + avail);
-      if (bytesRead === 0) this.eof = true;
+      const fileEnd = this.bufFileOffset + this.buf.length;
+      const want = Math.max(CHUNK_BYTES, n - avail);
+      const chunk = this.ahead ? await this.ahead : await this.readChunk(fileEnd, want);
+      this.ahead = undefined;
+      if (chunk.len === 0) {
+        this.eof = true;
+        continue;
+      }
+      let next: Buffer;
+      if (avail <= HEADROOM) {
+        this.buf.copy(chunk.buf, HEADROOM - avail, this.pos);
+        next = chunk.buf.subarray(HEADROOM - avail, HEADROOM + chunk.len);
+      } else {
+        next = Buffer.concat([this.buf.subarray(this.pos), chunk.buf.subarray(HEADROOM, HEADROOM + chunk.len)]);
+      }
       this.bufFileOffset += this.pos;
-      this.buf = next.subarray(0, avail + bytesRead);
+      this.buf = next;
       this.pos = 0;
+      const end = this.bufFileOffset + this.buf.length;
+      if (end < this.size) {
+        const p = this.readChunk(end, CHUNK_BYTES);
+        p.catch(() => undefined); // surfaced when awaited
+        this.ahead = p;
+      } else if (chunk.len < want) {
+        this.eof = true;
+      }
     }
     return true;
   }
@@ -80,6 +118,7 @@ export class ByteSource {
   }
 
   async close(): Promise<void> {
+    if (this.ahead) await this.ahead.catch(() => undefined);
     await this.fh.close();
   }
 }

@@ -17,9 +17,9 @@ export interface ParsedPacket {
   ipHeaderLen: number;
   /** Upper-layer protocol (after IPv6 extension headers). */
   protocol: number;
-  /** Views (not copies) of the source and destination addresses: 4 or 16 bytes. */
-  src: Uint8Array;
-  dst: Uint8Array;
+  /** Views (not copies) of the source and destination addresses: 4 or 16 bytes (made on first use). */
+  readonly src: Uint8Array;
+  readonly dst: Uint8Array;
   srcOffset: number;
   dstOffset: number;
   l4Offset: number;
@@ -64,24 +64,40 @@ export function parseIpPacket(buf: Uint8Array): ParseResult {
   } else {
     return { ok: false, reason: 'bad-ip-version', detail: `version ${version}` };
   }
-  const result: ParsedPacket = {
-    ok: true,
-    family,
-    ipHeaderLen: l4Offset,
-    protocol,
-    src: buf.subarray(srcOffset, srcOffset + addrLen),
-    dst: buf.subarray(dstOffset, dstOffset + addrLen),
-    srcOffset,
-    dstOffset,
-    l4Offset,
-    totalLen,
-  };
+  let tcp: TcpView | undefined;
   if (protocol === IPPROTO_TCP) {
     const t = parseTcp(buf, l4Offset, totalLen - l4Offset);
     if (!t.ok) return t;
-    result.tcp = t.tcp;
+    tcp = t.tcp;
   }
-  return result;
+  return new Parsed(buf, family, protocol, srcOffset, dstOffset, addrLen, l4Offset, totalLen, tcp);
+}
+
+/** ParsedPacket with lazily made address views: the verify path never needs them. */
+class Parsed implements ParsedPacket {
+  readonly ok = true as const;
+  #src: Uint8Array | undefined;
+  #dst: Uint8Array | undefined;
+  constructor(
+    private readonly buf: Uint8Array,
+    readonly family: 4 | 6,
+    readonly protocol: number,
+    readonly srcOffset: number,
+    readonly dstOffset: number,
+    private readonly addrLen: number,
+    readonly l4Offset: number,
+    readonly totalLen: number,
+    readonly tcp: TcpView | undefined,
+  ) {}
+  get ipHeaderLen(): number {
+    return this.l4Offset;
+  }
+  get src(): Uint8Array {
+    return (this.#src ??= this.buf.subarray(this.srcOffset, this.srcOffset + this.addrLen));
+  }
+  get dst(): Uint8Array {
+    return (this.#dst ??= this.buf.subarray(this.dstOffset, this.dstOffset + this.addrLen));
+  }
 }
 
 /** Formats an address view as text (IPv6 compressed per RFC 5952). For logs and tools, not the hot path. */
