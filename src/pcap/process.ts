@@ -87,42 +87,42 @@ export async function labelCapture(inFile: string, outFile: string, key: LabelKe
     } catch (e) {
       throw new CaptureError(outFile, 0, `cannot create output (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
     }
-    let n = 0;
-    for await (const rec of reader.records()) {
-      counts.total++;
-      const r = labelFrame(rec.linktype, rec.data, key);
-      let data: Uint8Array = rec.data;
-      let origLen = rec.origLen;
-      if (r.labelled) {
-        counts.labelled++;
-        data = r.frame;
-        origLen = rec.origLen + (r.frame.length - rec.data.length);
-      } else {
-        counts[r.verdict]++;
-      }
-      opts.onFrame?.(rec.frame, r.labelled, r.labelled ? undefined : `${r.verdict}: ${r.reason}`);
-      if (format === 'pcap') {
-        if (!pcapOut) {
-          // pcapng → pcap: the first interface's link type decides; others are an error.
-          pcapLinktype = rec.linktype;
-          pcapOut = await PcapWriter.create(outFile, { linktype: rec.linktype, nanosecond: rec.tsUnitsPerSec > 1e6 });
-        } else if (rec.linktype !== pcapLinktype) {
-          throw new CaptureError(inFile, reader.position, `frame ${rec.frame} has link type ${rec.linktype} but the pcap output has ${pcapLinktype}; write pcapng instead`);
+    for await (const batch of reader.batches()) {
+      for (const rec of batch) {
+        counts.total++;
+        const r = labelFrame(rec.linktype, rec.data, key);
+        let data: Uint8Array = rec.data;
+        let origLen = rec.origLen;
+        if (r.labelled) {
+          counts.labelled++;
+          data = r.frame;
+          origLen = rec.origLen + (r.frame.length - rec.data.length);
+        } else {
+          counts[r.verdict]++;
         }
-        const p = pcapOut.write(data, rec, origLen);
-        if (p) await p;
-      } else {
-        const k = `${rec.section}:${rec.ifIndex}`;
-        let id = ifMap.get(k);
-        if (id === undefined) {
-          const iface = reader.info.format === 'pcapng' ? reader.interfaces[rec.ifIndex] : undefined;
-          id = await ngOut!.addInterface({ linktype: rec.linktype, snaplen: 0, tsUnitsPerSec: rec.tsUnitsPerSec, name: iface?.name });
-          ifMap.set(k, id);
+        opts.onFrame?.(rec.frame, r.labelled, r.labelled ? undefined : `${r.verdict}: ${r.reason}`);
+        if (format === 'pcap') {
+          if (!pcapOut) {
+            // pcapng → pcap: the first interface's link type decides; others are an error.
+            pcapLinktype = rec.linktype;
+            pcapOut = await PcapWriter.create(outFile, { linktype: rec.linktype, nanosecond: rec.tsUnitsPerSec > 1e6 });
+          } else if (rec.linktype !== pcapLinktype) {
+            throw new CaptureError(inFile, reader.position, `frame ${rec.frame} has link type ${rec.linktype} but the pcap output has ${pcapLinktype}; write pcapng instead`);
+          }
+          const p = pcapOut.write(data, rec, origLen);
+          if (p) await p;
+        } else {
+          const k = `${rec.section}:${rec.ifIndex}`;
+          let id = ifMap.get(k);
+          if (id === undefined) {
+            id = await ngOut!.addInterface({ linktype: rec.linktype, snaplen: 0, tsUnitsPerSec: rec.tsUnitsPerSec, name: rec.iface?.name });
+            ifMap.set(k, id);
+          }
+          const p = ngOut!.write(id, data, rec, origLen);
+          if (p) await p;
         }
-        const p = ngOut!.write(id, data, rec, origLen);
-        if (p) await p;
       }
-      if (opts.onProgress && (++n & 0x3ff) === 0) opts.onProgress(reader.position, reader.size);
+      opts.onProgress?.(reader.position, reader.size);
     }
     if (!pcapOut && !ngOut) {
       // Empty pcapng input asked to become pcap: still write a valid (empty) file.

@@ -20,6 +20,8 @@ export interface CaptureRecord {
   ifIndex: number;
   /** pcapng section number from 0 (0 for pcap). */
   section: number;
+  /** pcapng: the interface the packet was captured on. */
+  iface?: InterfaceInfo;
 }
 
 export interface InterfaceInfo {
@@ -58,8 +60,8 @@ export class CaptureReader {
   readonly file: string;
   readonly info: CaptureInfo;
   private readonly src: ByteSource;
-  /** Interfaces of the current pcapng section. */
-  readonly interfaces: InterfaceInfo[] = [];
+  /** Interfaces of the current pcapng section (a new array for each section). */
+  interfaces: InterfaceInfo[] = [];
 
   private constructor(file: string, src: ByteSource, info: CaptureInfo) {
     this.file = file;
@@ -181,7 +183,7 @@ export class CaptureReader {
     let bigEndian = false;
     let frame = 0;
     let section = -1;
-    const ifs = this.interfaces;
+    let ifs = this.interfaces;
     let batch: CaptureRecord[] = [];
     // Errors are thrown after the records read so far have been handed out.
     const fail = (offset: number, what: string): CaptureError => new CaptureError(this.file, offset, what);
@@ -204,7 +206,7 @@ export class CaptureReader {
           else if (head.readUInt32BE(8) === PCAPNG_BOM) bigEndian = true;
           else throw fail(at + 8, 'section header block with a bad byte-order magic');
           section++;
-          ifs.length = 0;
+          if (section > 0) ifs = this.interfaces = [];
         } else if (section < 0) {
           throw fail(at, 'pcapng file does not start with a section header block');
         }
@@ -299,7 +301,7 @@ export class CaptureReader {
         }
         tsSec += iface.tsOffset;
         frame++;
-        batch.push({ frame, linktype: iface.linktype, tsSec, tsFrac, tsUnitsPerSec: units, caplen, origLen, data: b.subarray(dataOff, dataOff + caplen), ifIndex, section });
+        batch.push({ frame, linktype: iface.linktype, tsSec, tsFrac, tsUnitsPerSec: units, caplen, origLen, data: b.subarray(dataOff, dataOff + caplen), ifIndex, section, iface });
       }
     } catch (e) {
       if (batch.length) yield batch;

@@ -207,3 +207,19 @@ test('tcpdump and tshark read what pcap label wrote; tshark shows ExID 0x4677 an
   const ip = out[0]!.data.subarray(14);
   assert.equal(verifyPacket(ip, [key]).verdict, 'valid');
 });
+
+test('pcapng with two sections: each section\'s interfaces (names, link types) carried to the output', async () => {
+  const inFile = path.join(dir, 'sections.pcapng');
+  const ip = buildTcpPacket({ family: 4, payload: Buffer.from('s') });
+  fs.writeFileSync(inFile, encodePcapng(true, [
+    { shb: true }, { idb: { linktype: 1, name: 'first' } },
+    { epb: { ifIndex: 0, ts: 1n, data: wrapIp(1, ip) } },
+    { shb: true }, { idb: { linktype: 101, name: 'second', tsresol: 9 } },
+    { epb: { ifIndex: 0, ts: 2n, data: ip } },
+  ]));
+  const out = path.join(dir, 'sections.out.pcapng');
+  const r = await labelCapture(inFile, out, key);
+  assert.equal(r.labelled, 2);
+  const recs = await readAll(out);
+  assert.deepEqual(recs.map((x) => [x.linktype, x.iface?.name, x.tsUnitsPerSec, x.tsFrac, x.section, x.ifIndex]), [[1, 'first', 1e6, 1, 0, 0], [101, 'second', 1e9, 2, 0, 1]]);
+});
