@@ -10,7 +10,7 @@
 // 3. Every candidate is verified against /proc/pid/fd right now; only verified holders count.
 import { SockDiag } from './sockdiag.js';
 import { BpfSocketTracker } from './bpf.js';
-import { BackgroundSocketIndex, scanSnapshot } from './socket-index.js';
+import { BackgroundSocketIndex, IncrementalScanner } from './socket-index.js';
 import { childrenOf, fdIsSocket, holdsInode, processInfo } from './procfs.js';
 import { readProcNet, type ProcNetEntry } from './procnet.js';
 import { parseIp } from '../policy/match.js';
@@ -25,8 +25,8 @@ export interface AttributorOptions {
   /** Hash executables (SHA-256). Default true. */
   hash?: boolean;
   /**
-   * Background full-scan period in ms; 0 disables the background index. Default 30000 with
-   * eBPF (the index only adds passive holders there), 5000 without.
+   * Background scan period in ms (incremental passes, a full one every 30th); 0 disables the
+   * background index. Default 1000.
    */
   indexIntervalMs?: number;
   /** Children of the creator/sender checked as possible inheritors (bounded). Default 32. */
@@ -41,6 +41,9 @@ export interface AttributorOptions {
 export interface AttributionStats {
   lookups: number;
   unknown: number;
+  /** Synchronous scans of the processes that changed since the last pass. */
+  incrementalScans: number;
+  /** Synchronous scans of every fd of every process. */
   fullScans: number;
   bpfHits: number;
   indexHits: number;
@@ -55,13 +58,14 @@ interface FoundSocket {
 export class Attributor {
   readonly bpfMode: boolean;
   readonly bpfError: string | undefined;
-  readonly stats: AttributionStats = { lookups: 0, unknown: 0, fullScans: 0, bpfHits: 0, indexHits: 0 };
+  readonly stats: AttributionStats = { lookups: 0, unknown: 0, incrementalScans: 0, fullScans: 0, bpfHits: 0, indexHits: 0 };
   private readonly diag: SockDiag;
   private readonly tracker: BpfSocketTracker | undefined;
   private readonly index: BackgroundSocketIndex | undefined;
   private readonly hash: boolean;
   private readonly maxChildren: number;
   private readonly exhaustive: boolean;
+  private readonly scanner = new IncrementalScanner();
 
   constructor(opts: AttributorOptions = {}) {
     this.diag = new SockDiag();
@@ -84,8 +88,14 @@ export class Attributor {
     this.tracker = tracker;
     this.bpfMode = tracker !== undefined;
     this.bpfError = bpfError;
-    const iv = opts.indexIntervalMs ?? (tracker ? 30000 : 5000);
+    const iv = opts.indexIntervalMs ?? 1000;
     this.index = iv > 0 ? new BackgroundSocketIndex(iv) : undefined;
+  }
+
+  /** Background index state: passes received, duration of the last, socket fds indexed. */
+  indexStatus(): { enabled: boolean; scans: number; lastScanMs: number; size: number } {
+    const i = this.index;
+    return { enabled: i !== undefined, scans: i?.scans ?? 0, lastScanMs: i?.lastScanMs ?? 0, size: i?.snapshot?.size ?? 0 };
   }
 
   async close(): Promise<void> {
@@ -161,11 +171,16 @@ export class Attributor {
       for (const r of refs) check(r.pid, r.fd);
     }
     if (verified.size === 0 || this.exhaustive) {
-      // Nothing known about this socket: scan everything now (slow but complete).
-      this.stats.fullScans++;
-      const full = scanSnapshot();
-      this.index?.offer(full);
-      for (const r of full.lookup(s.inode)) verified.add(r.pid);
+      // Nothing known about this socket: scan now. First only processes that are new or whose
+      // fd count changed (cheap); if that does not find it, every fd of every process.
+      let pass = this.exhaustive ? undefined : this.scanner.pass();
+      if (pass) this.stats.incrementalScans++;
+      if (!pass || pass.full || pass.snapshot.lookup(s.inode).length === 0) {
+        this.stats.fullScans++;
+        pass = this.scanner.pass(true);
+      }
+      this.index?.offer(pass.snapshot);
+      for (const r of pass.snapshot.lookup(s.inode)) verified.add(r.pid);
     }
     return [...verified].sort((a, b) => a - b);
   }

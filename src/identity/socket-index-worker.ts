@@ -1,7 +1,8 @@
-// Worker: full /proc scan every intervalMs, posted as sorted (inode, pid, fd) triples.
+// Worker: an incremental /proc scan every intervalMs (a full one every 30th), posted as sorted
+// (inode, pid, fd) triples.
 import { parentPort, workerData } from 'node:worker_threads';
 import koffi from 'koffi';
-import { scanSnapshot } from './socket-index.js';
+import { IncrementalScanner } from './socket-index.js';
 
 const { intervalMs } = workerData as { intervalMs: number };
 
@@ -14,11 +15,17 @@ try {
   // best effort
 }
 
+const scanner = new IncrementalScanner();
+
 function loop(): void {
   const t0 = performance.now();
-  const s = scanSnapshot();
+  const { snapshot: s, rescanned, full, changed } = scanner.pass();
   const ms = performance.now() - t0;
-  parentPort?.postMessage({ triples: s.triples, takenAt: s.takenAt, ms }, [s.triples.buffer as ArrayBuffer]);
+  // Copy: the scanner keeps its snapshot to hand out again when nothing changed.
+  if (changed) {
+    const triples = s.triples.slice();
+    parentPort?.postMessage({ triples, takenAt: s.takenAt, ms, rescanned, full }, [triples.buffer]);
+  }
   setTimeout(loop, intervalMs);
 }
 loop();

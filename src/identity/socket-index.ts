@@ -2,8 +2,9 @@
 // worker thread (a full /proc scan takes tens to hundreds of ms with thousands of fds) and
 // handed over as one sorted, transferable Float64Array of (inode, pid, fd) triples.
 import { Worker } from 'node:worker_threads';
+import { statSync } from 'node:fs';
 import type { FdRef } from './procfs.js';
-import { scanAllSockets } from './procfs.js';
+import { addProcess, listPids, scanAllSockets, socketFds } from './procfs.js';
 
 /** Sorted triples -> binary search. */
 export class SocketIndexSnapshot {
@@ -15,11 +16,29 @@ export class SocketIndexSnapshot {
   static fromMap(m: Map<number, FdRef[]>, takenAt = Date.now()): SocketIndexSnapshot {
     let n = 0;
     for (const l of m.values()) n += l.length;
-    const rows: [number, number, number][] = [];
-    for (const [ino, l] of m) for (const r of l) rows.push([ino, r.pid, r.fd]);
-    rows.sort((a, b) => a[0] - b[0] || a[1] - b[1] || a[2] - b[2]);
+    // Sort row numbers by inode (pid, fd as tie-breakers) without allocating a tuple per row.
+    const ino = new Float64Array(n);
+    const pid = new Float64Array(n);
+    const fd = new Float64Array(n);
+    let i = 0;
+    for (const [k, l] of m) {
+      for (const r of l) {
+        ino[i] = k;
+        pid[i] = r.pid;
+        fd[i] = r.fd;
+        i++;
+      }
+    }
+    const order = new Uint32Array(n);
+    for (let j = 0; j < n; j++) order[j] = j;
+    order.sort((a, b) => ino[a]! - ino[b]! || pid[a]! - pid[b]! || fd[a]! - fd[b]!);
     const t = new Float64Array(n * 3);
-    rows.forEach((r, i) => t.set(r, i * 3));
+    for (let j = 0; j < n; j++) {
+      const r = order[j]!;
+      t[j * 3] = ino[r]!;
+      t[j * 3 + 1] = pid[r]!;
+      t[j * 3 + 2] = fd[r]!;
+    }
     return new SocketIndexSnapshot(t, takenAt);
   }
 
@@ -46,6 +65,65 @@ export class SocketIndexSnapshot {
 export function scanSnapshot(): SocketIndexSnapshot {
   const start = Date.now(); // sockets created after this may be missing
   return SocketIndexSnapshot.fromMap(scanAllSockets(), start);
+}
+
+/**
+ * Repeated scans that re-read only processes that are new or whose number of open fds changed
+ * (stat of /proc/pid/fd reports it as the size on Linux >= 6.2). An fd closed and another opened
+ * in its place between two passes goes unseen until the next full pass (every `fullEvery`).
+ */
+export class IncrementalScanner {
+  private procs = new Map<number, { count: number; fds: Map<number, number> }>();
+  private passes = 0;
+  /** Whether this kernel reports fd counts as the size of /proc/pid/fd (Linux >= 6.2). */
+  readonly countsFds: boolean;
+  constructor(readonly fullEvery = 30) {
+    let ok = false;
+    try {
+      ok = statSync('/proc/self/fd').size > 0;
+    } catch {
+      // no /proc: every pass finds nothing anyway
+    }
+    this.countsFds = ok;
+  }
+
+  private last: SocketIndexSnapshot | undefined;
+
+  /** One pass. `changed` is false when no process was added, removed or re-read. */
+  pass(forceFull = false): { snapshot: SocketIndexSnapshot; rescanned: number; full: boolean; changed: boolean } {
+    const start = Date.now();
+    const full = forceFull || !this.countsFds || this.passes % this.fullEvery === 0;
+    this.passes++;
+    const next = new Map<number, { count: number; fds: Map<number, number> }>();
+    let rescanned = 0;
+    for (const pid of listPids()) {
+      let count: number;
+      try {
+        count = statSync(`/proc/${pid}/fd`).size;
+      } catch {
+        continue; // gone
+      }
+      const prev = this.procs.get(pid);
+      let entry = prev;
+      if (full || !prev || prev.count !== count) {
+        const fds = socketFds(pid);
+        if (!fds) continue;
+        entry = { count, fds };
+        rescanned++;
+      }
+      next.set(pid, entry!);
+    }
+    let removed = 0;
+    for (const pid of this.procs.keys()) if (!next.has(pid)) removed++;
+    this.procs = next;
+    if (this.last && rescanned === 0 && removed === 0) {
+      return { snapshot: this.last, rescanned, full, changed: false };
+    }
+    const idx = new Map<number, FdRef[]>();
+    for (const [pid, e] of next) addProcess(idx, pid, e.fds);
+    this.last = SocketIndexSnapshot.fromMap(idx, start);
+    return { snapshot: this.last, rescanned, full, changed: true };
+  }
 }
 
 /** Keeps a snapshot fresh from a worker thread; the thread never keeps the process alive. */
