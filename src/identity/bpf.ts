@@ -15,6 +15,9 @@ const SYS_bpf = 321; // x86_64
 const BPF_MAP_CREATE = 0;
 const BPF_MAP_LOOKUP_ELEM = 1;
 const BPF_PROG_LOAD = 5;
+const BPF_PROG_GET_NEXT_ID = 11;
+const BPF_PROG_GET_FD_BY_ID = 13;
+const BPF_OBJ_GET_INFO_BY_FD = 15;
 const BPF_LINK_CREATE = 28;
 const BPF_MAP_TYPE_LRU_HASH = 9;
 const BPF_PROG_TYPE_CGROUP_SOCK = 9;
@@ -259,4 +262,41 @@ export class BpfSocketTracker {
     this.key.free();
     this.value.free();
   }
+}
+
+/** Names and ids of every BPF program loaded on the host (to check that none is left behind). */
+export function listBpfPrograms(): { id: number; name: string }[] {
+  const out: { id: number; name: string }[] = [];
+  const a = nativeAlloc(ATTR_SIZE);
+  const info = nativeAlloc(256);
+  try {
+    let id = 0;
+    for (;;) {
+      a.buf.fill(0);
+      a.buf.writeUInt32LE(id, 0);
+      if (bpf(BPF_PROG_GET_NEXT_ID, a) < 0) break; // ENOENT: no more
+      id = a.buf.readUInt32LE(4);
+      a.buf.fill(0);
+      a.buf.writeUInt32LE(id, 0);
+      const fd = bpf(BPF_PROG_GET_FD_BY_ID, a);
+      if (fd < 0) continue; // unloaded meanwhile
+      try {
+        info.buf.fill(0);
+        a.buf.fill(0);
+        a.buf.writeUInt32LE(fd, 0);
+        a.buf.writeUInt32LE(256, 4);
+        a.buf.writeBigUInt64LE(info.ptr, 8);
+        if (bpf(BPF_OBJ_GET_INFO_BY_FD, a) === 0) {
+          // struct bpf_prog_info: name[16] at offset 64
+          out.push({ id, name: info.buf.toString('latin1', 64, 80).replace(/\0.*$/s, '') });
+        }
+      } finally {
+        closeSync(fd);
+      }
+    }
+  } finally {
+    a.free();
+    info.free();
+  }
+  return out;
 }
