@@ -39,7 +39,9 @@ Verdicts (one per frame):
   skipped    not TCP (UDP, ICMP, ARP, other link-layer payloads)
 
 Output: a table of counts and the first bad (invalid or malformed) frames; with --json one
-object per frame {"frame":N,"verdict":"...","reason":"..."} then {"summary":{...}}.
+object per frame {"frame":N,"verdict":"...","reason":"..."} (frames numbered from 1 in file
+order; "reason" on every verdict but valid, which names the matching key's id as "keyId"),
+then {"summary":{...counts...}}. A progress bar is drawn on stderr when it is a terminal.
 Several --key-file options may be given (key rollover): a label valid under any is valid.
 
 Exit status: 0 when no frame is invalid or malformed, 1 when some are, 2 on usage, file or
@@ -76,7 +78,7 @@ export function register(program: Command): void {
       checkInput(file);
       const out = new LineOutput();
       const bad: Array<{ frame: number; verdict: Verdict; reason?: string }> = [];
-      const progress = opts.json ? progressBar('verify', 0) : progressBar('verify', fs.statSync(file).size);
+      const progress = progressBar('verify', fs.statSync(file).size);
       const onFrame = opts.json
         ? (frame: number, r: VerifyResult): Promise<void> | undefined => {
             const o: Record<string, unknown> = { frame, verdict: r.verdict };
