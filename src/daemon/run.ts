@@ -35,6 +35,8 @@ export interface StatusReport {
   config: Record<string, unknown>;
   counters: Record<string, number>;
   ratesPerSecond: Record<string, number>;
+  /** Per queue worker: packets, recvmmsg batches (received/batches = mean batch size), sends. */
+  queues: Array<{ queue: number; received: number; batches: number; sends: number; handlerErrors: number }>;
   datapath: {
     received: number;
     verdicts: number;
@@ -177,7 +179,8 @@ export async function runDaemon(spec: DaemonSpec): Promise<void> {
   sampler.unref();
 
   const status = (): StatusReport => {
-    const s = summarize(queues!.stats());
+    const qs = queues!.stats();
+    const s = summarize(qs);
     return {
       role: spec.role,
       pid: process.pid,
@@ -186,6 +189,7 @@ export async function runDaemon(spec: DaemonSpec): Promise<void> {
       config: spec.describe,
       counters: s.counters,
       ratesPerSecond: rates,
+      queues: qs.workers.map((w) => ({ queue: w.queueNum, received: w.received, batches: w.batches, sends: w.sends, handlerErrors: w.handlerErrors })),
       datapath: s.datapath,
     };
   };
