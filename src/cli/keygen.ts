@@ -7,9 +7,9 @@ export function register(program: Command): void {
     .command('keygen')
     .description(`write a new random ${GENERATED_KEY_BYTES}-byte label key as hex to a file created with mode 0600`)
     .requiredOption('-o, --out <file>', 'key file to create')
-    .option('-f, --force', 'replace the file if it exists (atomically)', false)
+    .option('-f, --force', 'replace the file if it exists (atomically)')
     .addHelpText('after', '\nThe key itself is never printed; the id shown is a fingerprint (first 8 hex digits of its SHA-256).')
-    .action((opts: { out: string; force: boolean }) => {
+    .action((opts: { out: string; force?: boolean }) => {
       const id = generateKeyFile(opts.out, { force: opts.force });
       process.stdout.write(`wrote a new ${GENERATED_KEY_BYTES}-byte key to ${opts.out} (mode 0600, key id ${id})\n`);
     });

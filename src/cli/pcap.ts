@@ -9,8 +9,8 @@ import { CliError, EXIT_FOUND, EXIT_OK } from './errors.js';
 import { LineOutput } from './output.js';
 import { progressBar } from './progress.js';
 
-function collect(value: string, previous: string[]): string[] {
-  return [...previous, value];
+function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
 }
 
 function loadKeys(files: string[]): LabelKey[] {
@@ -65,16 +65,16 @@ export function register(program: Command): void {
     .command('verify')
     .description('give every frame of a capture a label verdict')
     .argument('<file>', 'capture file (pcap or pcapng)')
-    .option('-k, --key-file <file>', 'key file (hex); repeat for several keys', collect, [] as string[])
-    .option('--json', 'one JSON object per frame, then a summary line', false)
+    .option('-k, --key-file <file>', 'key file (hex); repeat for several keys', collect)
+    .option('--json', 'one JSON object per frame, then a summary line')
     .option('--max-bad <n>', 'bad frames listed in the human output', (v) => {
       const n = Number(v);
       if (!Number.isInteger(n) || n < 0) throw new CliError(`--max-bad: not a non-negative integer: ${v}`);
       return n;
     }, 20)
     .addHelpText('after', VERIFY_HELP)
-    .action(async (file: string, opts: { keyFile: string[]; json: boolean; maxBad: number }) => {
-      const keys = loadKeys(opts.keyFile);
+    .action(async (file: string, opts: { keyFile?: string[]; json?: boolean; maxBad: number }) => {
+      const keys = loadKeys(opts.keyFile ?? []);
       checkInput(file);
       const out = new LineOutput();
       const bad: Array<{ frame: number; verdict: Verdict; reason?: string }> = [];
