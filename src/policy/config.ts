@@ -48,6 +48,18 @@ export interface EgressPolicy {
   rules: EgressRule[];
 }
 
+/** How flows are attributed to processes (maps onto the identity Attributor's options). */
+export interface IdentityConfig {
+  /** eBPF socket-owner tracking: auto = use it when it loads. */
+  bpf: 'auto' | 'on' | 'off';
+  /** Full /proc scan for every new flow: every holder, slowly. */
+  exhaustive: boolean;
+  /** SHA-256 of executables. */
+  hash: boolean;
+  /** Background index period (ms); 0 = none. */
+  indexIntervalMs: number;
+}
+
 export interface AgentConfig {
   /** Name of the labelling key in `keys`; undefined when not set and `keys` does not hold exactly one. */
   key?: string;
@@ -57,6 +69,7 @@ export interface AgentConfig {
   fail: FailMode;
   queues: number;
   queueBase: number;
+  identity: IdentityConfig;
   egress: EgressPolicy;
 }
 
@@ -555,6 +568,7 @@ interface RawConfig {
     fail?: FailMode;
     queues?: number;
     queue_base?: number;
+    identity?: { ebpf?: 'auto' | 'on' | 'off'; exhaustive?: boolean; hash?: boolean; index_interval_ms?: number };
     egress?: {
       default?: EgressAction;
       unknown?: EgressAction;
@@ -628,6 +642,12 @@ function normalize(raw: RawConfig, fileName: string): LabelwallConfig {
       fail: a.fail ?? 'closed',
       queues: a.queues ?? 1,
       queueBase: a.queue_base ?? 100,
+      identity: {
+        bpf: a.identity?.ebpf ?? 'auto',
+        exhaustive: a.identity?.exhaustive ?? false,
+        hash: a.identity?.hash ?? true,
+        indexIntervalMs: a.identity?.index_interval_ms ?? 1000,
+      },
       egress: {
         default: a.egress?.default ?? 'allow',
         unknown: a.egress?.unknown ?? 'allow',

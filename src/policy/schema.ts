@@ -112,6 +112,16 @@ export const configSchema = {
         fail: failMode,
         queues: queueCount,
         queue_base: queueNum,
+        identity: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            ebpf: { enum: ['auto', 'on', 'off'] },
+            exhaustive: { type: 'boolean' },
+            hash: { type: 'boolean' },
+            index_interval_ms: { type: 'integer', minimum: 0, maximum: 3600000 },
+          },
+        },
         egress: {
           type: 'object',
           additionalProperties: false,

@@ -44,6 +44,7 @@ test('empty file gives every default', () => {
   assert.deepEqual(c.verifier.mark, { mask: 0xf00, valid: 0x100, invalid: 0x200, unlabeled: 0x300, malformed: 0x400 });
   assert.equal(c.control.socket, '/run/labelwall/agent.sock');
   assert.equal(c.agent.key, undefined);
+  assert.deepEqual(c.agent.identity, { bpf: 'auto', exhaustive: false, hash: true, indexIntervalMs: 1000 });
   assert.deepEqual(defaultConfig().agent, c.agent);
 });
 
@@ -228,4 +229,10 @@ test('unreadable file is a ConfigError', () => {
 
 test('an unquoted all-digit digest is flagged as read as a number', () => {
   one('agent:\n  egress:\n    rules:\n      - action: deny\n        app: { sha256: ' + '1'.repeat(64) + ' }\n', 5, 'agent.egress.rules[0].app.sha256', /64 hex digits, got .* \(quote the value: YAML read it as a number\)/);
+});
+
+test('agent.identity maps onto the attributor options', () => {
+  const c = parseConfig('agent:\n  identity: { ebpf: off, exhaustive: true, hash: false, index_interval_ms: 0 }\n', 'i.yaml');
+  assert.deepEqual(c.agent.identity, { bpf: 'off', exhaustive: true, hash: false, indexIntervalMs: 0 });
+  one('agent:\n  identity:\n    ebpf: yes\n', 3, 'agent.identity.ebpf', /must be one of auto, on, off, got "yes"/);
 });
