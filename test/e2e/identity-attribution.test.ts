@@ -2,6 +2,7 @@
 // TCP, UDP, ICMP flows, inherited sockets and sockets passed over SCM_RIGHTS.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import type { Attribution } from '../../src/identity/types.js';
 import { createNs, deleteNs, scenario, startServer, Probe, type LineProc, type Scenario } from './identity-harness.js';
 
@@ -35,7 +36,7 @@ after(async () => {
 });
 
 // Scenarios the eBPF path must answer without a full scan (TCP/UDP with a cookie).
-const bpfFast = new Set(['tcp4', 'tcp6', 'tcp-mapped', 'udp-connected', 'udp-unconnected', 'inherit-exec', 'inherit-passive', 'scm-use']);
+const bpfFast = new Set(['tcp4', 'tcp6', 'tcp-mapped', 'tcp-syn-held', 'udp-connected', 'udp-unconnected', 'inherit-exec', 'inherit-passive', 'scm-use']);
 let lastFullScans = 0;
 
 async function expectHolders(name: string, expected: (s: Scenario) => number[], probesToUse = ['bpf', 'proc', 'exhaustive']): Promise<Scenario> {
@@ -70,6 +71,11 @@ async function expectHolders(name: string, expected: (s: Scenario) => number[], 
 test('TCP over IPv4 and IPv6: the connecting process', async () => {
   await expectHolders('tcp4', (s) => [s.pids.holder!]);
   await expectHolders('tcp6', (s) => [s.pids.holder!]);
+});
+
+test('TCP whose SYN never left (dropped at OUTPUT, where NFQUEUE would queue it): still attributed', async () => {
+  execFileSync('ip', ['netns', 'exec', ns, 'iptables', '-A', 'OUTPUT', '-p', 'tcp', '--dport', '9002', '--syn', '-j', 'DROP']);
+  await expectHolders('tcp-syn-held', (s) => [s.pids.holder!]);
 });
 
 test('UDP: connected socket, and unconnected socket bound to the wildcard address', async () => {

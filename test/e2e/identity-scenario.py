@@ -62,6 +62,17 @@ def main():
         t = tup('tcp', s, 4)
         t['src'], t['dst'] = t['src'].replace('::ffff:', ''), t['dst'].replace('::ffff:', '')
         done(t, holder=me)
+    elif what == 'tcp-syn-held':
+        # Non-blocking connect whose SYN the test's iptables rule holds back (dropped at
+        # OUTPUT, where the agent's NFQUEUE rule would queue it): the socket is in SYN_SENT.
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setblocking(False)
+        try:
+            s.connect(('127.0.0.1', 9002))
+        except BlockingIOError:
+            pass
+        src = s.getsockname()
+        done({'family': 4, 'proto': 'tcp', 'src': src[0], 'sport': src[1], 'dst': '127.0.0.1', 'dport': 9002}, holder=me)
     elif what == 'udp-connected':
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         s.connect(('127.0.0.1', UDP_PORT))
