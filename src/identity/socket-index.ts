@@ -1,7 +1,7 @@
 // A periodically refreshed inode -> (pid, fd) index of every socket fd on the host, built by a
 // worker thread (a full /proc scan takes tens to hundreds of ms with thousands of fds) and
 // handed over as one sorted, transferable Float64Array of (inode, pid, fd) triples.
-import { Worker } from 'node:worker_threads';
+import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import { statSync } from 'node:fs';
 import type { FdRef } from './procfs.js';
 import { addProcess, listPids, scanAllSockets, socketFds } from './procfs.js';
@@ -126,33 +126,71 @@ export class IncrementalScanner {
   }
 }
 
-/** Keeps a snapshot fresh from a worker thread; the thread never keeps the process alive. */
+/**
+ * Keeps a snapshot fresh from a worker thread; the thread never keeps the process alive.
+ * Snapshots arrive on a MessagePort that is read synchronously when `snapshot` is read, so the
+ * index also works on a thread whose event loop never runs (an NFQUEUE worker blocked in its
+ * receive loop). At most one snapshot is in flight: the scanner posts the next one only after
+ * this side has taken the last (shared flag), so nothing piles up while nobody reads.
+ */
 export class BackgroundSocketIndex {
-  snapshot: SocketIndexSnapshot | undefined;
+  private current: SocketIndexSnapshot | undefined;
   private readonly worker: Worker;
+  private readonly port: MessagePort;
+  /** [0] = 1 while a posted snapshot has not been taken. */
+  private readonly inFlight: Int32Array;
   /** Full scans completed and the duration of the last one (ms). */
-  scans = 0;
-  lastScanMs = 0;
+  private scansDone = 0;
+  private lastMs = 0;
 
   constructor(intervalMs: number) {
-    this.worker = new Worker(new URL('./socket-index-worker.js', import.meta.url), { workerData: { intervalMs } });
-    this.worker.unref();
-    this.worker.on('message', (m: { triples: Float64Array; takenAt: number; ms: number }) => {
-      this.snapshot = new SocketIndexSnapshot(m.triples, m.takenAt);
-      this.scans++;
-      this.lastScanMs = m.ms;
+    const { port1, port2 } = new MessageChannel();
+    this.port = port1;
+    this.inFlight = new Int32Array(new SharedArrayBuffer(4));
+    this.worker = new Worker(new URL('./socket-index-worker.js', import.meta.url), {
+      workerData: { intervalMs, port: port2, inFlight: this.inFlight.buffer },
+      transferList: [port2],
     });
+    this.worker.unref();
     this.worker.on('error', () => {
       // Scanning is best effort; attribution falls back to synchronous scans.
     });
   }
 
+  private poll(): void {
+    let got = false;
+    for (let m = receiveMessageOnPort(this.port); m !== undefined; m = receiveMessageOnPort(this.port)) {
+      const d = m.message as { triples: Float64Array; takenAt: number; ms: number };
+      if (!this.current || d.takenAt >= this.current.takenAt) this.current = new SocketIndexSnapshot(d.triples, d.takenAt);
+      this.scansDone++;
+      this.lastMs = d.ms;
+      got = true;
+    }
+    if (got) Atomics.store(this.inFlight, 0, 0);
+  }
+
+  get snapshot(): SocketIndexSnapshot | undefined {
+    this.poll();
+    return this.current;
+  }
+
+  get scans(): number {
+    this.poll();
+    return this.scansDone;
+  }
+
+  get lastScanMs(): number {
+    this.poll();
+    return this.lastMs;
+  }
+
   /** Replaces the snapshot with a fresher one taken on the caller's thread. */
   offer(s: SocketIndexSnapshot): void {
-    if (!this.snapshot || s.takenAt >= this.snapshot.takenAt) this.snapshot = s;
+    if (!this.current || s.takenAt >= this.current.takenAt) this.current = s;
   }
 
   async close(): Promise<void> {
     await this.worker.terminate();
+    this.port.close();
   }
 }
