@@ -1,29 +1,69 @@
-// NFQUEUE handler module of the agent (loaded in each queue worker; see datapath/types.ts).
+// NFQUEUE handler module of the agent's labelling queues (loaded in each queue worker; see
+// datapath/types.ts).
+//
+// With `countFlows` (egress policy on), labelled bytes are also counted per flow under a
+// 32-bit flow key (flow-hash.ts) in a small map that goes to the main thread when it asks
+// ({ kind: 'flows-query', id } → { kind: 'flow-bytes', id, entries }) or when it grows past
+// FLOW_BYTES_FLUSH entries; the main thread joins them to the egress flow table.
 import { loadKeyFile } from '../label/keys.js';
 import type { HandlerContext, PacketHandler, QueuedPacket, VerdictDecision } from '../datapath/types.js';
 import { IfaceTable } from '../util/ifaces.js';
 import { RateLimiter } from '../util/ratelimit.js';
 import { AGENT_COUNTERS, decideAgentPacket } from './decide.js';
+import { flowHashOfPacket } from './flow-hash.js';
 
 export const counterNames = AGENT_COUNTERS;
 
 export interface AgentHandlerData {
   keyFile: string;
+  /** Count labelled bytes per flow for `labelwall flows`. */
+  countFlows?: boolean;
+}
+
+/** Per-flow byte deltas posted to the main thread: [flow key, bytes]. */
+export interface FlowBytesMessage {
+  kind: 'flow-bytes';
+  /** The query answered, or -1 for a flush because the map grew. */
+  id: number;
+  entries: Array<[number, number]>;
+}
+
+export const FLOW_BYTES_FLUSH = 16384;
+
+let flowBytes: Map<number, number> | undefined;
+let context: HandlerContext | undefined;
+
+function flush(id: number): void {
+  if (!flowBytes || !context) return;
+  context.post({ kind: 'flow-bytes', id, entries: [...flowBytes] } satisfies FlowBytesMessage);
+  flowBytes.clear();
 }
 
 export function createHandler(data: unknown, ctx: HandlerContext): PacketHandler {
-  const { keyFile } = data as AgentHandlerData;
+  const { keyFile, countFlows } = data as AgentHandlerData;
   const key = loadKeyFile(keyFile);
   const ifaces = new IfaceTable();
   const slot = new Map<string, number>(AGENT_COUNTERS.map((n, i) => [n, i]));
   const labelledBytes = slot.get('labelled_bytes')!;
   const events = new RateLimiter(20);
   const decision: VerdictDecision = { verdict: 'repeat' };
+  context = ctx;
+  const perFlow = countFlows ? new Map<number, number>() : undefined;
+  flowBytes = perFlow;
   return (p: QueuedPacket): VerdictDecision => {
     const mtu = ifaces.get(p.indev)?.mtu ?? 1500;
     const d = decideAgentPacket(p.hook, p.payload, p.mark, mtu, key, ctx.scratch);
     ctx.counters[slot.get(d.counter)!]!++;
-    if (d.counter === 'labelled') ctx.counters[labelledBytes]! += p.payload.length;
+    if (d.counter === 'labelled') {
+      ctx.counters[labelledBytes]! += p.payload.length;
+      if (perFlow) {
+        const k = flowHashOfPacket(p.payload);
+        if (k >= 0) {
+          perFlow.set(k, (perFlow.get(k) ?? 0) + p.payload.length);
+          if (perFlow.size >= FLOW_BYTES_FLUSH) flush(-1);
+        }
+      }
+    }
     if (d.reason && events.take()) {
       ctx.post({ type: 'log', level: 'warn', msg: 'agent: packet not labelled', counter: d.counter, reason: d.reason, hook: p.hook });
     }
@@ -33,4 +73,9 @@ export function createHandler(data: unknown, ctx: HandlerContext): PacketHandler
     decision.payloadLength = undefined;
     return decision;
   };
+}
+
+export function onMessage(msg: unknown): void {
+  const m = msg as { kind?: string; id?: number };
+  if (m?.kind === 'flows-query') flush(m.id ?? -1);
 }

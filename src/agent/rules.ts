@@ -1,10 +1,17 @@
-// The agent's iptables rules (pure): which segments reach its queue.
-//   mangle OUTPUT -> LABELWALL-AGENT-OUT: every selected outgoing TCP segment is labelled.
-//   mangle INPUT  -> LABELWALL-AGENT-IN:  inbound SYN / SYN-ACK of the same selection get their
-//                                         options rewritten (see handshake.ts).
-// Loopback is never touched, and a packet the agent has already handled (mark) is skipped.
+// The agent's iptables rules (pure): which packets reach its queues.
+//   mangle OUTPUT -> LABELWALL-AGENT-OUT: new outbound flows (TCP SYN, UDP and ICMP echo in
+//                    conntrack state NEW) go to the egress queue first; then every selected
+//                    outgoing TCP segment goes to the labelling queues.
+//   mangle INPUT  -> LABELWALL-AGENT-IN:  inbound SYN / SYN-ACK of the labelling selection get
+//                    their options rewritten (see handshake.ts).
+//   filter OUTPUT -> LABELWALL-AGENT-EGRESS: packets the egress queue marked DENY are rejected
+//                    (TCP reset, ICMP port unreachable, ICMP admin prohibited), so applications
+//                    fail fast. REJECT only exists in the filter table, hence the second chain.
+// Loopback is never touched. Each queue answers NF_REPEAT with its mark bit (marks.ts), and the
+// rule that queued a packet skips it the second time. The egress decision comes before
+// labelling, so a denied SYN is never labelled.
 import { hexMark, nfqueueTarget, rolePrefix, selectionMatches, type Family, type RulePlan } from '../datapath/iptables.js';
-import { AGENT_MARK_DONE } from './marks.js';
+import { AGENT_MARK_DENY, AGENT_MARK_DONE, AGENT_MARK_EGRESS } from './marks.js';
 
 export interface AgentRuleOptions {
   queues: readonly number[];
@@ -13,9 +20,41 @@ export interface AgentRuleOptions {
   interfaces: readonly string[];
   destinations: readonly { family: Family; text: string }[];
   ports: readonly { lo: number; hi: number }[];
+  /** Queue of the egress decisions; undefined = no egress policy (nothing is queued for it). */
+  egressQueue?: number;
 }
 
 export const AGENT_PREFIX = rolePrefix('agent');
+
+/** iptables match arguments of the packets that open a flow, per protocol (pure). */
+export function newFlowMatches(family: Family): Array<{ proto: 'tcp' | 'udp' | 'icmp'; match: string[] }> {
+  const ct = ['-m', 'conntrack', '--ctstate', 'NEW'];
+  return [
+    { proto: 'tcp', match: ['-p', 'tcp', '--syn', ...ct] },
+    { proto: 'udp', match: ['-p', 'udp', ...ct] },
+    {
+      proto: 'icmp',
+      match: family === 4 ? ['-p', 'icmp', '--icmp-type', 'echo-request', ...ct] : ['-p', 'ipv6-icmp', '--icmpv6-type', 'echo-request', ...ct],
+    },
+  ];
+}
+
+/** How a denied packet is refused, per protocol and family. */
+export function rejectArgs(family: Family): string[][] {
+  return family === 4
+    ? [
+        ['-p', 'tcp', '-j', 'REJECT', '--reject-with', 'tcp-reset'],
+        ['-p', 'udp', '-j', 'REJECT', '--reject-with', 'icmp-port-unreachable'],
+        ['-p', 'icmp', '-j', 'REJECT', '--reject-with', 'icmp-admin-prohibited'],
+        ['-j', 'DROP'],
+      ]
+    : [
+        ['-p', 'tcp', '-j', 'REJECT', '--reject-with', 'tcp-reset'],
+        ['-p', 'udp', '-j', 'REJECT', '--reject-with', 'icmp6-port-unreachable'],
+        ['-p', 'ipv6-icmp', '-j', 'REJECT', '--reject-with', 'icmp6-adm-prohibited'],
+        ['-j', 'DROP'],
+      ];
+}
 
 export function agentRulePlan(family: Family, o: AgentRuleOptions): RulePlan {
   const target = nfqueueTarget(o.queues, o.failOpen);
@@ -25,14 +64,23 @@ export function agentRulePlan(family: Family, o: AgentRuleOptions): RulePlan {
     { inInterfaces: o.interfaces, sources: o.destinations, ports: o.ports, portsAreSource: true },
     family,
   );
-  return {
+  const egress: string[][] = [];
+  if (o.egressQueue !== undefined) {
+    const eq = nfqueueTarget([o.egressQueue], o.failOpen);
+    // A denied packet is never labelled; filter OUTPUT rejects it.
+    egress.push(['-m', 'mark', '--mark', hexMark(AGENT_MARK_DENY, AGENT_MARK_DENY), '-j', 'RETURN']);
+    for (const { match } of newFlowMatches(family)) {
+      egress.push(['-m', 'mark', '--mark', hexMark(0, AGENT_MARK_EGRESS), ...match, ...eq]);
+    }
+  }
+  const plan: RulePlan = {
     prefix: AGENT_PREFIX,
     chains: [
       {
         table: 'mangle',
         hook: 'OUTPUT',
         chain: `${AGENT_PREFIX}-OUT`,
-        rules: [['-o', 'lo', '-j', 'RETURN'], ...skip, ...out.map((m) => [...m, ...target])],
+        rules: [['-o', 'lo', '-j', 'RETURN'], ...egress, ...skip, ...out.map((m) => [...m, ...target])],
       },
       {
         table: 'mangle',
@@ -46,4 +94,13 @@ export function agentRulePlan(family: Family, o: AgentRuleOptions): RulePlan {
       },
     ],
   };
+  if (o.egressQueue !== undefined) {
+    plan.chains.push({
+      table: 'filter',
+      hook: 'OUTPUT',
+      chain: `${AGENT_PREFIX}-EGRESS`,
+      rules: [['-m', 'mark', '!', '--mark', hexMark(AGENT_MARK_DENY, AGENT_MARK_DENY), '-j', 'RETURN'], ...rejectArgs(family)],
+    });
+  }
+  return plan;
 }

@@ -1,6 +1,11 @@
 // `labelwall agent`, `labelwall verifier`, `labelwall status`, `labelwall cleanup`.
 import { Command, Option, InvalidArgumentError } from 'commander';
-import { ConfigError, defaultConfig, loadConfig, type LabelwallConfig } from '../policy/config.js';
+import { ConfigError, defaultConfig, formatProblem, loadConfig, type LabelwallConfig } from '../policy/config.js';
+import { policyNeedsHash } from '../policy/egress.js';
+import { AgentFlowService } from '../agent/flows.js';
+import { registerFlows } from './flows.js';
+import type { Logger } from '../util/log.js';
+import type { ResolvedAgent } from '../daemon/resolve.js';
 import { KeyFileError } from '../label/keys.js';
 import { removeOwned } from '../datapath/iptables.js';
 import { agentRulePlan, AGENT_PREFIX } from '../agent/rules.js';
@@ -57,7 +62,10 @@ export function registerDaemons(program: Command): void {
       .option('-k, --key-file <file>', 'labelling key (hex, mode 0600); default: agent.key of the config', collect)
       .option('-i, --interface <name>', 'label only on this outgoing interface (repeatable; default all but loopback)', collect)
       .option('-d, --destination <cidr>', 'label only traffic to this network (repeatable)', collect)
-      .option('-p, --port <ports>', 'label only traffic to these destination ports, e.g. 80 or 8000-9000 (repeatable)', collect),
+      .option('-p, --port <ports>', 'label only traffic to these destination ports, e.g. 80 or 8000-9000 (repeatable)', collect)
+      .option('--egress', 'enforce the egress policy (agent.egress of the config; allow-all without one); default: on when --config is given')
+      .option('--no-egress', 'no egress policy: no egress queue, every flow allowed, no flow table')
+      .option('--egress-queue <n>', 'NFQUEUE number of the egress decisions (default: the one after the labelling queues)', int('--egress-queue')),
   ).action(async (flags: AgentFlags) => {
     let cfg: LabelwallConfig;
     let r;
@@ -68,15 +76,43 @@ export function registerDaemons(program: Command): void {
       fail(err);
     }
     const log = createLogger({ level: flags.logLevel ?? cfg.log.level, file: flags.logFile ?? cfg.log.file, name: 'labelwall-agent' });
+    let flowService: AgentFlowService | undefined;
+    const eg = r.egress;
+    const hashOn = eg ? eg.identity.hash || policyNeedsHash(eg.policy) : false;
     await runDaemon({
       role: 'agent',
       plans: plans(r.families, (f) =>
-        agentRulePlan(f, { queues: r.queues, failOpen: r.failOpen, interfaces: r.interfaces, destinations: r.destinations, ports: r.ports }),
+        agentRulePlan(f, {
+          queues: r.queues,
+          failOpen: r.failOpen,
+          interfaces: r.interfaces,
+          destinations: r.destinations,
+          ports: r.ports,
+          ...(eg ? { egressQueue: eg.queue } : {}),
+        }),
       ),
       queues: r.queues,
       failOpen: r.failOpen,
       handlerModule: new URL('../agent/handler.js', import.meta.url).href,
-      handlerData: { keyFile: r.keyFile },
+      handlerData: { keyFile: r.keyFile, countFlows: eg !== undefined },
+      extraQueueSets: eg
+        ? [{ name: 'egress', queues: [eg.queue], failOpen: r.failOpen, handlerModule: new URL('../agent/egress-handler.js', import.meta.url).href, handlerData: { policy: eg.policy, identity: eg.identity } }]
+        : [],
+      onQueues: ({ main, extra }) => {
+        if (extra.egress) flowService = new AgentFlowService(main, extra.egress);
+      },
+      onWorkerMessage: (msg) => {
+        const m = msg as { kind?: string; bpf?: boolean; bpfError?: string; hash?: boolean };
+        if (m?.kind === 'egress-ready') log.info({ bpf: m.bpf, bpfError: m.bpfError, hash: m.hash }, `agent: egress attribution ${m.bpf ? 'with eBPF socket tracking' : 'through /proc only (no eBPF)'}`);
+        flowService?.onWorkerMessage(msg);
+      },
+      extraRoutes: {
+        '/flows': async () => {
+          if (!flowService) throw new Error('egress policy is off in this agent (started without --config, or with --no-egress): it keeps no flow table');
+          return { type: 'application/json', body: JSON.stringify(await flowService.query()) + '\n' };
+        },
+      },
+      onReload: () => reloadAgent(flags.config, cfg, r, hashOn, () => flowService, log),
       controlSocket: r.controlSocket,
       log,
       describe: {
@@ -86,9 +122,12 @@ export function registerDaemons(program: Command): void {
         ports: r.ports.length ? r.ports.map((p) => (p.lo === p.hi ? `${p.lo}` : `${p.lo}-${p.hi}`)) : 'any',
         families: r.families.map((f) => `ipv${f}`),
         fail: r.failOpen ? 'open' : 'closed',
+        egress: eg ? { queue: eg.queue, default: eg.policy.default, unknown: eg.policy.unknown, rules: eg.policy.rules.length, config: flags.config ?? null } : 'off',
       },
     });
   });
+
+  registerFlows(program, defaultControlSocket('agent'));
 
   commonOptions(
     program
@@ -170,6 +209,45 @@ export function registerDaemons(program: Command): void {
       if (flags.role !== 'agent') n += await removeOwned(VERIFIER_PREFIX);
       process.stdout.write(`removed ${n} labelwall chain(s) and jump(s)\n`);
     });
+}
+
+/**
+ * SIGHUP: re-read the config file. A valid file replaces the egress policy in the egress worker
+ * (new flows only); a bad one is refused with every problem (file:line:col: key: reason) and the
+ * running policy stays. Only agent.egress is reloaded; other keys need a restart (logged).
+ */
+async function reloadAgent(
+  file: string | undefined,
+  running: LabelwallConfig,
+  r: ResolvedAgent,
+  hashOn: boolean,
+  service: () => AgentFlowService | undefined,
+  log: Logger,
+): Promise<void> {
+  if (!file) {
+    log.warn('SIGHUP: the agent was started without --config: nothing to reload');
+    return;
+  }
+  let next: LabelwallConfig;
+  try {
+    next = loadConfig(file);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    log.error({ file, problems: err.problems.map(formatProblem) }, `SIGHUP: config rejected, the running egress policy stays: ${err.problems.map(formatProblem).join('; ')}`);
+    return;
+  }
+  const fx = service();
+  if (!fx || !r.egress) {
+    log.warn({ file }, 'SIGHUP: config is valid, but egress policy is off in this agent (--no-egress): nothing to apply');
+    return;
+  }
+  const applied = await fx.applyPolicy(next.agent.egress);
+  log.info({ file, generation: applied.generation, rules: applied.rules, default: applied.default, unknown: applied.unknown }, 'SIGHUP: egress policy reloaded (applies to new flows)');
+  if (!hashOn && policyNeedsHash(next.agent.egress)) {
+    log.warn('SIGHUP: the new policy has sha256 rules but executables are not hashed (identity.hash: false at start): they match nothing until a restart');
+  }
+  const rest = (c: LabelwallConfig): string => JSON.stringify({ ...c, source: undefined, agent: { ...c.agent, egress: undefined } });
+  if (rest(next) !== rest(running)) log.warn('SIGHUP: only agent.egress is reloaded; the other changes in the file take effect at the next start');
 }
 
 function pad(s: string, n: number): string {

@@ -2,7 +2,7 @@
 // key files to check them early). Flags win over the config file.
 import { loadKeyFile } from '../label/keys.js';
 import { parseCidr, parsePortRange, type Cidr, type PortRange } from '../policy/match.js';
-import { DEFAULT_CONTROL_SOCKET, type LabelwallConfig, type MarkBits, type VerifierAction } from '../policy/config.js';
+import { DEFAULT_CONTROL_SOCKET, type EgressPolicy, type IdentityConfig, type LabelwallConfig, type MarkBits, type VerifierAction } from '../policy/config.js';
 import type { Family } from '../datapath/iptables.js';
 import type { VerifierRuleData } from '../verifier/handler.js';
 
@@ -21,6 +21,9 @@ export interface CommonFlags {
 
 export interface AgentFlags extends CommonFlags {
   keyFile?: string[];
+  /** --egress / --no-egress; undefined = on when a config file is given. */
+  egress?: boolean;
+  egressQueue?: number;
   interface?: string[];
   destination?: string[];
   port?: string[];
@@ -50,6 +53,14 @@ export interface ResolvedAgent extends ResolvedCommon {
   interfaces: string[];
   destinations: Cidr[];
   ports: PortRange[];
+  /** Egress policy enforcement; undefined = off (no egress queue, every flow allowed). */
+  egress?: ResolvedEgress;
+}
+
+export interface ResolvedEgress {
+  queue: number;
+  policy: EgressPolicy;
+  identity: IdentityConfig;
 }
 
 export interface ResolvedVerifier extends ResolvedCommon {
@@ -105,17 +116,38 @@ export function resolveAgent(cfg: LabelwallConfig, f: AgentFlags): ResolvedAgent
   } else if (cfg.agent.key) keyFile = cfg.keys[cfg.agent.key];
   if (!keyFile) throw new UsageError('no labelling key: give --key-file FILE or set agent.key in the config');
   const key = loadKeyFile(keyFile); // refuses readable-by-others files, with the reason
+  const queues = queueList(f.queueBase ?? cfg.agent.queueBase, f.queues ?? cfg.agent.queues);
   return {
     keyFile,
     keyId: key.id,
     interfaces: f.interface ?? cfg.agent.interfaces,
     destinations: cidrs(f.destination, '--destination') ?? cfg.agent.label.destinations,
     ports: ports(f.port, '--port') ?? cfg.agent.label.ports,
-    queues: queueList(f.queueBase ?? cfg.agent.queueBase, f.queues ?? cfg.agent.queues),
+    queues,
     failOpen: (f.fail ?? cfg.agent.fail) === 'open',
     families: families(f, cfg.agent.families),
     controlSocket: f.controlSocket ?? controlSocketFor(cfg, 'agent'),
+    ...resolveEgress(cfg, f, queues),
   };
+}
+
+/**
+ * Egress enforcement is on with --egress, off with --no-egress, and otherwise on exactly when a
+ * config file was given (its agent.egress, defaults allow/allow when the section is absent).
+ * Its queue is --egress-queue, else the first number after the labelling queues.
+ */
+function resolveEgress(cfg: LabelwallConfig, f: AgentFlags, queues: number[]): { egress?: ResolvedEgress } {
+  const on = f.egress ?? f.config !== undefined;
+  if (!on) {
+    if (f.egressQueue !== undefined) throw new UsageError('--egress-queue: egress policy is off (--no-egress, or no --config); give --egress or a config file');
+    return {};
+  }
+  const queue = f.egressQueue ?? queues[queues.length - 1]! + 1;
+  if (!Number.isInteger(queue) || queue < 0 || queue > 65535) throw new UsageError(`--egress-queue ${queue}: queue numbers must be 0..65535`);
+  if (queues.includes(queue)) {
+    throw new UsageError(`--egress-queue ${queue} is one of the labelling queues ${queues[0]}..${queues[queues.length - 1]}: pick another number`);
+  }
+  return { egress: { queue, policy: cfg.agent.egress, identity: cfg.agent.identity } };
 }
 
 export function resolveVerifier(cfg: LabelwallConfig, f: VerifierFlags): ResolvedVerifier {

@@ -21,10 +21,30 @@ export interface DaemonSpec {
   /** Non-secret description of the running configuration, shown by `status`. */
   describe: Record<string, unknown>;
   extraRoutes?: ControlRoutes;
-  /** Called for messages of the workers other than log lines. */
-  onWorkerMessage?: (msg: unknown) => void;
+  /**
+   * More queue sets with handlers of their own (the agent's egress queue), bound before the
+   * rules exist like the main one, stopped with it; their counters join the status.
+   */
+  extraQueueSets?: ExtraQueueSet[];
+  /** Called once every queue set is bound (before the rules are installed). */
+  onQueues?: (sets: { main: QueueSet; extra: Record<string, QueueSet> }) => void;
+  /** Called for messages of the workers other than log lines; `set` is 'main' or the extra set's name. */
+  onWorkerMessage?: (msg: unknown, set: string) => void;
   /** Called on SIGHUP. */
   onReload?: () => void | Promise<void>;
+}
+
+export interface ExtraQueueSet {
+  name: string;
+  queues: number[];
+  handlerModule: string;
+  handlerData: unknown;
+  failOpen: boolean;
+}
+
+/** Workers and kernel counters of several queue sets as one (pure). */
+export function mergeStats(list: readonly QueueStats[]): QueueStats {
+  return { workers: list.flatMap((s) => s.workers), kernel: Object.assign({}, ...list.map((s) => s.kernel)) as QueueStats['kernel'] };
 }
 
 export interface StatusReport {
@@ -74,6 +94,8 @@ export async function runDaemon(spec: DaemonSpec): Promise<void> {
   const prefixes = [...new Set([...spec.plans.values()].map((p) => p.prefix))];
   const started = new Date();
   let queues: QueueSet | undefined;
+  const extra: Record<string, QueueSet> = {};
+  const allStats = (): QueueStats => mergeStats([queues!, ...Object.values(extra)].map((q) => q.stats()));
   let server: Server | undefined;
   let stopping = false;
 
@@ -97,10 +119,10 @@ export async function runDaemon(spec: DaemonSpec): Promise<void> {
       }
     }
     if (queues) {
-      const final = summarize(queues.stats());
+      const final = summarize(allStats());
       log.info({ counters: final.counters, datapath: final.datapath, rulesRemoved: removed }, `${spec.role}: final counters`);
-      await queues.stop().catch(() => undefined);
     }
+    await Promise.all([queues, ...Object.values(extra)].map((q) => q?.stop().catch(() => undefined)));
     if (server) await closeControlServer(server, spec.controlSocket).catch(() => undefined);
     log.flush?.();
     // Give pino's async destination a moment to drain.
@@ -142,17 +164,30 @@ export async function runDaemon(spec: DaemonSpec): Promise<void> {
     log.error({ err: (err as Error).message }, `${spec.role}: cannot bind NFQUEUE ${spec.queues.join(',')}`);
     return teardown('start failed', 1);
   }
-  queues.on('workerError', (index: number, err: Error) => {
-    log.error({ worker: index, err: err.message }, `${spec.role}: queue worker failed; its queue's traffic ${spec.failOpen ? 'passes unseen' : 'is dropped'}`);
-  });
-  queues.on('message', (_index: number, msg: unknown) => {
-    const m = msg as { type?: string; level?: string; msg?: string } | undefined;
-    if (m?.type === 'log') {
-      const { type: _t, level, msg: text, ...rest } = m as Record<string, unknown>;
-      const fn = (log as unknown as Record<string, (o: unknown, s?: string) => void>)[String(level ?? 'info')] ?? log.info;
-      fn.call(log, rest, String(text ?? ''));
-    } else spec.onWorkerMessage?.(msg);
-  });
+  for (const x of spec.extraQueueSets ?? []) {
+    try {
+      extra[x.name] = await startQueues({ queues: x.queues, handlerModule: x.handlerModule, handlerData: x.handlerData, failOpen: x.failOpen });
+    } catch (err) {
+      log.error({ err: (err as Error).message }, `${spec.role}: cannot bind NFQUEUE ${x.queues.join(',')} (${x.name})`);
+      return teardown('start failed', 1);
+    }
+  }
+  const relay = (set: QueueSet, name: string): void => {
+    set.on('workerError', (index: number, err: Error) => {
+      log.error({ worker: index, set: name, err: err.message }, `${spec.role}: queue worker failed; its queue's traffic ${spec.failOpen ? 'passes unseen' : 'is dropped'}`);
+    });
+    set.on('message', (_index: number, msg: unknown) => {
+      const m = msg as { type?: string; level?: string; msg?: string } | undefined;
+      if (m?.type === 'log') {
+        const { type: _t, level, msg: text, ...rest } = m as Record<string, unknown>;
+        const fn = (log as unknown as Record<string, (o: unknown, s?: string) => void>)[String(level ?? 'info')] ?? log.info;
+        fn.call(log, rest, String(text ?? ''));
+      } else spec.onWorkerMessage?.(msg, name);
+    });
+  };
+  relay(queues, 'main');
+  for (const [name, set] of Object.entries(extra)) relay(set, name);
+  spec.onQueues?.({ main: queues, extra });
 
   try {
     const { staleRemoved } = await installPlan(spec.plans);
@@ -163,12 +198,12 @@ export async function runDaemon(spec: DaemonSpec): Promise<void> {
   }
 
   // Rates over the last sampling interval.
-  let last = summarize(queues.stats());
+  let last = summarize(allStats());
   let lastAt = Date.now();
   let rates: Record<string, number> = {};
   const sampler = setInterval(() => {
     if (!queues) return;
-    const now = summarize(queues.stats());
+    const now = summarize(allStats());
     const dt = (Date.now() - lastAt) / 1000;
     const r: Record<string, number> = { received: (now.datapath.received - last.datapath.received) / dt };
     for (const [k, v] of Object.entries(now.counters)) r[k] = (v - (last.counters[k] ?? 0)) / dt;
@@ -179,7 +214,7 @@ export async function runDaemon(spec: DaemonSpec): Promise<void> {
   sampler.unref();
 
   const status = (): StatusReport => {
-    const qs = queues!.stats();
+    const qs = allStats();
     const s = summarize(qs);
     return {
       role: spec.role,

@@ -1,0 +1,151 @@
+// NFQUEUE handler module of the agent's egress queue (one worker; see datapath/types.ts).
+// Each queued packet opens a flow (TCP SYN, UDP or ICMP echo in conntrack state NEW): the flow
+// is attributed to the processes holding its socket (identity/Attributor, created once in this
+// worker: it opens its own BPF programs and netlink socket), judged by the policy (EgressGate),
+// logged, and sent back with NF_REPEAT and the ALLOW or DENY mark (marks.ts). Attribution is
+// synchronous (~0.3 ms with eBPF), which is why it has a queue and a thread of its own.
+//
+// Messages from the main thread (QueueSet.post → onMessage):
+//   { kind: 'egress-policy', generation, policy }  replace the policy for new flows (SIGHUP)
+//   { kind: 'flows-query', id }                     answer with the flow table
+//   { kind: 'flow-bytes', entries }                 labelled bytes per flow key from the
+//                                                   labelling workers (relayed by the main thread):
+//                                                   added to the flows, which count as active
+import type { HandlerContext, PacketHandler, QueuedPacket, VerdictDecision } from '../datapath/types.js';
+import { Attributor } from '../identity/attribute.js';
+import type { Attribution, FlowTuple } from '../identity/types.js';
+import type { EgressPolicy, IdentityConfig } from '../policy/config.js';
+import { EgressGate, type FlowEntry } from '../policy/egress-gate.js';
+import { policyNeedsHash } from '../policy/egress.js';
+import { RateLimiter } from '../util/ratelimit.js';
+import { egressMark, flowTupleOf } from './egress.js';
+import { flowHashOfPacket } from './flow-hash.js';
+import { AGENT_MARK_ALLOW, AGENT_MARK_DENY, AGENT_MARK_EGRESS, withMark } from './marks.js';
+
+export const EGRESS_COUNTERS = [
+  'egress_packets',
+  'egress_decisions',
+  'egress_allowed',
+  'egress_denied',
+  'egress_logged',
+  'egress_unknown',
+  'egress_unparsed',
+  'egress_errors',
+] as const;
+export const counterNames = EGRESS_COUNTERS;
+
+export interface EgressHandlerData {
+  policy: EgressPolicy;
+  identity: IdentityConfig;
+}
+
+/** Messages the egress worker posts to the main thread (besides log lines). */
+export type EgressWorkerMessage =
+  | { kind: 'egress-ready'; bpf: boolean; bpfError?: string; hash: boolean }
+  | { kind: 'egress-policy-applied'; generation: number; rules: number; default: string; unknown: string }
+  | { kind: 'flows'; id: number; flows: FlowEntry[]; attribution: Attributor['stats'] };
+
+export type EgressMainMessage =
+  | { kind: 'egress-policy'; generation: number; policy: EgressPolicy }
+  | { kind: 'flows-query'; id: number }
+  | { kind: 'flow-bytes'; entries: Array<[number, number]> };
+
+let gate: EgressGate | undefined;
+let attributor: Attributor | undefined;
+let context: HandlerContext | undefined;
+/** TCP flows by flow key (flow-hash.ts), to credit the labelling workers' byte counts. */
+const byKey = new Map<number, FlowEntry>();
+
+export function createHandler(data: unknown, ctx: HandlerContext): PacketHandler {
+  const { policy, identity } = data as EgressHandlerData;
+  context = ctx;
+  const hash = identity.hash || policyNeedsHash(policy);
+  const a = new Attributor({ bpf: identity.bpf, hash, exhaustive: identity.exhaustive, indexIntervalMs: identity.indexIntervalMs });
+  attributor = a;
+  const slot = new Map<string, number>(EGRESS_COUNTERS.map((n, i) => [n, i]));
+  const c = ctx.counters;
+  const [cPackets, cDecisions, cAllowed, cDenied, cLogged, cUnknown, cUnparsed, cErrors] = EGRESS_COUNTERS.map((n) => slot.get(n)!) as number[];
+  let lastMs = 0;
+  const attribute = (t: FlowTuple): Attribution => {
+    const t0 = performance.now();
+    const r = a.attribute(t);
+    lastMs = performance.now() - t0;
+    return r;
+  };
+  gate = new EgressGate({
+    policy,
+    attribute,
+    log: (rec) => {
+      c[cDecisions!]!++;
+      if (rec.action === 'deny') c[cDenied!]!++;
+      else if (rec.action === 'log') c[cLogged!]!++;
+      else c[cAllowed!]!++;
+      if (rec.unknown) c[cUnknown!]!++;
+      ctx.post({ type: 'log', level: rec.action === 'log' ? 'warn' : 'info', msg: 'egress decision', ...rec, attributionMs: Math.round(lastMs * 1000) / 1000 });
+    },
+  });
+  ctx.post({ kind: 'egress-ready', bpf: a.bpfMode, ...(a.bpfError !== undefined ? { bpfError: a.bpfError } : {}), hash } satisfies EgressWorkerMessage);
+  const events = new RateLimiter(10);
+  const decision: VerdictDecision = { verdict: 'repeat' };
+  // On an internal error the fail mode decides, with a mark (not a plain verdict), so that an
+  // allowed packet still goes through labelling.
+  const failMark = ctx.failOpen ? AGENT_MARK_ALLOW : AGENT_MARK_DENY;
+  return (p: QueuedPacket): VerdictDecision => {
+    c[cPackets!]!++;
+    decision.payload = undefined;
+    try {
+      const r = flowTupleOf(p.payload);
+      if (!r.ok) {
+        // The rules select only TCP SYN, UDP and ICMP echo; what does not parse as one is not a flow.
+        c[cUnparsed!]!++;
+        decision.mark = withMark(p.mark, AGENT_MARK_ALLOW, AGENT_MARK_EGRESS);
+        return decision;
+      }
+      const e = gate!.packet(r.tuple, r.syn);
+      if (e.packets === 1 && r.tuple.proto === 'tcp') {
+        const k = flowHashOfPacket(p.payload);
+        if (k >= 0) byKey.set(k, e);
+        if (byKey.size > 2 * 65536) prune();
+      }
+      decision.mark = egressMark(p.mark, e.action);
+      return decision;
+    } catch (err) {
+      c[cErrors!]!++;
+      if (events.take()) ctx.post({ type: 'log', level: 'error', msg: 'egress: decision failed; fail mode applies', err: String((err as Error)?.stack ?? err), failOpen: ctx.failOpen });
+      decision.mark = withMark(p.mark, failMark, AGENT_MARK_EGRESS);
+      return decision;
+    }
+  };
+}
+
+function prune(): void {
+  const live = new Set(gate!.table());
+  for (const [k, e] of byKey) if (!live.has(e)) byKey.delete(k);
+}
+
+export function onMessage(msg: unknown): void {
+  const m = msg as EgressMainMessage;
+  if (!gate || !context) return;
+  if (m?.kind === 'egress-policy') {
+    gate.setPolicy(m.policy);
+    context.post({
+      kind: 'egress-policy-applied',
+      generation: m.generation,
+      rules: m.policy.rules.length,
+      default: m.policy.default,
+      unknown: m.policy.unknown,
+    } satisfies EgressWorkerMessage);
+  } else if (m?.kind === 'flow-bytes') {
+    const now = Date.now();
+    for (const [k, bytes] of m.entries) {
+      const e = byKey.get(k);
+      if (e) {
+        e.bytesLabelled += bytes;
+        e.lastSeen = now;
+      }
+    }
+  } else if (m?.kind === 'flows-query') {
+    prune();
+    context.post({ kind: 'flows', id: m.id, flows: gate.table(), attribution: { ...attributor!.stats } } satisfies EgressWorkerMessage);
+  }
+}

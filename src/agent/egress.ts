@@ -1,0 +1,43 @@
+// The agent's egress step, pure apart from what is injected: from a queued packet that opens a
+// flow to its tuple, and from the gate's decision to the verdict mark. The handler module
+// (egress-handler.ts) wires it to the Attributor and the EgressGate inside the egress worker.
+import { formatAddress, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, parseIpPacket } from '../wire/packet.js';
+import type { FlowTuple } from '../identity/types.js';
+import type { EgressAction } from '../policy/config.js';
+import { AGENT_MARK_ALLOW, AGENT_MARK_DENY, AGENT_MARK_EGRESS, withMark } from './marks.js';
+
+export type TupleResult = { ok: true; tuple: FlowTuple; syn: boolean } | { ok: false; reason: string };
+
+const ICMP_ECHO_REQUEST = 8;
+const ICMPV6_ECHO_REQUEST = 128;
+
+/**
+ * The flow a packet opens, as the policy sees it: src = local end. ICMP echo: the echo
+ * identifier stands for the source port (a ping socket's "port"), dport 0.
+ */
+export function flowTupleOf(pkt: Uint8Array): TupleResult {
+  const p = parseIpPacket(pkt);
+  if (!p.ok) return { ok: false, reason: p.reason };
+  const l4 = p.l4Offset;
+  const avail = p.totalLen - l4;
+  const base = { family: p.family, src: formatAddress(p.src), dst: formatAddress(p.dst) };
+  if (p.protocol === IPPROTO_TCP && p.tcp) {
+    return { ok: true, syn: (p.tcp.flags & 0x02) !== 0, tuple: { ...base, proto: 'tcp', sport: p.tcp.srcPort, dport: p.tcp.dstPort } };
+  }
+  if (p.protocol === IPPROTO_UDP) {
+    if (avail < 8) return { ok: false, reason: 'truncated-udp' };
+    return { ok: true, syn: false, tuple: { ...base, proto: 'udp', sport: (pkt[l4]! << 8) | pkt[l4 + 1]!, dport: (pkt[l4 + 2]! << 8) | pkt[l4 + 3]! } };
+  }
+  if ((p.family === 4 && p.protocol === IPPROTO_ICMP) || (p.family === 6 && p.protocol === IPPROTO_ICMPV6)) {
+    if (avail < 8) return { ok: false, reason: 'truncated-icmp' };
+    const echo = p.family === 4 ? ICMP_ECHO_REQUEST : ICMPV6_ECHO_REQUEST;
+    if (pkt[l4] !== echo) return { ok: false, reason: `icmp-type-${pkt[l4]}` };
+    return { ok: true, syn: false, tuple: { ...base, proto: 'icmp', sport: (pkt[l4 + 4]! << 8) | pkt[l4 + 5]!, dport: 0 } };
+  }
+  return { ok: false, reason: `protocol-${p.protocol}` };
+}
+
+/** The mark a packet goes back with: DENY for deny, ALLOW for allow and log; other bits kept. */
+export function egressMark(old: number, action: EgressAction): number {
+  return withMark(old, action === 'deny' ? AGENT_MARK_DENY : AGENT_MARK_ALLOW, AGENT_MARK_EGRESS);
+}
