@@ -1,5 +1,5 @@
 // Spawns the built CLI (node bin/labelwall ...) as a user would.
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -14,6 +14,7 @@ import { encodePcap } from './pcap-testutil.js';
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const bin = path.join(root, 'bin', 'labelwall');
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lw-cli-'));
+after(() => fs.rmSync(dir, { recursive: true, force: true }));
 const KEY_HEX = detBytes('cli test key', 32).toString('hex');
 const KEY2_HEX = detBytes('cli test key 2', 32).toString('hex');
 

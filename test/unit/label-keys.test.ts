@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -7,9 +7,15 @@ import { inspect } from 'node:util';
 import { createHash } from 'node:crypto';
 import { KeyFileError, LabelKey, generateKeyFile, loadKeyFile } from '../../src/label/keys.js';
 
+const made: string[] = [];
 function tmpdir(): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), 'lw-keys-'));
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'lw-keys-'));
+  made.push(d);
+  return d;
 }
+after(() => {
+  for (const d of made) fs.rmSync(d, { recursive: true, force: true });
+});
 
 const HEX = '00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff';
 

@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -16,6 +16,7 @@ import { encodePcap, encodePcapng, type NgBlock } from './pcap-testutil.js';
 import { packetChecksumsOk } from './wire-testutil.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lw-pcaplabel-'));
+after(() => fs.rmSync(dir, { recursive: true, force: true }));
 const key = LabelKey.fromBytes(detBytes('pcap-label test key', 32), 'test');
 const otherKey = LabelKey.fromBytes(detBytes('another key', 32), 'other');
 

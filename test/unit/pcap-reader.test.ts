@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -11,6 +11,7 @@ import { detBytes } from '../../src/pcap/synth.js';
 import { encodePcap, encodePcapng, type TestRecord } from './pcap-testutil.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lw-pcap-'));
+after(() => fs.rmSync(dir, { recursive: true, force: true }));
 let n = 0;
 function file(bytes: Buffer): string {
   const f = path.join(dir, `f${n++}`);
