@@ -20,6 +20,7 @@ export class LabelKey {
     this.#secret = createSecretKey(secret);
     this.id = createHash('sha256').update(secret).digest('hex').slice(0, 8);
     this.source = source;
+    secret.fill(0); // our private copy; the KeyObject holds its own
   }
 
   /** Builds a key from raw bytes (copied). Throws RangeError if shorter than MIN_KEY_BYTES unless allowShort (test vectors). */

@@ -224,3 +224,16 @@ test('pcapng with two sections: each section\'s interfaces (names, link types) c
   const recs = await readAll(out);
   assert.deepEqual(recs.map((x) => [x.linktype, x.iface?.name, x.tsUnitsPerSec, x.tsFrac, x.section, x.ifIndex]), [[1, 'first', 1e6, 1, 0, 0], [101, 'second', 1e9, 2, 0, 1]]);
 });
+
+test('property: any frame bytes under any link type give a verdict, never an exception', async () => {
+  const fc = (await import('fast-check')).default;
+  fc.assert(
+    fc.property(fc.constantFrom(0, 1, 101, 108, 113, 228, 229, 276, 147), fc.uint8Array({ maxLength: 120 }), (lt, bytes) => {
+      const v = verifyFrame(lt, bytes, [key]);
+      assert.ok(['valid', 'invalid', 'unlabeled', 'malformed', 'skipped'].includes(v.verdict));
+      const l = labelFrame(lt, bytes, key);
+      if (l.labelled) assert.equal(verifyFrame(lt, l.frame, [key]).verdict, 'valid');
+    }),
+    { numRuns: 3000 },
+  );
+});

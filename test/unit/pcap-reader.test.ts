@@ -188,3 +188,28 @@ test('damaged files give a CaptureError naming file, problem and offset', async 
   e = await readError(file(mismatch));
   assert.match(e.message, /trailing length 24 differs from 20/);
 });
+
+test('property: damaged capture files give records or a CaptureError, never another exception', async () => {
+  const fc = (await import('fast-check')).default;
+  const pcapBytes = encodePcap({ be: false, ns: true, linktype: 1 }, recs);
+  const ngBytes = encodePcapng(true, [
+    { shb: true }, { idb: { linktype: 1, tsresol: 9, name: 'if0' } },
+    { epb: { ifIndex: 0, ts: 123n, data: detBytes('e', 70) } }, { spb: { data: detBytes('s', 30) } },
+    { unknown: { type: 0x99, size: 8 } }, { shb: true }, { idb: { linktype: 276 } }, { epb: { ifIndex: 0, ts: 1n, data: detBytes('f', 9) } },
+  ]);
+  await fc.assert(
+    fc.asyncProperty(fc.boolean(), fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 6 }), fc.nat(), async (ng, muts, cut) => {
+      const b = Buffer.from(ng ? ngBytes : pcapBytes);
+      for (const [i, v] of muts) b[i % b.length] = v;
+      const f = file(b.subarray(0, b.length - (cut % 40)));
+      try {
+        for await (const r of readCapture(f)) assert.ok(r.data.length === r.caplen);
+      } catch (e) {
+        assert.ok(e instanceof CaptureError, `not a CaptureError: ${String(e)}`);
+      } finally {
+        fs.unlinkSync(f);
+      }
+    }),
+    { numRuns: 400 },
+  );
+});
