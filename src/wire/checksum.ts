@@ -1,22 +1,16 @@
 // Internet checksum (RFC 1071) helpers. Sums are accumulated as plain numbers over 32-bit
-// big-endian words and folded at the end: a 64 KiB packet adds up to < 2^46, far below 2^53,
-// so no intermediate folding is needed. This runs per packet in the datapath, so: no
-// allocation beyond one DataView, no Buffer.concat, no temporary arrays.
+// words and folded at the end: a 64 KiB packet adds up to < 2^46, far below 2^53, so no
+// intermediate folding is needed. This runs per packet in the datapath, so: no allocation
+// beyond one typed-array view, no Buffer.concat, no temporary arrays.
 
 /** Adds the bytes buf[off, off+len) as big-endian 16-bit words to `initial`; an odd last byte is padded with zero. Returns an unfolded sum. */
 export function onesSum(buf: Uint8Array, off: number, len: number, initial = 0): number {
+  if (len >= 64 && ((buf.byteOffset + off) & 1) === 0) return initial + alignedSum(buf, off, len);
   let sum = initial;
   let i = off;
   const end = off + len;
   const end4 = off + (len & ~3);
-  if (len >= 16) {
-    const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-    for (; i < end4; i += 4) sum += dv.getUint32(i);
-  } else {
-    for (; i < end4; i += 4) sum += ((buf[i]! << 8) | buf[i + 1]!) + ((buf[i + 2]! << 8) | buf[i + 3]!);
-  }
-  // 32-bit words were added whole: each word w = hi*65536 + lo, and folding below treats
-  // hi*65536 as hi (mod 0xffff arithmetic), which is exactly what adding hi and lo does.
+  for (; i < end4; i += 4) sum += ((buf[i]! << 8) | buf[i + 1]!) + ((buf[i + 2]! << 8) | buf[i + 3]!);
   if (i + 1 < end) {
     sum += (buf[i]! << 8) | buf[i + 1]!;
     i += 2;
@@ -24,6 +18,32 @@ export function onesSum(buf: Uint8Array, off: number, len: number, initial = 0):
   if (i < end) sum += buf[i]! << 8;
   return sum;
 }
+
+/**
+ * Fast path for long, even-aligned ranges: sums native (little-endian on x86/arm) 32-bit words
+ * through a Uint32Array and swaps the folded result. The ones-complement sum does not depend
+ * on byte order (RFC 1071 §2(B)), and a 32-bit word folds like its two 16-bit halves.
+ */
+function alignedSum(buf: Uint8Array, off: number, len: number): number {
+  let sum = 0;
+  let abs = buf.byteOffset + off;
+  if (abs & 2) {
+    sum += (buf[off]! << 8) | buf[off + 1]!;
+    off += 2;
+    len -= 2;
+    abs += 2;
+  }
+  const words = len >>> 2;
+  const u32 = new Uint32Array(buf.buffer, abs, words);
+  let native = 0;
+  for (let k = 0; k < words; k++) native += u32[k]!;
+  native = foldSum(native);
+  sum += LITTLE_ENDIAN ? ((native & 0xff) << 8) | (native >>> 8) : native;
+  for (let i = off + words * 4; i < off + len; i += 2) sum += i + 1 < off + len ? (buf[i]! << 8) | buf[i + 1]! : buf[i]! << 8;
+  return sum;
+}
+
+const LITTLE_ENDIAN = new Uint8Array(Uint16Array.of(1).buffer)[0] === 1;
 
 /** Folds an accumulated sum to 16 bits (end-around carry), without complementing. */
 export function foldSum(sum: number): number {

@@ -24,6 +24,21 @@ test('onesSum agrees with a naive 16-bit implementation for any bytes, offset an
   );
 });
 
+test('onesSum agrees with the naive sum at every alignment of the underlying memory', () => {
+  fc.assert(
+    fc.property(fc.uint8Array({ minLength: 1, maxLength: 2000 }), fc.integer({ min: 0, max: 7 }), fc.nat(), fc.nat(), (bytes, shift, a, b) => {
+      // Place the bytes at an arbitrary offset inside a larger ArrayBuffer.
+      const backing = new Uint8Array(bytes.length + 8);
+      backing.set(bytes, shift);
+      const view = backing.subarray(shift, shift + bytes.length);
+      const off = a % view.length;
+      const len = b % (view.length - off + 1);
+      assert.equal(finishChecksum(onesSum(view, off, len)), naiveChecksum(view.subarray(off, off + len)));
+    }),
+    { numRuns: 1000 },
+  );
+});
+
 test('foldSum folds sums far above 32 bits', () => {
   // 0xffff * 2^20 words of 0xffffffff: the result of end-around carry stays 0xffff.
   assert.equal(foldSum(0xffffffff * 1_000_000), 0xffff);
