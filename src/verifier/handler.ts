@@ -2,23 +2,16 @@
 import { loadKeyFile, type LabelKey } from '../label/keys.js';
 import { parseIpPacket, formatAddress } from '../wire/packet.js';
 import type { HandlerContext, PacketHandler, QueuedPacket, VerdictDecision } from '../datapath/types.js';
-import type { Cidr, PortRange } from '../policy/match.js';
-import type { MarkBits, VerifierAction } from '../policy/config.js';
+import type { MarkBits, VerifierRule } from '../policy/config.js';
 import { IfaceTable } from '../util/ifaces.js';
 import { RateLimiter } from '../util/ratelimit.js';
 import { decideVerifierPacket, type RuntimeVerifierRule } from './decide.js';
 
 export const counterNames = ['valid', 'invalid', 'unlabeled', 'malformed', 'skipped', 'unmatched', 'dropped', 'passed'] as const;
 
-export interface VerifierRuleData {
-  name: string;
-  inInterfaces: string[];
-  outInterfaces: string[];
-  sources: Cidr[];
-  destinations: Cidr[];
-  ports: PortRange[];
+/** A config rule as the worker receives it: key files instead of key names. */
+export interface VerifierRuleData extends Omit<VerifierRule, 'keys'> {
   keyFiles: string[];
-  action: VerifierAction;
 }
 
 export interface VerifierHandlerData {
