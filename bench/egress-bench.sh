@@ -2,6 +2,7 @@
 # New outbound TCP connections through `labelwall agent` with the egress policy on, against no
 # agent, in one run, with IDLE idle processes holding SOCKS sockets each on the host.
 # Usage (root): bash bench/egress-bench.sh [latency-connections] [rate-seconds] [rate-procs] [idle] [socks]
+# LW_BENCH_IDENTITY='index_interval_ms: 0, ebpf: off' (for example) adds agent.identity settings.
 # Prints connections/s (PROCS client processes in parallel, no agent vs agent) and the p50/p99
 # connect() latency of sequential connections, and what the agent adds.
 set -euo pipefail
@@ -56,6 +57,7 @@ base=$(measure)
 head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$dir/k.key"; chmod 600 "$dir/k.key"
 {
   echo "agent:"
+  [ -n "${LW_BENCH_IDENTITY:-}" ] && echo "  identity: { $LW_BENCH_IDENTITY }"
   echo "  egress:"
   echo "    default: allow"
   echo "    unknown: deny"
@@ -67,7 +69,7 @@ head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$dir/k.key"; chmod 600 "$
   echo "      - { name: no-internal, app: { cmdline: \"--evil\" }, dst: { cidr: [192.168.0.0/16] }, action: deny }"
 } > "$dir/agent.yaml"
 ip netns exec "$c" node bin/labelwall agent --key-file "$dir/k.key" --config "$dir/agent.yaml" \
-  --control-socket "$dir/agent.sock" --queue-base 310 --log-file "$dir/agent.log" &
+  --control-socket "$dir/agent.sock" --queue-base 310 --log-file "$dir/agent.log" ${LW_BENCH_AGENT_ARGS:-} &
 agent_pid=$!
 for _ in $(seq 1 100); do [ -S "$dir/agent.sock" ] && break; sleep 0.1; done
 sleep 1
