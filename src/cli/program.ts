@@ -51,6 +51,7 @@ export async function run(argv: string[]): Promise<number> {
       return EXIT_USAGE;
     }
     const err = e as NodeJS.ErrnoException;
+    if (err?.code === 'EPIPE') return 141; // output closed by its reader (see main.ts)
     if (err && typeof err.code === 'string' && typeof err.syscall === 'string') {
       // File system errors from a command: one line, no stack.
       process.stderr.write(`labelwall: ${err.path ?? ''}${err.path ? ': ' : ''}${err.code} (${err.syscall})\n`);

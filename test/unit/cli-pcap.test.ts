@@ -164,3 +164,13 @@ test('pcap label keeps the input format: pcapng in, pcapng out', () => {
   assert.equal(v.code, 0);
   assert.deepEqual(JSON.parse(v.stdout.trim().split('\n').at(-1)!), { summary: { total: 3, valid: 3, invalid: 0, unlabeled: 0, malformed: 0, skipped: 0 } });
 });
+
+test('output closed early (| head): quiet exit 141, no error text', () => {
+  const big = path.join(dir, 'many.pcap');
+  const frames = Array.from({ length: 20000 }, (_, i) => ({ tsSec: i, tsFrac: 0, data: buildTcpPacket({ family: 4, seq: i }) }));
+  fs.writeFileSync(big, encodePcap({ be: false, ns: false, linktype: 101 }, frames));
+  const r = spawnSync('bash', ['-c', `set -o pipefail; "${process.execPath}" "${bin}" pcap verify "${big}" -k "${key1}" --json | head -1`], { encoding: 'utf8' });
+  assert.equal(r.stdout, '{"frame":1,"verdict":"unlabeled","reason":"no-label"}\n');
+  assert.equal(r.stderr, '');
+  assert.equal(r.status, 141);
+});
