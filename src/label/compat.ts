@@ -127,7 +127,7 @@ export function labelParsed(pkt: Uint8Array, p: ParsedPacket, key: LabelKey, out
     const pl = newTotal - 40;
     dst[4] = pl >>> 8;
     dst[5] = pl & 0xff;
-    const cs = tcpChecksumV6(dst, 0, l4, newSegLen);
+    const cs = tcpChecksumV6(dst, 0, l4, newSegLen, p.pseudoDstOffset);
     dst[l4 + 16] = cs >>> 8;
     dst[l4 + 17] = cs & 0xff;
   }

@@ -83,7 +83,8 @@ function ipFrame(spec: IpSpec, protocol: number, l4Len: number): [Buffer, number
     buf[off] = i + 1 < exts.length ? exts[i + 1]!.type : protocol;
     buf[off + 1] = sizes[i]! / 8 - 1;
     if (e.body) buf.set(e.body, off + 2);
-    // A routing header's segments-left stays 0 so the header's destination is final.
+    // The TCP checksum below uses the header's destination: right while a routing header's
+    // segments-left (body byte 1) is 0; after setting it, call fixChecksums.
     off += sizes[i]!;
   });
   return [buf, off];
@@ -148,6 +149,6 @@ export function fixChecksums(pkt: Uint8Array): boolean {
   if (!p.ok || !p.tcp) return false;
   const segLen = p.totalLen - p.l4Offset;
   if (p.family === 4) writeU16(pkt, 10, ipv4HeaderChecksum(pkt, 0, p.l4Offset));
-  writeU16(pkt, p.l4Offset + 16, p.family === 4 ? tcpChecksumV4(pkt, 0, p.l4Offset, segLen) : tcpChecksumV6(pkt, 0, p.l4Offset, segLen));
+  writeU16(pkt, p.l4Offset + 16, p.family === 4 ? tcpChecksumV4(pkt, 0, p.l4Offset, segLen) : tcpChecksumV6(pkt, 0, p.l4Offset, segLen, p.pseudoDstOffset));
   return true;
 }

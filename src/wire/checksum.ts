@@ -87,9 +87,12 @@ export function tcpChecksumV4(buf: Uint8Array, ipOff: number, l4Off: number, l4L
   return tcpChecksumWithPseudo(buf, l4Off, l4Len, pseudoHeaderSumV4(buf, ipOff + 12, ipOff + 16, 6, l4Len));
 }
 
-/** TCP checksum for IPv6: addresses at offsets 8 and 24 from ipOff (routing headers are not taken into account: the final destination is the header's). */
-export function tcpChecksumV6(buf: Uint8Array, ipOff: number, l4Off: number, l4Len: number): number {
-  return tcpChecksumWithPseudo(buf, l4Off, l4Len, pseudoHeaderSumV6(buf, ipOff + 8, ipOff + 24, 6, l4Len));
+/**
+ * TCP checksum for IPv6: source at ipOff+8, destination at ipOff+24 unless dstOff says where
+ * the final destination is (routing header; see ParsedPacket.pseudoDstOffset).
+ */
+export function tcpChecksumV6(buf: Uint8Array, ipOff: number, l4Off: number, l4Len: number, dstOff = ipOff + 24): number {
+  return tcpChecksumWithPseudo(buf, l4Off, l4Len, pseudoHeaderSumV6(buf, ipOff + 8, dstOff, 6, l4Len));
 }
 
 /** True when the stored checksum of an L4 segment is correct (the sum over everything including the field folds to 0xffff). */

@@ -22,6 +22,8 @@ export interface ParsedPacket {
   readonly dst: Uint8Array;
   srcOffset: number;
   dstOffset: number;
+  /** Destination address used by the L4 checksum's pseudo-header: dstOffset, or for IPv6 with a routing header the final destination. */
+  pseudoDstOffset: number;
   l4Offset: number;
   /** IP total length as the header declares it; bytes of the buffer past it are link padding. */
   totalLen: number;
@@ -48,6 +50,7 @@ export function parseIpPacket(buf: Uint8Array): ParseResult {
   let srcOffset: number;
   let dstOffset: number;
   let addrLen: number;
+  let pseudoDstOffset: number;
   if (version === 4) {
     const h = parseIpv4(buf);
     if (!h.ok) return h;
@@ -55,12 +58,12 @@ export function parseIpPacket(buf: Uint8Array): ParseResult {
       return { ok: false, reason: 'fragment', detail: `IPv4 fragment (offset ${h.fragmentOffset * 8}${h.moreFragments ? ', MF' : ''})` };
     }
     family = 4; l4Offset = h.headerLen; totalLen = h.totalLen; protocol = h.protocol;
-    srcOffset = 12; dstOffset = 16; addrLen = 4;
+    srcOffset = 12; dstOffset = 16; addrLen = 4; pseudoDstOffset = 16;
   } else if (version === 6) {
     const h = parseIpv6(buf);
     if (!h.ok) return h;
     family = 6; l4Offset = h.l4Offset; totalLen = h.totalLen; protocol = h.protocol;
-    srcOffset = 8; dstOffset = 24; addrLen = 16;
+    srcOffset = 8; dstOffset = 24; addrLen = 16; pseudoDstOffset = h.finalDstOffset;
   } else {
     return { ok: false, reason: 'bad-ip-version', detail: `version ${version}` };
   }
@@ -70,7 +73,7 @@ export function parseIpPacket(buf: Uint8Array): ParseResult {
     if (!t.ok) return t;
     tcp = t.tcp;
   }
-  return new Parsed(buf, family, protocol, srcOffset, dstOffset, addrLen, l4Offset, totalLen, tcp);
+  return new Parsed(buf, family, protocol, srcOffset, dstOffset, pseudoDstOffset, addrLen, l4Offset, totalLen, tcp);
 }
 
 /** ParsedPacket with lazily made address views: the verify path never needs them. */
@@ -84,6 +87,7 @@ class Parsed implements ParsedPacket {
     readonly protocol: number,
     readonly srcOffset: number,
     readonly dstOffset: number,
+    readonly pseudoDstOffset: number,
     private readonly addrLen: number,
     readonly l4Offset: number,
     readonly totalLen: number,

@@ -46,6 +46,21 @@ test('known answer: whole labelled IPv4 and IPv6 packets, byte for byte (scapy-b
   }
 });
 
+test('known answer: IPv6 with a routing header — the TCP checksum uses the final destination (scapy vectors)', () => {
+  // scapy: IPv6(dst=2001:db8::100)/IPv6ExtHdrRouting(addresses=[2001:db8::2], segleft=1)/TCP(seq=9, MSS)/"routed",
+  // and the same with the label option in place of MSS. Checksum 0x0a3e (it would be 0x0940 with the header's dst).
+  const input = hex('6000000000362b4020010db800000000000000000000000120010db8000000000000000000000100060200010000000020010db80000000000000000000000029c40005000000009000000006018ffff52b40000020405b4726f75746564');
+  const expected = '60000000005a2b4020010db800000000000000000000000120010db8000000000000000000000100060200010000000020010db8000000000000000000000002' +
+    '9c4000500000000900000000f018ffff0a3e0000fd28467700000000bc2b0d263cce6857858c876255f9cd12363ea7cb94f43515163dac068d20e67e' + '726f75746564';
+  const p = parseIpPacket(input);
+  assert.ok(p.ok);
+  assert.equal(p.pseudoDstOffset, 48);
+  assert.equal(p.dstOffset, 24);
+  const r = labelPacket(input, paperKey);
+  assert.ok(r.ok);
+  assert.equal(r.packet.toString('hex'), expected);
+});
+
 test('known answer: the 60-byte TCP header built by hand from the spec', () => {
   const payload = Buffer.from('The quick brown fox');
   const input = buildTcpPacket({ family: 4, seq: 0xdeadbeef, ack: 7, flags: 0x18, srcPort: 5555, dstPort: 80, payload });

@@ -101,6 +101,23 @@ test('IPv6: hop-by-hop, routing and destination options are skipped to TCP', () 
   assert.equal(formatAddress(r.src), '2001:db8::1');
 });
 
+test('IPv6 routing headers with segments left: final destination for the pseudo-header', () => {
+  const base = buildTcpPacket({ family: 6, ipv6ExtHeaders: [{ type: 43, body: Uint8Array.of(0, 0, 0, 0, 0, 0, ...new Array(32).fill(7)) }], payload: Buffer.from('r') });
+  const rh = 40;
+  const cases: Array<[number, number, number | string]> = [[0, 2, rh + 8 + 16], [2, 1, rh + 8 + 16], [4, 1, rh + 8], [3, 1, 24], [0, 0, 24]];
+  for (const [type, segLeft, want] of cases) {
+    const b = Buffer.from(base);
+    b[rh + 2] = type;
+    b[rh + 3] = segLeft;
+    const r = parseIpPacket(b);
+    assert.ok(r.ok, `type ${type}`);
+    assert.equal(r.pseudoDstOffset, want, `type ${type} segments left ${segLeft}`);
+  }
+  // A routing header too short to hold the address it promises is malformed.
+  const short = buildTcpPacket({ family: 6, ipv6ExtHeaders: [{ type: 43, body: Uint8Array.of(0, 1, 0, 0, 0, 0) }] });
+  assert.equal(reasonOf(parseIpPacket(short)), 'truncated-ext-header');
+});
+
 test('IPv6: fragment header, truncated extension header, jumbogram, truncated payload', () => {
   const frag = buildTcpPacket({ family: 6, payload: Buffer.from('hello') });
   // Insert a fragment header by rewriting: next header 44, then an 8-byte fragment header saying TCP.
