@@ -72,15 +72,3 @@ export function familyMatches(family: 0 | 4 | 6, ip: Uint8Array): boolean {
   if (family === 0) return true;
   return ip.length > 0 && ip[0]! >> 4 === family;
 }
-
-/**
- * A new frame: the link header bytes frame[0, ipOffset) followed by newIp. None of the
- * supported link headers carries a length, so nothing else changes; link padding and trailers
- * after the old IP packet are dropped.
- */
-export function rewrapFrame(frame: Uint8Array, ipOffset: number, newIp: Uint8Array): Buffer {
-  const out = Buffer.allocUnsafe(ipOffset + newIp.length);
-  out.set(frame.subarray(0, ipOffset), 0);
-  out.set(newIp, ipOffset);
-  return out;
-}
