@@ -1,5 +1,5 @@
 # The two README commands. Both run scripts/setup.sh first (idempotent: apt, npm ci, build).
-.PHONY: setup build demo test test-unit test-e2e bench
+.PHONY: setup build demo test test-unit test-e2e bench bench-datapath bench-verify bench-egress bench-identity
 
 setup:
 	bash scripts/setup.sh
@@ -19,5 +19,17 @@ test-unit:
 test-e2e:
 	bash scripts/test.sh e2e
 
-bench: setup
-	bash bench/run.sh
+# Benchmarks (root; each prints ratios against a baseline measured in the same run).
+bench: bench-verify bench-datapath bench-egress bench-identity
+
+bench-datapath: setup
+	bash bench/datapath-bench.sh
+
+bench-verify: setup
+	bash bench/verify-bench.sh
+
+bench-egress: setup
+	bash bench/egress-bench.sh
+
+bench-identity: setup
+	bash bench/identity-bench.sh
