@@ -152,7 +152,8 @@ export class Attributor {
     };
     if (this.tracker && s.cookie !== undefined) {
       const o = this.tracker.owners(s.cookie);
-      const roots = [o.creator, o.sender].filter((x): x is number => x !== undefined);
+      // Usually one process both created and connected the socket: read its children once.
+      const roots = [...new Set([o.creator, o.sender])].filter((x): x is number => x !== undefined);
       if (roots.length > 0) this.stats.bpfHits++;
       for (const pid of roots) check(pid);
       // Inherited copies: children of the creator or sender (the paper's central case).
