@@ -68,7 +68,7 @@ head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$dir/k.key"; chmod 600 "$
   echo "      - { name: no-smtp, dst: { ports: [25, 465, 587], proto: tcp }, action: deny }"
   echo "      - { name: no-internal, app: { cmdline: \"--evil\" }, dst: { cidr: [192.168.0.0/16] }, action: deny }"
 } > "$dir/agent.yaml"
-ip netns exec "$c" node bin/labelwall agent --key-file "$dir/k.key" --config "$dir/agent.yaml" \
+ip netns exec "$c" node ${LW_BENCH_NODE_FLAGS:-} bin/labelwall agent --key-file "$dir/k.key" --config "$dir/agent.yaml" \
   --control-socket "$dir/agent.sock" --queue-base 310 --log-file "$dir/agent.log" ${LW_BENCH_AGENT_ARGS:-} &
 agent_pid=$!
 for _ in $(seq 1 100); do [ -S "$dir/agent.sock" ] && break; sleep 0.1; done
