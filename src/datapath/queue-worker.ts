@@ -128,7 +128,9 @@ function run(sock: NfqSocket, handler: PacketHandler, mod: HandlerModule): void 
 
   let received = 0, batches = 0, enobufs = 0, kernelErrors = 0, lastKernelErrno = 0;
   let handlerErrors = 0, malformed = 0, truncated = 0;
-  let msgSeq = Atomics.load(control, S.C_MSG_SEQ);
+  // Not the current value: a message posted between 'ready' and this point (the main thread
+  // answers 'ready' at once) must be read on the first pass, not at the next post.
+  let msgSeq = Atomics.load(control, S.C_MSG_SEQ) - 1;
 
   const publish = (): void => {
     stats[S.S_RECEIVED] = received;
