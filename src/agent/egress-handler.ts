@@ -7,6 +7,7 @@
 //
 // Messages from the main thread (QueueSet.post → onMessage):
 //   { kind: 'egress-policy', generation, policy }  replace the policy for new flows (SIGHUP)
+//   { kind: 'hello' }                               answer with egress-ready (eBPF or /proc only)
 //   { kind: 'flows-query', id }                     answer with the flow table
 //   { kind: 'flow-bytes', entries }                 labelled bytes per flow key from the
 //                                                   labelling workers (relayed by the main thread):
@@ -48,11 +49,13 @@ export type EgressWorkerMessage =
 export type EgressMainMessage =
   | { kind: 'egress-policy'; generation: number; policy: EgressPolicy }
   | { kind: 'flows-query'; id: number }
-  | { kind: 'flow-bytes'; entries: Array<[number, number]> };
+  | { kind: 'flow-bytes'; entries: Array<[number, number]> }
+  | { kind: 'hello' };
 
 let gate: EgressGate | undefined;
 let attributor: Attributor | undefined;
 let context: HandlerContext | undefined;
+let ready: EgressWorkerMessage | undefined;
 /** TCP flows by flow key (flow-hash.ts), to credit the labelling workers' byte counts. */
 const byKey = new Map<number, FlowEntry>();
 
@@ -84,7 +87,8 @@ export function createHandler(data: unknown, ctx: HandlerContext): PacketHandler
       ctx.post({ type: 'log', level: rec.action === 'log' ? 'warn' : 'info', msg: 'egress decision', ...rec, attributionMs: Math.round(lastMs * 1000) / 1000 });
     },
   });
-  ctx.post({ kind: 'egress-ready', bpf: a.bpfMode, ...(a.bpfError !== undefined ? { bpfError: a.bpfError } : {}), hash } satisfies EgressWorkerMessage);
+  // Sent when the main thread says hello: messages posted before the queue set exists are lost.
+  ready = { kind: 'egress-ready', bpf: a.bpfMode, ...(a.bpfError !== undefined ? { bpfError: a.bpfError } : {}), hash };
   const events = new RateLimiter(10);
   const decision: VerdictDecision = { verdict: 'repeat' };
   // On an internal error the fail mode decides, with a mark (not a plain verdict), so that an
@@ -126,7 +130,9 @@ function prune(): void {
 export function onMessage(msg: unknown): void {
   const m = msg as EgressMainMessage;
   if (!gate || !context) return;
-  if (m?.kind === 'egress-policy') {
+  if (m?.kind === 'hello') {
+    if (ready) context.post(ready);
+  } else if (m?.kind === 'egress-policy') {
     gate.setPolicy(m.policy);
     context.post({
       kind: 'egress-policy-applied',

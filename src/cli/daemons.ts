@@ -99,7 +99,10 @@ export function registerDaemons(program: Command): void {
         ? [{ name: 'egress', queues: [eg.queue], failOpen: r.failOpen, handlerModule: new URL('../agent/egress-handler.js', import.meta.url).href, handlerData: { policy: eg.policy, identity: eg.identity } }]
         : [],
       onQueues: ({ main, extra }) => {
-        if (extra.egress) flowService = new AgentFlowService(main, extra.egress);
+        if (extra.egress) {
+          flowService = new AgentFlowService(main, extra.egress);
+          extra.egress.post({ kind: 'hello' });
+        }
       },
       onWorkerMessage: (msg) => {
         const m = msg as { kind?: string; bpf?: boolean; bpfError?: string; hash?: boolean };

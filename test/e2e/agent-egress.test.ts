@@ -149,6 +149,9 @@ agent:
     assert.match(rules, /-A LABELWALL-AGENT-EGRESS -p udp .*-j REJECT --reject-with icmp6-port-unreachable/);
     const status = await agent.status();
     assert.deepEqual(status.queues.map((q) => q.queue).sort(), [30, 31]);
+    // The egress worker reports how it attributes (eBPF loads on this kernel as root).
+    const ready = await waitFor(() => agent.logs().find((l) => /^agent: egress attribution/.test(String(l.msg))), 5000, { what: 'egress-ready log line' });
+    assert.equal(ready.bpf, true, JSON.stringify(ready));
   });
 
   for (const family of [4, 6] as const) {
