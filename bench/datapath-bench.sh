@@ -10,12 +10,16 @@
 #
 #   bench/datapath-bench.sh                 # RUNS=3 SECS=5 QUEUES=2
 #   RUNS=5 SECS=10 QUEUES=1 bench/datapath-bench.sh
+#   PARALLEL=4 bench/datapath-bench.sh      # iperf3 -P 4: four flows (spread over the queues)
+# The compat profile erases window scaling, so one labelled flow never has more than 64 KiB
+# in flight: its throughput is 64 KiB / RTT, and every queue on the path adds to the RTT.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$(pwd)
 RUNS=${RUNS:-3}
 SECS=${SECS:-5}
 QUEUES=${QUEUES:-2}
+PARALLEL=${PARALLEL:-1}
 SHARED=${SHARED:-$REPO/../shared}
 LW=("$(command -v node)" "$REPO/bin/labelwall")
 OUT=$(mktemp -d /tmp/lw-bench-XXXXXX)
@@ -75,7 +79,7 @@ stop_ref() {
 
 # One iperf3 run; prints Gbit/s received.
 iperf_gbps() {
-  in_ns pc iperf3 -c "$IP4_SRV" -t "$SECS" -J 2>/dev/null |
+  in_ns pc iperf3 -c "$IP4_SRV" -t "$SECS" -P "$PARALLEL" -J 2>/dev/null |
     node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const j=JSON.parse(s);if(j.error){console.error(j.error);process.exit(1)}console.log((j.end.sum_received.bits_per_second/1e9).toFixed(3))})'
 }
 
@@ -106,7 +110,7 @@ run_suite() {
   topo_up "$@"
   in_ns srv iperf3 -s -D
   sleep 0.3
-  echo "== $label (iperf3 -t $SECS, $RUNS runs each, $QUEUES queue(s))"
+  echo "== $label (iperf3 -t $SECS -P $PARALLEL, $RUNS runs each, $QUEUES queue(s))"
   measure baseline noop noop
   measure agent agent_up cleanup_procs
   measure agent+verifier both_up cleanup_procs
