@@ -3,6 +3,7 @@
 // under `ip netns exec`. stdin: `stats`, `post <json>`, `stop`. stdout: one JSON object per line.
 //   node dist/src/datapath/runner.js '{"queues":[0],"handlerModule":"file:///…","handlerData":null,"failOpen":false}'
 import { createInterface } from 'node:readline';
+import { PassThrough } from 'node:stream';
 import { startQueues } from './queue.js';
 import type { StartOptions } from './types.js';
 
@@ -31,7 +32,8 @@ async function main(): Promise<void> {
     out({ event: 'stopped', stats: set.stats() });
     rl.close();
   };
-  const rl = createInterface({ input: process.stdin });
+  // LW_RUNNER_NO_STDIN=1: run until SIGTERM/SIGINT (for shell scripts without a stdin pipe).
+  const rl = createInterface({ input: process.env.LW_RUNNER_NO_STDIN === '1' ? new PassThrough() : process.stdin });
   rl.on('line', (line) => {
     const l = line.trim();
     if (l === 'stats') out({ event: 'stats', stats: set.stats() });
