@@ -4,6 +4,7 @@
 # runs of `iperf3 -t SECS -J`) for:
 #   baseline         no queue
 #   ts-accept        labelwall workers (src/datapath), accept-only handler
+#   ts-accept-gso    the same with NFQA_CFG_F_GSO: whole GSO packets, not segmented
 #   ts-label         labelwall workers, compat labelling (src/label/compat.ts labelPacket:
 #                    40-byte option + HMAC-SHA256 + checksums), new bytes in every verdict
 #   c-ref-label      /work/shared/bench/ref-labeler.c (libnetfilter_queue, one recv and one
@@ -97,8 +98,8 @@ set_rule() { # $@ = NFQUEUE target options, or nothing for no rule
   [ $# -eq 0 ] || ip netns exec "$C" iptables -A OUTPUT -p tcp -d "$IPS" -j NFQUEUE "$@"
 }
 
-start_ts() { # $1 = JSON queues, $2 = handler URL, $3 = handler data JSON
-  local opts="{\"queues\":$1,\"handlerModule\":\"$2\",\"handlerData\":$3,\"failOpen\":false}"
+start_ts() { # $1 = JSON queues, $2 = handler URL, $3 = handler data JSON, $4 = more options
+  local opts="{\"queues\":$1,\"handlerModule\":\"$2\",\"handlerData\":$3,\"failOpen\":false${4:-}}"
   LW_RUNNER_NO_STDIN=1 ip netns exec "$C" node dist/src/datapath/runner.js "$opts" >"$TMP/runner.out" 2>&1 &
   RUNNER=$!
   for _ in $(seq 50); do grep -qs "\"event\":\"ready\"" "$TMP/runner.out" && return 0; grep -qs "\"event\":\"error\"" "$TMP/runner.out" && break; sleep 0.1; done
@@ -146,6 +147,10 @@ measure baseline-2c 2
 set_rule --queue-num 0
 start_ts '[0]' "$ACCEPT_URL" null
 measure ts-accept-1q 1
+qdrops; stop_ts
+
+start_ts '[0]' "$ACCEPT_URL" null ',"gso":true'
+measure ts-accept-gso-1q 1
 qdrops; stop_ts
 
 start_ts '[0]' "$LABEL_URL" "{\"keyHex\":\"$KEYHEX\"}"

@@ -192,6 +192,26 @@ describe('NFQUEUE datapath in network namespaces', { concurrency: false }, () =>
     assert.ok(!table.split('\n').some((l) => l.trim().split(/\s+/)[0] === '3'), table);
   });
 
+  it('gso: whole GSO packets reach the handler unsegmented', async () => {
+    ipt(['-F', 'OUTPUT']);
+    ipt(['-A', 'OUTPUT', '-d', IP_B, '-p', 'tcp', '-j', 'NFQUEUE', '--queue-num', '3']);
+    const r = startRunner({ queues: [3], handlerModule: ACCEPT_ALL, handlerData: null, failOpen: false, gso: true });
+    try {
+      await r.next('ready');
+      const server = spawn('ip', ['netns', 'exec', B, 'iperf3', '-s', '-1', '-B', IP_B]);
+      running.add(server);
+      await new Promise((res) => setTimeout(res, 500));
+      const json = JSON.parse(inNs(A, 'iperf3', ['-c', IP_B, '-n', '20M', '-J'])) as { end: { sum_sent: { bytes: number } } };
+      assert.ok(json.end.sum_sent.bytes >= 20 * 1024 * 1024);
+      const w = (await r.stats()).workers[0];
+      assert.ok(w.handler.gso > 0, `handler saw ${w.handler.gso} GSO packets`);
+      assert.ok(w.handler.bytes / w.handler.packets > 1500, `mean packet ${w.handler.bytes / w.handler.packets} bytes > MTU`);
+      assert.equal(w.truncated, 0);
+    } finally {
+      await r.stop();
+    }
+  });
+
   it('accept-only without batch verdicts', async () => {
     ipt(['-F', 'OUTPUT']);
     ipt(['-A', 'OUTPUT', '-d', IP_B, '-p', 'udp', '-j', 'NFQUEUE', '--queue-num', '3']);
