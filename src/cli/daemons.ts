@@ -10,7 +10,6 @@ import { KeyFileError } from '../label/keys.js';
 import { removeOwned } from '../datapath/iptables.js';
 import { agentRulePlan, AGENT_PREFIX } from '../agent/rules.js';
 import { verifierRulePlan, VERIFIER_PREFIX } from '../verifier/rules.js';
-import { runDaemon } from '../daemon/run.js';
 import { defaultControlSocket, resolveAgent, resolveVerifier, UsageError, type AgentFlags, type VerifierFlags } from '../daemon/resolve.js';
 import { createLogger } from '../util/log.js';
 import { controlGet } from '../control/client.js';
@@ -79,6 +78,8 @@ export function registerDaemons(program: Command): void {
     let flowService: AgentFlowService | undefined;
     const eg = r.egress;
     const hashOn = eg ? eg.identity.hash || policyNeedsHash(eg.policy) : false;
+    // Loaded here, not at start-up: `pcap` and `keygen` need none of the datapath.
+    const { runDaemon } = await import('../daemon/run.js');
     await runDaemon({
       role: 'agent',
       plans: plans(r.families, (f) =>
@@ -154,6 +155,8 @@ export function registerDaemons(program: Command): void {
       fail(err);
     }
     const log = createLogger({ level: flags.logLevel ?? cfg.log.level, file: flags.logFile ?? cfg.log.file, name: 'labelwall-verifier' });
+    // Loaded here, not at start-up: `pcap` and `keygen` need none of the datapath.
+    const { runDaemon } = await import('../daemon/run.js');
     await runDaemon({
       role: 'verifier',
       plans: plans(r.families, (f) =>
