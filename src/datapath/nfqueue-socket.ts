@@ -145,7 +145,8 @@ export class NfqSocket {
       s.close();
       if (e instanceof NfqueueError) throw e;
       const errno = e instanceof SysError ? e.errno : 0;
-      throw new NfqueueError(`queue ${cfg.queueNum}: ${(e as Error).message}`, errno);
+      const hint = errno === EPERM ? ' — NFQUEUE needs CAP_NET_ADMIN in this network namespace (run as root)' : '';
+      throw new NfqueueError(`${(e as Error).message}${hint}`, errno);
     }
     return s;
   }

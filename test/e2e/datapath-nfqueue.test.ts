@@ -18,6 +18,8 @@ const B = `${tag}b`; // receiver
 const net = 10 + (randomBytes(1)[0] % 200);
 const IP_A = `10.${net}.77.1`;
 const IP_B = `10.${net}.77.2`;
+const IP6_A = `fd00:${net}:77::1`;
+const IP6_B = `fd00:${net}:77::2`;
 
 function sh(cmd: string, args: string[]): string {
   return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
@@ -97,14 +99,16 @@ function startRunner(opts: Record<string, unknown>): Runner {
 }
 
 /** Sends `count` UDP datagrams from A to B:port, each `payload`; resolves when sent. */
-function sendUdp(port: number, count: number, payload: string): void {
-  const js = `const s=require('dgram').createSocket('udp4');let n=0;const go=()=>{if(n++>=${count}){s.close();return;}s.send(Buffer.from(${JSON.stringify(payload)}),${port},'${IP_B}',()=>setTimeout(go,2));};go();`;
+function sendUdp(port: number, count: number, payload: string, dst = IP_B): void {
+  const kind = dst.includes(':') ? 'udp6' : 'udp4';
+  const js = `const s=require('dgram').createSocket('${kind}');let n=0;const go=()=>{if(n++>=${count}){s.close();return;}s.send(Buffer.from(${JSON.stringify(payload)}),${port},'${dst}',()=>setTimeout(go,2));};go();`;
   inNs(A, process.execPath, ['-e', js]);
 }
 
 /** Listens on B:port for `ms`, returns the datagrams received (as strings). */
-function receiveUdp(port: number, ms: number): { ready: Promise<void>; done: Promise<string[]> } {
-  const js = `const s=require('dgram').createSocket('udp4');const got=[];s.on('message',m=>got.push(m.toString('latin1')));s.bind(${port},'${IP_B}',()=>console.log('READY'));setTimeout(()=>{console.log(JSON.stringify(got));s.close();},${ms});`;
+function receiveUdp(port: number, ms: number, dst = IP_B): { ready: Promise<void>; done: Promise<string[]> } {
+  const kind = dst.includes(':') ? 'udp6' : 'udp4';
+  const js = `const s=require('dgram').createSocket('${kind}');const got=[];s.on('message',m=>got.push(m.toString('latin1')));s.bind(${port},'${dst}',()=>console.log('READY'));setTimeout(()=>{console.log(JSON.stringify(got));s.close();},${ms});`;
   const p = spawn('ip', ['netns', 'exec', B, process.execPath, '-e', js]);
   let out = '';
   let readyRes: () => void;
@@ -123,10 +127,10 @@ function receiveUdp(port: number, ms: number): { ready: Promise<void>; done: Pro
   return { ready, done };
 }
 
-async function udpRoundTrip(port: number, count: number, payload: string, listenMs = 1500): Promise<string[]> {
-  const rx = receiveUdp(port, listenMs);
+async function udpRoundTrip(port: number, count: number, payload: string, listenMs = 1500, dst = IP_B): Promise<string[]> {
+  const rx = receiveUdp(port, listenMs, dst);
   await rx.ready;
-  sendUdp(port, count, payload);
+  sendUdp(port, count, payload, dst);
   return rx.done;
 }
 
@@ -137,6 +141,8 @@ describe('NFQUEUE datapath in network namespaces', { concurrency: false }, () =>
     sh('ip', ['link', 'add', `${tag}x`, 'netns', A, 'type', 'veth', 'peer', 'name', `${tag}y`, 'netns', B]);
     inNs(A, 'ip', ['addr', 'add', `${IP_A}/24`, 'dev', `${tag}x`]);
     inNs(B, 'ip', ['addr', 'add', `${IP_B}/24`, 'dev', `${tag}y`]);
+    inNs(A, 'ip', ['-6', 'addr', 'add', `${IP6_A}/64`, 'dev', `${tag}x`, 'nodad']);
+    inNs(B, 'ip', ['-6', 'addr', 'add', `${IP6_B}/64`, 'dev', `${tag}y`, 'nodad']);
     for (const [ns, dev] of [[A, `${tag}x`], [B, `${tag}y`]]) {
       inNs(ns, 'ip', ['link', 'set', dev, 'up']);
       inNs(ns, 'ip', ['link', 'set', 'lo', 'up']);
@@ -209,6 +215,23 @@ describe('NFQUEUE datapath in network namespaces', { concurrency: false }, () =>
       assert.equal(w.truncated, 0);
     } finally {
       await r.stop();
+    }
+  });
+
+  it('IPv6: packets go through the worker', async () => {
+    inNs(A, 'ip6tables', ['-F', 'OUTPUT']);
+    inNs(A, 'ip6tables', ['-A', 'OUTPUT', '-d', IP6_B, '-p', 'udp', '-j', 'NFQUEUE', '--queue-num', '8']);
+    const r = startRunner({ queues: [8], handlerModule: ACCEPT_ALL, handlerData: null, failOpen: false });
+    try {
+      await r.next('ready');
+      const got = await udpRoundTrip(5010, 20, 'six', 1500, IP6_B);
+      assert.equal(got.length, 20);
+      const w = (await r.stats()).workers[0];
+      assert.equal(w.received, 20);
+      assert.equal(w.handler.bytes, 20 * (40 + 8 + 3), 'IPv6 header + UDP header + 3 bytes each');
+    } finally {
+      await r.stop();
+      inNs(A, 'ip6tables', ['-F', 'OUTPUT']);
     }
   });
 
@@ -312,6 +335,21 @@ describe('NFQUEUE datapath in network namespaces', { concurrency: false }, () =>
     assert.equal((await udpRoundTrip(5007, 10, 'none', 800)).length, 0, 'no listener: dropped');
     ipt(['-R', 'OUTPUT', '1', '-d', IP_B, '-p', 'udp', '-j', 'NFQUEUE', '--queue-num', '6', '--queue-bypass']);
     assert.equal((await udpRoundTrip(5007, 10, 'bypass', 800)).length, 10, '--queue-bypass passes with no listener');
+  });
+
+  it('start fails clearly without CAP_NET_ADMIN', async () => {
+    const out = (() => {
+      try {
+        return inNs(A, 'setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all', process.execPath, RUNNER,
+          JSON.stringify({ queues: [9], handlerModule: ACCEPT_ALL, handlerData: null, failOpen: false })]);
+      } catch (e) {
+        return String((e as { stdout?: string }).stdout ?? '');
+      }
+    })();
+    const m = JSON.parse(out.trim().split('\n')[0]) as { event: string; message: string; errno: number };
+    assert.equal(m.event, 'error');
+    assert.equal(m.errno, 1);
+    assert.match(m.message, /^queue 9: .*EPERM.*needs CAP_NET_ADMIN/);
   });
 
   it('start fails clearly when the queue is held by another socket', async () => {
