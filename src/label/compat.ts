@@ -48,7 +48,7 @@ export type LabelResult =
 
 /** HMAC-SHA256(key, seqBytes || payload). seqBytes: the 4 sequence-number bytes as on the wire. */
 export function computeMac(key: LabelKey, seqBytes: Uint8Array, payload: Uint8Array): Buffer {
-  return key.hmac().update(seqBytes).update(payload).digest();
+  return Buffer.from(key.mac(seqBytes, payload));
 }
 
 /** The 40 option bytes for a given MAC. */
@@ -107,7 +107,7 @@ export function labelParsed(pkt: Uint8Array, p: ParsedPacket, key: LabelKey, out
   if (newTotal > 65535) return { ok: false, verdict: 'malformed', reason: 'too-large' };
   const payload = pkt.subarray(tcp.payloadOffset, tcp.payloadOffset + tcp.payloadLen);
   // MAC first: `out` may alias `pkt`, and the payload is moved below.
-  const mac = computeMac(key, pkt.subarray(l4 + 4, l4 + 8), payload);
+  const mac = key.mac(pkt.subarray(l4 + 4, l4 + 8), payload); // reused buffer: used at once below
   const dst = out && out.length >= newTotal ? out.subarray(0, newTotal) : Buffer.allocUnsafe(newTotal);
   // Payload moves forward (the new header is never shorter); TypedArray.set handles overlap.
   dst.set(payload, l4 + LABELLED_TCP_HEADER);
@@ -152,8 +152,7 @@ export function verifyParsed(pkt: Uint8Array, p: ParsedPacket, keys: readonly La
   const payload = pkt.subarray(tcp.payloadOffset, tcp.payloadOffset + tcp.payloadLen);
   const got = pkt.subarray(f.offset + LABEL_MAC_OFFSET, f.offset + LABEL_LENGTH);
   for (let i = 0; i < keys.length; i++) {
-    const mac = computeMac(keys[i]!, seq, payload);
-    if (timingSafeEqual(mac, got)) return { verdict: 'valid', keyIndex: i };
+    if (timingSafeEqual(keys[i]!.mac(seq, payload), got)) return { verdict: 'valid', keyIndex: i };
   }
   return { verdict: 'invalid', reason: 'mac-mismatch' };
 }

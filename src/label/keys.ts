@@ -5,6 +5,7 @@ import { createHash, createHmac, createSecretKey, randomBytes, type Hmac, type K
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { inspect } from 'node:util';
+import { createMacEngine, type MacEngine } from './hmac.js';
 
 export const MIN_KEY_BYTES = 16;
 export const GENERATED_KEY_BYTES = 32;
@@ -29,9 +30,33 @@ export class LabelKey {
     return new LabelKey(Buffer.from(bytes), source);
   }
 
+  #engine: MacEngine | undefined;
+
   /** A new HMAC-SHA256 instance keyed with this key. */
   hmac(): Hmac {
     return createHmac('sha256', this.#secret);
+  }
+
+  /**
+   * HMAC-SHA256(key, a || b) on the fast path (libcrypto when available, see hmac.ts). The
+   * result is a buffer reused by the next call on this key: copy it to keep it.
+   */
+  mac(a: Uint8Array, b: Uint8Array): Buffer {
+    return (this.#engine ??= this.#newEngine()).mac(a, b);
+  }
+
+  /** Which HMAC implementation mac() uses ('libcrypto' or 'node'). */
+  get macBackend(): 'libcrypto' | 'node' {
+    return (this.#engine ??= this.#newEngine()).backend;
+  }
+
+  #newEngine(): MacEngine {
+    const secret = this.#secret.export();
+    try {
+      return createMacEngine(this.#secret, secret);
+    } finally {
+      secret.fill(0);
+    }
   }
 
   /** Key length in bytes (not secret). */
