@@ -79,7 +79,9 @@ stop_ref() {
 
 # One iperf3 run; prints Gbit/s received.
 iperf_gbps() {
-  in_ns pc iperf3 -c "$IP4_SRV" -t "$SECS" -P "$PARALLEL" -J 2>/dev/null |
+  # Bounded: the C reference labeller exits on its first receive error (socket overrun with
+  # several flows), after which nothing passes the queue and iperf3 would wait forever.
+  in_ns pc timeout $((SECS + 20)) iperf3 -c "$IP4_SRV" -t "$SECS" -P "$PARALLEL" -J 2>/dev/null |
     node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const j=JSON.parse(s);if(j.error){console.error(j.error);process.exit(1)}console.log((j.end.sum_received.bits_per_second/1e9).toFixed(3))})'
 }
 
