@@ -1,6 +1,7 @@
 // What the main thread and queue workers share: the workerData shape, the layout of the
 // shared counter array, and the messages they exchange.
 import type { MessagePort } from 'node:worker_threads';
+import type { QueueConfig } from './nfqueue-socket.js';
 
 /** Slots of the per-worker Float64Array of datapath counters. */
 export const S_RECEIVED = 0;
@@ -24,17 +25,12 @@ export const C_STOP = 0;
 export const C_MSG_SEQ = 1;
 export const CONTROL_SLOTS = 2;
 
-export interface WorkerInit {
+/** What a worker is started with: its queue's socket settings plus the handler and shared memory. */
+export interface WorkerInit
+  extends Pick<QueueConfig, 'queueNum' | 'copyRange' | 'maxLen' | 'failOpen' | 'gso' | 'uidGid' | 'rcvBufBytes'> {
   workerIndex: number;
-  queueNum: number;
   handlerModule: string;
   handlerData: unknown;
-  copyRange: number;
-  maxLen: number;
-  failOpen: boolean;
-  gso: boolean;
-  uidGid: boolean;
-  rcvBufBytes: number;
   batchSize: number;
   batchVerdicts: boolean;
   control: SharedArrayBuffer;
