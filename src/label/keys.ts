@@ -1,7 +1,7 @@
 // Label keys and key files. A key's secret never leaves this object as text: toString, toJSON
 // and util.inspect show only the non-secret id (a fingerprint), so a key that reaches a log
 // line or an error message cannot leak.
-import { createHash, createHmac, createSecretKey, randomBytes, type Hmac, type KeyObject } from 'node:crypto';
+import { createHash, createSecretKey, randomBytes, type KeyObject } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { inspect } from 'node:util';
@@ -31,11 +31,6 @@ export class LabelKey {
   }
 
   #engine: MacEngine | undefined;
-
-  /** A new HMAC-SHA256 instance keyed with this key. */
-  hmac(): Hmac {
-    return createHmac('sha256', this.#secret);
-  }
 
   /**
    * HMAC-SHA256(key, a || b) on the fast path (libcrypto when available, see hmac.ts). The
