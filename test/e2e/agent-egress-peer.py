@@ -7,6 +7,8 @@
 import errno, json, os, select, socket, struct, sys, threading, time
 
 SCRIPT = os.path.abspath(__file__)
+sys.path.insert(0, os.path.join(os.path.dirname(SCRIPT), '..', 'peers'))
+from icmp import icmp_echo  # noqa: E402  (shared with the other peers)
 
 
 def out(**kw):
@@ -104,18 +106,6 @@ def udp(host, port):
         res.update(err_fields(e))
     res['ms'] = (time.monotonic() - t0) * 1000
     out(pid=os.getpid(), **res)
-
-
-def icmp_echo(ident, v6):
-    body = struct.pack('!BBHHH', 128 if v6 else 8, 0, 0, ident, 1) + b'labelwall'
-    if v6:
-        return body
-    c = 0
-    for i in range(0, len(body), 2):
-        c += (body[i] << 8) + (body[i + 1] if i + 1 < len(body) else 0)
-    c = (c >> 16) + (c & 0xffff)
-    c = ~(c + (c >> 16)) & 0xffff
-    return body[:2] + struct.pack('!H', c) + body[4:]
 
 
 def ping(host):

@@ -5,6 +5,8 @@
 import json, os, socket, struct, sys, time
 
 SCRIPT = os.path.abspath(__file__)
+sys.path.insert(0, os.path.join(os.path.dirname(SCRIPT), '..', 'peers'))
+from icmp import icmp_echo  # noqa: E402  (shared with the other peers)
 PY = '/usr/bin/python3'
 TCP_PORT, UDP_PORT = 9000, 9001
 
@@ -18,18 +20,6 @@ def tup(proto, s, family):
 def done(t, **pids):
     print(json.dumps({'tuple': t, 'pids': pids}), flush=True)
     sys.stdin.read()
-
-
-def icmp_echo(ident, v6=False):
-    body = struct.pack('!BBHHH', 128 if v6 else 8, 0, 0, ident, 1) + b'labelwall'
-    if v6:
-        return body  # the kernel fills the ICMPv6 checksum
-    c = 0
-    for i in range(0, len(body), 2):
-        c += (body[i] << 8) + (body[i + 1] if i + 1 < len(body) else 0)
-    c = (c >> 16) + (c & 0xffff)
-    c = ~(c + (c >> 16)) & 0xffff
-    return body[:2] + struct.pack('!H', c) + body[4:]
 
 
 def wait_parent(rfd):
