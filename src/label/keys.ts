@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { inspect } from 'node:util';
 import { createMacEngine, type MacEngine } from './hmac.js';
+import { describeFileType, readRegularFile, ReadFileError } from '../util/files.js';
 
 export const MIN_KEY_BYTES = 16;
 export const GENERATED_KEY_BYTES = 32;
@@ -72,7 +73,7 @@ export class LabelKey {
   }
 }
 
-export type KeyFileErrorCode = 'missing' | 'unreadable' | 'not-a-file' | 'permissions' | 'not-hex' | 'odd-length' | 'too-short' | 'exists';
+export type KeyFileErrorCode = 'missing' | 'unreadable' | 'not-a-file' | 'too-large' | 'permissions' | 'owner' | 'not-hex' | 'odd-length' | 'too-short' | 'exists';
 
 /** A key file problem; the message names the file and the reason, never the key. */
 export class KeyFileError extends Error {
@@ -99,35 +100,43 @@ export function parseKeyText(text: string, file: string): Buffer {
   return bytes;
 }
 
+/** Largest key file read (the hex of a 32-byte key is 65 bytes; this leaves room for whitespace). */
+export const MAX_KEY_FILE_BYTES = 4096;
+
 /**
- * Reads a key file. Refuses files that group or others may read (mode & 0o077), a missing file,
- * a non-regular file, and contents that are not an even number of hex digits of at least 16 bytes.
+ * Reads a key file. Refuses: a missing file; anything but a regular file (a FIFO or device is
+ * never opened for blocking reads, see util/files.ts); files larger than MAX_KEY_FILE_BYTES; files
+ * that group or others may access (mode & 0o077); files owned by anyone but root or the user
+ * running labelwall (that user could swap the key); and contents that are not an even number of
+ * hex digits of at least 16 bytes.
  */
 export function loadKeyFile(file: string): LabelKey {
-  let fd: number;
+  let raw: Buffer;
   try {
-    fd = fs.openSync(file, 'r');
+    raw = readRegularFile(file, MAX_KEY_FILE_BYTES, (st) => {
+      if ((st.mode & 0o077) !== 0) {
+        const mode = (st.mode & 0o777).toString(8).padStart(4, '0');
+        throw new KeyFileError(file, 'permissions', `refused: mode ${mode} lets group or others access the key; run chmod 600 ${file}`);
+      }
+      const me = process.geteuid?.() ?? 0;
+      if (st.uid !== 0 && st.uid !== me) {
+        throw new KeyFileError(
+          file,
+          'owner',
+          `refused: owned by uid ${st.uid}, which could replace the key; it must belong to root${me !== 0 ? ` or uid ${me} (the user running labelwall)` : ''}: run chown ${me === 0 ? 'root' : me} ${file}`,
+        );
+      }
+    });
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new KeyFileError(file, 'missing', 'no such file');
-    throw new KeyFileError(file, 'unreadable', `cannot open (${code ?? 'error'})`);
+    if (e instanceof ReadFileError) throw new KeyFileError(file, e.code, e.message);
+    throw e;
   }
-  try {
-    // fstat on the open descriptor: the checked file is the file we read.
-    const st = fs.fstatSync(fd);
-    if (!st.isFile()) throw new KeyFileError(file, 'not-a-file', 'not a regular file');
-    if ((st.mode & 0o077) !== 0) {
-      const mode = (st.mode & 0o777).toString(8).padStart(4, '0');
-      throw new KeyFileError(file, 'permissions', `refused: mode ${mode} lets group or others access the key; run chmod 600 ${file}`);
-    }
-    const text = fs.readFileSync(fd, 'utf8');
-    const bytes = parseKeyText(text, file);
-    const key = LabelKey.fromBytes(bytes, file);
-    bytes.fill(0);
-    return key;
-  } finally {
-    fs.closeSync(fd);
-  }
+  const text = raw.toString('utf8');
+  raw.fill(0);
+  const bytes = parseKeyText(text, file);
+  const key = LabelKey.fromBytes(bytes, file);
+  bytes.fill(0);
+  return key;
 }
 
 /**
@@ -141,6 +150,18 @@ export function generateKeyFile(file: string, opts: { force?: boolean } = {}): s
   const text = `${bytes.toString('hex')}\n`;
   const id = createHash('sha256').update(bytes).digest('hex').slice(0, 8);
   bytes.fill(0);
+  // Only a regular file may be replaced: renaming over /dev/full or a FIFO would swap a device
+  // node for a key file. lstat: a symbolic link is refused too (the rename would replace the
+  // link, not what it points to).
+  let existing: fs.Stats | undefined;
+  try {
+    existing = fs.lstatSync(file);
+  } catch {
+    existing = undefined; // a new path (or an unreadable directory: the write below says so)
+  }
+  if (existing !== undefined && !existing.isFile()) {
+    throw new KeyFileError(file, 'not-a-file', `exists and is ${describeFileType(existing)}; refusing to replace it (only a regular file or a new path)`);
+  }
   if (!opts.force) {
     try {
       fs.writeFileSync(file, text, { mode: 0o600, flag: 'wx' });

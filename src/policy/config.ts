@@ -1,11 +1,11 @@
 // Loads and validates the labelwall YAML config: schema (ajv) first, then semantic checks;
 // every problem is reported with file:line:col and its key path, all at once.
-import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { Ajv, type ErrorObject } from 'ajv';
-import { parseDocument, LineCounter, isMap, isSeq, isScalar, type Document, type Node as YamlNode } from 'yaml';
+import { parseDocument, LineCounter, isMap, isSeq, isScalar, visit, type Document, type Node as YamlNode } from 'yaml';
 import picomatch from 'picomatch';
 import { configSchema } from './schema.js';
+import { readRegularFile, ReadFileError } from '../util/files.js';
 import { parseCidr, parsePortRange, type Cidr, type PortRange } from './match.js';
 
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error';
@@ -139,14 +139,22 @@ export function formatProblem(p: ConfigProblem): string {
 export const DEFAULT_MARK: Readonly<MarkBits> = { mask: 0xf00, valid: 0x100, invalid: 0x200, unlabeled: 0x300, malformed: 0x400 };
 export const DEFAULT_CONTROL_SOCKET = '/run/labelwall/agent.sock';
 
-/** Reads and validates a config file; throws ConfigError (also for an unreadable file). */
+/** Largest config file read; real configs are a few KiB. */
+export const MAX_CONFIG_BYTES = 1 << 20;
+/** YAML aliases allowed (the yaml library's maxAliasCount): bounds what an alias bomb expands to. */
+export const MAX_YAML_ALIASES = 100;
+
+/**
+ * Reads and validates a config file; throws ConfigError (also for an unreadable file, one that
+ * is not a regular file, e.g. a FIFO or /dev/zero, or one larger than MAX_CONFIG_BYTES).
+ */
 export function loadConfig(path: string): LabelwallConfig {
   let text: string;
   try {
-    text = readFileSync(path, 'utf8');
+    text = readRegularFile(path, MAX_CONFIG_BYTES).toString('utf8');
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code ?? String(e);
-    throw new ConfigError([{ file: path, line: 1, col: 1, path: '', message: `cannot read config file (${code})` }]);
+    if (!(e instanceof ReadFileError)) throw e;
+    throw new ConfigError([{ file: path, line: 1, col: 1, path: '', message: `cannot read config file: ${e.message}` }]);
   }
   return parseConfig(text, path);
 }
@@ -176,7 +184,16 @@ export function parseConfig(text: string, fileName: string): LabelwallConfig {
     throw new ConfigError(problems);
   }
 
-  const data: unknown = doc.toJS({ maxAliasCount: 100 }) ?? {};
+  let data: unknown;
+  try {
+    data = doc.toJS({ maxAliasCount: MAX_YAML_ALIASES }) ?? {};
+  } catch (e) {
+    // The yaml library refuses exponential alias expansion with a ReferenceError.
+    if (!(e instanceof ReferenceError)) throw e;
+    const { line, col } = firstAliasPos(doc, pos);
+    problems.push({ file: fileName, line, col, path: '', message: `YAML aliases expand too much (more than ${MAX_YAML_ALIASES} aliased nodes): ${firstLine(e.message)}` });
+    throw new ConfigError(problems);
+  }
   const where = new Locator(doc, pos);
   const add = (path: Seg[], message: string, keyOf?: string): void => {
     const { line, col } = keyOf !== undefined ? where.key(path, keyOf) : where.value(path);
@@ -194,6 +211,18 @@ export function parseConfig(text: string, fileName: string): LabelwallConfig {
   const cfg = normalize(data as RawConfig, fileName);
   if (fileName !== '<defaults>' && !fileName.startsWith('<')) cfg.source = fileName;
   return cfg;
+}
+
+/** Where the first alias (*name) of the document is, for the alias-bomb message. */
+function firstAliasPos(doc: Document, pos: (offset: number) => { line: number; col: number }): { line: number; col: number } {
+  let at: number | undefined;
+  visit(doc, {
+    Alias(_key, node) {
+      at = node.range?.[0];
+      return visit.BREAK;
+    },
+  });
+  return at === undefined ? { line: 1, col: 1 } : pos(at);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -98,7 +98,7 @@ test('a config file that cannot be read, and egress flag mistakes: precise messa
     lw(['agent', '--key-file', keyFile, '--no-egress', '--egress-queue', '7']),
   ]);
   assert.equal(a.code, 2);
-  assert.equal(a.stderr, `labelwall: invalid config:\n${missing}:1:1: (document): cannot read config file (ENOENT)\n`);
+  assert.equal(a.stderr, `labelwall: invalid config:\n${missing}:1:1: (document): cannot read config file: no such file\n`);
   assert.equal(b.code, 2);
   assert.equal(b.stderr, 'labelwall: --egress-queue 100 is one of the labelling queues 100..100: pick another number\n');
   assert.equal(c.code, 2);

@@ -224,7 +224,7 @@ test('ConfigError message lists file:line:col: path: reason', () => {
 });
 
 test('unreadable file is a ConfigError', () => {
-  assert.throws(() => loadConfig('/nonexistent/labelwall.yaml'), (e: unknown) => e instanceof ConfigError && /ENOENT/.test(e.message));
+  assert.throws(() => loadConfig('/nonexistent/labelwall.yaml'), (e: unknown) => e instanceof ConfigError && /cannot read config file: no such file/.test(e.message));
 });
 
 test('an unquoted all-digit digest is flagged as read as a number', () => {
