@@ -270,5 +270,6 @@ export function formatStatus(r: StatusReport, socket: string): string {
   const d = r.datapath;
   lines.push(`  packets received ${d.received} (${(r.ratesPerSecond.received ?? 0).toFixed(1)}/s), verdicts ${d.verdicts}`);
   lines.push(`  queue drops: queue_dropped ${d.queueDropped}, user_dropped ${d.userDropped}, socket overruns ${d.enobufs}; handler errors ${d.handlerErrors}, kernel errors ${d.kernelErrors}`);
+  if (r.log) lines.push(`  log: ${r.log.destination}, ${r.log.dropped} line(s) dropped (could not be written)${r.log.lastError ? `, last error ${r.log.lastError}` : ''}`);
   return lines.join('\n') + '\n';
 }

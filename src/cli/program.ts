@@ -2,6 +2,7 @@
 // `register(program)`; add new ones to SUBCOMMANDS below. src/cli/main.ts runs it.
 import { Command, CommanderError } from 'commander';
 import { KeyFileError } from '../label/keys.js';
+import { LogFileError } from '../util/log.js';
 import { CaptureError } from '../pcap/errors.js';
 import { CliError, EXIT_OK, EXIT_USAGE } from './errors.js';
 import { register as registerPcap } from './pcap.js';
@@ -46,7 +47,7 @@ export async function run(argv: string[]): Promise<number> {
       process.stderr.write(`labelwall: ${e.message}\n`);
       return e.exitCode;
     }
-    if (e instanceof KeyFileError || e instanceof CaptureError) {
+    if (e instanceof KeyFileError || e instanceof CaptureError || e instanceof LogFileError) {
       process.stderr.write(`labelwall: ${e.message}\n`);
       return EXIT_USAGE;
     }

@@ -7,7 +7,7 @@ import { installPlan, removeOwned, type Family, type RulePlan } from '../datapat
 import { startQueues, type QueueSet } from '../datapath/queue.js';
 import type { QueueStats } from '../datapath/types.js';
 import { startControlServer, closeControlServer, socketInUse, type ControlRoutes } from '../control/server.js';
-import type { Logger } from '../util/log.js';
+import { logStats, type Logger, type LogStats } from '../util/log.js';
 
 export interface DaemonSpec {
   role: 'agent' | 'verifier';
@@ -67,6 +67,8 @@ export interface StatusReport {
     userDropped: number;
     queueTotal: number;
   };
+  /** The log destination: lines dropped because they could not be written (util/log.ts). */
+  log?: LogStats;
 }
 
 /** Sums the handler counters and datapath counters of all workers (pure). */
@@ -226,6 +228,7 @@ export async function runDaemon(spec: DaemonSpec): Promise<void> {
       ratesPerSecond: rates,
       queues: qs.workers.map((w) => ({ queue: w.queueNum, received: w.received, batches: w.batches, sends: w.sends, handlerErrors: w.handlerErrors })),
       datapath: s.datapath,
+      log: logStats(log),
     };
   };
 
