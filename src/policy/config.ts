@@ -6,7 +6,7 @@ import { parseDocument, LineCounter, isMap, isSeq, isScalar, visit, type Documen
 import picomatch from 'picomatch';
 import { configSchema } from './schema.js';
 import { readRegularFile, ReadFileError } from '../util/files.js';
-import { parseCidr, parsePortRange, type Cidr, type PortRange } from './match.js';
+import { cmdlinePatternError, parseCidr, parsePortRange, type Cidr, type PortRange } from './match.js';
 
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error';
 export type FailMode = 'closed' | 'open';
@@ -24,7 +24,7 @@ export interface AppMatch {
   user?: string | number;
   /** Glob on the systemd unit, the container id, or the cgroup path. */
   cgroup?: string;
-  /** Regular expression (JavaScript syntax) searched in the argv joined by spaces. */
+  /** Regular expression (RE2 syntax, linear time) searched in the argv joined by spaces. */
   cmdline?: string;
   holders: 'any' | 'all';
 }
@@ -512,11 +512,9 @@ function semanticChecks(data: Obj, add: Add): void {
         }
         checkGlob(app.cgroup, [...base, 'app', 'cgroup'], add);
         if (typeof app.cmdline === 'string' && app.cmdline !== '') {
-          try {
-            new RegExp(app.cmdline);
-          } catch (e) {
-            add([...base, 'app', 'cmdline'], `bad regular expression: ${(e as Error).message}`);
-          }
+          // The engine that matches it (RE2, linear time) decides what is valid: no backreferences, no lookaround.
+          const err = cmdlinePatternError(app.cmdline);
+          if (err !== undefined) add([...base, 'app', 'cmdline'], `bad regular expression (RE2 syntax: no backreferences or lookaround): ${err}`);
         }
         if (typeof app.user === 'number' && (!Number.isInteger(app.user) || app.user < 0 || app.user > 0xfffffffe)) {
           add([...base, 'app', 'user'], `uid ${app.user} is out of range`);

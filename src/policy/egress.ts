@@ -2,7 +2,7 @@
 // Semantics are documented in docs/config.md ("agent.egress").
 import picomatch from 'picomatch';
 import type { AppMatch, EgressAction, EgressPolicy, EgressRule } from './config.js';
-import { bytesToIp, matchCidrs, matchPorts, parseIp } from './match.js';
+import { bytesToIp, compileCmdline, matchCidrs, matchPorts, parseIp } from './match.js';
 import type { Attribution, FlowProto, ProcessInfo } from '../identity/types.js';
 
 export interface EgressFlow {
@@ -48,8 +48,8 @@ function compileApp(app: AppMatch): CompiledApp {
     tests.push((p) => (p.unit !== undefined && m(p.unit)) || (p.containerId !== undefined && m(p.containerId)) || m(p.cgroup));
   }
   if (app.cmdline !== undefined) {
-    const re = new RegExp(app.cmdline);
-    tests.push((p) => re.test(p.cmdline.join(' ')));
+    const test = compileCmdline(app.cmdline);
+    tests.push((p) => test(p.cmdline));
   }
   return { holders: app.holders, test: (p) => tests.every((t) => t(p)) };
 }

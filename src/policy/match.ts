@@ -1,6 +1,8 @@
 // Pure CIDR and port matchers shared by the verifier (per packet) and the egress policy.
 // Parsed forms are plain data (structured-clone safe) so they can cross into worker threads.
+import { createRequire } from 'node:module';
 import ipaddr from 'ipaddr.js';
+import type { RE2JS as RE2JSClass } from 're2js';
 
 export type IpFamily = 4 | 6;
 
@@ -131,4 +133,37 @@ function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
+}
+
+// ---------------------------------------------------------------------------------------------
+// cmdline patterns: RE2 (re2js), whose matching time is linear in the input, so no pattern and
+// no argv can stall the egress worker (a backtracking engine took 39 s for (a+)+$ on 32 "a"s and
+// a "!"). The argv is matched on its first MAX_CMDLINE_MATCH characters: that bounds the cost of
+// one rule on one process.
+
+/** Characters of the joined argv a cmdline pattern sees (a longer argv is cut). */
+export const MAX_CMDLINE_MATCH = 4096;
+
+// Loaded on first use (synchronously, its CommonJS build): most commands never need it.
+let re2: typeof RE2JSClass | undefined;
+const RE2 = (): typeof RE2JSClass => (re2 ??= (createRequire(import.meta.url)('re2js') as { RE2JS: typeof RE2JSClass }).RE2JS);
+
+/** Why `pattern` cannot be compiled, or undefined when it can. */
+export function cmdlinePatternError(pattern: string): string | undefined {
+  try {
+    RE2().compile(pattern);
+    return undefined;
+  } catch (e) {
+    return (e as Error).message.replace(/^error parsing regexp: /, '');
+  }
+}
+
+/** A compiled cmdline pattern: searches (not anchored) the argv joined by single spaces. */
+export function compileCmdline(pattern: string): (argv: readonly string[]) => boolean {
+  const re = RE2().compile(pattern);
+  return (argv) => {
+    let s = '';
+    for (let i = 0; i < argv.length && s.length < MAX_CMDLINE_MATCH; i++) s = i === 0 ? argv[0]! : `${s} ${argv[i]}`;
+    return re.test(s.length > MAX_CMDLINE_MATCH ? s.slice(0, MAX_CMDLINE_MATCH) : s);
+  };
 }

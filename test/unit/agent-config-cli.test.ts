@@ -52,7 +52,7 @@ const cases: Array<[string, string, string]> = [
   ['ports with icmp', rule('dst: { proto: icmp, ports: [80] }\n        action: deny'), '4:36: agent.egress.rules[0].dst.ports: ports do not apply to proto icmp'],
   ['duplicate rule name', 'agent:\n  egress:\n    rules:\n      - { name: x, action: deny }\n      - { name: x, action: allow }\n', '5:17: agent.egress.rules[1].name: rule name "x" is already used by rules[0]'],
   ['relative exe', rule('app: { exe: curl }\n        action: deny'), '4:21: agent.egress.rules[0].app.exe: "curl" can never match: executable paths are absolute (write "/usr/bin/curl" or "**/curl")'],
-  ['bad regex', rule('app: { cmdline: "(unclosed" }\n        action: deny'), '4:25: agent.egress.rules[0].app.cmdline: bad regular expression: Invalid regular expression: /(unclosed/: Unterminated group'],
+  ['bad regex', rule('app: { cmdline: "(unclosed" }\n        action: deny'), '4:25: agent.egress.rules[0].app.cmdline: bad regular expression (RE2 syntax: no backreferences or lookaround): missing closing ): `(unclosed`'],
   ['bad glob', rule('app: { cgroup: "[abc" }\n        action: deny'), '4:24: agent.egress.rules[0].app.cgroup: bad glob "[abc": Missing closing: "]" - use "\\\\]" to match literal characters'],
   ['bad holders', rule('app: { exe: /bin/sh, holders: every }\n        action: deny'), '4:39: agent.egress.rules[0].app.holders: must be one of any, all, got "every"'],
   ['bad ebpf mode', 'agent:\n  identity:\n    ebpf: maybe\n', '3:11: agent.identity.ebpf: must be one of auto, on, off, got "maybe"'],

@@ -150,7 +150,10 @@ test('bad glob and bad regex', () => {
   one(rule('{ exe: "/usr/bin/[ab" }'), 5, 'agent.egress.rules[0].app.exe', /bad glob "\/usr\/bin\/\[ab": Missing closing: "\]"/);
   one(rule('{ exe: "python3" }'), 5, 'agent.egress.rules[0].app.exe', /can never match: executable paths are absolute/);
   one(rule('{ cgroup: "*.service{" }'), 5, 'agent.egress.rules[0].app.cgroup', /bad glob/);
-  one(rule('{ cmdline: "a(b" }'), 5, 'agent.egress.rules[0].app.cmdline', /bad regular expression: .*Unterminated group/);
+  one(rule('{ cmdline: "a(b" }'), 5, 'agent.egress.rules[0].app.cmdline', /bad regular expression \(RE2 syntax: no backreferences or lookaround\): missing closing \): `a\(b`/);
+  // Valid JavaScript, but not RE2: refused by the engine that would run it.
+  one(rule('{ cmdline: "(a)\\\\1" }'), 5, 'agent.egress.rules[0].app.cmdline', /bad regular expression \(RE2 syntax.*invalid escape sequence/);
+  one(rule('{ cmdline: "(?=x)y" }'), 5, 'agent.egress.rules[0].app.cmdline', /bad regular expression \(RE2 syntax.*/);
 });
 
 test('bad sha256', () => {
