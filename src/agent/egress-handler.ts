@@ -8,6 +8,9 @@
 // Messages from the main thread (QueueSet.post → onMessage):
 //   { kind: 'egress-policy', generation, policy }  replace the policy for new flows (SIGHUP)
 //   { kind: 'hello' }                               answer with egress-ready (eBPF or /proc only)
+//   { kind: 'tick' }                                every second: log the summary of suppressed
+//                                                   decision lines when its period is over
+//                                                   (this thread's loop runs no timers)
 //   { kind: 'flows-query', id }                     answer with the flow table
 //   { kind: 'flow-bytes', entries }                 labelled bytes per flow key from the
 //                                                   labelling workers (relayed by the main thread):
@@ -15,7 +18,8 @@
 import type { HandlerContext, PacketHandler, QueuedPacket, VerdictDecision } from '../datapath/types.js';
 import { Attributor } from '../identity/attribute.js';
 import type { Attribution, FlowTuple } from '../identity/types.js';
-import type { EgressPolicy, IdentityConfig } from '../policy/config.js';
+import { DEFAULT_DECISION_LOG_LIMITS, type DecisionLogLimits, type EgressPolicy, type IdentityConfig } from '../policy/config.js';
+import { DecisionLogLimiter } from '../policy/decision-log.js';
 import { EgressGate, type FlowEntry } from '../policy/egress-gate.js';
 import { policyNeedsHash } from '../policy/egress.js';
 import { RateLimiter } from '../util/ratelimit.js';
@@ -32,12 +36,15 @@ export const EGRESS_COUNTERS = [
   'egress_unknown',
   'egress_unparsed',
   'egress_errors',
+  'egress_log_suppressed',
 ] as const;
 export const counterNames = EGRESS_COUNTERS;
 
 export interface EgressHandlerData {
   policy: EgressPolicy;
   identity: IdentityConfig;
+  /** How many decisions are logged (policy/decision-log.ts); default DEFAULT_DECISION_LOG_LIMITS. */
+  logLimits?: DecisionLogLimits;
 }
 
 /** Messages the egress worker posts to the main thread (besides log lines). */
@@ -50,24 +57,28 @@ export type EgressMainMessage =
   | { kind: 'egress-policy'; generation: number; policy: EgressPolicy }
   | { kind: 'flows-query'; id: number }
   | { kind: 'flow-bytes'; entries: Array<[number, number]> }
+  | { kind: 'tick' }
   | { kind: 'hello' };
 
 let gate: EgressGate | undefined;
 let attributor: Attributor | undefined;
 let context: HandlerContext | undefined;
 let ready: EgressWorkerMessage | undefined;
+let limiter: DecisionLogLimiter | undefined;
 /** TCP flows by flow key (flow-hash.ts), to credit the labelling workers' byte counts. */
 const byKey = new Map<number, FlowEntry>();
 
 export function createHandler(data: unknown, ctx: HandlerContext): PacketHandler {
-  const { policy, identity } = data as EgressHandlerData;
+  const { policy, identity, logLimits } = data as EgressHandlerData;
+  const lim = new DecisionLogLimiter(logLimits ?? DEFAULT_DECISION_LOG_LIMITS);
+  limiter = lim;
   context = ctx;
   const hash = identity.hash || policyNeedsHash(policy);
   const a = new Attributor({ bpf: identity.bpf, hash, exhaustive: identity.exhaustive, indexIntervalMs: identity.indexIntervalMs });
   attributor = a;
   const slot = new Map<string, number>(EGRESS_COUNTERS.map((n, i) => [n, i]));
   const c = ctx.counters;
-  const [cPackets, cDecisions, cAllowed, cDenied, cLogged, cUnknown, cUnparsed, cErrors] = EGRESS_COUNTERS.map((n) => slot.get(n)!) as number[];
+  const [cPackets, cDecisions, cAllowed, cDenied, cLogged, cUnknown, cUnparsed, cErrors, cSupp] = EGRESS_COUNTERS.map((n) => slot.get(n)!) as number[];
   let lastMs = 0;
   const attribute = (t: FlowTuple): Attribution => {
     const t0 = performance.now();
@@ -84,6 +95,10 @@ export function createHandler(data: unknown, ctx: HandlerContext): PacketHandler
       else if (rec.action === 'log') c[cLogged!]!++;
       else c[cAllowed!]!++;
       if (rec.unknown) c[cUnknown!]!++;
+      if (!lim.admit(rec.action, rec.rule)) {
+        c[cSupp!]!++;
+        return;
+      }
       ctx.post({ type: 'log', level: rec.action === 'log' ? 'warn' : 'info', msg: 'egress decision', ...rec, attributionMs: Math.round(lastMs * 1000) / 1000 });
     },
   });
@@ -141,6 +156,9 @@ export function onMessage(msg: unknown): void {
       default: m.policy.default,
       unknown: m.policy.unknown,
     } satisfies EgressWorkerMessage);
+  } else if (m?.kind === 'tick') {
+    const sum = limiter?.summary();
+    if (sum) context.post({ type: 'log', level: sum.suppressed.deny + sum.suppressed.log > 0 ? 'warn' : 'info', msg: `egress decisions not logged (rate limit): ${sum.total} in ${sum.periodSeconds} s`, ...sum });
   } else if (m?.kind === 'flow-bytes') {
     const now = Date.now();
     for (const [k, bytes] of m.entries) {

@@ -97,12 +97,15 @@ export function registerDaemons(program: Command): void {
       handlerModule: new URL('../agent/handler.js', import.meta.url).href,
       handlerData: { keyFile: r.keyFile, countFlows: eg !== undefined },
       extraQueueSets: eg
-        ? [{ name: 'egress', queues: [eg.queue], failOpen: r.failOpen, handlerModule: new URL('../agent/egress-handler.js', import.meta.url).href, handlerData: { policy: eg.policy, identity: eg.identity } }]
+        ? [{ name: 'egress', queues: [eg.queue], failOpen: r.failOpen, handlerModule: new URL('../agent/egress-handler.js', import.meta.url).href, handlerData: { policy: eg.policy, identity: eg.identity, logLimits: cfg.log.egressDecisions } }]
         : [],
       onQueues: ({ main, extra }) => {
         if (extra.egress) {
           flowService = new AgentFlowService(main, extra.egress);
           extra.egress.post({ kind: 'hello' });
+          // The worker's loop runs no timers: this tick drives the summary of unlogged decisions.
+          const egressSet = extra.egress;
+          setInterval(() => egressSet.post({ kind: 'tick' }), 1000).unref();
         }
       },
       onWorkerMessage: (msg) => {

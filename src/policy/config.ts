@@ -103,12 +103,24 @@ export interface VerifierConfig {
   rules: VerifierRule[];
 }
 
+/** How many egress decisions the agent logs (the rest are counted and summarised). */
+export interface DecisionLogLimits {
+  /** allow decisions (by a rule, default or unknown) per second; bursts of 10 s worth. */
+  allowPerSecond: number;
+  /** deny and log-action decisions per second; bursts of 10 s worth. */
+  denyPerSecond: number;
+  /** Period of the summary of what was not logged (s). */
+  summarySeconds: number;
+}
+
+export const DEFAULT_DECISION_LOG_LIMITS: Readonly<DecisionLogLimits> = { allowPerSecond: 20, denyPerSecond: 200, summarySeconds: 10 };
+
 export interface LabelwallConfig {
   /** Path the config was read from, when it came from a file. */
   source?: string;
   /** Key name -> key file path (absolute; relative paths resolve against the config's folder). */
   keys: Record<string, string>;
-  log: { level: LogLevel; file?: string };
+  log: { level: LogLevel; file?: string; egressDecisions: DecisionLogLimits };
   agent: AgentConfig;
   verifier: VerifierConfig;
   control: { socket: string };
@@ -586,7 +598,7 @@ function semanticChecks(data: Obj, add: Add): void {
 
 interface RawConfig {
   keys?: Record<string, string>;
-  log?: { level?: LogLevel; file?: string };
+  log?: { level?: LogLevel; file?: string; egress_decisions?: { allow_per_second?: number; deny_per_second?: number; summary_seconds?: number } };
   agent?: {
     key?: string;
     interfaces?: string[];
@@ -660,7 +672,15 @@ function normalize(raw: RawConfig, fileName: string): LabelwallConfig {
   const verifierAction = v.action ?? 'drop';
   return {
     keys,
-    log: { level: raw.log?.level ?? 'info', ...(raw.log?.file !== undefined ? { file: raw.log.file } : {}) },
+    log: {
+      level: raw.log?.level ?? 'info',
+      ...(raw.log?.file !== undefined ? { file: raw.log.file } : {}),
+      egressDecisions: {
+        allowPerSecond: raw.log?.egress_decisions?.allow_per_second ?? DEFAULT_DECISION_LOG_LIMITS.allowPerSecond,
+        denyPerSecond: raw.log?.egress_decisions?.deny_per_second ?? DEFAULT_DECISION_LOG_LIMITS.denyPerSecond,
+        summarySeconds: raw.log?.egress_decisions?.summary_seconds ?? DEFAULT_DECISION_LOG_LIMITS.summarySeconds,
+      },
+    },
     agent: {
       ...(a.key !== undefined ? { key: a.key } : keyNames.length === 1 ? { key: keyNames[0]! } : {}),
       interfaces: a.interfaces ?? [],

@@ -2,7 +2,7 @@
 // Semantics are documented in docs/config.md ("agent.egress").
 import picomatch from 'picomatch';
 import type { AppMatch, EgressAction, EgressPolicy, EgressRule } from './config.js';
-import { bytesToIp, compileCmdline, matchCidrs, matchPorts, parseIp } from './match.js';
+import { bytesToIp, compileCmdline, matchCidrs, matchPorts, MAX_CMDLINE_MATCH, parseIp } from './match.js';
 import type { Attribution, FlowProto, ProcessInfo } from '../identity/types.js';
 
 export interface EgressFlow {
@@ -112,8 +112,27 @@ export interface EgressLogHolder {
   cgroup: string;
   unit?: string;
   containerId?: string;
+  /** The argv was longer than MAX_CMDLINE_MATCH characters: `cmdline` holds its start. */
+  cmdlineTruncated?: true;
   /** This holder satisfied the deciding rule's app matcher. */
   matched: boolean;
+}
+
+/**
+ * The argv as logged: what a cmdline rule sees (the first MAX_CMDLINE_MATCH characters), so
+ * that one process with a huge argv does not make every record of its flows huge.
+ */
+export function capArgv(argv: string[]): string[] {
+  let len = 0;
+  for (let i = 0; i < argv.length; i++) {
+    len += argv[i]!.length + (i > 0 ? 1 : 0);
+    if (len > MAX_CMDLINE_MATCH) {
+      const out = argv.slice(0, i + 1);
+      out[i] = out[i]!.slice(0, Math.max(0, out[i]!.length - (len - MAX_CMDLINE_MATCH)));
+      return out;
+    }
+  }
+  return argv;
 }
 
 /** One JSON-able log line per decision: the flow, the identity and the rule. */
@@ -150,7 +169,8 @@ export function egressLogRecord(
     dport: flow.dport,
     unknown: attribution.unknown,
     holders: attribution.holders.map((h) => {
-      const o: EgressLogHolder = { pid: h.pid, ppid: h.ppid, exe: h.exe, uid: h.uid, cmdline: h.cmdline, cgroup: h.cgroup, matched: matched.has(h.pid) };
+      const o: EgressLogHolder = { pid: h.pid, ppid: h.ppid, exe: h.exe, uid: h.uid, cmdline: capArgv(h.cmdline), cgroup: h.cgroup, matched: matched.has(h.pid) };
+      if (o.cmdline !== h.cmdline) o.cmdlineTruncated = true;
       if (h.exeDeleted) o.exeDeleted = true;
       if (h.sha256 !== undefined) o.sha256 = h.sha256;
       if (h.user !== undefined) o.user = h.user;

@@ -95,6 +95,15 @@ export const configSchema = {
       properties: {
         level: { enum: ['trace', 'debug', 'info', 'warn', 'error'] },
         file: { type: 'string', minLength: 1 },
+        egress_decisions: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            allow_per_second: { type: 'integer', minimum: 0, maximum: 100000 },
+            deny_per_second: { type: 'integer', minimum: 0, maximum: 100000 },
+            summary_seconds: { type: 'integer', minimum: 1, maximum: 3600 },
+          },
+        },
       },
     },
     agent: {
