@@ -5,7 +5,9 @@ import { policyNeedsHash } from '../policy/egress.js';
 import { AgentFlowService } from '../agent/flows.js';
 import { registerFlows } from './flows.js';
 import type { Logger } from '../util/log.js';
-import type { ResolvedAgent } from '../daemon/resolve.js';
+import type { ResolvedAgent, ResolvedVerifier } from '../daemon/resolve.js';
+import { readFileSync } from 'node:fs';
+import { acquireInstanceLock, LockHeldError, type InstanceLock } from '../daemon/lock.js';
 import { KeyFileError } from '../label/keys.js';
 import { removeOwned } from '../datapath/iptables.js';
 import { agentRulePlan, AGENT_PREFIX } from '../agent/rules.js';
@@ -168,14 +170,7 @@ export function registerDaemons(program: Command): void {
       handlerData: { rules: r.rules, mark: r.mark, logBad: true },
       controlSocket: r.controlSocket,
       log,
-      describe: {
-        hook: r.hook,
-        keys: Object.values(r.keyIds),
-        rules: r.rules.map((x) => ({ name: x.name, action: x.action, keys: x.keyFiles.map((f) => r.keyIds[f]) })),
-        mark: Object.fromEntries(Object.entries(r.mark).map(([k, v]) => [k, `0x${(v as number).toString(16)}`])),
-        families: r.families.map((f) => `ipv${f}`),
-        fail: r.failOpen ? 'open' : 'closed',
-      },
+      describe: describeVerifier(r),
     });
   });
 
@@ -209,12 +204,63 @@ export function registerDaemons(program: Command): void {
     .command('cleanup')
     .description('remove the iptables chains and jumps a crashed labelwall left behind (never touches other rules)')
     .addOption(new Option('--role <role>', 'whose rules').choices(['agent', 'verifier', 'all']).default('all'))
-    .action(async (flags: { role: 'agent' | 'verifier' | 'all' }) => {
+    .option('--force', 'remove them even while the labelwall that owns them runs (its traffic then passes unchecked, or stops)')
+    .action(async (flags: { role: 'agent' | 'verifier' | 'all'; force?: boolean }) => {
+      if (!hasNetAdmin()) {
+        process.stderr.write('labelwall cleanup: needs root (CAP_NET_ADMIN) to read and change iptables rules; nothing removed\n');
+        process.exit(1);
+      }
+      const roles = flags.role === 'all' ? (['agent', 'verifier'] as const) : ([flags.role] as const);
       let n = 0;
-      if (flags.role !== 'verifier') n += await removeOwned(AGENT_PREFIX);
-      if (flags.role !== 'agent') n += await removeOwned(VERIFIER_PREFIX);
-      process.stdout.write(`removed ${n} labelwall chain(s) and jump(s)\n`);
+      const refused: string[] = [];
+      for (const role of roles) {
+        const prefix = role === 'agent' ? AGENT_PREFIX : VERIFIER_PREFIX;
+        // Holding the role's lock keeps a daemon from starting while we remove its rules.
+        let lock: InstanceLock | undefined;
+        try {
+          lock = acquireInstanceLock(role, `cleanup-${process.pid}`);
+        } catch (err) {
+          if (!(err instanceof LockHeldError)) throw err;
+          const who = `the ${role}${err.holder.pid ? ` (pid ${err.holder.pid})` : ''} is running in this network namespace and owns ${prefix}-*`;
+          if (!flags.force) {
+            refused.push(who);
+            continue;
+          }
+          process.stderr.write(`labelwall cleanup: --force: ${who}; removing its rules anyway\n`);
+        }
+        try {
+          n += await removeOwned(prefix);
+        } finally {
+          lock?.release({ unlink: true });
+        }
+      }
+      if (n > 0 || refused.length === 0) process.stdout.write(`removed ${n} labelwall chain(s) and jump(s)\n`);
+      if (refused.length) {
+        process.stderr.write(`labelwall cleanup: ${refused.join('; ')}: its rules stay (stop it with SIGTERM to remove them, or give --force)\n`);
+        process.exit(1);
+      }
     });
+}
+
+/** Whether this process may change iptables: CAP_NET_ADMIN (bit 12) in its effective set. */
+function hasNetAdmin(): boolean {
+  try {
+    const m = /^CapEff:\s*([0-9a-f]+)$/m.exec(readFileSync('/proc/self/status', 'utf8'));
+    return m ? (BigInt(`0x${m[1]}`) & (1n << 12n)) !== 0n : false;
+  } catch {
+    return false;
+  }
+}
+
+function describeVerifier(r: ResolvedVerifier): Record<string, unknown> {
+  return {
+    hook: r.hook,
+    keys: Object.values(r.keyIds),
+    rules: r.rules.map((x) => ({ name: x.name, action: x.action, keys: x.keyFiles.map((f) => r.keyIds[f]) })),
+    mark: Object.fromEntries(Object.entries(r.mark).map(([k, v]) => [k, `0x${(v as number).toString(16)}`])),
+    families: r.families.map((f) => `ipv${f}`),
+    fail: r.failOpen ? 'open' : 'closed',
+  };
 }
 
 /**
