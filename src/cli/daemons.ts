@@ -8,6 +8,9 @@ import type { Logger } from '../util/log.js';
 import type { ResolvedAgent, ResolvedVerifier } from '../daemon/resolve.js';
 import { readFileSync } from 'node:fs';
 import { acquireInstanceLock, LockHeldError, type InstanceLock } from '../daemon/lock.js';
+import type { QueueSet } from '../datapath/queue.js';
+import type { ReloadResult } from '../daemon/run.js';
+import type { VerifierRulesMessage } from '../verifier/handler.js';
 import { KeyFileError } from '../label/keys.js';
 import { removeOwned } from '../datapath/iptables.js';
 import { agentRulePlan, AGENT_PREFIX } from '../agent/rules.js';
@@ -157,6 +160,7 @@ export function registerDaemons(program: Command): void {
       fail(err);
     }
     const log = createLogger({ level: flags.logLevel ?? cfg.log.level, file: flags.logFile ?? cfg.log.file, name: 'labelwall-verifier' });
+    const live = new VerifierReloader(flags, r, log);
     // Loaded here, not at start-up: `pcap` and `keygen` need none of the datapath.
     const { runDaemon } = await import('../daemon/run.js');
     await runDaemon({
@@ -170,7 +174,10 @@ export function registerDaemons(program: Command): void {
       handlerData: { rules: r.rules, mark: r.mark, logBad: true },
       controlSocket: r.controlSocket,
       log,
-      describe: describeVerifier(r),
+      onQueues: ({ main }) => live.setQueues(main),
+      onWorkerMessage: (msg) => live.onWorkerMessage(msg),
+      onReload: () => live.reload(),
+      describe: live.describe,
     });
   });
 
@@ -261,6 +268,104 @@ function describeVerifier(r: ResolvedVerifier): Record<string, unknown> {
     families: r.families.map((f) => `ipv${f}`),
     fail: r.failOpen ? 'open' : 'closed',
   };
+}
+
+/**
+ * SIGHUP of the verifier: re-read the config file (when given) and every key file. A valid
+ * result goes to the queue workers first (rules, keys, mark bits; each worker loads all keys
+ * before it switches), then, when the selection changed, the iptables chains are replaced in
+ * one transaction. Anything wrong (file:line:col: key: reason, an unreadable key, a worker that
+ * cannot load a key) leaves the running state as it was, and says why.
+ */
+class VerifierReloader {
+  readonly describe: Record<string, unknown>;
+  private queues: QueueSet | undefined;
+  private generation = 0;
+  private waiting = new Map<number, { left: number; errors: string[]; done: () => void }>();
+
+  constructor(
+    private readonly flags: VerifierFlags,
+    private running: ResolvedVerifier,
+    private readonly log: Logger,
+  ) {
+    this.describe = describeVerifier(running);
+  }
+
+  setQueues(q: QueueSet): void {
+    this.queues = q;
+  }
+
+  onWorkerMessage(msg: unknown): void {
+    const m = msg as { kind?: string; generation?: number; ok?: boolean; error?: string };
+    if (m?.kind !== 'verifier-rules-applied') return;
+    const w = this.waiting.get(m.generation ?? -1);
+    if (!w) return;
+    if (!m.ok) w.errors.push(m.error ?? 'unknown error');
+    if (--w.left === 0) w.done();
+  }
+
+  /** Posts rules to every worker and waits for all of them; returns the workers' errors. */
+  private async toWorkers(r: ResolvedVerifier): Promise<string[]> {
+    const q = this.queues;
+    if (!q) return ['the queues are not bound yet'];
+    const generation = ++this.generation;
+    const acked = new Promise<string[]>((resolve) => {
+      const w = { left: q.queues.length, errors: [] as string[], done: () => resolve(w.errors) };
+      this.waiting.set(generation, w);
+      setTimeout(() => resolve([...w.errors, `${w.left} worker(s) did not answer within 5 s`]), 5000).unref();
+    });
+    q.post({ kind: 'verifier-rules', generation, rules: r.rules, mark: r.mark } satisfies VerifierRulesMessage);
+    const errors = await acked;
+    this.waiting.delete(generation);
+    return errors;
+  }
+
+  async reload(): Promise<ReloadResult | undefined> {
+    const file = this.flags.config;
+    let next: ResolvedVerifier;
+    try {
+      next = resolveVerifier(readConfig(file), this.flags);
+    } catch (err) {
+      if (err instanceof ConfigError) {
+        const problems = err.problems.map(formatProblem);
+        this.log.error({ file, problems }, `SIGHUP: config rejected, the running rules and keys stay: ${problems.join('; ')}`);
+        return undefined;
+      }
+      if (err instanceof KeyFileError || err instanceof UsageError) {
+        this.log.error({ file }, `SIGHUP: ${err.message}; the running rules and keys stay`);
+        return undefined;
+      }
+      throw err;
+    }
+    const errors = await this.toWorkers(next);
+    if (errors.length) {
+      // Some workers may have switched: give every worker the running state again.
+      await this.toWorkers(this.running);
+      this.log.error({ errors }, `SIGHUP: a queue worker could not load the new rules, the running rules and keys stay: ${errors.join('; ')}`);
+      return undefined;
+    }
+    const restartOnly = (x: ResolvedVerifier): string => JSON.stringify([x.queues, x.failOpen, x.families, x.controlSocket]);
+    if (restartOnly(next) !== restartOnly(this.running)) {
+      this.log.warn('SIGHUP: queues, fail mode, families and the control socket are not reloaded: they take effect at the next start');
+    }
+    const prev = this.running;
+    this.running = { ...next, queues: prev.queues, failOpen: prev.failOpen, families: prev.families, controlSocket: prev.controlSocket };
+    const before = { ...this.describe };
+    Object.assign(this.describe, describeVerifier(this.running));
+    const r = this.running;
+    this.log.info(
+      { file, generation: this.generation, hook: r.hook, keys: Object.values(r.keyIds), rules: r.rules.map((x) => ({ name: x.name, action: x.action })) },
+      'SIGHUP: verifier rules and keys reloaded',
+    );
+    return {
+      plans: plans(r.families, (f) => verifierRulePlan(f, { hook: r.hook, queues: r.queues, failOpen: r.failOpen, markMask: r.mark.mask, selections: r.rules })),
+      revert: async () => {
+        this.running = prev;
+        Object.assign(this.describe, before);
+        await this.toWorkers(prev);
+      },
+    };
+  }
 }
 
 /**

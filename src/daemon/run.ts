@@ -6,8 +6,9 @@
 import type { Server } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { Registry, Counter, Gauge } from 'prom-client';
-import { installPlan, removeInstalled, type Family, type RulePlan } from '../datapath/iptables.js';
+import { installPlan, removeInstalled, renderRestore, type Family, type RulePlan } from '../datapath/iptables.js';
 import { acquireInstanceLock, LockHeldError, type InstanceLock } from './lock.js';
+import { takeEarlyHups } from './early-hup.js';
 import { startQueues, type QueueSet } from '../datapath/queue.js';
 import type { QueueStats } from '../datapath/types.js';
 import { startControlServer, closeControlServer, socketInUse, checkControlPath, ControlPathError, type ControlRoutes } from '../control/server.js';
@@ -34,8 +35,17 @@ export interface DaemonSpec {
   onQueues?: (sets: { main: QueueSet; extra: Record<string, QueueSet> }) => void;
   /** Called for messages of the workers other than log lines; `set` is 'main' or the extra set's name. */
   onWorkerMessage?: (msg: unknown, set: string) => void;
-  /** Called on SIGHUP. */
-  onReload?: () => void | Promise<void>;
+  /**
+   * Called on SIGHUP (also once after start when one came during start-up). May return new rule
+   * plans: they replace the installed ones in one iptables-restore transaction per family.
+   */
+  onReload?: () => void | ReloadResult | Promise<void | ReloadResult>;
+}
+
+export interface ReloadResult {
+  plans?: Map<Family, RulePlan>;
+  /** Puts the workers back on the running state when the new plans cannot be installed. */
+  revert?: () => Promise<void>;
 }
 
 export interface ExtraQueueSet {
@@ -101,6 +111,7 @@ export async function runDaemon(spec: DaemonSpec): Promise<void> {
   const owner = `${process.pid}-${randomBytes(3).toString('hex')}`;
   let plans = spec.plans;
   let lock: InstanceLock | undefined;
+  let running = false;
   let installing: Promise<unknown> = Promise.resolve();
   const started = new Date();
   let queues: QueueSet | undefined;
@@ -120,8 +131,8 @@ export async function runDaemon(spec: DaemonSpec): Promise<void> {
     log.info({ why }, `${spec.role}: stopping`);
     let removed = 0;
     if (keepRules) log.warn(`${spec.role}: fail-closed: iptables rules left in place; run \`labelwall cleanup\` or start again to remove them`);
-    // An install under way finishes first, so that what it adds is removed too.
-    await installing.catch(() => undefined);
+    // An install or reload under way finishes first, so that what it adds is removed too.
+    await Promise.all([installing, reloading].map((p) => p.catch(() => undefined)));
     // Without the lock we installed nothing: the rules there belong to the instance that holds it.
     if (!keepRules && lock) {
       try {
@@ -157,12 +168,44 @@ export async function runDaemon(spec: DaemonSpec): Promise<void> {
     log.fatal({ err: String(err) }, 'unhandled rejection');
     void teardown('fatal error', 1, !spec.failOpen);
   });
-  if (spec.onReload) {
-    const reload = spec.onReload;
-    process.on('SIGHUP', () => {
-      Promise.resolve(reload()).catch((err: Error) => log.error({ err: err.message }, 'reload failed'));
-    });
-  }
+  // SIGHUP never ends the daemon: before it runs, a reload is noted and done once it runs;
+  // reloads run one after the other.
+  let hupDuringStart = false;
+  let reloading: Promise<void> = Promise.resolve();
+  const reload = (): void => {
+    reloading = reloading.then(async () => {
+      if (stopping) return;
+      if (!spec.onReload) {
+        log.warn(`SIGHUP: the ${spec.role} has nothing to reload`);
+        return;
+      }
+      const r = await spec.onReload();
+      if (r?.plans && !stopping) {
+        const same = [...r.plans].every(([f, p]) => plans.has(f) && renderRestore(p) === renderRestore(plans.get(f)!)) && r.plans.size === plans.size;
+        if (same) log.info(`SIGHUP: ${spec.role}: iptables selection unchanged`);
+        else {
+          try {
+            await installPlan(r.plans, owner);
+          } catch (err) {
+            await r.revert?.();
+            throw err;
+          }
+          plans = r.plans;
+          log.info(`SIGHUP: ${spec.role}: iptables rules replaced (one transaction per family)`);
+        }
+      }
+    }).catch((err: Error) => log.error({ err: err.message }, 'SIGHUP: reload failed; the running state stays'));
+  };
+  const duringStart = (): void => {
+    if (!hupDuringStart) log.info(`SIGHUP during start-up: the ${spec.role} reloads once it runs`);
+    hupDuringStart = true;
+  };
+  process.on('SIGHUP', () => {
+    if (running) reload();
+    else duringStart();
+  });
+  // Ours is in place before the early handler goes: no moment without one.
+  if (takeEarlyHups() > 0) duringStart();
 
   const refuse = (msg: string, code: number, extra: Record<string, unknown> = {}): never => {
     log.error(extra, `${spec.role}: ${msg}`);
@@ -305,4 +348,6 @@ export async function runDaemon(spec: DaemonSpec): Promise<void> {
     return teardown('start failed', 1);
   }
   log.info({ queues: spec.queues, failOpen: spec.failOpen, control: spec.controlSocket, owner, ...spec.describe }, `${spec.role}: running`);
+  running = true;
+  if (hupDuringStart) reload();
 }
