@@ -210,6 +210,7 @@ export async function runDaemon(spec: DaemonSpec): Promise<void> {
   const refuse = (msg: string, code: number, extra: Record<string, unknown> = {}): never => {
     log.error(extra, `${spec.role}: ${msg}`);
     log.flush?.();
+    lock?.release({ unlink: true }); // refused before installing anything: nothing of ours remains
     process.stderr.write(`labelwall ${spec.role}: ${msg}\n`);
     process.exit(code);
   };

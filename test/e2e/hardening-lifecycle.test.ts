@@ -7,7 +7,7 @@
 // the same count goes up.
 import { after, afterEach, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createTopology, waitFor, type NsProcess, type Topology } from '../helpers/netns.js';
 import { makeTempDir } from '../helpers/tmp.js';
@@ -410,6 +410,8 @@ describe('lifecycle hardening: restart, second instance, cleanup, SIGHUP never o
     assert.match(r.stderr, /control socket .*precious\.txt exists and is a regular file, not a socket/);
     assert.equal(readFileSync(file, 'utf8'), 'keep me\n');
     assert.deepEqual(await labelwallRules(topo, 'srv'), [], 'nothing was installed');
+    const ino = (await topo.check('srv', ['stat', '-L', '-c', '%i', '/proc/self/ns/net'])).stdout.trim();
+    assert.equal(existsSync(`/run/labelwall/verifier.net${ino}.lock`), false, 'a refused start leaves no lock file');
   });
 });
 
