@@ -4,7 +4,9 @@
 //   uc (sends segments from a raw socket; agent tests run the agent here) ── srv (verifier, hook input)
 // `lwtest-*` counting rules at the end of srv's INPUT count what got past labelwall; every
 // case that must keep them at 0 also has a control in which the protection is really off and
-// the same count goes up.
+// the same count goes up. Both iptables backends: the default `iptables` (nf_tables here), and
+// legacy by putting a directory first in PATH whose iptables, iptables-save, iptables-restore
+// (and ip6tables*) are links to the *-legacy tools.
 import { after, afterEach, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
