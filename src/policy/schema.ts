@@ -108,7 +108,7 @@ export const configSchema = {
       properties: {
         key: keyName,
         interfaces: ifaceList,
-        families: { type: 'array', items: { enum: ['ipv4', 'ipv6'] }, minItems: 1, uniqueItems: true },
+        families,
         label: {
           type: 'object',
           additionalProperties: false,
@@ -117,6 +117,11 @@ export const configSchema = {
         fail: failMode,
         queues: queueCount,
         queue_base: queueNum,
+        mark: {
+          type: 'object',
+          additionalProperties: false,
+          properties: { done: markValue, deny: markValue, allow: markValue },
+        },
         identity: {
           type: 'object',
           additionalProperties: false,
@@ -144,6 +149,7 @@ export const configSchema = {
       properties: {
         hook: { enum: ['input', 'forward'] },
         action: { enum: ['drop', 'mark', 'log'] },
+        families,
         fail: failMode,
         queues: queueCount,
         queue_base: queueNum,
