@@ -54,6 +54,7 @@ export function createHandler(data: unknown, ctx: HandlerContext): PacketHandler
         reason: v.reason,
         action: v.verdict === 'drop' ? 'dropped' : 'passed',
         rule: rules[v.rule]?.name,
+        ...(v.fallback ? { fallback: 'no rule matched the interfaces here: judged by addresses and ports' } : {}),
         in: inName,
         out: outName,
         ...(parsed.ok
