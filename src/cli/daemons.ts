@@ -1,9 +1,11 @@
 // `labelwall agent`, `labelwall verifier`, `labelwall status`, `labelwall cleanup`.
-import { Command, Option, InvalidArgumentError } from 'commander';
+import { Command, Option } from 'commander';
 import { ConfigError, defaultConfig, formatProblem, loadConfig, type LabelwallConfig } from '../policy/config.js';
+import { configSchema } from '../policy/schema.js';
 import { policyNeedsHash } from '../policy/egress.js';
 import { AgentFlowService } from '../agent/flows.js';
 import { registerFlows } from './flows.js';
+import { CliError } from './errors.js';
 import type { Logger } from '../util/log.js';
 import type { ResolvedAgent, ResolvedVerifier } from '../daemon/resolve.js';
 import { readFileSync } from 'node:fs';
@@ -21,18 +23,26 @@ import { controlGet } from '../control/client.js';
 import type { StatusReport } from '../daemon/run.js';
 import type { Family, RulePlan } from '../datapath/iptables.js';
 
-function int(name: string) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`${name} must be a whole number`);
-    return n;
-  };
+/**
+ * An integer flag: decimal digits only (`1e1`, `0x2`, `1.0` are not numbers here). Anything else
+ * stays text, and the config schema refuses it with the message it gives the file.
+ */
+function int(v: string): number | string {
+  return /^-?[0-9]+$/.test(v) ? Number(v) : v;
 }
 const collect = (v: string, prev: string[] | undefined): string[] => [...(prev ?? []), v];
 
+/** The values the config schema allows at a key, for the help text (the schema checks them). */
+function choices(section: 'agent' | 'verifier' | 'log', key: string): string {
+  const props = (configSchema.properties[section] as { properties: Record<string, { enum?: readonly string[]; items?: { enum?: readonly string[] } }> }).properties;
+  return (props[key]?.enum ?? props[key]?.items?.enum ?? []).join('|');
+}
+
 /** Prints a start-up problem in one line and exits 2 (usage, config, key file). */
 function fail(err: unknown): never {
-  if (err instanceof ConfigError) process.stderr.write(`labelwall: invalid config:\n${err.message}\n`);
+  if (err instanceof ConfigError && err.problems.every((p) => p.flag !== undefined)) {
+    for (const p of err.problems) process.stderr.write(`labelwall: ${formatProblem(p)}\n`);
+  } else if (err instanceof ConfigError) process.stderr.write(`labelwall: invalid config:\n${err.message}\n`);
   else if (err instanceof KeyFileError || err instanceof UsageError) process.stderr.write(`labelwall: ${err.message}\n`);
   else throw err;
   process.exit(2);
@@ -42,15 +52,17 @@ function readConfig(path: string | undefined): LabelwallConfig {
   return path ? loadConfig(path) : defaultConfig();
 }
 
-function commonOptions(cmd: Command): Command {
+// Every flag value is checked by the config's schema and semantic checks (daemon/resolve.ts), not
+// here: commander only collects text, so a flag and the same key in the file are refused alike.
+function commonOptions(cmd: Command, role: 'agent' | 'verifier'): Command {
   return cmd
     .option('-c, --config <file>', 'YAML config file (see docs/config.md); flags override it')
-    .option('--queues <n>', 'number of NFQUEUE queues / worker threads', int('--queues'))
-    .option('--queue-base <n>', 'first NFQUEUE number', int('--queue-base'))
-    .addOption(new Option('--fail <mode>', 'when labelwall cannot answer (not running, queue full): closed = traffic stops, open = it passes unseen').choices(['closed', 'open']))
-    .addOption(new Option('--family <family>', 'address family to handle (repeatable; default both)').choices(['ipv4', 'ipv6']).argParser((v: string, prev: string[] | undefined) => collect(v, prev)))
+    .option('--queues <n>', 'number of NFQUEUE queues / worker threads (1-64)', int)
+    .option('--queue-base <n>', 'first NFQUEUE number', int)
+    .option('--fail <mode>', `when labelwall cannot answer (not running, queue full): closed = traffic stops, open = it passes unseen (${choices(role, 'fail')})`)
+    .option('--family <family>', `address family to handle (repeatable; default both) (${choices(role, 'families')})`, collect)
     .option('--control-socket <path>', 'UNIX socket for `labelwall status` (default /run/labelwall/<role>.sock)')
-    .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error']))
+    .option('--log-level <level>', `log level (${choices('log', 'level')})`)
     .option('--log-file <file>', 'append JSON log lines to this file instead of stderr');
 }
 
@@ -64,12 +76,13 @@ export function registerDaemons(program: Command): void {
       .command('agent')
       .description('protected host: label every outgoing TCP segment (compat profile) and rewrite inbound handshakes')
       .option('-k, --key-file <file>', 'labelling key (hex, mode 0600); default: agent.key of the config', collect)
-      .option('-i, --interface <name>', 'label only on this outgoing interface (repeatable; default all but loopback)', collect)
+      .option('-i, --interface <name>', 'label only on this outgoing interface (repeatable; default all but loopback; a trailing + matches every name with that prefix, as in iptables)', collect)
       .option('-d, --destination <cidr>', 'label only traffic to this network (repeatable)', collect)
       .option('-p, --port <ports>', 'label only traffic to these destination ports, e.g. 80 or 8000-9000 (repeatable)', collect)
       .option('--egress', 'enforce the egress policy (agent.egress of the config; allow-all without one); default: on when --config is given')
       .option('--no-egress', 'no egress policy: no egress queue, every flow allowed, no flow table')
-      .option('--egress-queue <n>', 'NFQUEUE number of the egress decisions (default: the one after the labelling queues)', int('--egress-queue')),
+      .option('--egress-queue <n>', 'NFQUEUE number of the egress decisions (default: the one after the labelling queues)', int),
+    'agent',
   ).action(async (flags: AgentFlags) => {
     let cfg: LabelwallConfig;
     let r;
@@ -94,15 +107,16 @@ export function registerDaemons(program: Command): void {
           interfaces: r.interfaces,
           destinations: r.destinations,
           ports: r.ports,
+          marks: r.mark,
           ...(eg ? { egressQueue: eg.queue } : {}),
         }),
       ),
       queues: r.queues,
       failOpen: r.failOpen,
       handlerModule: new URL('../agent/handler.js', import.meta.url).href,
-      handlerData: { keyFile: r.keyFile, countFlows: eg !== undefined },
+      handlerData: { keyFile: r.keyFile, countFlows: eg !== undefined, marks: r.mark },
       extraQueueSets: eg
-        ? [{ name: 'egress', queues: [eg.queue], failOpen: r.failOpen, handlerModule: new URL('../agent/egress-handler.js', import.meta.url).href, handlerData: { policy: eg.policy, identity: eg.identity } }]
+        ? [{ name: 'egress', queues: [eg.queue], failOpen: r.failOpen, handlerModule: new URL('../agent/egress-handler.js', import.meta.url).href, handlerData: { policy: eg.policy, identity: eg.identity, marks: r.mark } }]
         : [],
       onQueues: ({ main, extra }) => {
         if (extra.egress) {
@@ -131,6 +145,7 @@ export function registerDaemons(program: Command): void {
         ports: r.ports.length ? r.ports.map((p) => (p.lo === p.hi ? `${p.lo}` : `${p.lo}-${p.hi}`)) : 'any',
         families: r.families.map((f) => `ipv${f}`),
         fail: r.failOpen ? 'open' : 'closed',
+        mark: Object.fromEntries(Object.entries(r.mark).map(([k, v]) => [k, `0x${(v as number).toString(16)}`])),
         egress: eg ? { queue: eg.queue, default: eg.policy.default, unknown: eg.policy.unknown, rules: eg.policy.rules.length, config: flags.config ?? null } : 'off',
       },
     });
@@ -143,13 +158,14 @@ export function registerDaemons(program: Command): void {
       .command('verifier')
       .description('middlebox or server: check labels and drop, mark or log what is unlabelled, forged or tampered')
       .option('-k, --key-file <file>', 'a valid key (repeatable: several keys are valid at once); default: the keys of the config', collect)
-      .addOption(new Option('--hook <hook>', 'where to check: input (this host) or forward (a middlebox)').choices(['input', 'forward']))
-      .addOption(new Option('--action <action>', 'drop: drop all but valid; mark: set mark bits per verdict and go on; log: accept and count').choices(['drop', 'mark', 'log']))
-      .option('--in-interface <name>', 'check only traffic arriving on this interface (repeatable)', collect)
-      .option('--out-interface <name>', 'check only traffic leaving on this interface (repeatable; forward hook)', collect)
+      .option('--hook <hook>', `where to check: input (this host) or forward (a middlebox) (${choices('verifier', 'hook')})`)
+      .option('--action <action>', `drop: drop all but valid; mark: set mark bits per verdict and go on; log: accept and count (${choices('verifier', 'action')})`)
+      .option('--in-interface <name>', 'check only traffic arriving on this interface (repeatable; a trailing + matches every name with that prefix, as in iptables)', collect)
+      .option('--out-interface <name>', 'check only traffic leaving on this interface (repeatable; forward hook; trailing + as for --in-interface)', collect)
       .option('-s, --source <cidr>', 'check only traffic from this network (repeatable)', collect)
       .option('-d, --destination <cidr>', 'check only traffic to this network (repeatable)', collect)
       .option('-p, --port <ports>', 'check only traffic to these destination ports (repeatable)', collect),
+    'verifier',
   ).action(async (flags: VerifierFlags) => {
     let cfg: LabelwallConfig;
     let r;
@@ -188,6 +204,8 @@ export function registerDaemons(program: Command): void {
     .option('--json', 'print the raw status objects, one JSON line each')
     .action(async (flags: { controlSocket?: string[]; json?: boolean }) => {
       const sockets = flags.controlSocket ?? [defaultControlSocket('agent'), defaultControlSocket('verifier')];
+      // Same rule as control.socket in the config; Node would read "" as a port.
+      if (sockets.includes('')) throw new CliError('--control-socket: must not be empty');
       let found = 0;
       const errors: string[] = [];
       for (const s of sockets) {

@@ -65,7 +65,9 @@ export function createHandler(data: unknown, ctx: HandlerContext): PacketHandler
   current = data as VerifierHandlerData;
   context = ctx;
   rules = buildRules(current.rules);
-  const ifaces = new IfaceTable();
+  // Names are re-read every second so that a renamed interface is matched by its new name, as
+  // iptables matches it.
+  const ifaces = new IfaceTable(undefined, 1000);
   const slot = new Map<string, number>(counterNames.map((n, i) => [n, i]));
   const events = new RateLimiter(20);
   const decision: VerdictDecision = { verdict: 'repeat' };
@@ -75,6 +77,8 @@ export function createHandler(data: unknown, ctx: HandlerContext): PacketHandler
     const d = current!;
     const v = decideVerifierPacket(p.payload, p.mark, rules, d.mark, inName, outName);
     ctx.counters[slot.get(v.judged)!]!++;
+    // `unmatched` counts the packets iptables queued but no rule matched here (judged anyway).
+    if (v.fallback) ctx.counters[slot.get('unmatched')!]!++;
     ctx.counters[slot.get(v.verdict === 'drop' ? 'dropped' : 'passed')!]!++;
     if (v.judged !== 'valid' && v.judged !== 'unmatched' && d.logBad && events.take()) {
       const parsed = parseIpPacket(p.payload);
@@ -86,6 +90,7 @@ export function createHandler(data: unknown, ctx: HandlerContext): PacketHandler
         reason: v.reason,
         action: v.verdict === 'drop' ? 'dropped' : 'passed',
         rule: rules[v.rule]?.name,
+        ...(v.fallback ? { fallback: 'no rule matched the interfaces here: judged by addresses and ports' } : {}),
         in: inName,
         out: outName,
         ...(parsed.ok
