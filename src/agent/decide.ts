@@ -4,7 +4,7 @@
 import { labelPacket } from '../label/compat.js';
 import type { LabelKey } from '../label/keys.js';
 import { rewriteInboundSyn } from './handshake.js';
-import { AGENT_MARK_DONE, withMark } from './marks.js';
+import { DEFAULT_AGENT_MARK, withMark, type AgentMarks } from './marks.js';
 
 export const NF_INET_LOCAL_IN = 1;
 export const NF_INET_LOCAL_OUT = 3;
@@ -33,9 +33,17 @@ export interface AgentDecision {
  * the interface an inbound packet arrived on (for the MSS clamp), `out` scratch space for the
  * rewritten packet (valid until the next call).
  */
-export function decideAgentPacket(hook: number, pkt: Buffer, mark: number, mtu: number, key: LabelKey, out: Buffer): AgentDecision {
+export function decideAgentPacket(
+  hook: number,
+  pkt: Buffer,
+  mark: number,
+  mtu: number,
+  key: LabelKey,
+  out: Buffer,
+  marks: AgentMarks = DEFAULT_AGENT_MARK,
+): AgentDecision {
   // Only our own bit: the egress decision bits (marks.ts) must survive labelling.
-  const done = withMark(mark, AGENT_MARK_DONE, AGENT_MARK_DONE);
+  const done = withMark(mark, marks.done, marks.done);
   if (hook === NF_INET_LOCAL_IN) {
     const r = rewriteInboundSyn(pkt, mtu, out);
     if (r.kind === 'rewritten') return { verdict: 'repeat', mark: done, payload: r.packet, counter: 'handshakes_rewritten' };

@@ -25,7 +25,7 @@ import { policyNeedsHash } from '../policy/egress.js';
 import { RateLimiter } from '../util/ratelimit.js';
 import { egressMark, flowTupleOf } from './egress.js';
 import { flowHashOfPacket } from './flow-hash.js';
-import { AGENT_MARK_ALLOW, AGENT_MARK_DENY, AGENT_MARK_EGRESS, withMark } from './marks.js';
+import { DEFAULT_AGENT_MARK, egressBits, withMark, type AgentMarks } from './marks.js';
 
 export const EGRESS_COUNTERS = [
   'egress_packets',
@@ -45,6 +45,8 @@ export interface EgressHandlerData {
   identity: IdentityConfig;
   /** How many decisions are logged (policy/decision-log.ts); default DEFAULT_DECISION_LOG_LIMITS. */
   logLimits?: DecisionLogLimits;
+  /** The agent's mark bits (agent.mark). */
+  marks?: AgentMarks;
 }
 
 /** Messages the egress worker posts to the main thread (besides log lines). */
@@ -69,7 +71,8 @@ let limiter: DecisionLogLimiter | undefined;
 const byKey = new Map<number, FlowEntry>();
 
 export function createHandler(data: unknown, ctx: HandlerContext): PacketHandler {
-  const { policy, identity, logLimits } = data as EgressHandlerData;
+  const { policy, identity, logLimits, marks = DEFAULT_AGENT_MARK } = data as EgressHandlerData;
+  const egressMask = egressBits(marks);
   const lim = new DecisionLogLimiter(logLimits ?? DEFAULT_DECISION_LOG_LIMITS);
   limiter = lim;
   context = ctx;
@@ -108,7 +111,7 @@ export function createHandler(data: unknown, ctx: HandlerContext): PacketHandler
   const decision: VerdictDecision = { verdict: 'repeat' };
   // On an internal error the fail mode decides, with a mark (not a plain verdict), so that an
   // allowed packet still goes through labelling.
-  const failMark = ctx.failOpen ? AGENT_MARK_ALLOW : AGENT_MARK_DENY;
+  const failMark = ctx.failOpen ? marks.allow : marks.deny;
   return (p: QueuedPacket): VerdictDecision => {
     c[cPackets!]!++;
     decision.payload = undefined;
@@ -117,7 +120,7 @@ export function createHandler(data: unknown, ctx: HandlerContext): PacketHandler
       if (!r.ok) {
         // The rules select only TCP SYN, UDP and ICMP echo; what does not parse as one is not a flow.
         c[cUnparsed!]!++;
-        decision.mark = withMark(p.mark, AGENT_MARK_ALLOW, AGENT_MARK_EGRESS);
+        decision.mark = withMark(p.mark, marks.allow, egressMask);
         return decision;
       }
       const e = gate!.packet(r.tuple, r.syn);
@@ -126,12 +129,12 @@ export function createHandler(data: unknown, ctx: HandlerContext): PacketHandler
         if (k >= 0) byKey.set(k, e);
         if (byKey.size > 2 * 65536) prune();
       }
-      decision.mark = egressMark(p.mark, e.action);
+      decision.mark = egressMark(p.mark, e.action, marks);
       return decision;
     } catch (err) {
       c[cErrors!]!++;
       if (events.take()) ctx.post({ type: 'log', level: 'error', msg: 'egress: decision failed; fail mode applies', err: String((err as Error)?.stack ?? err), failOpen: ctx.failOpen });
-      decision.mark = withMark(p.mark, failMark, AGENT_MARK_EGRESS);
+      decision.mark = withMark(p.mark, failMark, egressMask);
       return decision;
     }
   };

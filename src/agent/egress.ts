@@ -4,7 +4,7 @@
 import { formatAddress, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, parseIpPacket } from '../wire/packet.js';
 import type { FlowTuple } from '../identity/types.js';
 import type { EgressAction } from '../policy/config.js';
-import { AGENT_MARK_ALLOW, AGENT_MARK_DENY, AGENT_MARK_EGRESS, withMark } from './marks.js';
+import { DEFAULT_AGENT_MARK, egressBits, withMark, type AgentMarks } from './marks.js';
 
 export type TupleResult = { ok: true; tuple: FlowTuple; syn: boolean } | { ok: false; reason: string };
 
@@ -38,6 +38,6 @@ export function flowTupleOf(pkt: Uint8Array): TupleResult {
 }
 
 /** The mark a packet goes back with: DENY for deny, ALLOW for allow and log; other bits kept. */
-export function egressMark(old: number, action: EgressAction): number {
-  return withMark(old, action === 'deny' ? AGENT_MARK_DENY : AGENT_MARK_ALLOW, AGENT_MARK_EGRESS);
+export function egressMark(old: number, action: EgressAction, marks: AgentMarks = DEFAULT_AGENT_MARK): number {
+  return withMark(old, action === 'deny' ? marks.deny : marks.allow, egressBits(marks));
 }

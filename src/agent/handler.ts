@@ -10,6 +10,7 @@ import type { HandlerContext, PacketHandler, QueuedPacket, VerdictDecision } fro
 import { IfaceTable } from '../util/ifaces.js';
 import { RateLimiter } from '../util/ratelimit.js';
 import { AGENT_COUNTERS, decideAgentPacket } from './decide.js';
+import { DEFAULT_AGENT_MARK, type AgentMarks } from './marks.js';
 import { flowHashOfPacket } from './flow-hash.js';
 
 export const counterNames = AGENT_COUNTERS;
@@ -18,6 +19,8 @@ export interface AgentHandlerData {
   keyFile: string;
   /** Count labelled bytes per flow for `labelwall flows`. */
   countFlows?: boolean;
+  /** The agent's mark bits (agent.mark). */
+  marks?: AgentMarks;
 }
 
 /** Per-flow byte deltas posted to the main thread: [flow key, bytes]. */
@@ -40,7 +43,7 @@ function flush(id: number): void {
 }
 
 export function createHandler(data: unknown, ctx: HandlerContext): PacketHandler {
-  const { keyFile, countFlows } = data as AgentHandlerData;
+  const { keyFile, countFlows, marks = DEFAULT_AGENT_MARK } = data as AgentHandlerData;
   const key = loadKeyFile(keyFile);
   const ifaces = new IfaceTable();
   const slot = new Map<string, number>(AGENT_COUNTERS.map((n, i) => [n, i]));
@@ -52,7 +55,7 @@ export function createHandler(data: unknown, ctx: HandlerContext): PacketHandler
   flowBytes = perFlow;
   return (p: QueuedPacket): VerdictDecision => {
     const mtu = ifaces.get(p.indev)?.mtu ?? 1500;
-    const d = decideAgentPacket(p.hook, p.payload, p.mark, mtu, key, ctx.scratch);
+    const d = decideAgentPacket(p.hook, p.payload, p.mark, mtu, key, ctx.scratch, marks);
     ctx.counters[slot.get(d.counter)!]!++;
     if (d.counter === 'labelled') {
       ctx.counters[labelledBytes]! += p.payload.length;

@@ -2,16 +2,37 @@
 // these marks, so the rest of the ruleset runs as usual and our chains skip it the second time.
 // Each stage owns its own bits and keeps the others: the egress decision (ALLOW/DENY) must
 // survive labelling, or the labelled SYN would be queued for a decision again.
-/** Bits the agent owns in skb->mark. */
-export const AGENT_MARK_MASK = 0x7000;
-/** Seen by the labelling queue (labelled, handshake rewritten, or deliberately left alone). */
-export const AGENT_MARK_DONE = 0x1000;
-/** Egress policy said deny: a filter rule rejects it (TCP reset, ICMP unreachable). */
-export const AGENT_MARK_DENY = 0x2000;
-/** Egress policy said allow (or log): the packet goes on, to labelling when selected. */
-export const AGENT_MARK_ALLOW = 0x4000;
-/** Bits of the egress decision: a packet with either set has been judged. */
+//
+// The bits are configurable (`agent.mark` in the config, checked there: non-zero, disjoint, and
+// outside the verifier's mask). The defaults 0x2/0x4/0x8 stay clear of the marks other common
+// tools use on the same hosts (README, "Mark bits of other tools"): kube-proxy 0x4000
+// (masquerade) and 0x8000 (drop), Calico's mask 0xffff0000, Cilium's 0x0f00 and 0x1000, and the
+// verifier's own default mask 0x0f00.
+
+/** The agent's three marks; each non-zero, no bit shared with another. */
+export interface AgentMarks {
+  /** Seen by the labelling queue (labelled, handshake rewritten, or deliberately left alone). */
+  done: number;
+  /** Egress policy said deny: a filter rule rejects it (TCP reset, ICMP unreachable). */
+  deny: number;
+  /** Egress policy said allow (or log): the packet goes on, to labelling when selected. */
+  allow: number;
+}
+
+export const DEFAULT_AGENT_MARK: Readonly<AgentMarks> = { done: 0x2, deny: 0x4, allow: 0x8 };
+
+/** Bits the agent owns in skb->mark by default. */
+export const AGENT_MARK_MASK = DEFAULT_AGENT_MARK.done | DEFAULT_AGENT_MARK.deny | DEFAULT_AGENT_MARK.allow;
+export const AGENT_MARK_DONE = DEFAULT_AGENT_MARK.done;
+export const AGENT_MARK_DENY = DEFAULT_AGENT_MARK.deny;
+export const AGENT_MARK_ALLOW = DEFAULT_AGENT_MARK.allow;
+/** Bits of the egress decision (default marks): a packet with either set has been judged. */
 export const AGENT_MARK_EGRESS = AGENT_MARK_DENY | AGENT_MARK_ALLOW;
+
+/** Bits of the egress decision of a set of marks. */
+export function egressBits(m: AgentMarks): number {
+  return (m.deny | m.allow) >>> 0;
+}
 
 export function withMark(old: number, value: number, mask: number): number {
   return ((old & ~mask) | value) >>> 0;

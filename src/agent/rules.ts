@@ -11,7 +11,7 @@
 // rule that queued a packet skips it the second time. The egress decision comes before
 // labelling, so a denied SYN is never labelled.
 import { hexMark, nfqueueTarget, rolePrefix, selectionMatches, type Family, type RulePlan } from '../datapath/iptables.js';
-import { AGENT_MARK_DENY, AGENT_MARK_DONE, AGENT_MARK_EGRESS } from './marks.js';
+import { DEFAULT_AGENT_MARK, egressBits, type AgentMarks } from './marks.js';
 
 export interface AgentRuleOptions {
   queues: readonly number[];
@@ -22,6 +22,8 @@ export interface AgentRuleOptions {
   ports: readonly { lo: number; hi: number }[];
   /** Queue of the egress decisions; undefined = no egress policy (nothing is queued for it). */
   egressQueue?: number;
+  /** The agent's mark bits (agent.mark); default DEFAULT_AGENT_MARK. */
+  marks?: AgentMarks;
 }
 
 export const AGENT_PREFIX = rolePrefix('agent');
@@ -58,7 +60,8 @@ export function rejectArgs(family: Family): string[][] {
 
 export function agentRulePlan(family: Family, o: AgentRuleOptions): RulePlan {
   const target = nfqueueTarget(o.queues, o.failOpen);
-  const skip = [['-m', 'mark', '--mark', hexMark(AGENT_MARK_DONE, AGENT_MARK_DONE), '-j', 'RETURN']];
+  const m = o.marks ?? DEFAULT_AGENT_MARK;
+  const skip = [['-m', 'mark', '--mark', hexMark(m.done, m.done), '-j', 'RETURN']];
   const out = selectionMatches({ outInterfaces: o.interfaces, destinations: o.destinations, ports: o.ports }, family);
   const inbound = selectionMatches(
     { inInterfaces: o.interfaces, sources: o.destinations, ports: o.ports, portsAreSource: true },
@@ -68,9 +71,9 @@ export function agentRulePlan(family: Family, o: AgentRuleOptions): RulePlan {
   if (o.egressQueue !== undefined) {
     const eq = nfqueueTarget([o.egressQueue], o.failOpen);
     // A denied packet is never labelled; filter OUTPUT rejects it.
-    egress.push(['-m', 'mark', '--mark', hexMark(AGENT_MARK_DENY, AGENT_MARK_DENY), '-j', 'RETURN']);
+    egress.push(['-m', 'mark', '--mark', hexMark(m.deny, m.deny), '-j', 'RETURN']);
     for (const { match } of newFlowMatches(family)) {
-      egress.push(['-m', 'mark', '--mark', hexMark(0, AGENT_MARK_EGRESS), ...match, ...eq]);
+      egress.push(['-m', 'mark', '--mark', hexMark(0, egressBits(m)), ...match, ...eq]);
     }
   }
   const plan: RulePlan = {
@@ -99,7 +102,7 @@ export function agentRulePlan(family: Family, o: AgentRuleOptions): RulePlan {
       table: 'filter',
       hook: 'OUTPUT',
       chain: `${AGENT_PREFIX}-EGRESS`,
-      rules: [['-m', 'mark', '!', '--mark', hexMark(AGENT_MARK_DENY, AGENT_MARK_DENY), '-j', 'RETURN'], ...rejectArgs(family)],
+      rules: [['-m', 'mark', '!', '--mark', hexMark(m.deny, m.deny), '-j', 'RETURN'], ...rejectArgs(family)],
     });
   }
   return plan;

@@ -1,11 +1,18 @@
 // `labelwall agent`, `labelwall verifier`, `labelwall status`, `labelwall cleanup`.
-import { Command, Option, InvalidArgumentError } from 'commander';
+import { Command, Option } from 'commander';
 import { ConfigError, defaultConfig, formatProblem, loadConfig, type LabelwallConfig } from '../policy/config.js';
+import { configSchema } from '../policy/schema.js';
 import { policyNeedsHash } from '../policy/egress.js';
 import { AgentFlowService } from '../agent/flows.js';
 import { registerFlows } from './flows.js';
+import { CliError } from './errors.js';
 import type { Logger } from '../util/log.js';
-import type { ResolvedAgent } from '../daemon/resolve.js';
+import type { ResolvedAgent, ResolvedVerifier } from '../daemon/resolve.js';
+import { readFileSync } from 'node:fs';
+import { acquireInstanceLock, LockHeldError, type InstanceLock } from '../daemon/lock.js';
+import type { QueueSet } from '../datapath/queue.js';
+import type { ReloadResult } from '../daemon/run.js';
+import type { VerifierRulesMessage } from '../verifier/handler.js';
 import { KeyFileError } from '../label/keys.js';
 import { removeOwned } from '../datapath/iptables.js';
 import { agentRulePlan, AGENT_PREFIX } from '../agent/rules.js';
@@ -16,18 +23,26 @@ import { controlGet } from '../control/client.js';
 import type { StatusReport } from '../daemon/run.js';
 import type { Family, RulePlan } from '../datapath/iptables.js';
 
-function int(name: string) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`${name} must be a whole number`);
-    return n;
-  };
+/**
+ * An integer flag: decimal digits only (`1e1`, `0x2`, `1.0` are not numbers here). Anything else
+ * stays text, and the config schema refuses it with the message it gives the file.
+ */
+function int(v: string): number | string {
+  return /^-?[0-9]+$/.test(v) ? Number(v) : v;
 }
 const collect = (v: string, prev: string[] | undefined): string[] => [...(prev ?? []), v];
 
+/** The values the config schema allows at a key, for the help text (the schema checks them). */
+function choices(section: 'agent' | 'verifier' | 'log', key: string): string {
+  const props = (configSchema.properties[section] as { properties: Record<string, { enum?: readonly string[]; items?: { enum?: readonly string[] } }> }).properties;
+  return (props[key]?.enum ?? props[key]?.items?.enum ?? []).join('|');
+}
+
 /** Prints a start-up problem in one line and exits 2 (usage, config, key file). */
 function fail(err: unknown): never {
-  if (err instanceof ConfigError) process.stderr.write(`labelwall: invalid config:\n${err.message}\n`);
+  if (err instanceof ConfigError && err.problems.every((p) => p.flag !== undefined)) {
+    for (const p of err.problems) process.stderr.write(`labelwall: ${formatProblem(p)}\n`);
+  } else if (err instanceof ConfigError) process.stderr.write(`labelwall: invalid config:\n${err.message}\n`);
   else if (err instanceof KeyFileError || err instanceof UsageError) process.stderr.write(`labelwall: ${err.message}\n`);
   else throw err;
   process.exit(2);
@@ -37,15 +52,17 @@ function readConfig(path: string | undefined): LabelwallConfig {
   return path ? loadConfig(path) : defaultConfig();
 }
 
-function commonOptions(cmd: Command): Command {
+// Every flag value is checked by the config's schema and semantic checks (daemon/resolve.ts), not
+// here: commander only collects text, so a flag and the same key in the file are refused alike.
+function commonOptions(cmd: Command, role: 'agent' | 'verifier'): Command {
   return cmd
     .option('-c, --config <file>', 'YAML config file (see docs/config.md); flags override it')
-    .option('--queues <n>', 'number of NFQUEUE queues / worker threads', int('--queues'))
-    .option('--queue-base <n>', 'first NFQUEUE number', int('--queue-base'))
-    .addOption(new Option('--fail <mode>', 'when labelwall cannot answer (not running, queue full): closed = traffic stops, open = it passes unseen').choices(['closed', 'open']))
-    .addOption(new Option('--family <family>', 'address family to handle (repeatable; default both)').choices(['ipv4', 'ipv6']).argParser((v: string, prev: string[] | undefined) => collect(v, prev)))
+    .option('--queues <n>', 'number of NFQUEUE queues / worker threads (1-64)', int)
+    .option('--queue-base <n>', 'first NFQUEUE number', int)
+    .option('--fail <mode>', `when labelwall cannot answer (not running, queue full): closed = traffic stops, open = it passes unseen (${choices(role, 'fail')})`)
+    .option('--family <family>', `address family to handle (repeatable; default both) (${choices(role, 'families')})`, collect)
     .option('--control-socket <path>', 'UNIX socket for `labelwall status` (default /run/labelwall/<role>.sock)')
-    .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error']))
+    .option('--log-level <level>', `log level (${choices('log', 'level')})`)
     .option('--log-file <file>', 'append JSON log lines to this file instead of stderr');
 }
 
@@ -59,12 +76,13 @@ export function registerDaemons(program: Command): void {
       .command('agent')
       .description('protected host: label every outgoing TCP segment (compat profile) and rewrite inbound handshakes')
       .option('-k, --key-file <file>', 'labelling key (hex, mode 0600); default: agent.key of the config', collect)
-      .option('-i, --interface <name>', 'label only on this outgoing interface (repeatable; default all but loopback)', collect)
+      .option('-i, --interface <name>', 'label only on this outgoing interface (repeatable; default all but loopback; a trailing + matches every name with that prefix, as in iptables)', collect)
       .option('-d, --destination <cidr>', 'label only traffic to this network (repeatable)', collect)
       .option('-p, --port <ports>', 'label only traffic to these destination ports, e.g. 80 or 8000-9000 (repeatable)', collect)
       .option('--egress', 'enforce the egress policy (agent.egress of the config; allow-all without one); default: on when --config is given')
       .option('--no-egress', 'no egress policy: no egress queue, every flow allowed, no flow table')
-      .option('--egress-queue <n>', 'NFQUEUE number of the egress decisions (default: the one after the labelling queues)', int('--egress-queue')),
+      .option('--egress-queue <n>', 'NFQUEUE number of the egress decisions (default: the one after the labelling queues)', int),
+    'agent',
   ).action(async (flags: AgentFlags) => {
     let cfg: LabelwallConfig;
     let r;
@@ -89,15 +107,16 @@ export function registerDaemons(program: Command): void {
           interfaces: r.interfaces,
           destinations: r.destinations,
           ports: r.ports,
+          marks: r.mark,
           ...(eg ? { egressQueue: eg.queue } : {}),
         }),
       ),
       queues: r.queues,
       failOpen: r.failOpen,
       handlerModule: new URL('../agent/handler.js', import.meta.url).href,
-      handlerData: { keyFile: r.keyFile, countFlows: eg !== undefined },
+      handlerData: { keyFile: r.keyFile, countFlows: eg !== undefined, marks: r.mark },
       extraQueueSets: eg
-        ? [{ name: 'egress', queues: [eg.queue], failOpen: r.failOpen, handlerModule: new URL('../agent/egress-handler.js', import.meta.url).href, handlerData: { policy: eg.policy, identity: eg.identity, logLimits: cfg.log.egressDecisions } }]
+        ? [{ name: 'egress', queues: [eg.queue], failOpen: r.failOpen, handlerModule: new URL('../agent/egress-handler.js', import.meta.url).href, handlerData: { policy: eg.policy, identity: eg.identity, marks: r.mark, logLimits: cfg.log.egressDecisions } }]
         : [],
       onQueues: ({ main, extra }) => {
         if (extra.egress) {
@@ -129,6 +148,7 @@ export function registerDaemons(program: Command): void {
         ports: r.ports.length ? r.ports.map((p) => (p.lo === p.hi ? `${p.lo}` : `${p.lo}-${p.hi}`)) : 'any',
         families: r.families.map((f) => `ipv${f}`),
         fail: r.failOpen ? 'open' : 'closed',
+        mark: Object.fromEntries(Object.entries(r.mark).map(([k, v]) => [k, `0x${(v as number).toString(16)}`])),
         egress: eg ? { queue: eg.queue, default: eg.policy.default, unknown: eg.policy.unknown, rules: eg.policy.rules.length, config: flags.config ?? null } : 'off',
       },
     });
@@ -141,13 +161,14 @@ export function registerDaemons(program: Command): void {
       .command('verifier')
       .description('middlebox or server: check labels and drop, mark or log what is unlabelled, forged or tampered')
       .option('-k, --key-file <file>', 'a valid key (repeatable: several keys are valid at once); default: the keys of the config', collect)
-      .addOption(new Option('--hook <hook>', 'where to check: input (this host) or forward (a middlebox)').choices(['input', 'forward']))
-      .addOption(new Option('--action <action>', 'drop: drop all but valid; mark: set mark bits per verdict and go on; log: accept and count').choices(['drop', 'mark', 'log']))
-      .option('--in-interface <name>', 'check only traffic arriving on this interface (repeatable)', collect)
-      .option('--out-interface <name>', 'check only traffic leaving on this interface (repeatable; forward hook)', collect)
+      .option('--hook <hook>', `where to check: input (this host) or forward (a middlebox) (${choices('verifier', 'hook')})`)
+      .option('--action <action>', `drop: drop all but valid; mark: set mark bits per verdict and go on; log: accept and count (${choices('verifier', 'action')})`)
+      .option('--in-interface <name>', 'check only traffic arriving on this interface (repeatable; a trailing + matches every name with that prefix, as in iptables)', collect)
+      .option('--out-interface <name>', 'check only traffic leaving on this interface (repeatable; forward hook; trailing + as for --in-interface)', collect)
       .option('-s, --source <cidr>', 'check only traffic from this network (repeatable)', collect)
       .option('-d, --destination <cidr>', 'check only traffic to this network (repeatable)', collect)
       .option('-p, --port <ports>', 'check only traffic to these destination ports (repeatable)', collect),
+    'verifier',
   ).action(async (flags: VerifierFlags) => {
     let cfg: LabelwallConfig;
     let r;
@@ -158,6 +179,7 @@ export function registerDaemons(program: Command): void {
       fail(err);
     }
     const log = createLogger({ level: flags.logLevel ?? cfg.log.level, file: flags.logFile ?? cfg.log.file, name: 'labelwall-verifier' });
+    const live = new VerifierReloader(flags, r, log);
     // Loaded here, not at start-up: `pcap` and `keygen` need none of the datapath.
     const { runDaemon } = await import('../daemon/run.js');
     await runDaemon({
@@ -171,14 +193,10 @@ export function registerDaemons(program: Command): void {
       handlerData: { rules: r.rules, mark: r.mark, logBad: true },
       controlSocket: r.controlSocket,
       log,
-      describe: {
-        hook: r.hook,
-        keys: Object.values(r.keyIds),
-        rules: r.rules.map((x) => ({ name: x.name, action: x.action, keys: x.keyFiles.map((f) => r.keyIds[f]) })),
-        mark: Object.fromEntries(Object.entries(r.mark).map(([k, v]) => [k, `0x${(v as number).toString(16)}`])),
-        families: r.families.map((f) => `ipv${f}`),
-        fail: r.failOpen ? 'open' : 'closed',
-      },
+      onQueues: ({ main }) => live.setQueues(main),
+      onWorkerMessage: (msg) => live.onWorkerMessage(msg),
+      onReload: () => live.reload(),
+      describe: live.describe,
     });
   });
 
@@ -189,6 +207,8 @@ export function registerDaemons(program: Command): void {
     .option('--json', 'print the raw status objects, one JSON line each')
     .action(async (flags: { controlSocket?: string[]; json?: boolean }) => {
       const sockets = flags.controlSocket ?? [defaultControlSocket('agent'), defaultControlSocket('verifier')];
+      // Same rule as control.socket in the config; Node would read "" as a port.
+      if (sockets.includes('')) throw new CliError('--control-socket: must not be empty');
       let found = 0;
       const errors: string[] = [];
       for (const s of sockets) {
@@ -212,12 +232,161 @@ export function registerDaemons(program: Command): void {
     .command('cleanup')
     .description('remove the iptables chains and jumps a crashed labelwall left behind (never touches other rules)')
     .addOption(new Option('--role <role>', 'whose rules').choices(['agent', 'verifier', 'all']).default('all'))
-    .action(async (flags: { role: 'agent' | 'verifier' | 'all' }) => {
+    .option('--force', 'remove them even while the labelwall that owns them runs (its traffic then passes unchecked, or stops)')
+    .action(async (flags: { role: 'agent' | 'verifier' | 'all'; force?: boolean }) => {
+      if (!hasNetAdmin()) {
+        process.stderr.write('labelwall cleanup: needs root (CAP_NET_ADMIN) to read and change iptables rules; nothing removed\n');
+        process.exit(1);
+      }
+      const roles = flags.role === 'all' ? (['agent', 'verifier'] as const) : ([flags.role] as const);
       let n = 0;
-      if (flags.role !== 'verifier') n += await removeOwned(AGENT_PREFIX);
-      if (flags.role !== 'agent') n += await removeOwned(VERIFIER_PREFIX);
-      process.stdout.write(`removed ${n} labelwall chain(s) and jump(s)\n`);
+      const refused: string[] = [];
+      for (const role of roles) {
+        const prefix = role === 'agent' ? AGENT_PREFIX : VERIFIER_PREFIX;
+        // Holding the role's lock keeps a daemon from starting while we remove its rules.
+        let lock: InstanceLock | undefined;
+        try {
+          lock = acquireInstanceLock(role, `cleanup-${process.pid}`);
+        } catch (err) {
+          if (!(err instanceof LockHeldError)) throw err;
+          const who = `the ${role}${err.holder.pid ? ` (pid ${err.holder.pid})` : ''} is running in this network namespace and owns ${prefix}-*`;
+          if (!flags.force) {
+            refused.push(who);
+            continue;
+          }
+          process.stderr.write(`labelwall cleanup: --force: ${who}; removing its rules anyway\n`);
+        }
+        try {
+          n += await removeOwned(prefix);
+        } finally {
+          lock?.release({ unlink: true });
+        }
+      }
+      if (n > 0 || refused.length === 0) process.stdout.write(`removed ${n} labelwall chain(s) and jump(s)\n`);
+      if (refused.length) {
+        process.stderr.write(`labelwall cleanup: ${refused.join('; ')}: its rules stay (stop it with SIGTERM to remove them, or give --force)\n`);
+        process.exit(1);
+      }
     });
+}
+
+/** Whether this process may change iptables: CAP_NET_ADMIN (bit 12) in its effective set. */
+function hasNetAdmin(): boolean {
+  try {
+    const m = /^CapEff:\s*([0-9a-f]+)$/m.exec(readFileSync('/proc/self/status', 'utf8'));
+    return m ? (BigInt(`0x${m[1]}`) & (1n << 12n)) !== 0n : false;
+  } catch {
+    return false;
+  }
+}
+
+function describeVerifier(r: ResolvedVerifier): Record<string, unknown> {
+  return {
+    hook: r.hook,
+    keys: Object.values(r.keyIds),
+    rules: r.rules.map((x) => ({ name: x.name, action: x.action, keys: x.keyFiles.map((f) => r.keyIds[f]) })),
+    mark: Object.fromEntries(Object.entries(r.mark).map(([k, v]) => [k, `0x${(v as number).toString(16)}`])),
+    families: r.families.map((f) => `ipv${f}`),
+    fail: r.failOpen ? 'open' : 'closed',
+  };
+}
+
+/**
+ * SIGHUP of the verifier: re-read the config file (when given) and every key file. A valid
+ * result goes to the queue workers first (rules, keys, mark bits; each worker loads all keys
+ * before it switches), then, when the selection changed, the iptables chains are replaced in
+ * one transaction. Anything wrong (file:line:col: key: reason, an unreadable key, a worker that
+ * cannot load a key) leaves the running state as it was, and says why.
+ */
+class VerifierReloader {
+  readonly describe: Record<string, unknown>;
+  private queues: QueueSet | undefined;
+  private generation = 0;
+  private waiting = new Map<number, { left: number; errors: string[]; done: () => void }>();
+
+  constructor(
+    private readonly flags: VerifierFlags,
+    private running: ResolvedVerifier,
+    private readonly log: Logger,
+  ) {
+    this.describe = describeVerifier(running);
+  }
+
+  setQueues(q: QueueSet): void {
+    this.queues = q;
+  }
+
+  onWorkerMessage(msg: unknown): void {
+    const m = msg as { kind?: string; generation?: number; ok?: boolean; error?: string };
+    if (m?.kind !== 'verifier-rules-applied') return;
+    const w = this.waiting.get(m.generation ?? -1);
+    if (!w) return;
+    if (!m.ok) w.errors.push(m.error ?? 'unknown error');
+    if (--w.left === 0) w.done();
+  }
+
+  /** Posts rules to every worker and waits for all of them; returns the workers' errors. */
+  private async toWorkers(r: ResolvedVerifier): Promise<string[]> {
+    const q = this.queues;
+    if (!q) return ['the queues are not bound yet'];
+    const generation = ++this.generation;
+    const acked = new Promise<string[]>((resolve) => {
+      const w = { left: q.queues.length, errors: [] as string[], done: () => resolve(w.errors) };
+      this.waiting.set(generation, w);
+      setTimeout(() => resolve([...w.errors, `${w.left} worker(s) did not answer within 5 s`]), 5000).unref();
+    });
+    q.post({ kind: 'verifier-rules', generation, rules: r.rules, mark: r.mark } satisfies VerifierRulesMessage);
+    const errors = await acked;
+    this.waiting.delete(generation);
+    return errors;
+  }
+
+  async reload(): Promise<ReloadResult | undefined> {
+    const file = this.flags.config;
+    let next: ResolvedVerifier;
+    try {
+      next = resolveVerifier(readConfig(file), this.flags);
+    } catch (err) {
+      if (err instanceof ConfigError) {
+        const problems = err.problems.map(formatProblem);
+        this.log.error({ file, problems }, `SIGHUP: config rejected, the running rules and keys stay: ${problems.join('; ')}`);
+        return undefined;
+      }
+      if (err instanceof KeyFileError || err instanceof UsageError) {
+        this.log.error({ file }, `SIGHUP: ${err.message}; the running rules and keys stay`);
+        return undefined;
+      }
+      throw err;
+    }
+    const errors = await this.toWorkers(next);
+    if (errors.length) {
+      // Some workers may have switched: give every worker the running state again.
+      await this.toWorkers(this.running);
+      this.log.error({ errors }, `SIGHUP: a queue worker could not load the new rules, the running rules and keys stay: ${errors.join('; ')}`);
+      return undefined;
+    }
+    const restartOnly = (x: ResolvedVerifier): string => JSON.stringify([x.queues, x.failOpen, x.families, x.controlSocket]);
+    if (restartOnly(next) !== restartOnly(this.running)) {
+      this.log.warn('SIGHUP: queues, fail mode, families and the control socket are not reloaded: they take effect at the next start');
+    }
+    const prev = this.running;
+    this.running = { ...next, queues: prev.queues, failOpen: prev.failOpen, families: prev.families, controlSocket: prev.controlSocket };
+    const before = { ...this.describe };
+    Object.assign(this.describe, describeVerifier(this.running));
+    const r = this.running;
+    this.log.info(
+      { file, generation: this.generation, hook: r.hook, keys: Object.values(r.keyIds), rules: r.rules.map((x) => ({ name: x.name, action: x.action })) },
+      'SIGHUP: verifier rules and keys reloaded',
+    );
+    return {
+      plans: plans(r.families, (f) => verifierRulePlan(f, { hook: r.hook, queues: r.queues, failOpen: r.failOpen, markMask: r.mark.mask, selections: r.rules })),
+      revert: async () => {
+        this.running = prev;
+        Object.assign(this.describe, before);
+        await this.toWorkers(prev);
+      },
+    };
+  }
 }
 
 /**

@@ -2,6 +2,7 @@
 // control socket): application, holders, destination, rule, verdict, bytes labelled.
 import type { Command } from 'commander';
 import { controlGet } from '../control/client.js';
+import { CliError } from './errors.js';
 import { formatFlows, type FlowsReport } from '../agent/flows.js';
 
 export function registerFlows(program: Command, defaultSocket: string): void {
@@ -12,6 +13,8 @@ export function registerFlows(program: Command, defaultSocket: string): void {
     .option('--json', 'print the report as one JSON object: {generatedAt, flows: [{proto, family, src, sport, dst, dport, app, holders, unknown, rule, verdict, bytesLabelled, egressPackets, firstSeen, lastSeen}], attribution, missingByteReports}')
     .action(async (flags: { controlSocket?: string; json?: boolean }) => {
       const socket = flags.controlSocket ?? defaultSocket;
+      // Same rule as control.socket in the config; Node would read "" as a port.
+      if (socket === '') throw new CliError('--control-socket: must not be empty');
       let report: FlowsReport;
       try {
         report = JSON.parse(await controlGet(socket, '/flows', 10_000)) as FlowsReport;

@@ -1,4 +1,6 @@
 // `labelwall` entry point (bin/labelwall imports this): run the command line, exit with its code.
+// First: a daemon must survive a SIGHUP from its very start (see early-hup.ts).
+import '../daemon/early-hup.js';
 import { run } from './program.js';
 
 // `labelwall ... | head`: the reader went away. Stop quietly, as if killed by SIGPIPE

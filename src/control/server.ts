@@ -3,7 +3,7 @@
 //   GET /metrics  -> Prometheus text (prom-client)
 //   GET /flows    -> JSON: the agent's flow table (when the role has one)
 import { createServer, type Server } from 'node:http';
-import { chmodSync, mkdirSync, rmSync, existsSync } from 'node:fs';
+import { chmodSync, mkdirSync, rmSync, existsSync, lstatSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { connect } from 'node:net';
 
@@ -21,10 +21,29 @@ export function socketInUse(path: string): Promise<boolean> {
   });
 }
 
+export class ControlPathError extends Error {}
+
+/** Refuses a control socket path that names anything but a socket (or nothing): it would be deleted. */
+export function checkControlPath(path: string): void {
+  let st;
+  try {
+    st = lstatSync(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw new ControlPathError(`control socket ${path}: ${(err as Error).message}`);
+  }
+  if (!st.isSocket()) {
+    const what = st.isFile() ? 'a regular file' : st.isDirectory() ? 'a directory' : st.isSymbolicLink() ? 'a symbolic link' : 'not a socket';
+    throw new ControlPathError(`control socket ${path} exists and is ${what}, not a socket: refusing to replace it (choose another --control-socket)`);
+  }
+}
+
 export async function startControlServer(path: string, routes: ControlRoutes): Promise<Server> {
+  checkControlPath(path);
   if (await socketInUse(path)) throw new Error(`control socket ${path} is in use: is another labelwall running? (use --control-socket)`);
   mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
-  rmSync(path, { force: true }); // stale socket from a crashed run
+  checkControlPath(path);
+  rmSync(path, { force: true }); // stale socket from a crashed run (checked above: a socket)
   const server = createServer(async (req, res) => {
     const url = (req.url ?? '/').split('?')[0]!;
     const route = routes[url];
@@ -52,5 +71,9 @@ export async function startControlServer(path: string, routes: ControlRoutes): P
 
 export async function closeControlServer(server: Server, path: string): Promise<void> {
   await new Promise<void>((resolve) => server.close(() => resolve()));
-  rmSync(path, { force: true });
+  try {
+    if (lstatSync(path).isSocket()) rmSync(path, { force: true });
+  } catch {
+    // already gone
+  }
 }

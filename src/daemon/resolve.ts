@@ -1,29 +1,44 @@
 // From config file + command-line flags to what a daemon runs with (pure, apart from reading
-// key files to check them early). Flags win over the config file.
+// key files to check them early). Flags win over the config file: each flag's value is put at its
+// config key and the whole is validated by the config's own schema and semantic checks
+// (withOverrides), so a flag is refused exactly when the same value in the file would be, with
+// the same message, naming the flag.
 import { loadKeyFile } from '../label/keys.js';
-import { parseCidr, parsePortRange, type Cidr, type PortRange } from '../policy/match.js';
-import { DEFAULT_CONTROL_SOCKET, type EgressPolicy, type IdentityConfig, type LabelwallConfig, type MarkBits, type VerifierAction } from '../policy/config.js';
+import type { Cidr, PortRange } from '../policy/match.js';
+import {
+  DEFAULT_CONTROL_SOCKET,
+  withOverrides,
+  type ConfigOverride,
+  type EgressPolicy,
+  type IdentityConfig,
+  type LabelwallConfig,
+  type MarkBits,
+  type VerifierAction,
+} from '../policy/config.js';
+import type { AgentMarks } from '../agent/marks.js';
 import type { Family } from '../datapath/iptables.js';
 import type { VerifierRuleData } from '../verifier/handler.js';
 
 export class UsageError extends Error {}
 
+// Values are as typed on the command line (numbers when written in decimal, see daemons.ts): the
+// config schema checks them.
 export interface CommonFlags {
   config?: string;
-  queues?: number;
-  queueBase?: number;
-  fail?: 'open' | 'closed';
+  queues?: number | string;
+  queueBase?: number | string;
+  fail?: string;
   controlSocket?: string;
   logLevel?: string;
   logFile?: string;
-  family?: Array<'ipv4' | 'ipv6'>;
+  family?: string[];
 }
 
 export interface AgentFlags extends CommonFlags {
   keyFile?: string[];
   /** --egress / --no-egress; undefined = on when a config file is given. */
   egress?: boolean;
-  egressQueue?: number;
+  egressQueue?: number | string;
   interface?: string[];
   destination?: string[];
   port?: string[];
@@ -31,8 +46,8 @@ export interface AgentFlags extends CommonFlags {
 
 export interface VerifierFlags extends CommonFlags {
   keyFile?: string[];
-  hook?: 'input' | 'forward';
-  action?: VerifierAction;
+  hook?: string;
+  action?: string;
   inInterface?: string[];
   outInterface?: string[];
   source?: string[];
@@ -50,6 +65,7 @@ export interface ResolvedCommon {
 export interface ResolvedAgent extends ResolvedCommon {
   keyFile: string;
   keyId: string;
+  mark: AgentMarks;
   interfaces: string[];
   destinations: Cidr[];
   ports: PortRange[];
@@ -79,36 +95,74 @@ function controlSocketFor(cfg: LabelwallConfig, role: 'agent' | 'verifier'): str
   return cfg.control.socket !== DEFAULT_CONTROL_SOCKET ? cfg.control.socket : defaultControlSocket(role);
 }
 
-function cidrs(list: readonly string[] | undefined, flag: string): Cidr[] | undefined {
-  if (!list) return undefined;
-  return list.map((t) => {
-    const r = parseCidr(t);
-    if (!r.ok) throw new UsageError(`${flag} ${t}: ${r.reason}`);
-    return r.value;
-  });
+type Overrides = ConfigOverride[];
+
+function put(out: Overrides, path: ConfigOverride['path'], value: unknown, flag: string): void {
+  if (value !== undefined) out.push({ path, value, flag });
 }
 
-function ports(list: readonly string[] | undefined, flag: string): PortRange[] | undefined {
-  if (!list) return undefined;
-  return list.flatMap((t) => t.split(',')).map((t) => {
-    const r = parsePortRange(t);
-    if (!r.ok) throw new UsageError(`${flag} ${t}: ${r.reason}`);
-    return r.value;
-  });
+/** `--port 80,443 --port 8000-9000`: one entry per comma-separated item, as in the config. */
+function portItems(list: readonly string[] | undefined): string[] | undefined {
+  return list?.flatMap((t) => t.split(','));
+}
+
+function commonOverrides(role: 'agent' | 'verifier', f: CommonFlags): Overrides {
+  const o: Overrides = [];
+  put(o, [role, 'queues'], f.queues, '--queues');
+  put(o, [role, 'queue_base'], f.queueBase, '--queue-base');
+  put(o, [role, 'fail'], f.fail, '--fail');
+  put(o, [role, 'families'], f.family, '--family');
+  put(o, ['control', 'socket'], f.controlSocket, '--control-socket');
+  put(o, ['log', 'level'], f.logLevel, '--log-level');
+  put(o, ['log', 'file'], f.logFile, '--log-file');
+  return o;
+}
+
+/** The agent's flags as config values (see withOverrides). */
+export function agentOverrides(f: AgentFlags): ConfigOverride[] {
+  const o = commonOverrides('agent', f);
+  put(o, ['agent', 'interfaces'], f.interface, '--interface');
+  put(o, ['agent', 'label', 'destinations'], f.destination, '--destination');
+  put(o, ['agent', 'label', 'ports'], portItems(f.port), '--port');
+  return o;
+}
+
+/**
+ * The verifier's flags as config values. A selection flag (--in-interface, --out-interface,
+ * --source, --destination, --port) replaces the config's rules by one rule, "command-line".
+ */
+export function verifierOverrides(f: VerifierFlags): ConfigOverride[] {
+  const o = commonOverrides('verifier', f);
+  put(o, ['verifier', 'hook'], f.hook, '--hook');
+  put(o, ['verifier', 'action'], f.action, '--action');
+  if (f.inInterface || f.outInterface || f.source || f.destination || f.port) {
+    const r: ConfigOverride['path'] = ['verifier', 'rules', 0];
+    put(o, ['verifier', 'rules'], [{ name: 'command-line' }], '--in-interface/--out-interface/--source/--destination/--port');
+    put(o, [...r, 'in_interfaces'], f.inInterface, '--in-interface');
+    put(o, [...r, 'out_interfaces'], f.outInterface, '--out-interface');
+    put(o, [...r, 'sources'], f.source, '--source');
+    put(o, [...r, 'destinations'], f.destination, '--destination');
+    put(o, [...r, 'ports'], portItems(f.port), '--port');
+  }
+  return o;
 }
 
 function queueList(base: number, count: number): number[] {
-  if (!Number.isInteger(count) || count < 1 || count > 16) throw new UsageError(`--queues ${count}: must be 1..16`);
-  if (!Number.isInteger(base) || base < 0 || base + count - 1 > 65535) throw new UsageError(`--queue-base ${base}: queue numbers must be 0..65535`);
   return Array.from({ length: count }, (_, i) => base + i);
 }
 
-function families(f: CommonFlags, cfgFamilies: readonly ('ipv4' | 'ipv6')[]): Family[] {
-  const list = f.family ?? cfgFamilies;
+function families(list: readonly ('ipv4' | 'ipv6')[]): Family[] {
   return [...new Set(list.map((x) => (x === 'ipv4' ? 4 : 6) as Family))];
 }
 
-export function resolveAgent(cfg: LabelwallConfig, f: AgentFlags): ResolvedAgent {
+/** Flags a decimal integer flag may carry that is no number (commander gives the text). */
+function flagInt(v: number | string | undefined, flag: string): number | undefined {
+  if (v === undefined || typeof v === 'number') return v;
+  throw new UsageError(`${flag}: must be an integer (decimal digits), got ${JSON.stringify(v)}`);
+}
+
+export function resolveAgent(fileCfg: LabelwallConfig, f: AgentFlags): ResolvedAgent {
+  const cfg = withOverrides(fileCfg, agentOverrides(f));
   let keyFile: string | undefined;
   if (f.keyFile?.length) {
     if (f.keyFile.length > 1) throw new UsageError('the agent labels with one key: give --key-file once');
@@ -116,17 +170,18 @@ export function resolveAgent(cfg: LabelwallConfig, f: AgentFlags): ResolvedAgent
   } else if (cfg.agent.key) keyFile = cfg.keys[cfg.agent.key];
   if (!keyFile) throw new UsageError('no labelling key: give --key-file FILE or set agent.key in the config');
   const key = loadKeyFile(keyFile); // refuses readable-by-others files, with the reason
-  const queues = queueList(f.queueBase ?? cfg.agent.queueBase, f.queues ?? cfg.agent.queues);
+  const queues = queueList(cfg.agent.queueBase, cfg.agent.queues);
   return {
     keyFile,
     keyId: key.id,
-    interfaces: f.interface ?? cfg.agent.interfaces,
-    destinations: cidrs(f.destination, '--destination') ?? cfg.agent.label.destinations,
-    ports: ports(f.port, '--port') ?? cfg.agent.label.ports,
+    mark: cfg.agent.mark,
+    interfaces: cfg.agent.interfaces,
+    destinations: cfg.agent.label.destinations,
+    ports: cfg.agent.label.ports,
     queues,
-    failOpen: (f.fail ?? cfg.agent.fail) === 'open',
-    families: families(f, cfg.agent.families),
-    controlSocket: f.controlSocket ?? controlSocketFor(cfg, 'agent'),
+    failOpen: cfg.agent.fail === 'open',
+    families: families(cfg.agent.families),
+    controlSocket: f.controlSocket ?? controlSocketFor(fileCfg, 'agent'),
     ...resolveEgress(cfg, f, queues),
   };
 }
@@ -142,7 +197,7 @@ function resolveEgress(cfg: LabelwallConfig, f: AgentFlags, queues: number[]): {
     if (f.egressQueue !== undefined) throw new UsageError('--egress-queue: egress policy is off (--no-egress, or no --config); give --egress or a config file');
     return {};
   }
-  const queue = f.egressQueue ?? queues[queues.length - 1]! + 1;
+  const queue = flagInt(f.egressQueue, '--egress-queue') ?? queues[queues.length - 1]! + 1;
   if (!Number.isInteger(queue) || queue < 0 || queue > 65535) throw new UsageError(`--egress-queue ${queue}: queue numbers must be 0..65535`);
   if (queues.includes(queue)) {
     throw new UsageError(`--egress-queue ${queue} is one of the labelling queues ${queues[0]}..${queues[queues.length - 1]}: pick another number`);
@@ -150,7 +205,8 @@ function resolveEgress(cfg: LabelwallConfig, f: AgentFlags, queues: number[]): {
   return { egress: { queue, policy: cfg.agent.egress, identity: cfg.agent.identity } };
 }
 
-export function resolveVerifier(cfg: LabelwallConfig, f: VerifierFlags): ResolvedVerifier {
+export function resolveVerifier(fileCfg: LabelwallConfig, f: VerifierFlags): ResolvedVerifier {
+  const cfg = withOverrides(fileCfg, verifierOverrides(f));
   const keyIds: Record<string, string> = {};
   const named = new Map<string, string>(); // key name -> file
   for (const [name, file] of Object.entries(cfg.keys)) named.set(name, file);
@@ -159,23 +215,10 @@ export function resolveVerifier(cfg: LabelwallConfig, f: VerifierFlags): Resolve
   const allFiles = [...new Set([...flagFiles, ...named.values()])];
   if (allFiles.length === 0) throw new UsageError('no verification key: give --key-file FILE (repeatable) or keys in the config');
 
-  const action = f.action ?? cfg.verifier.action;
-  const flagSelection =
-    f.inInterface || f.outInterface || f.source || f.destination || f.port
-      ? {
-          name: 'command-line',
-          inInterfaces: f.inInterface ?? [],
-          outInterfaces: f.outInterface ?? [],
-          sources: cidrs(f.source, '--source') ?? [],
-          destinations: cidrs(f.destination, '--destination') ?? [],
-          ports: ports(f.port, '--port') ?? [],
-          keyFiles: allFiles,
-          action,
-        }
-      : undefined;
+  // --action overrides every rule's action (the config's rules default to verifier.action).
+  const action = (f.action as VerifierAction | undefined) ?? cfg.verifier.action;
   let rules: VerifierRuleData[];
-  if (flagSelection) rules = [flagSelection];
-  else if (cfg.verifier.rules.length) {
+  if (cfg.verifier.rules.length) {
     rules = cfg.verifier.rules.map((r) => ({
       name: r.name,
       inInterfaces: r.inInterfaces,
@@ -185,19 +228,19 @@ export function resolveVerifier(cfg: LabelwallConfig, f: VerifierFlags): Resolve
       ports: r.ports,
       // Flags add keys to every rule: they are the operator's explicit choice.
       keyFiles: r.keys ? [...new Set([...r.keys.map((k) => named.get(k)!), ...flagFiles])] : allFiles,
-      action: f.action ?? r.action,
+      action: (f.action as VerifierAction | undefined) ?? r.action,
     }));
   } else {
     rules = [{ name: 'all-tcp', inInterfaces: [], outInterfaces: [], sources: [], destinations: [], ports: [], keyFiles: allFiles, action }];
   }
   return {
-    hook: f.hook ?? cfg.verifier.hook,
+    hook: cfg.verifier.hook,
     mark: cfg.verifier.mark,
     rules,
     keyIds,
-    queues: queueList(f.queueBase ?? cfg.verifier.queueBase, f.queues ?? cfg.verifier.queues),
-    failOpen: (f.fail ?? cfg.verifier.fail) === 'open',
-    families: families(f, ['ipv4', 'ipv6']),
-    controlSocket: f.controlSocket ?? controlSocketFor(cfg, 'verifier'),
+    queues: queueList(cfg.verifier.queueBase, cfg.verifier.queues),
+    failOpen: cfg.verifier.fail === 'open',
+    families: families(cfg.verifier.families),
+    controlSocket: f.controlSocket ?? controlSocketFor(fileCfg, 'verifier'),
   };
 }

@@ -1,12 +1,17 @@
 // The life of a running agent or verifier: bind the queues, install the iptables rules, serve
 // the control socket, and on SIGINT/SIGTERM (or a fatal error) take down exactly what it set up.
 // Queues are bound before rules exist, so no packet is queued to nobody at start.
+// One instance per role and network namespace (lock.ts) owns the role's rules; each jump names
+// the instance that installed it, and a process removes only what it installed.
 import type { Server } from 'node:http';
+import { randomBytes } from 'node:crypto';
 import { Registry, Counter, Gauge } from 'prom-client';
-import { installPlan, removeOwned, type Family, type RulePlan } from '../datapath/iptables.js';
+import { installPlan, removeInstalled, renderRestore, type Family, type RulePlan } from '../datapath/iptables.js';
+import { acquireInstanceLock, LockHeldError, type InstanceLock } from './lock.js';
+import { takeEarlyHups } from './early-hup.js';
 import { startQueues, type QueueSet } from '../datapath/queue.js';
 import type { QueueStats } from '../datapath/types.js';
-import { startControlServer, closeControlServer, socketInUse, type ControlRoutes } from '../control/server.js';
+import { startControlServer, closeControlServer, socketInUse, checkControlPath, ControlPathError, type ControlRoutes } from '../control/server.js';
 import { logStats, type Logger, type LogStats } from '../util/log.js';
 
 export interface DaemonSpec {
@@ -30,8 +35,17 @@ export interface DaemonSpec {
   onQueues?: (sets: { main: QueueSet; extra: Record<string, QueueSet> }) => void;
   /** Called for messages of the workers other than log lines; `set` is 'main' or the extra set's name. */
   onWorkerMessage?: (msg: unknown, set: string) => void;
-  /** Called on SIGHUP. */
-  onReload?: () => void | Promise<void>;
+  /**
+   * Called on SIGHUP (also once after start when one came during start-up). May return new rule
+   * plans: they replace the installed ones in one iptables-restore transaction per family.
+   */
+  onReload?: () => void | ReloadResult | Promise<void | ReloadResult>;
+}
+
+export interface ReloadResult {
+  plans?: Map<Family, RulePlan>;
+  /** Puts the workers back on the running state when the new plans cannot be installed. */
+  revert?: () => Promise<void>;
 }
 
 export interface ExtraQueueSet {
@@ -50,6 +64,8 @@ export function mergeStats(list: readonly QueueStats[]): QueueStats {
 export interface StatusReport {
   role: string;
   pid: number;
+  /** Instance id in the comments of the jumps this process installed. */
+  owner?: string;
   startedAt: string;
   uptimeSeconds: number;
   config: Record<string, unknown>;
@@ -93,7 +109,12 @@ export function summarize(stats: QueueStats): { counters: Record<string, number>
 
 export async function runDaemon(spec: DaemonSpec): Promise<void> {
   const { log } = spec;
-  const prefixes = [...new Set([...spec.plans.values()].map((p) => p.prefix))];
+  // The id in our jumps' comments: which rules this process installed.
+  const owner = `${process.pid}-${randomBytes(3).toString('hex')}`;
+  let plans = spec.plans;
+  let lock: InstanceLock | undefined;
+  let running = false;
+  let installing: Promise<unknown> = Promise.resolve();
   const started = new Date();
   let queues: QueueSet | undefined;
   const extra: Record<string, QueueSet> = {};
@@ -112,9 +133,14 @@ export async function runDaemon(spec: DaemonSpec): Promise<void> {
     log.info({ why }, `${spec.role}: stopping`);
     let removed = 0;
     if (keepRules) log.warn(`${spec.role}: fail-closed: iptables rules left in place; run \`labelwall cleanup\` or start again to remove them`);
-    for (const p of keepRules ? [] : prefixes) {
+    // An install or reload under way finishes first, so that what it adds is removed too.
+    await Promise.all([installing, reloading].map((p) => p.catch(() => undefined)));
+    // Without the lock we installed nothing: the rules there belong to the instance that holds it.
+    if (!keepRules && lock) {
       try {
-        removed += await removeOwned(p, [...spec.plans.keys()]);
+        const r = await removeInstalled(plans, owner);
+        removed = r.removed;
+        if (r.kept.length) log.warn({ kept: r.kept }, `${spec.role}: chains left in place: other rules still jump to them`);
       } catch (err) {
         log.error({ err: (err as Error).message }, 'removing iptables rules failed');
         code = code || 1;
@@ -126,6 +152,8 @@ export async function runDaemon(spec: DaemonSpec): Promise<void> {
     }
     await Promise.all([queues, ...Object.values(extra)].map((q) => q?.stop().catch(() => undefined)));
     if (server) await closeControlServer(server, spec.controlSocket).catch(() => undefined);
+    // After a clean stop nothing of ours is left: the lock file goes too.
+    lock?.release({ unlink: !keepRules });
     log.flush?.();
     // Give pino's async destination a moment to drain.
     await new Promise((r) => setTimeout(r, 50));
@@ -142,17 +170,71 @@ export async function runDaemon(spec: DaemonSpec): Promise<void> {
     log.fatal({ err: String(err) }, 'unhandled rejection');
     void teardown('fatal error', 1, !spec.failOpen);
   });
-  if (spec.onReload) {
-    const reload = spec.onReload;
-    process.on('SIGHUP', () => {
-      Promise.resolve(reload()).catch((err: Error) => log.error({ err: err.message }, 'reload failed'));
-    });
-  }
+  // SIGHUP never ends the daemon: before it runs, a reload is noted and done once it runs;
+  // reloads run one after the other.
+  let hupDuringStart = false;
+  let reloading: Promise<void> = Promise.resolve();
+  const reload = (): void => {
+    reloading = reloading.then(async () => {
+      if (stopping) return;
+      if (!spec.onReload) {
+        log.warn(`SIGHUP: the ${spec.role} has nothing to reload`);
+        return;
+      }
+      const r = await spec.onReload();
+      if (r?.plans && !stopping) {
+        const same = [...r.plans].every(([f, p]) => plans.has(f) && renderRestore(p) === renderRestore(plans.get(f)!)) && r.plans.size === plans.size;
+        if (same) log.info(`SIGHUP: ${spec.role}: iptables selection unchanged`);
+        else {
+          try {
+            await installPlan(r.plans, owner);
+          } catch (err) {
+            await r.revert?.();
+            throw err;
+          }
+          plans = r.plans;
+          log.info(`SIGHUP: ${spec.role}: iptables rules replaced (one transaction per family)`);
+        }
+      }
+    }).catch((err: Error) => log.error({ err: err.message }, 'SIGHUP: reload failed; the running state stays'));
+  };
+  const duringStart = (): void => {
+    if (!hupDuringStart) log.info(`SIGHUP during start-up: the ${spec.role} reloads once it runs`);
+    hupDuringStart = true;
+  };
+  process.on('SIGHUP', () => {
+    if (running) reload();
+    else duringStart();
+  });
+  // Ours is in place before the early handler goes: no moment without one.
+  if (takeEarlyHups() > 0) duringStart();
 
-  // Another instance would see our install as its stale state and the reverse: refuse early.
+  const refuse = (msg: string, code: number, extra: Record<string, unknown> = {}): never => {
+    log.error(extra, `${spec.role}: ${msg}`);
+    log.flush?.();
+    lock?.release({ unlink: true }); // refused before installing anything: nothing of ours remains
+    process.stderr.write(`labelwall ${spec.role}: ${msg}\n`);
+    process.exit(code);
+  };
+
+  // The role's rules in this namespace belong to one instance: a second one refuses here,
+  // before it binds a queue or touches a rule.
+  try {
+    lock = acquireInstanceLock(spec.role, owner);
+  } catch (err) {
+    if (err instanceof LockHeldError) refuse(`${err.message}; not starting`, 2, { lock: err.path, holder: err.holder });
+    const e = err as NodeJS.ErrnoException;
+    if (e.code === 'EACCES' || e.code === 'EPERM') refuse(`needs root (CAP_NET_ADMIN): cannot take the instance lock: ${e.message}`, 1);
+    throw err;
+  }
+  try {
+    checkControlPath(spec.controlSocket);
+  } catch (err) {
+    if (err instanceof ControlPathError) refuse(`${err.message}; not starting`, 2);
+    throw err;
+  }
   if (await socketInUse(spec.controlSocket)) {
-    log.error({ control: spec.controlSocket }, `${spec.role}: another labelwall answers on this control socket; not starting`);
-    process.exit(2);
+    refuse(`another labelwall answers on the control socket ${spec.controlSocket}; not starting`, 2, { control: spec.controlSocket });
   }
 
   try {
@@ -192,8 +274,10 @@ export async function runDaemon(spec: DaemonSpec): Promise<void> {
   spec.onQueues?.({ main: queues, extra });
 
   try {
-    const { staleRemoved } = await installPlan(spec.plans);
-    if (staleRemoved) log.warn({ staleRemoved }, 'removed iptables state left by an earlier run');
+    const install = installPlan(plans, owner);
+    installing = install;
+    const { staleRemoved } = await install;
+    if (staleRemoved) log.warn({ staleRemoved }, 'replaced the iptables state left by an earlier run (one iptables-restore transaction per family: no gap)');
   } catch (err) {
     log.error({ err: (err as Error).message }, `${spec.role}: installing iptables rules failed`);
     return teardown('start failed', 1);
@@ -221,6 +305,7 @@ export async function runDaemon(spec: DaemonSpec): Promise<void> {
     return {
       role: spec.role,
       pid: process.pid,
+      owner,
       startedAt: started.toISOString(),
       uptimeSeconds: Math.round((Date.now() - started.getTime()) / 1000),
       config: spec.describe,
@@ -266,5 +351,7 @@ export async function runDaemon(spec: DaemonSpec): Promise<void> {
     log.error({ err: (err as Error).message }, `${spec.role}: control socket`);
     return teardown('start failed', 1);
   }
-  log.info({ queues: spec.queues, failOpen: spec.failOpen, control: spec.controlSocket, ...spec.describe }, `${spec.role}: running`);
+  log.info({ queues: spec.queues, failOpen: spec.failOpen, control: spec.controlSocket, owner, ...spec.describe }, `${spec.role}: running`);
+  running = true;
+  if (hupDuringStart) reload();
 }

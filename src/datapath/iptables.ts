@@ -1,7 +1,8 @@
 // iptables/ip6tables state owned by labelwall: every rule lives in chains named
 // LABELWALL-<ROLE>-*, reached by one jump per built-in chain. Installing is atomic per
-// family (iptables-restore --noflush); removing deletes exactly those jumps and chains,
-// so rules that labelwall did not create are never touched.
+// family (iptables-restore --noflush) and replaces what a dead earlier run left in the same
+// transaction; each jump's comment names the instance that installed it, and a process
+// removes only its own jumps and chains, so rules that labelwall did not create are never touched.
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 
@@ -49,8 +50,33 @@ function quote(arg: string): string {
   return /^[A-Za-z0-9_.:/,!=+@%-]+$/.test(arg) ? arg : `"${arg.replace(/(["\\])/g, '\\$1')}"`;
 }
 
-/** The iptables-restore text that creates the plan's chains and jumps (pure). */
-export function renderRestore(plan: RulePlan): string {
+/** What an earlier install left in one table: our chains and the jumps into them. */
+export interface TableState {
+  chains: string[];
+  /** `iptables -S` arguments after `-A` of each jump into one of our chains. */
+  jumps: string[][];
+}
+
+/** The comment of our jumps: the prefix, and the instance that installed them when known. */
+export function jumpComment(prefix: string, owner?: string): string {
+  return owner ? `labelwall ${prefix} owner=${owner}` : `labelwall ${prefix}`;
+}
+
+/** The instance id in a jump's comment (`owner=ID`), if it has one (pure). */
+export function jumpOwner(jump: readonly string[]): string | undefined {
+  const i = jump.indexOf('--comment');
+  const m = i >= 0 ? /(?:^|\s)owner=(\S+)/.exec(jump[i + 1] ?? '') : null;
+  return m ? m[1] : undefined;
+}
+
+/**
+ * The iptables-restore text (for `--noflush`) that installs the plan and, in the same
+ * transaction per table, takes away what `stale` holds (pure). A chain of the plan that
+ * already exists is flushed and refilled by its `:CHAIN` line; stale jumps are deleted and
+ * the new ones inserted; stale chains that the plan does not have are flushed and deleted.
+ * So the filter is never without its jump: fail-closed holds across a restart.
+ */
+export function renderRestore(plan: RulePlan, opts: { owner?: string; stale?: ReadonlyMap<Table, TableState> } = {}): string {
   const byTable = new Map<Table, ChainPlan[]>();
   for (const c of plan.chains) {
     if (!c.chain.startsWith(plan.prefix)) throw new Error(`chain ${c.chain} outside prefix ${plan.prefix}`);
@@ -59,19 +85,55 @@ export function renderRestore(plan: RulePlan): string {
     list.push(c);
     byTable.set(c.table, list);
   }
+  for (const t of opts.stale?.keys() ?? []) if (!byTable.has(t)) byTable.set(t, []);
   const lines: string[] = [];
+  const comment = jumpComment(plan.prefix, opts.owner);
   for (const [table, chains] of byTable) {
+    const stale = opts.stale?.get(table) ?? { chains: [], jumps: [] };
+    if (chains.length === 0 && stale.chains.length === 0 && stale.jumps.length === 0) continue;
     lines.push(`*${table}`);
     for (const c of chains) lines.push(`:${c.chain} - [0:0]`);
     for (const c of chains) {
       for (const r of c.rules) lines.push(['-A', c.chain, ...r].map(quote).join(' '));
     }
+    for (const j of stale.jumps) lines.push(['-D', ...j].map(quote).join(' '));
     for (const c of chains) {
-      lines.push(['-I', c.hook, '1', '-m', 'comment', '--comment', `labelwall ${plan.prefix}`, '-j', c.chain].map(quote).join(' '));
+      lines.push(['-I', c.hook, '1', '-m', 'comment', '--comment', comment, '-j', c.chain].map(quote).join(' '));
     }
+    const gone = stale.chains.filter((n) => !chains.some((c) => c.chain === n));
+    for (const n of gone) lines.push(`-F ${quote(n)}`);
+    for (const n of gone) lines.push(`-X ${quote(n)}`);
     lines.push('COMMIT');
   }
-  return lines.join('\n') + '\n';
+  return lines.length ? lines.join('\n') + '\n' : '';
+}
+
+/** The iptables-restore text that removes `state` (jumps first, then the chains), one transaction per table (pure). */
+export function renderRemove(state: ReadonlyMap<Table, TableState>): string {
+  const lines: string[] = [];
+  for (const [table, s] of state) {
+    if (s.chains.length === 0 && s.jumps.length === 0) continue;
+    lines.push(`*${table}`);
+    for (const j of s.jumps) lines.push(['-D', ...j].map(quote).join(' '));
+    for (const n of s.chains) lines.push(`-F ${quote(n)}`);
+    for (const n of s.chains) lines.push(`-X ${quote(n)}`);
+    lines.push('COMMIT');
+  }
+  return lines.length ? lines.join('\n') + '\n' : '';
+}
+
+/**
+ * Of `state`, what one instance installed (pure): the jumps whose comment names `owner`, and
+ * those of `chains` that nothing else jumps to once they are gone. `kept` lists the chains
+ * left because another rule (another instance's, or the administrator's) still jumps to them.
+ */
+export function ownedBy(state: TableState, owner: string, chains: readonly string[]): { mine: TableState; kept: string[] } {
+  const jumps = state.jumps.filter((j) => jumpOwner(j) === owner);
+  const others = state.jumps.filter((j) => jumpOwner(j) !== owner);
+  const target = (j: readonly string[]): string | undefined => j[j.indexOf('-j') + 1];
+  const mine = state.chains.filter((c) => chains.includes(c) && !others.some((j) => target(j) === c));
+  const kept = state.chains.filter((c) => chains.includes(c) && !mine.includes(c));
+  return { mine: { chains: mine, jumps }, kept };
 }
 
 function tool(family: Family, what: '' | '-save' | '-restore'): string {
@@ -114,45 +176,87 @@ export function findOwned(saveOutput: string, prefix: string): { chains: string[
 
 const TABLES: Table[] = ['raw', 'mangle', 'filter'];
 
-/** Removes every jump to and every chain under `prefix`, in all tables; returns how many. */
+/** Thrown when iptables cannot be read or changed for lack of privilege. */
+export class PrivilegeError extends Error {}
+
+/** Our chains and jumps, per table, in one family's current ruleset. */
+export async function readOwned(prefix: string, family: Family): Promise<Map<Table, TableState>> {
+  const state = new Map<Table, TableState>();
+  for (const table of TABLES) {
+    let listing: string;
+    try {
+      listing = await iptables(family, ['-t', table, '-S']);
+    } catch (err) {
+      const msg = (err as Error).message;
+      if (/permission denied|must be root|Operation not permitted/i.test(msg)) throw new PrivilegeError(msg);
+      continue; // table or family not available here: nothing of ours can be in it
+    }
+    const s = findOwned(listing, prefix);
+    if (s.chains.length || s.jumps.length) state.set(table, s);
+  }
+  return state;
+}
+
+function count(state: ReadonlyMap<Table, TableState>): number {
+  let n = 0;
+  for (const s of state.values()) n += s.chains.length + s.jumps.length;
+  return n;
+}
+
+async function restore(family: Family, text: string): Promise<void> {
+  if (!text) return;
+  await new Promise<void>((resolve, reject) => {
+    const child = execFile(tool(family, '-restore'), ['-w', '--noflush'], (err, _o, stderr) => {
+      if (err) reject(new Error(`${tool(family, '-restore')}: ${String(stderr).trim() || err.message}\n--- rules ---\n${text}`));
+      else resolve();
+    });
+    child.stdin?.end(text);
+  });
+}
+
+/** Removes every jump to and every chain under `prefix`, in all tables, one transaction per family; returns how many. */
 export async function removeOwned(prefix: string, families: readonly Family[] = [4, 6]): Promise<number> {
   let removed = 0;
   for (const family of families) {
-    for (const table of TABLES) {
-      let listing: string;
-      try {
-        listing = await iptables(family, ['-t', table, '-S']);
-      } catch {
-        continue; // table or family not available here: nothing of ours can be in it
-      }
-      const { chains, jumps } = findOwned(listing, prefix);
-      for (const j of jumps) {
-        await iptables(family, ['-t', table, '-D', ...j]);
-        removed++;
-      }
-      for (const c of chains) await iptables(family, ['-t', table, '-F', c]);
-      for (const c of chains) {
-        await iptables(family, ['-t', table, '-X', c]);
-        removed++;
-      }
-    }
+    const state = await readOwned(prefix, family);
+    await restore(family, renderRemove(state));
+    removed += count(state);
   }
   return removed;
 }
 
-/** Clears stale state of the same prefix (a crashed run), then installs the plan per family. */
-export async function installPlan(plans: ReadonlyMap<Family, RulePlan>): Promise<{ staleRemoved: number }> {
+/**
+ * Removes what the instance `owner` installed from the plans: its jumps, and its chains unless
+ * something else still jumps to them (listed in `kept`). Nothing else is touched.
+ */
+export async function removeInstalled(plans: ReadonlyMap<Family, RulePlan>, owner: string): Promise<{ removed: number; kept: string[] }> {
+  let removed = 0;
+  const kept: string[] = [];
+  for (const [family, plan] of plans) {
+    const state = await readOwned(plan.prefix, family);
+    const mine = new Map<Table, TableState>();
+    for (const [table, s] of state) {
+      const r = ownedBy(s, owner, plan.chains.filter((c) => c.table === table).map((c) => c.chain));
+      mine.set(table, r.mine);
+      kept.push(...r.kept.map((c) => `ipv${family} ${table} ${c}`));
+    }
+    await restore(family, renderRemove(mine));
+    removed += count(mine);
+  }
+  return { removed, kept };
+}
+
+/**
+ * Installs the plan per family as instance `owner`, replacing in the same transaction
+ * whatever an earlier run of the same prefix left (the caller holds the instance lock, so
+ * that state belongs to a dead process). Returns how many stale chains and jumps it replaced.
+ */
+export async function installPlan(plans: ReadonlyMap<Family, RulePlan>, owner?: string): Promise<{ staleRemoved: number }> {
   let staleRemoved = 0;
   for (const [family, plan] of plans) {
-    staleRemoved += await removeOwned(plan.prefix, [family]);
-    const text = renderRestore(plan);
-    await new Promise<void>((resolve, reject) => {
-      const child = execFile(tool(family, '-restore'), ['-w', '--noflush'], (err, _o, stderr) => {
-        if (err) reject(new Error(`${tool(family, '-restore')}: ${String(stderr).trim() || err.message}\n--- rules ---\n${text}`));
-        else resolve();
-      });
-      child.stdin?.end(text);
-    });
+    const stale = await readOwned(plan.prefix, family);
+    staleRemoved += count(stale);
+    await restore(family, renderRestore(plan, { owner, stale }));
   }
   return { staleRemoved };
 }

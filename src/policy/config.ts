@@ -7,6 +7,7 @@ import picomatch from 'picomatch';
 import { configSchema } from './schema.js';
 import { readRegularFile, ReadFileError } from '../util/files.js';
 import { cmdlinePatternError, parseCidr, parsePortRange, type Cidr, type PortRange } from './match.js';
+import { DEFAULT_AGENT_MARK, type AgentMarks } from '../agent/marks.js';
 
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error';
 export type FailMode = 'closed' | 'open';
@@ -69,6 +70,8 @@ export interface AgentConfig {
   fail: FailMode;
   queues: number;
   queueBase: number;
+  /** The agent's packet mark bits (agent/marks.ts). */
+  mark: AgentMarks;
   identity: IdentityConfig;
   egress: EgressPolicy;
 }
@@ -96,6 +99,7 @@ export interface VerifierRule {
 export interface VerifierConfig {
   hook: 'input' | 'forward';
   action: VerifierAction;
+  families: Family[];
   fail: FailMode;
   queues: number;
   queueBase: number;
@@ -133,6 +137,8 @@ export interface ConfigProblem {
   /** Key path such as "agent.egress.rules[0].app.sha256"; "" for the document itself. */
   path: string;
   message: string;
+  /** The command-line flag the value came from (see withOverrides); then file/line/col are unused. */
+  flag?: string;
 }
 
 export class ConfigError extends Error {
@@ -145,6 +151,7 @@ export class ConfigError extends Error {
 }
 
 export function formatProblem(p: ConfigProblem): string {
+  if (p.flag !== undefined) return `${p.flag}: ${p.message}`;
   return `${p.file}:${p.line}:${p.col}: ${p.path === '' ? '(document)' : p.path}: ${p.message}`;
 }
 
@@ -176,13 +183,54 @@ export function defaultConfig(): LabelwallConfig {
   return parseConfig('', '<defaults>');
 }
 
+/**
+ * A command-line flag's value, put at its config key (`path`, in the file's snake_case) before
+ * validation, so that flags and the file go through the same schema and semantic checks; a
+ * problem at or under `path` is reported with the flag's name instead of file:line:col.
+ */
+export interface ConfigOverride {
+  path: Seg[];
+  value: unknown;
+  flag: string;
+}
+
+// The text a config was parsed from, so that withOverrides can validate it again with flags.
+const SOURCE = Symbol('labelwall.config.source');
+type WithSource = LabelwallConfig & { [SOURCE]?: { text: string; fileName: string } };
+
+/**
+ * The config with the flags applied, validated as a whole (the file's values and the flags
+ * together: `--hook input` and a file rule with out_interfaces are refused like one file with
+ * both). Throws ConfigError.
+ */
+export function withOverrides(cfg: LabelwallConfig, overrides: readonly ConfigOverride[]): LabelwallConfig {
+  const src = (cfg as WithSource)[SOURCE] ?? { text: '', fileName: '<defaults>' };
+  return overrides.length === 0 ? cfg : parseConfig(src.text, src.fileName, overrides);
+}
+
+function setIn(data: Obj, path: readonly Seg[], value: unknown): void {
+  let cur: Obj | unknown[] = data;
+  for (let i = 0; i < path.length - 1; i++) {
+    const k = path[i]!;
+    let next = (cur as Record<Seg, unknown>)[k];
+    if (next === undefined) (cur as Record<Seg, unknown>)[k] = next = typeof path[i + 1] === 'number' ? [] : {};
+    if (next === null || typeof next !== 'object') return; // the schema reports the file's mistake
+    cur = next as Obj | unknown[];
+  }
+  (cur as Record<Seg, unknown>)[path[path.length - 1]!] = value;
+}
+
+function isPrefix(prefix: readonly Seg[], path: readonly Seg[]): boolean {
+  return prefix.length <= path.length && prefix.every((s, i) => s === path[i]);
+}
+
 type Seg = string | number;
 
 const ajv = new Ajv({ allErrors: true, verbose: true, strict: true, allowUnionTypes: true });
 ajv.addKeyword({ keyword: 'errorHint', schemaType: 'string' });
 const validateSchema = ajv.compile(configSchema);
 
-export function parseConfig(text: string, fileName: string): LabelwallConfig {
+export function parseConfig(text: string, fileName: string, overrides: readonly ConfigOverride[] = []): LabelwallConfig {
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
   const problems: ConfigProblem[] = [];
@@ -206,22 +254,36 @@ export function parseConfig(text: string, fileName: string): LabelwallConfig {
     problems.push({ file: fileName, line, col, path: '', message: `YAML aliases expand too much (more than ${MAX_YAML_ALIASES} aliased nodes): ${firstLine(e.message)}` });
     throw new ConfigError(problems);
   }
+  if (isObject(data)) for (const o of overrides) setIn(data, o.path, o.value);
+  // The flag whose value is at `path` (the most specific override containing it), if any.
+  const flagAt = (path: readonly Seg[]): string | undefined => {
+    let best: ConfigOverride | undefined;
+    for (const o of overrides) if (isPrefix(o.path, path) && (!best || o.path.length >= best.path.length)) best = o;
+    return best?.flag;
+  };
   const where = new Locator(doc, pos);
   const add = (path: Seg[], message: string, keyOf?: string): void => {
+    const full = keyOf !== undefined ? [...path, keyOf] : path;
+    const flag = flagAt(full);
+    if (flag !== undefined) {
+      problems.push({ file: fileName, line: 0, col: 0, path: formatPath(full), message, flag });
+      return;
+    }
     const { line, col } = keyOf !== undefined ? where.key(path, keyOf) : where.value(path);
-    problems.push({ file: fileName, line, col, path: formatPath(keyOf !== undefined ? [...path, keyOf] : path), message });
+    problems.push({ file: fileName, line, col, path: formatPath(full), message });
   };
 
   if (!validateSchema(data)) {
     for (const e of validateSchema.errors ?? []) reportSchemaError(e, add);
   }
-  if (isObject(data)) semanticChecks(data, add);
+  if (isObject(data)) semanticChecks(data, add, flagAt);
   if (problems.length > 0) {
     problems.sort((a, b) => a.line - b.line || a.col - b.col);
     throw new ConfigError(dedupe(problems));
   }
-  const cfg = normalize(data as RawConfig, fileName);
+  const cfg: WithSource = normalize(data as RawConfig, fileName);
   if (fileName !== '<defaults>' && !fileName.startsWith('<')) cfg.source = fileName;
+  Object.defineProperty(cfg, SOURCE, { value: { text, fileName }, enumerable: false });
   return cfg;
 }
 
@@ -485,12 +547,64 @@ function checkQueues(section: Obj, path: Seg[], add: Add): void {
   const q = section.queues;
   const b = section.queue_base;
   const queues = typeof q === 'number' && Number.isInteger(q) ? q : 1;
-  if (typeof b === 'number' && Number.isInteger(b) && b + queues - 1 > 65535) {
+  // A base or count outside its own range is the schema's to report.
+  if (typeof b === 'number' && Number.isInteger(b) && b <= 65535 && queues <= 64 && b + queues - 1 > 65535) {
     add([...path, 'queue_base'], `queues ${b}..${b + queues - 1} run past the last queue number 65535`);
   }
 }
 
-function semanticChecks(data: Obj, add: Add): void {
+/**
+ * agent.mark: each value non-zero, no bit shared between two of them, and none inside the
+ * verifier's mask (configured or default): on a host that runs both, the verifier takes a packet
+ * with a bit of its mask set as already judged, so an agent bit there would let packets by.
+ */
+function checkAgentMarks(agent: Obj | undefined, verifier: Obj | undefined, add: Add): void {
+  const given = asObj(agent?.mark);
+  const vmark = asObj(verifier?.mark);
+  if (!given && vmark?.mask === undefined) return; // both defaults: disjoint by construction
+  const vals: Partial<Record<keyof AgentMarks, number>> = {};
+  for (const k of ['done', 'deny', 'allow'] as const) {
+    const raw = given?.[k];
+    if (raw === undefined) vals[k] = DEFAULT_AGENT_MARK[k];
+    else if (typeof raw === 'number' || typeof raw === 'string') {
+      const n = parseMarkValue(raw);
+      if (n === undefined) add(['agent', 'mark', k], `${describeValue(raw)} is not a 32-bit unsigned integer`);
+      else if (n === 0) add(['agent', 'mark', k], 'mark value must not be 0 (0 is indistinguishable from "not marked")');
+      else vals[k] = n;
+    }
+  }
+  const hex = (n: number): string => `0x${n.toString(16)}`;
+  const seen: Array<[keyof AgentMarks, number]> = [];
+  for (const k of ['done', 'deny', 'allow'] as const) {
+    const v = vals[k];
+    if (v === undefined) continue;
+    const clash = seen.find(([, o]) => (o & v) !== 0);
+    if (clash) add(['agent', 'mark', k], `${hex(v)} shares bits ${hex((clash[1] & v) >>> 0)} with agent.mark.${clash[0]} (each mark needs bits of its own)`);
+    seen.push([k, v]);
+  }
+  const vm = vmark?.mask === undefined ? DEFAULT_MARK.mask : parseMarkValue(vmark.mask);
+  if (vm === undefined || vm === 0) return; // reported with verifier.mark
+  const defaults: string[] = [];
+  for (const [k, v] of seen) {
+    if ((v & vm) === 0) continue;
+    if (given?.[k] !== undefined) {
+      add(['agent', 'mark', k], `${hex(v)} overlaps the verifier's mark mask ${hex(vm)}: a verifier on the same host would take the agent's packets as already judged`);
+    } else defaults.push(`${k} ${hex(v)}`);
+  }
+  if (defaults.length > 0) {
+    add(['verifier', 'mark', 'mask'], `${hex(vm)} overlaps the agent's default marks (${defaults.join(', ')}): set agent.mark to bits outside the mask`);
+  }
+}
+
+/** The longest path a UNIX socket can have (sun_path holds 108 bytes with the NUL). */
+const MAX_SOCKET_PATH = 107;
+
+function semanticChecks(data: Obj, add: Add, flagAt: (path: readonly Seg[]) => string | undefined): void {
+  const control = asObj(data.control);
+  if (typeof control?.socket === 'string' && Buffer.byteLength(control.socket) > MAX_SOCKET_PATH) {
+    add(['control', 'socket'], `is ${Buffer.byteLength(control.socket)} bytes long; a UNIX socket path has at most ${MAX_SOCKET_PATH}`);
+  }
+  checkAgentMarks(asObj(data.agent), asObj(data.verifier), add);
   const keys = asObj(data.keys) ?? {};
   const agent = asObj(data.agent);
   if (agent) {
@@ -587,7 +701,8 @@ function semanticChecks(data: Obj, add: Add): void {
       checkPorts(rule.ports, [...base, 'ports'], add);
       asArr(rule.keys).forEach((k, j) => checkKeyRef(k, keys, [...base, 'keys', j], add));
       if (hook === 'input' && asArr(rule.out_interfaces).length > 0) {
-        add([...base, 'out_interfaces'], 'out_interfaces does not apply with hook: input (packets there have no output interface)');
+        const hookFrom = flagAt(['verifier', 'hook']) !== undefined ? '--hook input' : 'hook: input';
+        add([...base, 'out_interfaces'], `out_interfaces does not apply with ${hookFrom} (packets there have no output interface)`);
       }
     });
   }
@@ -607,6 +722,7 @@ interface RawConfig {
     fail?: FailMode;
     queues?: number;
     queue_base?: number;
+    mark?: Partial<Record<keyof AgentMarks, number | string>>;
     identity?: { ebpf?: 'auto' | 'on' | 'off'; exhaustive?: boolean; hash?: boolean; index_interval_ms?: number };
     egress?: {
       default?: EgressAction;
@@ -622,6 +738,7 @@ interface RawConfig {
   verifier?: {
     hook?: 'input' | 'forward';
     action?: VerifierAction;
+    families?: Family[];
     fail?: FailMode;
     queues?: number;
     queue_base?: number;
@@ -669,6 +786,11 @@ function normalize(raw: RawConfig, fileName: string): LabelwallConfig {
     const val = m[k];
     if (val !== undefined) mark[k] = typeof val === 'number' ? val : Number(val.trim());
   }
+  const agentMark: AgentMarks = { ...DEFAULT_AGENT_MARK };
+  for (const k of Object.keys(DEFAULT_AGENT_MARK) as (keyof AgentMarks)[]) {
+    const val = a.mark?.[k];
+    if (val !== undefined) agentMark[k] = typeof val === 'number' ? val : Number(val.trim());
+  }
   const verifierAction = v.action ?? 'drop';
   return {
     keys,
@@ -689,6 +811,7 @@ function normalize(raw: RawConfig, fileName: string): LabelwallConfig {
       fail: a.fail ?? 'closed',
       queues: a.queues ?? 1,
       queueBase: a.queue_base ?? 100,
+      mark: agentMark,
       identity: {
         bpf: a.identity?.ebpf ?? 'auto',
         exhaustive: a.identity?.exhaustive ?? false,
@@ -717,6 +840,7 @@ function normalize(raw: RawConfig, fileName: string): LabelwallConfig {
     verifier: {
       hook: v.hook ?? 'forward',
       action: verifierAction,
+      families: v.families ?? ['ipv4', 'ipv6'],
       fail: v.fail ?? 'closed',
       queues: v.queues ?? 1,
       queueBase: v.queue_base ?? 200,

@@ -11,14 +11,19 @@ const portSpec = {
 
 const portList = { type: 'array', items: portSpec } as const;
 const cidrList = { type: 'array', items: { type: 'string', errorHint: 'must be a CIDR string such as "10.0.0.0/8"' } } as const;
+// What iptables and the kernel agree on: at most 15 characters (IFNAMSIZ 16 with the NUL), and a
+// trailing "+" is iptables' wildcard (every name with that prefix; verifier/decide.ts matches the
+// same way). Characters are limited to the ones real interface names use, so that a name means
+// the same to iptables(-restore), to the kernel and to the handler.
 const ifaceName = {
   type: 'string',
-  pattern: '^[^/\\s:]{1,15}$',
-  errorHint: 'must be an interface name (1-15 characters, no "/", ":" or spaces)',
+  pattern: '^(?!\\.\\.?$)[A-Za-z0-9_.-]{0,14}[A-Za-z0-9_.+-]$',
+  errorHint: 'must be an interface name: 1-15 characters of A-Z a-z 0-9 _ . - (a trailing "+" matches every name that starts with the rest, as in iptables)',
 } as const;
 const ifaceList = { type: 'array', items: ifaceName, uniqueItems: true } as const;
 const failMode = { enum: ['closed', 'open'] } as const;
 const queueCount = { type: 'integer', minimum: 1, maximum: 64 } as const;
+const families = { type: 'array', items: { enum: ['ipv4', 'ipv6'] }, minItems: 1, uniqueItems: true } as const;
 const queueNum = { type: 'integer', minimum: 0, maximum: 65535 } as const;
 const markValue = {
   type: ['integer', 'string'],
@@ -112,7 +117,7 @@ export const configSchema = {
       properties: {
         key: keyName,
         interfaces: ifaceList,
-        families: { type: 'array', items: { enum: ['ipv4', 'ipv6'] }, minItems: 1, uniqueItems: true },
+        families,
         label: {
           type: 'object',
           additionalProperties: false,
@@ -121,6 +126,11 @@ export const configSchema = {
         fail: failMode,
         queues: queueCount,
         queue_base: queueNum,
+        mark: {
+          type: 'object',
+          additionalProperties: false,
+          properties: { done: markValue, deny: markValue, allow: markValue },
+        },
         identity: {
           type: 'object',
           additionalProperties: false,
@@ -148,6 +158,7 @@ export const configSchema = {
       properties: {
         hook: { enum: ['input', 'forward'] },
         action: { enum: ['drop', 'mark', 'log'] },
+        families,
         fail: failMode,
         queues: queueCount,
         queue_base: queueNum,

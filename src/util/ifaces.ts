@@ -4,11 +4,33 @@ import { readdirSync, readFileSync } from 'node:fs';
 
 export interface IfaceInfo { index: number; name: string; mtu: number }
 
+/**
+ * Whether interface `name` is selected by `pattern` the way iptables selects it (`-i`/`-o`,
+ * libxtables xtables_parse_interface): a trailing "+" matches every name that starts with the
+ * rest ("eth+" matches "eth", "eth0", "eth-x"; "+" alone matches any), otherwise the names must
+ * be equal. "+" anywhere else is an ordinary character.
+ */
+export function ifaceMatches(pattern: string, name: string): boolean {
+  return pattern.endsWith('+') ? name.startsWith(pattern.slice(0, -1)) : name === pattern;
+}
+
+export function ifaceMatchesAny(patterns: readonly string[], name: string): boolean {
+  for (const p of patterns) if (ifaceMatches(p, name)) return true;
+  return false;
+}
+
 export class IfaceTable {
   private byIndex = new Map<number, IfaceInfo>();
   private lastRefresh = 0;
 
-  constructor(private readonly root = '/sys/class/net') {
+  /**
+   * `maxAgeMs`: re-read even on a hit once the table is that old, so that a renamed interface
+   * (same ifindex, new name) is seen by name-based selection; 0 = only on a miss.
+   */
+  constructor(
+    private readonly root = '/sys/class/net',
+    private readonly maxAgeMs = 0,
+  ) {
     this.refresh();
   }
 
@@ -33,11 +55,12 @@ export class IfaceTable {
     this.lastRefresh = Date.now();
   }
 
-  /** Looks up an ifindex; re-reads /sys at most once a second on a miss. */
+  /** Looks up an ifindex; re-reads /sys on a miss (at most every 100 ms) and when older than maxAgeMs. */
   get(index: number): IfaceInfo | undefined {
     if (index === 0) return undefined;
+    if (this.maxAgeMs > 0 && Date.now() - this.lastRefresh > this.maxAgeMs) this.refresh();
     let info = this.byIndex.get(index);
-    if (!info && Date.now() - this.lastRefresh > 1000) {
+    if (!info && Date.now() - this.lastRefresh > 100) {
       this.refresh();
       info = this.byIndex.get(index);
     }

@@ -7,6 +7,7 @@ import { parseIpPacket } from '../wire/packet.js';
 import { verifyParsed, type Verdict } from '../label/compat.js';
 import type { LabelKey } from '../label/keys.js';
 import { matchCidrs, matchPorts, type Cidr, type PortRange } from '../policy/match.js';
+import { ifaceMatchesAny } from '../util/ifaces.js';
 import type { MarkBits, VerifierAction } from '../policy/config.js';
 
 export interface RuntimeVerifierRule {
@@ -27,9 +28,20 @@ export interface VerifierDecision {
   rule: number;
   reason?: string;
   keyId?: string;
+  /**
+   * No rule matched in userspace although iptables queued the packet (an interface unknown or
+   * renamed since the handler last read the names): it was judged by the first rule whose
+   * addresses and ports match, ignoring interfaces, or else by the first rule.
+   */
+  fallback?: boolean;
 }
 
-/** First rule whose interfaces, addresses and destination port all match; -1 if none. */
+/**
+ * First rule whose interfaces, addresses and destination port all match; -1 if none. Interface
+ * names match as in iptables (a trailing "+" is a prefix wildcard, util/ifaces.ts), so this is
+ * the rule iptables' first match queued the packet for. `ignoreInterfaces`: skip the interface
+ * criteria (for the fallback when the names are not known).
+ */
 export function selectRule(
   rules: readonly RuntimeVerifierRule[],
   src: Uint8Array | undefined,
@@ -37,11 +49,12 @@ export function selectRule(
   dport: number | undefined,
   inName: string | undefined,
   outName: string | undefined,
+  ignoreInterfaces = false,
 ): number {
   for (let i = 0; i < rules.length; i++) {
     const r = rules[i]!;
-    if (r.inInterfaces.length && (!inName || !r.inInterfaces.includes(inName))) continue;
-    if (r.outInterfaces.length && (!outName || !r.outInterfaces.includes(outName))) continue;
+    if (!ignoreInterfaces && r.inInterfaces.length && (inName === undefined || !ifaceMatchesAny(r.inInterfaces, inName))) continue;
+    if (!ignoreInterfaces && r.outInterfaces.length && (outName === undefined || !ifaceMatchesAny(r.outInterfaces, outName))) continue;
     if (r.sources.length && (!src || !matchCidrs(r.sources, src))) continue;
     if (r.destinations.length && (!dst || !matchCidrs(r.destinations, dst))) continue;
     if (r.ports.length && (dport === undefined || !matchPorts(r.ports, dport))) continue;
@@ -74,15 +87,20 @@ export function decideVerifierPacket(
   let ruleIndex = p.ok
     ? selectRule(rules, p.src, p.dst, p.tcp?.dstPort, inName, outName)
     : selectRule(rules, undefined, undefined, undefined, inName, outName);
-  if (ruleIndex < 0) {
-    if (p.ok) return { verdict: 'accept', mark: oldMark, judged: 'unmatched', rule: -1 };
-    // Unparseable and no address-free rule: judge it with the first rule rather than let it by.
-    ruleIndex = 0;
+  let fallback = false;
+  if (ruleIndex < 0 && rules.length > 0) {
+    // Only selected packets are queued, so a packet here that no rule matches means the handler
+    // disagrees with iptables (an interface it cannot name yet, or renamed). Passing it unjudged
+    // would open the filter: judge it, by addresses and ports alone, else by the first rule.
+    fallback = true;
+    ruleIndex = p.ok ? selectRule(rules, p.src, p.dst, p.tcp?.dstPort, inName, outName, true) : -1;
+    if (ruleIndex < 0) ruleIndex = 0;
   }
+  if (ruleIndex < 0) return { verdict: 'accept', mark: oldMark, judged: 'unmatched', rule: -1 };
   const rule = rules[ruleIndex]!;
   const v = p.ok ? verifyParsed(pkt, p, rule.keys) : { verdict: 'malformed' as const, reason: p.reason };
   const mark = ((oldMark & ~bits.mask) | markFor(bits, v.verdict)) >>> 0;
   const keyId = v.verdict === 'valid' && v.keyIndex !== undefined ? rule.keys[v.keyIndex]?.id : undefined;
   const pass = rule.action !== 'drop' || v.verdict === 'valid';
-  return { verdict: pass ? 'repeat' : 'drop', mark, judged: v.verdict, rule: ruleIndex, reason: v.reason, keyId };
+  return { verdict: pass ? 'repeat' : 'drop', mark, judged: v.verdict, rule: ruleIndex, reason: v.reason, keyId, ...(fallback ? { fallback } : {}) };
 }

@@ -1,4 +1,8 @@
 // NFQUEUE handler module of the verifier (loaded in each queue worker; see datapath/types.ts).
+// Messages from the main thread (QueueSet.post → onMessage):
+//   { kind: 'verifier-rules', generation, rules, mark }  replace rules, keys and mark bits (SIGHUP);
+//   answered with { kind: 'verifier-rules-applied', generation, ok, error? }. The new keys are
+//   all loaded before anything changes: on an error the worker keeps its old state.
 import { loadKeyFile, type LabelKey } from '../label/keys.js';
 import { parseIpPacket, formatAddress } from '../wire/packet.js';
 import type { HandlerContext, PacketHandler, QueuedPacket, VerdictDecision } from '../datapath/types.js';
@@ -21,24 +25,60 @@ export interface VerifierHandlerData {
   logBad: boolean;
 }
 
-export function createHandler(data: unknown, ctx: HandlerContext): PacketHandler {
-  const d = data as VerifierHandlerData;
+export interface VerifierRulesMessage {
+  kind: 'verifier-rules';
+  generation: number;
+  rules: VerifierRuleData[];
+  mark: MarkBits;
+}
+
+/** Rules with their keys, every key file read once (throws KeyFileError). */
+function buildRules(list: readonly VerifierRuleData[]): RuntimeVerifierRule[] {
   const keyCache = new Map<string, LabelKey>();
   const key = (f: string): LabelKey => {
     let k = keyCache.get(f);
     if (!k) keyCache.set(f, (k = loadKeyFile(f)));
     return k;
   };
-  const rules: RuntimeVerifierRule[] = d.rules.map((r) => ({ ...r, keys: r.keyFiles.map(key) }));
-  const ifaces = new IfaceTable();
+  return list.map((r) => ({ ...r, keys: r.keyFiles.map(key) }));
+}
+
+// This worker's state; replaced whole by onMessage (one module instance per worker thread).
+let rules: RuntimeVerifierRule[] = [];
+let context: HandlerContext | undefined;
+let current: VerifierHandlerData | undefined;
+
+export function onMessage(msg: unknown): void {
+  const m = msg as VerifierRulesMessage;
+  if (m?.kind !== 'verifier-rules' || !context || !current) return;
+  try {
+    const next = buildRules(m.rules);
+    rules = next;
+    current = { ...current, rules: m.rules, mark: m.mark };
+    context.post({ kind: 'verifier-rules-applied', generation: m.generation, ok: true });
+  } catch (err) {
+    context.post({ kind: 'verifier-rules-applied', generation: m.generation, ok: false, error: (err as Error).message });
+  }
+}
+
+export function createHandler(data: unknown, ctx: HandlerContext): PacketHandler {
+  current = data as VerifierHandlerData;
+  context = ctx;
+  rules = buildRules(current.rules);
+  // Names are re-read every second so that a renamed interface is matched by its new name, as
+  // iptables matches it.
+  const ifaces = new IfaceTable(undefined, 1000);
   const slot = new Map<string, number>(counterNames.map((n, i) => [n, i]));
   const events = new RateLimiter(20);
   const decision: VerdictDecision = { verdict: 'repeat' };
   return (p: QueuedPacket): VerdictDecision => {
     const inName = ifaces.get(p.indev)?.name;
     const outName = ifaces.get(p.outdev)?.name;
+    const d = current!;
     const v = decideVerifierPacket(p.payload, p.mark, rules, d.mark, inName, outName);
     ctx.counters[slot.get(v.judged)!]!++;
+    // `unmatched` counts the packets iptables queued but no rule matched here (judged anyway).
+    if (v.fallback) ctx.counters[slot.get('unmatched')!]!++;
     ctx.counters[slot.get(v.verdict === 'drop' ? 'dropped' : 'passed')!]!++;
     if (v.judged !== 'valid' && v.judged !== 'unmatched' && d.logBad && events.take()) {
       const parsed = parseIpPacket(p.payload);
@@ -50,6 +90,7 @@ export function createHandler(data: unknown, ctx: HandlerContext): PacketHandler
         reason: v.reason,
         action: v.verdict === 'drop' ? 'dropped' : 'passed',
         rule: rules[v.rule]?.name,
+        ...(v.fallback ? { fallback: 'no rule matched the interfaces here: judged by addresses and ports' } : {}),
         in: inName,
         out: outName,
         ...(parsed.ok

@@ -141,8 +141,8 @@ agent:
     const egressAt = out.findIndex((l) => /--queue-num 31/.test(l));
     const labelAt = out.findIndex((l) => /--queue-num 30/.test(l));
     assert.ok(egressAt >= 0 && egressAt < labelAt, out.join('\n'));
-    assert.match(rules, /-A LABELWALL-AGENT-OUT -p tcp -m mark --mark 0x0\/0x6000 -m tcp --tcp-flags FIN,SYN,RST,ACK SYN -m conntrack --ctstate NEW -j NFQUEUE --queue-num 31/);
-    assert.match(rules, /-A LABELWALL-AGENT-OUT -p udp -m mark --mark 0x0\/0x6000 -m conntrack --ctstate NEW -j NFQUEUE --queue-num 31/);
+    assert.match(rules, /-A LABELWALL-AGENT-OUT -p tcp -m mark --mark 0x0\/0xc -m tcp --tcp-flags FIN,SYN,RST,ACK SYN -m conntrack --ctstate NEW -j NFQUEUE --queue-num 31/);
+    assert.match(rules, /-A LABELWALL-AGENT-OUT -p udp -m mark --mark 0x0\/0xc -m conntrack --ctstate NEW -j NFQUEUE --queue-num 31/);
     assert.match(rules, /-A LABELWALL-AGENT-OUT .*--icmp-type 8 .*-j NFQUEUE --queue-num 31/);
     assert.match(rules, /-A LABELWALL-AGENT-OUT .*--icmpv6-type 128 .*-j NFQUEUE --queue-num 31/);
     assert.match(rules, /-A LABELWALL-AGENT-EGRESS -p tcp .*-j REJECT --reject-with tcp-reset/);

@@ -75,18 +75,18 @@ test('rule plan with an egress queue: egress before labelling, denied packets sk
     const icmp = family === 4 ? '-p icmp --icmp-type echo-request' : '-p ipv6-icmp --icmpv6-type echo-request';
     assert.deepEqual(out, [
       '-A LABELWALL-AGENT-OUT -o lo -j RETURN',
-      '-A LABELWALL-AGENT-OUT -m mark --mark 0x2000/0x2000 -j RETURN',
-      '-A LABELWALL-AGENT-OUT -m mark --mark 0x0/0x6000 -p tcp --syn -m conntrack --ctstate NEW -j NFQUEUE --queue-num 102',
-      '-A LABELWALL-AGENT-OUT -m mark --mark 0x0/0x6000 -p udp -m conntrack --ctstate NEW -j NFQUEUE --queue-num 102',
-      `-A LABELWALL-AGENT-OUT -m mark --mark 0x0/0x6000 ${icmp} -m conntrack --ctstate NEW -j NFQUEUE --queue-num 102`,
-      '-A LABELWALL-AGENT-OUT -m mark --mark 0x1000/0x1000 -j RETURN',
+      '-A LABELWALL-AGENT-OUT -m mark --mark 0x4/0x4 -j RETURN',
+      '-A LABELWALL-AGENT-OUT -m mark --mark 0x0/0xc -p tcp --syn -m conntrack --ctstate NEW -j NFQUEUE --queue-num 102',
+      '-A LABELWALL-AGENT-OUT -m mark --mark 0x0/0xc -p udp -m conntrack --ctstate NEW -j NFQUEUE --queue-num 102',
+      `-A LABELWALL-AGENT-OUT -m mark --mark 0x0/0xc ${icmp} -m conntrack --ctstate NEW -j NFQUEUE --queue-num 102`,
+      '-A LABELWALL-AGENT-OUT -m mark --mark 0x2/0x2 -j RETURN',
       '-A LABELWALL-AGENT-OUT -p tcp -j NFQUEUE --queue-balance 100:101',
     ]);
     const eg = text.split('\n').filter((l) => l.startsWith('-A LABELWALL-AGENT-EGRESS'));
     const u = family === 4 ? 'icmp-port-unreachable' : 'icmp6-port-unreachable';
     const p = family === 4 ? '-p icmp -j REJECT --reject-with icmp-admin-prohibited' : '-p ipv6-icmp -j REJECT --reject-with icmp6-adm-prohibited';
     assert.deepEqual(eg, [
-      '-A LABELWALL-AGENT-EGRESS -m mark ! --mark 0x2000/0x2000 -j RETURN',
+      '-A LABELWALL-AGENT-EGRESS -m mark ! --mark 0x4/0x4 -j RETURN',
       '-A LABELWALL-AGENT-EGRESS -p tcp -j REJECT --reject-with tcp-reset',
       `-A LABELWALL-AGENT-EGRESS -p udp -j REJECT --reject-with ${u}`,
       `-A LABELWALL-AGENT-EGRESS ${p}`,

@@ -37,7 +37,7 @@ test('agent plan: loopback and already-handled packets skip the queue; inbound m
   const text = renderRestore(plan);
   assert.match(text, /^\*mangle$/m);
   assert.match(text, /-A LABELWALL-AGENT-OUT -o lo -j RETURN/);
-  assert.match(text, /-A LABELWALL-AGENT-OUT -m mark --mark 0x1000\/0x1000 -j RETURN/);
+  assert.match(text, /-A LABELWALL-AGENT-OUT -m mark --mark 0x2\/0x2 -j RETURN/);
   assert.match(text, /-A LABELWALL-AGENT-OUT -o eth0 -d 10.9.0.0\/16 -p tcp -m multiport --dports 443 -j NFQUEUE --queue-num 100$/m);
   assert.match(text, /-A LABELWALL-AGENT-IN -i eth0 -s 10.9.0.0\/16 -p tcp -m multiport --sports 443 --tcp-flags SYN SYN -j NFQUEUE --queue-num 100$/m);
   assert.match(text, /-I OUTPUT 1 -m comment --comment "labelwall LABELWALL-AGENT" -j LABELWALL-AGENT-OUT/);
