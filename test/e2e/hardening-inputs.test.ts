@@ -147,6 +147,45 @@ describe('hardening: inspector, log destination, hostile files, decision logs, c
     }
   });
 
+  test('stderr is a pipe nobody reads: a flood of log lines fills it, status still answers, SIGTERM still stops it', async (t) => {
+    const cfg = join(dir, 'pipe.yaml');
+    writeFileSync(cfg, 'log:\n  egress_decisions: { allow_per_second: 100000 }\nagent:\n  egress:\n    default: allow\n');
+    const sock = join(dir, 'pipe.sock');
+    // `sleep` holds the read end of stderr's pipe and never reads: 64 KiB and the pipe is full.
+    const sh = topo.spawn('pc', ['sh', '-c', `exec ${process.execPath} ${LABELWALL_BIN} agent --key-file ${key.path} --config ${cfg} --queue-base 62 --control-socket ${sock} 2>&1 >/dev/null | sleep 600`]);
+    const status = async () => {
+      const r = await lw('pc', ['status', '--json', '--control-socket', sock], 10_000);
+      if (r.code !== 0) throw new Error(r.stderr);
+      return JSON.parse(r.stdout) as { counters: Record<string, number>; log?: { dropped: number; droppedBytes: number; pendingBytes: number; destination: string } };
+    };
+    try {
+      await waitFor(() => status().then(() => true), 20_000, { what: 'agent behind a stalled stderr answering' });
+      // ~600 decision lines of ~500 bytes: several times what the pipe holds.
+      const flood = `import socket,sys
+for i in range(600):
+    s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('',23000+i)); s.sendto(b'x',(sys.argv[1],9)); s.close()`;
+      await topo.exec('pc', [PYTHON, '-c', flood, topo.addr('srv')], { timeoutMs: 60_000 });
+      const st = await waitFor(async () => {
+        const x = await status();
+        return (x.counters.egress_decisions ?? 0) >= 600 ? x : undefined;
+      }, 30_000, { what: '600 decisions' });
+      const t0 = Date.now();
+      await status();
+      const ms = Date.now() - t0;
+      assert.equal(st.log?.destination, 'stderr');
+      // The pipe is full: what was not written waits in the bounded buffer (or was dropped).
+      assert.ok((st.log?.pendingBytes ?? 0) + (st.log?.droppedBytes ?? 0) > 65536, `stalled writes (${JSON.stringify(st.log)})`);
+      assert.ok(ms < 3000, `status took ${ms} ms`);
+      t.diagnostic(`stalled stderr: ${st.counters.egress_decisions} decisions, ${st.log?.pendingBytes} bytes waiting, ${st.log?.dropped} lines dropped, status in ${ms} ms`);
+    } finally {
+      const pids = (await topo.exec('pc', ['pgrep', '-f', `control-socket ${sock}`])).stdout.trim().split('\n').filter(Boolean);
+      for (const pid of pids) await topo.exec('pc', ['kill', '-TERM', pid]);
+      await waitFor(async () => (await topo.exec('pc', ['pgrep', '-f', `control-socket ${sock}`])).code !== 0, 10_000, { what: 'agent stopped by SIGTERM' });
+      await sh.stop(2000);
+    }
+    assert.deepEqual(await labelwallRules(topo, 'pc'), [], 'SIGTERM removed its rules');
+  });
+
   test('--log-file that cannot be opened: one line, exit 2, nothing installed', async () => {
     const fifo = join(dir, 'log.fifo');
     execFileSync('mkfifo', [fifo]);
