@@ -8,7 +8,7 @@ build:
 	npx tsc -p tsconfig.json
 
 demo: setup
-	node dist/src/cli/main.js demo
+	node bin/labelwall demo
 
 test:
 	bash scripts/test.sh all
