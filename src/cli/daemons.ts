@@ -9,7 +9,7 @@ import type { ResolvedAgent } from '../daemon/resolve.js';
 import { KeyFileError } from '../label/keys.js';
 import { removeOwned } from '../datapath/iptables.js';
 import { agentRulePlan, AGENT_PREFIX } from '../agent/rules.js';
-import { verifierRulePlan, VERIFIER_PREFIX } from '../verifier/rules.js';
+import { readKernelCounters, verifierRulePlan, VERIFIER_PREFIX } from '../verifier/rules.js';
 import { defaultControlSocket, resolveAgent, resolveVerifier, UsageError, type AgentFlags, type VerifierFlags } from '../daemon/resolve.js';
 import { createLogger } from '../util/log.js';
 import { controlGet } from '../control/client.js';
@@ -160,12 +160,16 @@ export function registerDaemons(program: Command): void {
     await runDaemon({
       role: 'verifier',
       plans: plans(r.families, (f) =>
-        verifierRulePlan(f, { hook: r.hook, queues: r.queues, failOpen: r.failOpen, markMask: r.mark.mask, selections: r.rules }),
+        verifierRulePlan(f, {
+          hook: r.hook, queues: r.queues, failOpen: r.failOpen, markMask: r.mark.mask, selections: r.rules,
+          unlabeledMark: r.mark.unlabeled,
+        }),
       ),
       queues: r.queues,
       failOpen: r.failOpen,
       handlerModule: new URL('../verifier/handler.js', import.meta.url).href,
       handlerData: { rules: r.rules, mark: r.mark, logBad: true },
+      kernelCounters: () => readKernelCounters(r.families),
       controlSocket: r.controlSocket,
       log,
       describe: {

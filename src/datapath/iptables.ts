@@ -19,6 +19,8 @@ export interface ChainPlan {
   chain: string;
   /** Rule arguments after `-A <chain>`, one array per rule. */
   rules: string[][];
+  /** Reached only from our other chains (-g/-j): no jump from the built-in chain. */
+  noJump?: boolean;
 }
 
 export interface RulePlan {
@@ -66,7 +68,7 @@ export function renderRestore(plan: RulePlan): string {
     for (const c of chains) {
       for (const r of c.rules) lines.push(['-A', c.chain, ...r].map(quote).join(' '));
     }
-    for (const c of chains) {
+    for (const c of chains.filter((x) => !x.noJump)) {
       lines.push(['-I', c.hook, '1', '-m', 'comment', '--comment', `labelwall ${plan.prefix}`, '-j', c.chain].map(quote).join(' '));
     }
     lines.push('COMMIT');

@@ -3,8 +3,15 @@
 // is the config's first match and unselected traffic never reaches userspace. A packet the
 // verifier has judged comes back marked (NF_REPEAT) and the first rule returns it to the
 // built-in chain, where the administrator's own rules can act on the mark.
+//
+// What the kernel can decide stays in the kernel (availability under flood):
+//   - a selected segment without option 253 is unlabelled whatever userspace would say, so it
+//     goes (`-g`) to UDROP (drop action: dropped) or UMARK (mark, log: the unlabelled mark set,
+//     back to the built-in chain); the counters of those rules are the kernel's share of the
+//     `unlabeled` count.
 import { hexMark, nfqueueTarget, rolePrefix, selectionMatches, type Family, type RulePlan } from '../datapath/iptables.js';
 import type { Cidr, PortRange } from '../policy/match.js';
+import type { VerifierAction } from '../policy/config.js';
 
 export interface VerifierSelection {
   inInterfaces: readonly string[];
@@ -12,6 +19,8 @@ export interface VerifierSelection {
   sources: readonly Cidr[];
   destinations: readonly Cidr[];
   ports: readonly PortRange[];
+  /** The rule's action; decides what the kernel does with unlabelled segments (default drop). */
+  action?: VerifierAction;
 }
 
 export interface VerifierRuleOptions {
@@ -19,20 +28,88 @@ export interface VerifierRuleOptions {
   queues: readonly number[];
   failOpen: boolean;
   markMask: number;
+  /** Mark bits of the `unlabeled` verdict, set by the kernel in mark and log mode. */
+  unlabeledMark?: number;
   selections: readonly VerifierSelection[];
 }
 
 export const VERIFIER_PREFIX = rolePrefix('verify');
+/** Chains whose rule counters count unlabelled segments decided in the kernel. */
+/** Runs before the main chain: what the kernel decides without userspace. */
+export const KERNEL_CHAIN = `${VERIFIER_PREFIX}-KERNEL`;
+export const UNLABELED_DROP_CHAIN = `${VERIFIER_PREFIX}-UDROP`;
+export const UNLABELED_MARK_CHAIN = `${VERIFIER_PREFIX}-UMARK`;
 
 export function verifierRulePlan(family: Family, o: VerifierRuleOptions): RulePlan {
   const target = nfqueueTarget(o.queues, o.failOpen);
-  const rules: string[][] = [['-m', 'mark', '!', '--mark', hexMark(0, o.markMask), '-j', 'RETURN']];
-  if (o.hook === 'input') rules.push(['-i', 'lo', '-j', 'RETURN']);
+  const skips: string[][] = [['-m', 'mark', '!', '--mark', hexMark(0, o.markMask), '-j', 'RETURN']];
+  if (o.hook === 'input') skips.push(['-i', 'lo', '-j', 'RETURN']);
+  const rules: string[][] = [...skips];
+  // KERNEL_CHAIN runs first (its jump comes before the main chain's): per selection, in the
+  // same order, what the kernel decides; the rest returns to be queued by the main chain.
+  const kernel: string[][] = [...skips];
   for (const s of o.selections) {
-    for (const m of selectionMatches(s, family)) rules.push([...m, ...target]);
+    const unlabeled = (s.action ?? 'drop') === 'drop' ? UNLABELED_DROP_CHAIN : UNLABELED_MARK_CHAIN;
+    for (const m of selectionMatches(s, family)) {
+      kernel.push([...m, '-m', 'tcp', '!', '--tcp-option', '253', '-g', unlabeled]);
+      // Selected by this rule and not decided here: no later selection may claim it.
+      kernel.push([...m, '-j', 'RETURN']);
+      rules.push([...m, ...target]);
+    }
   }
+  const hookChain = o.hook === 'input' ? 'INPUT' : 'FORWARD';
   return {
     prefix: VERIFIER_PREFIX,
-    chains: [{ table: 'filter', hook: o.hook === 'input' ? 'INPUT' : 'FORWARD', chain: `${VERIFIER_PREFIX}-${o.hook.toUpperCase()}`, rules }],
+    chains: [
+      // Chains reached by -g only: no jump from the built-in chain. A chain entered with -g
+      // returns, at its end, to the built-in chain, where the main chain returns marked packets.
+      { table: 'filter', hook: hookChain, chain: UNLABELED_DROP_CHAIN, rules: [['-j', 'DROP']], noJump: true },
+      {
+        table: 'filter', hook: hookChain, chain: UNLABELED_MARK_CHAIN, noJump: true,
+        rules: [['-j', 'MARK', '--set-xmark', hexMark(o.unlabeledMark ?? 0x300, o.markMask)]],
+      },
+      { table: 'filter', hook: hookChain, chain: `${VERIFIER_PREFIX}-${o.hook.toUpperCase()}`, rules },
+      // Listed last: jumps are inserted at position 1 in this order, so this one ends up first.
+      { table: 'filter', hook: hookChain, chain: KERNEL_CHAIN, rules: kernel },
+    ],
+  };
+}
+
+/** Kernel counters of the verifier's rules, from `iptables -t filter -S -v` (pure). */
+export function kernelCountersFromListing(listing: string): { unlabeledDropped: number; unlabeledMarked: number } {
+  const out = { unlabeledDropped: 0, unlabeledMarked: 0 };
+  for (const line of listing.split('\n')) {
+    const m = /^-A (\S+) .*-c (\d+) \d+/.exec(line.trim());
+    if (!m) continue;
+    const n = Number(m[2]);
+    if (m[1] === UNLABELED_DROP_CHAIN) out.unlabeledDropped += n;
+    else if (m[1] === UNLABELED_MARK_CHAIN) out.unlabeledMarked += n;
+  }
+  return out;
+}
+
+/**
+ * Reads the kernel-side counters of the verifier's rules for the given families and returns
+ * them under the handler's counter names, so `status` and /metrics add them to userspace's.
+ */
+export async function readKernelCounters(families: readonly Family[]): Promise<Record<string, number>> {
+  const { execFile } = await import('node:child_process');
+  const sum = { unlabeledDropped: 0, unlabeledMarked: 0 };
+  for (const f of families) {
+    const listing = await new Promise<string>((resolve, reject) => {
+      // Bounded: a status answer must not wait on someone else's xtables lock for ever.
+      execFile(f === 4 ? 'iptables' : 'ip6tables', ['-w', '2', '-t', 'filter', '-S', '-v'], { timeout: 3000, maxBuffer: 64 << 20 }, (err, out) =>
+        err ? reject(err) : resolve(out),
+      );
+    });
+    const c = kernelCountersFromListing(listing);
+    sum.unlabeledDropped += c.unlabeledDropped;
+    sum.unlabeledMarked += c.unlabeledMarked;
+  }
+  return {
+    unlabeled: sum.unlabeledDropped + sum.unlabeledMarked,
+    dropped: sum.unlabeledDropped,
+    passed: sum.unlabeledMarked,
+    kernel_unlabeled: sum.unlabeledDropped + sum.unlabeledMarked,
   };
 }

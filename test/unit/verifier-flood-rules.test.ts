@@ -1,0 +1,46 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { renderRestore } from '../../src/datapath/iptables.js';
+import { kernelCountersFromListing, verifierRulePlan } from '../../src/verifier/rules.js';
+
+const sel = { inInterfaces: [], outInterfaces: [], sources: [], destinations: [], ports: [] };
+
+test('verifier plan: the kernel chain runs first and decides segments without option 253 per rule action', () => {
+  const plan = verifierRulePlan(4, {
+    hook: 'forward', queues: [40], failOpen: false, markMask: 0xf00, unlabeledMark: 0x300,
+    selections: [{ ...sel, inInterfaces: ['a'], action: 'drop' }, { ...sel, inInterfaces: ['b'], action: 'mark' }],
+  });
+  const text = renderRestore(plan);
+  const lines = text.split('\n');
+  const jumps = lines.filter((l) => l.startsWith('-I FORWARD'));
+  // Inserted at 1 in order: the last one listed is the first rule of FORWARD.
+  assert.match(jumps[jumps.length - 1]!, /-j LABELWALL-VERIFY-KERNEL$/);
+  assert.equal(jumps.length, 2, 'only KERNEL and FORWARD are jumped to; the others are reached with -g');
+  const kernel = lines.filter((l) => l.startsWith('-A LABELWALL-VERIFY-KERNEL'));
+  assert.deepEqual(kernel, [
+    '-A LABELWALL-VERIFY-KERNEL -m mark ! --mark 0x0/0xf00 -j RETURN',
+    '-A LABELWALL-VERIFY-KERNEL -i a -p tcp -m tcp ! --tcp-option 253 -g LABELWALL-VERIFY-UDROP',
+    '-A LABELWALL-VERIFY-KERNEL -i a -p tcp -j RETURN',
+    '-A LABELWALL-VERIFY-KERNEL -i b -p tcp -m tcp ! --tcp-option 253 -g LABELWALL-VERIFY-UMARK',
+    '-A LABELWALL-VERIFY-KERNEL -i b -p tcp -j RETURN',
+  ]);
+  assert.ok(lines.includes('-A LABELWALL-VERIFY-UDROP -j DROP'));
+  assert.ok(lines.includes('-A LABELWALL-VERIFY-UMARK -j MARK --set-xmark 0x300/0xf00'));
+});
+
+test('verifier plan, input hook: loopback skips the kernel chain too', () => {
+  const text = renderRestore(verifierRulePlan(6, { hook: 'input', queues: [200], failOpen: true, markMask: 0xf00, selections: [sel] }));
+  assert.match(text, /-A LABELWALL-VERIFY-KERNEL -i lo -j RETURN$/m);
+  assert.match(text, /-A LABELWALL-VERIFY-UMARK -j MARK --set-xmark 0x300\/0xf00$/m);
+});
+
+test('kernelCountersFromListing: sums the counters of our decision rules only', () => {
+  const listing = [
+    '-N LABELWALL-VERIFY-UDROP',
+    '-A LABELWALL-VERIFY-UDROP -c 1200 72000 -j DROP',
+    '-A LABELWALL-VERIFY-UMARK -c 30 1800 -j MARK --set-xmark 0x300/0xf00',
+    '-A LABELWALL-VERIFY-INPUT -p tcp -c 999 1 -j NFQUEUE --queue-num 40',
+    '-A INPUT -c 5000 1 -j DROP',
+  ].join('\n');
+  assert.deepEqual(kernelCountersFromListing(listing), { unlabeledDropped: 1200, unlabeledMarked: 30 });
+});
