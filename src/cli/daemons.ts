@@ -7,9 +7,10 @@ import { registerFlows } from './flows.js';
 import type { Logger } from '../util/log.js';
 import type { ResolvedAgent } from '../daemon/resolve.js';
 import { KeyFileError } from '../label/keys.js';
-import { removeOwned } from '../datapath/iptables.js';
+import { nfqueueTarget, removeOwned } from '../datapath/iptables.js';
+import { FlowExemptions, type ValidFlowReport } from '../verifier/exempt.js';
 import { agentRulePlan, AGENT_PREFIX } from '../agent/rules.js';
-import { readKernelCounters, verifierRulePlan, VERIFIER_PREFIX } from '../verifier/rules.js';
+import { readKernelCounters, verifierRulePlan, SUSPECT_LIST, SUSPECT_RATE, SUSPECT_SECONDS, VERIFIER_PREFIX } from '../verifier/rules.js';
 import { defaultControlSocket, resolveAgent, resolveVerifier, UsageError, type AgentFlags, type VerifierFlags } from '../daemon/resolve.js';
 import { createLogger } from '../util/log.js';
 import { controlGet } from '../control/client.js';
@@ -157,19 +158,31 @@ export function registerDaemons(program: Command): void {
     const log = createLogger({ level: flags.logLevel ?? cfg.log.level, file: flags.logFile ?? cfg.log.file, name: 'labelwall-verifier' });
     // Loaded here, not at start-up: `pcap` and `keygen` need none of the datapath.
     const { runDaemon } = await import('../daemon/run.js');
+    // Sources that sent bad segments get a queue of their own: the one after the main queues.
+    // (None when the main queues end at 65535: listed sources then share the main queues.)
+    const suspectQueue = Math.max(...r.queues) < 65535 ? Math.max(...r.queues) + 1 : undefined;
+    let exemptions: FlowExemptions | undefined;
+    const handlerData = { rules: r.rules, mark: r.mark, logBad: true };
     await runDaemon({
       role: 'verifier',
       plans: plans(r.families, (f) =>
         verifierRulePlan(f, {
           hook: r.hook, queues: r.queues, failOpen: r.failOpen, markMask: r.mark.mask, selections: r.rules,
-          unlabeledMark: r.mark.unlabeled,
+          unlabeledMark: r.mark.unlabeled, suspectQueue,
         }),
       ),
       queues: r.queues,
       failOpen: r.failOpen,
       handlerModule: new URL('../verifier/handler.js', import.meta.url).href,
-      handlerData: { rules: r.rules, mark: r.mark, logBad: true },
-      kernelCounters: () => readKernelCounters(r.families),
+      handlerData,
+      extraQueueSets: suspectQueue === undefined ? [] : [
+        { name: 'suspect', queues: [suspectQueue], handlerModule: new URL('../verifier/handler.js', import.meta.url).href, handlerData: { ...handlerData, suspect: true }, failOpen: r.failOpen },
+      ],
+      kernelCounters: () => readKernelCounters(r.families, r.failOpen),
+      onWorkerMessage: (msg, set) => {
+        const m = msg as ValidFlowReport | undefined;
+        if (set === 'suspect' && m?.type === 'suspect-valid') (exemptions ??= new FlowExemptions(nfqueueTarget(r.queues, r.failOpen), log)).note(m);
+      },
       controlSocket: r.controlSocket,
       log,
       describe: {
@@ -179,6 +192,7 @@ export function registerDaemons(program: Command): void {
         mark: Object.fromEntries(Object.entries(r.mark).map(([k, v]) => [k, `0x${(v as number).toString(16)}`])),
         families: r.families.map((f) => `ipv${f}`),
         fail: r.failOpen ? 'open' : 'closed',
+        suspects: { queue: suspectQueue, perSourceRate: SUSPECT_RATE, listedSeconds: SUSPECT_SECONDS, list: SUSPECT_LIST },
       },
     });
   });

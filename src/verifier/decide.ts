@@ -27,6 +27,8 @@ export interface VerifierDecision {
   rule: number;
   reason?: string;
   keyId?: string;
+  /** The source address, when the packet parsed (for listing sources of bad segments). */
+  src?: Uint8Array;
 }
 
 /** First rule whose interfaces, addresses and destination port all match; -1 if none. */
@@ -84,5 +86,5 @@ export function decideVerifierPacket(
   const mark = ((oldMark & ~bits.mask) | markFor(bits, v.verdict)) >>> 0;
   const keyId = v.verdict === 'valid' && v.keyIndex !== undefined ? rule.keys[v.keyIndex]?.id : undefined;
   const pass = rule.action !== 'drop' || v.verdict === 'valid';
-  return { verdict: pass ? 'repeat' : 'drop', mark, judged: v.verdict, rule: ruleIndex, reason: v.reason, keyId };
+  return { verdict: pass ? 'repeat' : 'drop', mark, judged: v.verdict, rule: ruleIndex, reason: v.reason, keyId, src: p.ok ? p.src : undefined };
 }

@@ -2,7 +2,10 @@
 // checking what comes from pc and uc), the real agent on pc, and floods of raw segments from uc
 // sent by bench/flood.c (AF_PACKET, sendmmsg):
 //   - segments without option 253 are decided in the kernel: never queued, never at the server
-//     in drop mode, marked by the kernel in mark and log mode, counted in `status` either way.
+//     in drop mode, marked by the kernel in mark and log mode, counted in `status` either way;
+//   - a bad-MAC flood from one source is limited in the kernel once the verifier has listed the
+//     source, and a genuine flow still completes byte for byte, also when the flood forges the
+//     genuine client's address.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
@@ -53,6 +56,8 @@ describe('verifier under flood (issue 7, item 10)', { timeout: 240_000 }, () => 
     ], dir);
     return verifier;
   };
+  const listed = async (): Promise<string> =>
+    (await topo.check('mb', ['cat', '/proc/net/xt_recent/LABELWALL-VERIFY-BAD'])).stdout;
 
   before(async () => {
     dir = makeTempDir('lw-flood-');
@@ -136,4 +141,52 @@ describe('verifier under flood (issue 7, item 10)', { timeout: 240_000 }, () => 
       }
     });
   }
+
+  test('a bad-MAC flood from one source is limited in the kernel; a genuine flow from pc completes byte for byte', async () => {
+    const v = await startVerifier('drop');
+    const s0 = await v.status();
+    const size = 4 * 1024 * 1024;
+    const sink = await startSink(topo, 'srv', { port: 9320 });
+    const flow = await startFlowClient(topo, 'pc', topo.addr('srv'), 9320);
+    const flooding = flood({ pps: 40_000, seconds: 6, labelled: 100 });
+    await new Promise((r) => setTimeout(r, 1000));
+    await flow.send(size, 'g');
+    const sent = await flooding;
+    await flow.close();
+    const d = await sink.done(60_000);
+    assert.equal(d.total, size);
+    assert.equal(d.sha256, sha256hex(blob(size, 'g')), 'the genuine flow arrived byte for byte');
+    const s1 = await v.status();
+    const list = await listed();
+    assert.ok(list.includes(`src=${topo.addr('uc')} `), `uc is listed:\n${list}`);
+    assert.ok(!list.includes(`src=${topo.addr('pc')} `), `pc is not listed:\n${list}`);
+    const limited = s1.counters.rate_limited! - (s0.counters.rate_limited ?? 0);
+    const suspectQueued = s1.queues.find((q) => q.queue === 41)!.received - (s0.queues.find((q) => q.queue === 41)?.received ?? 0);
+    // Without the limit every segment would be queued and rate_limited would stay 0.
+    assert.ok(limited > sent / 2, `rate_limited +${limited} of ${sent} sent`);
+    assert.ok(suspectQueued < sent / 2, `suspect queue received ${suspectQueued} of ${sent}`);
+    assert.equal(await ruleCount('mb', 'LABELWALL-VERIFY-SUSPECT', 'hashlimit'), s1.counters.rate_limited, 'status shows the kernel rule counter');
+    assert.ok(s1.counters.invalid! > s0.counters.invalid!, 'the queued part was judged invalid');
+  });
+
+  test('a bad-MAC flood that forges pc\'s address does not cut pc\'s flow: the flow is exempted from the limit', async () => {
+    const v = await startVerifier('drop');
+    const size = 4 * 1024 * 1024;
+    const sink = await startSink(topo, 'srv', { port: 9330 });
+    const flow = await startFlowClient(topo, 'pc', topo.addr('srv'), 9330);
+    const flooding = flood({ pps: 40_000, seconds: 6, labelled: 100, src: topo.addr('pc'), dport: 9330 });
+    await new Promise((r) => setTimeout(r, 1000));
+    await flow.send(size, 's');
+    const sent = await flooding;
+    await flow.close();
+    const d = await sink.done(60_000);
+    assert.equal(d.sha256, sha256hex(blob(size, 's')), 'the genuine flow arrived byte for byte');
+    assert.ok((await listed()).includes(`src=${topo.addr('pc')} `), 'the forged flood listed pc');
+    const s = await v.status();
+    assert.ok(s.counters.rate_limited! > sent / 2, `the forged segments were limited: ${s.counters.rate_limited} of ${sent}`);
+    const ex = v.logs().find((l) => typeof l.msg === 'string' && /flow exempted/.test(l.msg) && String(l.flow).includes(` ${flow.local.port} `));
+    assert.ok(ex, `the genuine flow was exempted:\n${v.proc.stderr}`);
+    const exempted = await ruleCount('mb', 'LABELWALL-VERIFY-SUSPECT', `--sport ${flow.local.port} `);
+    assert.ok(exempted > 100, `the exemption rule carried ${exempted} of the flow's segments`);
+  });
 });
