@@ -34,8 +34,9 @@ chmod 600 "$OUT/key"
 
 pids=()
 cleanup_procs() {
-  pkill -TERM -f -- "--control-socket $OUT/" 2>/dev/null || true
-  pkill -TERM -f -- "$OUT/flood" 2>/dev/null || true
+  # By process id only: `ip netns exec` execs the daemon, so $! is the daemon itself (SIGTERM:
+  # it removes its rules). Generators left by an interrupted run die with topo_down.
+  for p in "${pids[@]:-}"; do [ -n "$p" ] && kill -TERM "$p" 2>/dev/null || true; done
   for p in "${pids[@]:-}"; do [ -n "$p" ] && wait "$p" 2>/dev/null || true; done
   pids=()
 }
@@ -52,11 +53,12 @@ median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {if (NR%2)
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 rx_packets() { in_ns mb cat "/sys/class/net/$IF_MB_UC/statistics/rx_packets"; }
 
-topo_up
+# Our EXIT trap stops the daemons (SIGTERM) before the namespaces go, and removes $OUT.
+TOPO_NO_TRAP=1 topo_up
 in_ns srv iperf3 -s -D
-in_ns pc "${LW[@]}" agent --key-file "$OUT/key" --control-socket "$OUT/agent.sock" --log-level warn &
+ip netns exec "$NS_PC" "${LW[@]}" agent --key-file "$OUT/key" --control-socket "$OUT/agent.sock" --log-level warn &
 pids+=($!)
-in_ns mb "${LW[@]}" verifier --key-file "$OUT/key" --hook forward --in-interface "$IF_MB_PC" --in-interface "$IF_MB_UC" \
+ip netns exec "$NS_MB" "${LW[@]}" verifier --key-file "$OUT/key" --hook forward --in-interface "$IF_MB_PC" --in-interface "$IF_MB_UC" \
   --control-socket "$OUT/verifier.sock" --log-level error &
 pids+=($!)
 wait_sock "$OUT/agent.sock"
