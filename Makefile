@@ -1,5 +1,5 @@
 # The two README commands. Both run scripts/setup.sh first (idempotent: apt, npm ci, build).
-.PHONY: setup build demo test test-unit test-e2e bench bench-datapath bench-verify bench-egress bench-identity
+.PHONY: setup build demo test test-unit test-e2e bench bench-datapath bench-verify bench-egress bench-identity bench-flood
 
 setup:
 	bash scripts/setup.sh
@@ -20,7 +20,7 @@ test-e2e:
 	bash scripts/test.sh e2e
 
 # Benchmarks (root; each prints ratios against a baseline measured in the same run).
-bench: bench-verify bench-datapath bench-egress bench-identity
+bench: bench-verify bench-datapath bench-egress bench-identity bench-flood
 
 bench-datapath: setup
 	bash bench/datapath-bench.sh
@@ -33,3 +33,6 @@ bench-egress: setup
 
 bench-identity: setup
 	bash bench/identity-bench.sh
+
+bench-flood: setup
+	bash bench/flood-bench.sh

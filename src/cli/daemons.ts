@@ -14,9 +14,10 @@ import type { QueueSet } from '../datapath/queue.js';
 import type { ReloadResult } from '../daemon/run.js';
 import type { VerifierRulesMessage } from '../verifier/handler.js';
 import { KeyFileError } from '../label/keys.js';
-import { removeOwned } from '../datapath/iptables.js';
+import { nfqueueTarget, removeOwned } from '../datapath/iptables.js';
+import { FlowExemptions, type ValidFlowReport } from '../verifier/exempt.js';
 import { agentRulePlan, AGENT_PREFIX } from '../agent/rules.js';
-import { verifierRulePlan, VERIFIER_PREFIX } from '../verifier/rules.js';
+import { readKernelCounters, verifierRulePlan, SUSPECT_LIST, SUSPECT_RATE, SUSPECT_SECONDS, VERIFIER_PREFIX } from '../verifier/rules.js';
 import { defaultControlSocket, resolveAgent, resolveVerifier, UsageError, type AgentFlags, type VerifierFlags } from '../daemon/resolve.js';
 import { createLogger } from '../util/log.js';
 import { controlGet } from '../control/client.js';
@@ -179,23 +180,34 @@ export function registerDaemons(program: Command): void {
       fail(err);
     }
     const log = createLogger({ level: flags.logLevel ?? cfg.log.level, file: flags.logFile ?? cfg.log.file, name: 'labelwall-verifier' });
-    const live = new VerifierReloader(flags, r, log);
+    // Sources that sent bad segments get a queue of their own: the one after the main queues.
+    // (None when the main queues end at 65535: listed sources then share the main queues.)
+    const suspectQueue = Math.max(...r.queues) < 65535 ? Math.max(...r.queues) + 1 : undefined;
+    const live = new VerifierReloader(flags, r, log, suspectQueue);
     // Loaded here, not at start-up: `pcap` and `keygen` need none of the datapath.
     const { runDaemon } = await import('../daemon/run.js');
+    let exemptions: FlowExemptions | undefined;
+    const handlerData = { rules: r.rules, mark: r.mark, logBad: true };
     await runDaemon({
       role: 'verifier',
-      plans: plans(r.families, (f) =>
-        verifierRulePlan(f, { hook: r.hook, queues: r.queues, failOpen: r.failOpen, markMask: r.mark.mask, selections: r.rules }),
-      ),
+      plans: verifierPlans(r, suspectQueue),
       queues: r.queues,
       failOpen: r.failOpen,
       handlerModule: new URL('../verifier/handler.js', import.meta.url).href,
-      handlerData: { rules: r.rules, mark: r.mark, logBad: true },
+      handlerData,
+      extraQueueSets: suspectQueue === undefined ? [] : [
+        { name: 'suspect', queues: [suspectQueue], handlerModule: new URL('../verifier/handler.js', import.meta.url).href, handlerData: { ...handlerData, suspect: true }, failOpen: r.failOpen },
+      ],
+      kernelCounters: () => readKernelCounters(r.families, r.failOpen),
+      onQueues: ({ main, extra }) => live.setQueues([main, ...Object.values(extra)]),
+      onWorkerMessage: (msg, set) => {
+        live.onWorkerMessage(msg);
+        const m = msg as ValidFlowReport | undefined;
+        if (set === 'suspect' && m?.type === 'suspect-valid') (exemptions ??= new FlowExemptions(nfqueueTarget(r.queues, r.failOpen), log)).note(m);
+      },
+      onReload: () => live.reload(),
       controlSocket: r.controlSocket,
       log,
-      onQueues: ({ main }) => live.setQueues(main),
-      onWorkerMessage: (msg) => live.onWorkerMessage(msg),
-      onReload: () => live.reload(),
       describe: live.describe,
     });
   });
@@ -280,7 +292,7 @@ function hasNetAdmin(): boolean {
   }
 }
 
-function describeVerifier(r: ResolvedVerifier): Record<string, unknown> {
+function describeVerifier(r: ResolvedVerifier, suspectQueue: number | undefined): Record<string, unknown> {
   return {
     hook: r.hook,
     keys: Object.values(r.keyIds),
@@ -288,7 +300,18 @@ function describeVerifier(r: ResolvedVerifier): Record<string, unknown> {
     mark: Object.fromEntries(Object.entries(r.mark).map(([k, v]) => [k, `0x${(v as number).toString(16)}`])),
     families: r.families.map((f) => `ipv${f}`),
     fail: r.failOpen ? 'open' : 'closed',
+    suspects: { queue: suspectQueue, perSourceRate: SUSPECT_RATE, listedSeconds: SUSPECT_SECONDS, list: SUSPECT_LIST },
   };
+}
+
+/** The verifier's rule plans per family: the same at start and after a SIGHUP. */
+function verifierPlans(r: ResolvedVerifier, suspectQueue: number | undefined): Map<Family, RulePlan> {
+  return plans(r.families, (f) =>
+    verifierRulePlan(f, {
+      hook: r.hook, queues: r.queues, failOpen: r.failOpen, markMask: r.mark.mask, selections: r.rules,
+      unlabeledMark: r.mark.unlabeled, suspectQueue,
+    }),
+  );
 }
 
 /**
@@ -300,7 +323,8 @@ function describeVerifier(r: ResolvedVerifier): Record<string, unknown> {
  */
 class VerifierReloader {
   readonly describe: Record<string, unknown>;
-  private queues: QueueSet | undefined;
+  /** The main queues and the suspect queue: every worker judges with the same rules and keys. */
+  private queues: QueueSet[] = [];
   private generation = 0;
   private waiting = new Map<number, { left: number; errors: string[]; done: () => void }>();
 
@@ -308,12 +332,13 @@ class VerifierReloader {
     private readonly flags: VerifierFlags,
     private running: ResolvedVerifier,
     private readonly log: Logger,
+    private readonly suspectQueue: number | undefined,
   ) {
-    this.describe = describeVerifier(running);
+    this.describe = describeVerifier(running, suspectQueue);
   }
 
-  setQueues(q: QueueSet): void {
-    this.queues = q;
+  setQueues(sets: QueueSet[]): void {
+    this.queues = sets;
   }
 
   onWorkerMessage(msg: unknown): void {
@@ -327,15 +352,15 @@ class VerifierReloader {
 
   /** Posts rules to every worker and waits for all of them; returns the workers' errors. */
   private async toWorkers(r: ResolvedVerifier): Promise<string[]> {
-    const q = this.queues;
-    if (!q) return ['the queues are not bound yet'];
+    const sets = this.queues;
+    if (sets.length === 0) return ['the queues are not bound yet'];
     const generation = ++this.generation;
     const acked = new Promise<string[]>((resolve) => {
-      const w = { left: q.queues.length, errors: [] as string[], done: () => resolve(w.errors) };
+      const w = { left: sets.reduce((n, q) => n + q.queues.length, 0), errors: [] as string[], done: () => resolve(w.errors) };
       this.waiting.set(generation, w);
       setTimeout(() => resolve([...w.errors, `${w.left} worker(s) did not answer within 5 s`]), 5000).unref();
     });
-    q.post({ kind: 'verifier-rules', generation, rules: r.rules, mark: r.mark } satisfies VerifierRulesMessage);
+    for (const q of sets) q.post({ kind: 'verifier-rules', generation, rules: r.rules, mark: r.mark } satisfies VerifierRulesMessage);
     const errors = await acked;
     this.waiting.delete(generation);
     return errors;
@@ -372,14 +397,14 @@ class VerifierReloader {
     const prev = this.running;
     this.running = { ...next, queues: prev.queues, failOpen: prev.failOpen, families: prev.families, controlSocket: prev.controlSocket };
     const before = { ...this.describe };
-    Object.assign(this.describe, describeVerifier(this.running));
+    Object.assign(this.describe, describeVerifier(this.running, this.suspectQueue));
     const r = this.running;
     this.log.info(
       { file, generation: this.generation, hook: r.hook, keys: Object.values(r.keyIds), rules: r.rules.map((x) => ({ name: x.name, action: x.action })) },
       'SIGHUP: verifier rules and keys reloaded',
     );
     return {
-      plans: plans(r.families, (f) => verifierRulePlan(f, { hook: r.hook, queues: r.queues, failOpen: r.failOpen, markMask: r.mark.mask, selections: r.rules })),
+      plans: verifierPlans(r, this.suspectQueue),
       revert: async () => {
         this.running = prev;
         Object.assign(this.describe, before);

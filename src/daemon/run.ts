@@ -40,6 +40,11 @@ export interface DaemonSpec {
    * plans: they replace the installed ones in one iptables-restore transaction per family.
    */
   onReload?: () => void | ReloadResult | Promise<void | ReloadResult>;
+  /**
+   * Counters of packets decided in the kernel by the role's own rules (read from iptables rule
+   * counters); added to the handler counters of the same names in `status` and /metrics.
+   */
+  kernelCounters?: () => Promise<Record<string, number>>;
 }
 
 export interface ReloadResult {
@@ -283,16 +288,47 @@ export async function runDaemon(spec: DaemonSpec): Promise<void> {
     return teardown('start failed', 1);
   }
 
+  // Counters decided in the kernel (iptables rule counters): read every KERNEL_EVERY sampler
+  // ticks (each read runs iptables once per family) and before every status answer; their
+  // rates are taken between reads at least a second apart.
+  let kernel: Record<string, number> = {};
+  let kernelAt = 0;
+  let rateBase: Record<string, number> = {};
+  let kernelRates: Record<string, number> = {};
+  const KERNEL_EVERY = 5;
+  const refreshKernel = async (): Promise<void> => {
+    if (!spec.kernelCounters || stopping) return;
+    try {
+      kernel = await spec.kernelCounters();
+      const now = Date.now();
+      if (!kernelAt || now - kernelAt >= 1000) {
+        if (kernelAt) kernelRates = Object.fromEntries(Object.entries(kernel).map(([k, v]) => [k, (v - (rateBase[k] ?? 0)) / ((now - kernelAt) / 1000)]));
+        rateBase = kernel;
+        kernelAt = now;
+      }
+    } catch (err) {
+      log.debug({ err: (err as Error).message }, 'reading kernel counters failed');
+    }
+  };
+  const withKernel = (s: ReturnType<typeof summarize>): ReturnType<typeof summarize> => {
+    for (const [k, v] of Object.entries(kernel)) s.counters[k] = (s.counters[k] ?? 0) + v;
+    return s;
+  };
+  await refreshKernel();
+  let ticks = 0;
+
   // Rates over the last sampling interval.
   let last = summarize(allStats());
   let lastAt = Date.now();
   let rates: Record<string, number> = {};
   const sampler = setInterval(() => {
     if (!queues) return;
+    if (++ticks % KERNEL_EVERY === 0) void refreshKernel();
     const now = summarize(allStats());
     const dt = (Date.now() - lastAt) / 1000;
     const r: Record<string, number> = { received: (now.datapath.received - last.datapath.received) / dt };
     for (const [k, v] of Object.entries(now.counters)) r[k] = (v - (last.counters[k] ?? 0)) / dt;
+    for (const [k, v] of Object.entries(kernelRates)) r[k] = (r[k] ?? 0) + v;
     rates = r;
     last = now;
     lastAt = Date.now();
@@ -301,7 +337,7 @@ export async function runDaemon(spec: DaemonSpec): Promise<void> {
 
   const status = (): StatusReport => {
     const qs = allStats();
-    const s = summarize(qs);
+    const s = withKernel(summarize(qs));
     return {
       role: spec.role,
       pid: process.pid,
@@ -343,8 +379,8 @@ export async function runDaemon(spec: DaemonSpec): Promise<void> {
 
   try {
     server = await startControlServer(spec.controlSocket, {
-      '/status': () => ({ type: 'application/json', body: JSON.stringify(status()) + '\n' }),
-      '/metrics': async () => ({ type: registry.contentType, body: await registry.metrics() }),
+      '/status': async () => (await refreshKernel(), { type: 'application/json', body: JSON.stringify(status()) + '\n' }),
+      '/metrics': async () => (await refreshKernel(), { type: registry.contentType, body: await registry.metrics() }),
       ...spec.extraRoutes,
     });
   } catch (err) {

@@ -20,6 +20,8 @@ export interface ChainPlan {
   chain: string;
   /** Rule arguments after `-A <chain>`, one array per rule. */
   rules: string[][];
+  /** Reached only from our other chains (-g/-j): no jump from the built-in chain. */
+  noJump?: boolean;
 }
 
 export interface RulePlan {
@@ -97,7 +99,7 @@ export function renderRestore(plan: RulePlan, opts: { owner?: string; stale?: Re
       for (const r of c.rules) lines.push(['-A', c.chain, ...r].map(quote).join(' '));
     }
     for (const j of stale.jumps) lines.push(['-D', ...j].map(quote).join(' '));
-    for (const c of chains) {
+    for (const c of chains.filter((x) => !x.noJump)) {
       lines.push(['-I', c.hook, '1', '-m', 'comment', '--comment', comment, '-j', c.chain].map(quote).join(' '));
     }
     const gone = stale.chains.filter((n) => !chains.some((c) => c.chain === n));

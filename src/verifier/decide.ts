@@ -34,6 +34,8 @@ export interface VerifierDecision {
    * addresses and ports match, ignoring interfaces, or else by the first rule.
    */
   fallback?: boolean;
+  /** The source address, when the packet parsed (for listing sources of bad segments). */
+  src?: Uint8Array;
 }
 
 /**
@@ -102,5 +104,5 @@ export function decideVerifierPacket(
   const mark = ((oldMark & ~bits.mask) | markFor(bits, v.verdict)) >>> 0;
   const keyId = v.verdict === 'valid' && v.keyIndex !== undefined ? rule.keys[v.keyIndex]?.id : undefined;
   const pass = rule.action !== 'drop' || v.verdict === 'valid';
-  return { verdict: pass ? 'repeat' : 'drop', mark, judged: v.verdict, rule: ruleIndex, reason: v.reason, keyId, ...(fallback ? { fallback } : {}) };
+  return { verdict: pass ? 'repeat' : 'drop', mark, judged: v.verdict, rule: ruleIndex, reason: v.reason, keyId, src: p.ok ? p.src : undefined, ...(fallback ? { fallback } : {}) };
 }

@@ -10,6 +10,7 @@ import type { MarkBits, VerifierRule } from '../policy/config.js';
 import { IfaceTable } from '../util/ifaces.js';
 import { RateLimiter } from '../util/ratelimit.js';
 import { decideVerifierPacket, type RuntimeVerifierRule } from './decide.js';
+import { SuspectList } from './suspects.js';
 
 export const counterNames = ['valid', 'invalid', 'unlabeled', 'malformed', 'skipped', 'unmatched', 'dropped', 'passed'] as const;
 
@@ -23,6 +24,8 @@ export interface VerifierHandlerData {
   mark: MarkBits;
   /** Log every judged packet that is not valid (rate-limited), not only dropped ones. */
   logBad: boolean;
+  /** This worker serves the suspect queue (sources listed for bad segments). */
+  suspect?: boolean;
 }
 
 export interface VerifierRulesMessage {
@@ -71,6 +74,22 @@ export function createHandler(data: unknown, ctx: HandlerContext): PacketHandler
   const slot = new Map<string, number>(counterNames.map((n, i) => [n, i]));
   const events = new RateLimiter(20);
   const decision: VerdictDecision = { verdict: 'repeat' };
+  const suspects = new SuspectList();
+  // Suspect queue: the flows of listed sources that deliver valid segments, reported at most
+  // every 2 s each, so the main thread can exempt them from the limit (exempt.ts).
+  const validFlows = new Map<string, number>();
+  const reportValidFlow = (pkt: Buffer): void => {
+    const q = parseIpPacket(pkt);
+    if (!q.ok || !q.tcp) return;
+    const src = formatAddress(q.src);
+    const dst = formatAddress(q.dst);
+    const key = `${src} ${q.tcp.srcPort} ${dst} ${q.tcp.dstPort}`;
+    const now = Date.now();
+    if (now - (validFlows.get(key) ?? 0) < 2000) return;
+    if (validFlows.size >= 4096) validFlows.clear();
+    validFlows.set(key, now);
+    ctx.post({ type: 'suspect-valid', src, dst, sport: q.tcp.srcPort, dport: q.tcp.dstPort });
+  };
   return (p: QueuedPacket): VerdictDecision => {
     const inName = ifaces.get(p.indev)?.name;
     const outName = ifaces.get(p.outdev)?.name;
@@ -80,6 +99,9 @@ export function createHandler(data: unknown, ctx: HandlerContext): PacketHandler
     // `unmatched` counts the packets iptables queued but no rule matched here (judged anyway).
     if (v.fallback) ctx.counters[slot.get('unmatched')!]!++;
     ctx.counters[slot.get(v.verdict === 'drop' ? 'dropped' : 'passed')!]!++;
+    // Flood defence: a source that sent a bad segment is limited in the kernel (rules.ts).
+    if (v.judged !== 'valid' && v.judged !== 'unmatched' && v.src) suspects.note(v.src);
+    else if (d.suspect && v.judged === 'valid') reportValidFlow(p.payload);
     if (v.judged !== 'valid' && v.judged !== 'unmatched' && d.logBad && events.take()) {
       const parsed = parseIpPacket(p.payload);
       ctx.post({
