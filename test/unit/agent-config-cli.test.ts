@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { pool } from '../helpers/pool.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const bin = path.join(root, 'bin', 'labelwall');
@@ -59,13 +60,11 @@ const cases: Array<[string, string, string]> = [
 ];
 
 test('each kind of config mistake: its own message with file:line:col and key, exit 2', async () => {
-  const results = await Promise.all(
-    cases.map(async ([name, text], i) => {
-      const file = path.join(dir, `case${i}.yaml`);
-      fs.writeFileSync(file, text);
-      return { name, file, r: await lw(['agent', '--key-file', keyFile, '--config', file, '--control-socket', path.join(dir, `c${i}.sock`)]) };
-    }),
-  );
+  const results = await pool(cases, 4, async ([name, text], i) => {
+    const file = path.join(dir, `case${i}.yaml`);
+    fs.writeFileSync(file, text);
+    return { name, file, r: await lw(['agent', '--key-file', keyFile, '--config', file, '--control-socket', path.join(dir, `c${i}.sock`)]) };
+  });
   const seen = new Set<string>();
   results.forEach(({ name, file, r }, i) => {
     assert.equal(r.code, 2, `${name}: exit code (stderr: ${r.stderr})`);

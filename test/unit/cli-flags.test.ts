@@ -11,6 +11,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseConfig, withOverrides, ConfigError, defaultConfig } from '../../src/policy/config.js';
+import { pool } from '../helpers/pool.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const bin = path.join(root, 'bin', 'labelwall');
@@ -72,19 +73,6 @@ const flagName = (args: string[]): string => {
   const f = args.filter((a) => a.startsWith('--'));
   return f[f.length - 1]!;
 };
-
-/** Runs `fn` over `items`, `n` at a time (each case starts two node processes). */
-async function pool<T, R>(items: readonly T[], n: number, fn: (x: T, i: number) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array(items.length);
-  let next = 0;
-  await Promise.all(Array.from({ length: n }, async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]!, i);
-    }
-  }));
-  return out;
-}
 
 test('every flag mistake: exit 2, the config\'s own message for the same value, naming the flag', async () => {
   const results = await pool(cases, 4, async ([role, flags, yaml], i) => {
