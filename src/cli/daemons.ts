@@ -1,7 +1,9 @@
 // `labelwall agent`, `labelwall verifier`, `labelwall status`, `labelwall cleanup`.
 import { Command, Option } from 'commander';
-import { ConfigError, defaultConfig, formatProblem, loadConfig, type LabelwallConfig } from '../policy/config.js';
-import { configSchema } from '../policy/schema.js';
+import type { LabelwallConfig } from '../config/model.js';
+import { defaultConfig, loadConfig } from '../config/load.js';
+import { ConfigError, formatProblem } from '../config/messages.js';
+import { configSchema } from '../config/schema.js';
 import { policyNeedsHash } from '../policy/egress.js';
 import { AgentFlowService } from '../agent/flows.js';
 import { registerFlows } from './flows.js';

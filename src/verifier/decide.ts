@@ -8,7 +8,7 @@ import { verifyParsed, type Verdict } from '../label/compat.js';
 import type { LabelKey } from '../label/keys.js';
 import { matchCidrs, matchPorts, type Cidr, type PortRange } from '../policy/match.js';
 import { ifaceMatchesAny } from '../util/ifaces.js';
-import type { MarkBits, VerifierAction } from '../policy/config.js';
+import type { MarkBits, VerifierAction } from '../config/model.js';
 
 export interface RuntimeVerifierRule {
   name: string;

@@ -6,7 +6,7 @@
 import { loadKeyFile, type LabelKey } from '../label/keys.js';
 import { parseIpPacket, formatAddress } from '../wire/packet.js';
 import type { HandlerContext, PacketHandler, QueuedPacket, VerdictDecision } from '../datapath/types.js';
-import type { MarkBits, VerifierRule } from '../policy/config.js';
+import type { MarkBits, VerifierRule } from '../config/model.js';
 import { IfaceTable } from '../util/ifaces.js';
 import { RateLimiter } from '../util/ratelimit.js';
 import { decideVerifierPacket, type RuntimeVerifierRule } from './decide.js';

@@ -14,7 +14,7 @@
 //     queue of its own, so a bad-MAC flood neither fills the main queue nor eats all the CPU.
 import { hexMark, nfqueueTarget, rolePrefix, selectionMatches, type Family, type RulePlan } from '../datapath/iptables.js';
 import type { Cidr, PortRange } from '../policy/match.js';
-import type { VerifierAction } from '../policy/config.js';
+import type { VerifierAction } from '../config/model.js';
 
 export interface VerifierSelection {
   inInterfaces: readonly string[];
