@@ -298,7 +298,7 @@ function describeVerifier(r: ResolvedVerifier, suspectQueue: number | undefined)
   return {
     hook: r.hook,
     keys: Object.values(r.keyIds),
-    rules: r.rules.map((x) => ({ name: x.name, action: x.action, keys: x.keyFiles.map((f) => r.keyIds[f]) })),
+    rules: r.rules.map((x) => ({ name: x.name, action: x.action, keys: x.keys.map((f) => r.keyIds[f]) })),
     mark: Object.fromEntries(Object.entries(r.mark).map(([k, v]) => [k, `0x${(v as number).toString(16)}`])),
     families: r.families.map((f) => `ipv${f}`),
     fail: r.failOpen ? 'open' : 'closed',

@@ -219,11 +219,11 @@ export function resolveVerifier(fileCfg: LabelwallConfig, f: VerifierFlags): Res
       destinations: r.destinations,
       ports: r.ports,
       // Flags add keys to every rule: they are the operator's explicit choice.
-      keyFiles: r.keys ? [...new Set([...r.keys.map((k) => named.get(k)!), ...flagFiles])] : allFiles,
+      keys: r.keys ? [...new Set([...r.keys.map((k) => named.get(k)!), ...flagFiles])] : allFiles,
       action: (f.action as VerifierAction | undefined) ?? r.action,
     }));
   } else {
-    rules = [{ name: 'all-tcp', inInterfaces: [], outInterfaces: [], sources: [], destinations: [], ports: [], keyFiles: allFiles, action }];
+    rules = [{ name: 'all-tcp', inInterfaces: [], outInterfaces: [], sources: [], destinations: [], ports: [], keys: allFiles, action }];
   }
   return {
     hook: cfg.verifier.hook,
