@@ -18,7 +18,7 @@
 import type { HandlerContext, PacketHandler, QueuedPacket, VerdictDecision } from '../datapath/types.js';
 import { Attributor } from '../identity/attribute.js';
 import type { Attribution, FlowTuple } from '../identity/types.js';
-import { DEFAULT_DECISION_LOG_LIMITS, type DecisionLogLimits, type EgressPolicy, type IdentityConfig } from '../policy/config.js';
+import { DEFAULT_DECISION_LOG_LIMITS, type DecisionLogLimits, type EgressPolicy, type IdentityConfig } from '../config/model.js';
 import { DecisionLogLimiter } from '../policy/decision-log.js';
 import { EgressGate, type FlowEntry } from '../policy/egress-gate.js';
 import { policyNeedsHash } from '../policy/egress.js';

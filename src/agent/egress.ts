@@ -3,7 +3,7 @@
 // (egress-handler.ts) wires it to the Attributor and the EgressGate inside the egress worker.
 import { formatAddress, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, parseIpPacket } from '../wire/packet.js';
 import type { FlowTuple } from '../identity/types.js';
-import type { EgressAction } from '../policy/config.js';
+import type { EgressAction } from '../config/model.js';
 import { DEFAULT_AGENT_MARK, egressBits, withMark, type AgentMarks } from './marks.js';
 
 export type TupleResult = { ok: true; tuple: FlowTuple; syn: boolean } | { ok: false; reason: string };

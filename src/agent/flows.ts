@@ -5,7 +5,7 @@ import type { QueueSet } from '../datapath/queue.js';
 import type { FlowEntry } from '../policy/egress-gate.js';
 import type { EgressMainMessage, EgressWorkerMessage } from './egress-handler.js';
 import type { FlowBytesMessage } from './handler.js';
-import type { EgressPolicy } from '../policy/config.js';
+import type { EgressPolicy } from '../config/model.js';
 
 /** One row of `labelwall flows` (GET /flows on the control socket). */
 export interface FlowRow {

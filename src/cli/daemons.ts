@@ -1,7 +1,9 @@
 // `labelwall agent`, `labelwall verifier`, `labelwall status`, `labelwall cleanup`.
 import { Command, Option } from 'commander';
-import { ConfigError, defaultConfig, formatProblem, loadConfig, type LabelwallConfig } from '../policy/config.js';
-import { configSchema } from '../policy/schema.js';
+import type { LabelwallConfig } from '../config/model.js';
+import { defaultConfig, loadConfig } from '../config/load.js';
+import { ConfigError, formatProblem } from '../config/messages.js';
+import { configSchema } from '../config/schema.js';
 import { policyNeedsHash } from '../policy/egress.js';
 import { AgentFlowService } from '../agent/flows.js';
 import { registerFlows } from './flows.js';
@@ -296,7 +298,7 @@ function describeVerifier(r: ResolvedVerifier, suspectQueue: number | undefined)
   return {
     hook: r.hook,
     keys: Object.values(r.keyIds),
-    rules: r.rules.map((x) => ({ name: x.name, action: x.action, keys: x.keyFiles.map((f) => r.keyIds[f]) })),
+    rules: r.rules.map((x) => ({ name: x.name, action: x.action, keys: x.keys.map((f) => r.keyIds[f]) })),
     mark: Object.fromEntries(Object.entries(r.mark).map(([k, v]) => [k, `0x${(v as number).toString(16)}`])),
     families: r.families.map((f) => `ipv${f}`),
     fail: r.failOpen ? 'open' : 'closed',

@@ -5,16 +5,8 @@
 // the same message, naming the flag.
 import { loadKeyFile } from '../label/keys.js';
 import type { Cidr, PortRange } from '../policy/match.js';
-import {
-  DEFAULT_CONTROL_SOCKET,
-  withOverrides,
-  type ConfigOverride,
-  type EgressPolicy,
-  type IdentityConfig,
-  type LabelwallConfig,
-  type MarkBits,
-  type VerifierAction,
-} from '../policy/config.js';
+import { DEFAULT_CONTROL_SOCKET, type EgressPolicy, type IdentityConfig, type LabelwallConfig, type MarkBits, type VerifierAction } from '../config/model.js';
+import { withOverrides, type ConfigOverride } from '../config/load.js';
 import type { AgentMarks } from '../agent/marks.js';
 import type { Family } from '../datapath/iptables.js';
 import type { VerifierRuleData } from '../verifier/handler.js';
@@ -227,11 +219,11 @@ export function resolveVerifier(fileCfg: LabelwallConfig, f: VerifierFlags): Res
       destinations: r.destinations,
       ports: r.ports,
       // Flags add keys to every rule: they are the operator's explicit choice.
-      keyFiles: r.keys ? [...new Set([...r.keys.map((k) => named.get(k)!), ...flagFiles])] : allFiles,
+      keys: r.keys ? [...new Set([...r.keys.map((k) => named.get(k)!), ...flagFiles])] : allFiles,
       action: (f.action as VerifierAction | undefined) ?? r.action,
     }));
   } else {
-    rules = [{ name: 'all-tcp', inInterfaces: [], outInterfaces: [], sources: [], destinations: [], ports: [], keyFiles: allFiles, action }];
+    rules = [{ name: 'all-tcp', inInterfaces: [], outInterfaces: [], sources: [], destinations: [], ports: [], keys: allFiles, action }];
   }
   return {
     hook: cfg.verifier.hook,

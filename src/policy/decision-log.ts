@@ -4,7 +4,7 @@
 // for), each refilled at its rate with room for a burst of 10 s worth. What a bucket refuses is
 // counted by action and rule and reported in one summary line per period. Pure apart from the
 // injected clock.
-import type { DecisionLogLimits, EgressAction } from './config.js';
+import type { DecisionLogLimits, EgressAction } from '../config/model.js';
 
 /** A burst may use this many seconds' worth of the rate at once. */
 export const BURST_SECONDS = 10;

@@ -3,7 +3,7 @@
 // table behind `labelwall flows`. Attribution and the clock are injected, so this is testable
 // without processes or sockets.
 import type { Attribution, FlowTuple } from '../identity/types.js';
-import type { EgressAction, EgressPolicy } from './config.js';
+import type { EgressAction, EgressPolicy } from '../config/model.js';
 import { decideEgress, egressLogRecord, type EgressLogRecord } from './egress.js';
 
 export interface FlowHolderSummary {

@@ -1,7 +1,7 @@
 // Per-application egress decision: a pure function of (policy, flow, attribution).
 // Semantics are documented in docs/config.md ("agent.egress").
 import picomatch from 'picomatch';
-import type { AppMatch, EgressAction, EgressPolicy, EgressRule } from './config.js';
+import type { AppMatch, EgressAction, EgressPolicy, EgressRule } from '../config/model.js';
 import { bytesToIp, compileCmdline, matchCidrs, matchPorts, MAX_CMDLINE_MATCH, parseIp } from './match.js';
 import type { Attribution, FlowProto, ProcessInfo } from '../identity/types.js';
 

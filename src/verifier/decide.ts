@@ -6,20 +6,12 @@
 import { parseIpPacket } from '../wire/packet.js';
 import { verifyParsed, type Verdict } from '../label/compat.js';
 import type { LabelKey } from '../label/keys.js';
-import { matchCidrs, matchPorts, type Cidr, type PortRange } from '../policy/match.js';
+import { matchCidrs, matchPorts } from '../policy/match.js';
 import { ifaceMatchesAny } from '../util/ifaces.js';
-import type { MarkBits, VerifierAction } from '../policy/config.js';
+import type { MarkBits, VerifierRule } from '../config/model.js';
 
-export interface RuntimeVerifierRule {
-  name: string;
-  inInterfaces: readonly string[];
-  outInterfaces: readonly string[];
-  sources: readonly Cidr[];
-  destinations: readonly Cidr[];
-  ports: readonly PortRange[];
-  keys: readonly LabelKey[];
-  action: VerifierAction;
-}
+/** A rule inside the worker: its keys loaded (config/model.ts has the one rule type). */
+export type RuntimeVerifierRule = VerifierRule<readonly LabelKey[]>;
 
 export interface VerifierDecision {
   verdict: 'repeat' | 'drop' | 'accept';

@@ -6,7 +6,7 @@
 import { loadKeyFile, type LabelKey } from '../label/keys.js';
 import { parseIpPacket, formatAddress } from '../wire/packet.js';
 import type { HandlerContext, PacketHandler, QueuedPacket, VerdictDecision } from '../datapath/types.js';
-import type { MarkBits, VerifierRule } from '../policy/config.js';
+import type { MarkBits, VerifierRule } from '../config/model.js';
 import { IfaceTable } from '../util/ifaces.js';
 import { RateLimiter } from '../util/ratelimit.js';
 import { decideVerifierPacket, type RuntimeVerifierRule } from './decide.js';
@@ -14,10 +14,8 @@ import { SuspectList } from './suspects.js';
 
 export const counterNames = ['valid', 'invalid', 'unlabeled', 'malformed', 'skipped', 'unmatched', 'dropped', 'passed'] as const;
 
-/** A config rule as the worker receives it: key files instead of key names. */
-export interface VerifierRuleData extends Omit<VerifierRule, 'keys'> {
-  keyFiles: string[];
-}
+/** A config rule as the worker receives it: its keys are key files, not key names. */
+export type VerifierRuleData = VerifierRule<string[]>;
 
 export interface VerifierHandlerData {
   rules: VerifierRuleData[];
@@ -43,7 +41,7 @@ function buildRules(list: readonly VerifierRuleData[]): RuntimeVerifierRule[] {
     if (!k) keyCache.set(f, (k = loadKeyFile(f)));
     return k;
   };
-  return list.map((r) => ({ ...r, keys: r.keyFiles.map(key) }));
+  return list.map((r) => ({ ...r, keys: r.keys.map(key) }));
 }
 
 // This worker's state; replaced whole by onMessage (one module instance per worker thread).

@@ -13,18 +13,14 @@
 //     xt_recent list SUSPECT_LIST) is limited per source address (hashlimit) and served by a
 //     queue of its own, so a bad-MAC flood neither fills the main queue nor eats all the CPU.
 import { hexMark, nfqueueTarget, rolePrefix, selectionMatches, type Family, type RulePlan } from '../datapath/iptables.js';
-import type { Cidr, PortRange } from '../policy/match.js';
-import type { VerifierAction } from '../policy/config.js';
+import type { VerifierRule } from '../config/model.js';
 
-export interface VerifierSelection {
-  inInterfaces: readonly string[];
-  outInterfaces: readonly string[];
-  sources: readonly Cidr[];
-  destinations: readonly Cidr[];
-  ports: readonly PortRange[];
-  /** The rule's action; decides what the kernel does with unlabelled segments (default drop). */
-  action?: VerifierAction;
-}
+/**
+ * What iptables selects by, of a verifier rule; its action (default drop) decides what the
+ * kernel does with unlabelled segments.
+ */
+export type VerifierSelection = Pick<VerifierRule<unknown>, 'inInterfaces' | 'outInterfaces' | 'sources' | 'destinations' | 'ports'> &
+  Partial<Pick<VerifierRule<unknown>, 'action'>>;
 
 export interface VerifierRuleOptions {
   hook: 'input' | 'forward';

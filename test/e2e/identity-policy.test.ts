@@ -7,7 +7,8 @@ import { copyFileSync, mkdtempSync, readFileSync, realpathSync, rmSync } from 'n
 import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseConfig, type EgressPolicy } from '../../src/policy/config.js';
+import type { EgressPolicy } from '../../src/config/model.js';
+import { parseConfig } from '../../src/config/load.js';
 import { decideEgress } from '../../src/policy/egress.js';
 import type { FlowTuple } from '../../src/identity/types.js';
 import { createNs, deleteNs, scenario, startServer, Probe, type LineProc } from './identity-harness.js';

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildTcpPacket, buildUdpPacket } from '../../src/wire/build.js';
 import { parseIp } from '../../src/policy/match.js';
-import { defaultConfig, parseConfig } from '../../src/policy/config.js';
+import { defaultConfig, parseConfig } from '../../src/config/load.js';
 import { renderRestore } from '../../src/datapath/iptables.js';
 import { flowTupleOf, egressMark } from '../../src/agent/egress.js';
 import { flowHashOfPacket, flowHashOfTuple } from '../../src/agent/flow-hash.js';

@@ -2,7 +2,8 @@
 // verifier's mask), and used by every place that sets or matches the agent's bits.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseConfig, ConfigError } from '../../src/policy/config.js';
+import { parseConfig } from '../../src/config/load.js';
+import { ConfigError } from '../../src/config/messages.js';
 import { DEFAULT_AGENT_MARK } from '../../src/agent/marks.js';
 import { agentRulePlan } from '../../src/agent/rules.js';
 import { renderRestore } from '../../src/datapath/iptables.js';

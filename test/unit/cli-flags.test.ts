@@ -10,7 +10,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseConfig, withOverrides, ConfigError, defaultConfig } from '../../src/policy/config.js';
+import { parseConfig, withOverrides, defaultConfig } from '../../src/config/load.js';
+import { ConfigError } from '../../src/config/messages.js';
 import { pool } from '../helpers/pool.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');

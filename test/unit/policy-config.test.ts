@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
-import { ConfigError, loadConfig, parseConfig, defaultConfig, type ConfigProblem } from '../../src/policy/config.js';
+import { loadConfig, parseConfig, defaultConfig } from '../../src/config/load.js';
+import { ConfigError, type ConfigProblem } from '../../src/config/messages.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 

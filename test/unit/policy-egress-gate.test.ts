@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseConfig, type EgressPolicy } from '../../src/policy/config.js';
+import type { EgressPolicy } from '../../src/config/model.js';
+import { parseConfig } from '../../src/config/load.js';
 import { EgressGate, flowKey } from '../../src/policy/egress-gate.js';
 import type { EgressLogRecord } from '../../src/policy/egress.js';
 import type { Attribution, FlowTuple, ProcessInfo } from '../../src/identity/types.js';

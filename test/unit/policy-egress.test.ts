@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseConfig, type EgressPolicy } from '../../src/policy/config.js';
+import type { EgressPolicy } from '../../src/config/model.js';
+import { parseConfig } from '../../src/config/load.js';
 import { decideEgress, egressLogRecord, policyNeedsHash, type EgressFlow } from '../../src/policy/egress.js';
 import type { Attribution, ProcessInfo } from '../../src/identity/types.js';
 

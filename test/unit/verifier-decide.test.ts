@@ -4,7 +4,7 @@ import { buildTcpPacket } from '../../src/wire/build.js';
 import { labelPacket } from '../../src/label/compat.js';
 import { LabelKey } from '../../src/label/keys.js';
 import { parseCidr, parsePortRange } from '../../src/policy/match.js';
-import { DEFAULT_MARK } from '../../src/policy/config.js';
+import { DEFAULT_MARK } from '../../src/config/model.js';
 import { decideVerifierPacket, selectRule, type RuntimeVerifierRule } from '../../src/verifier/decide.js';
 
 const k1 = LabelKey.fromBytes(Buffer.alloc(32, 1), 'k1');

@@ -1,0 +1,129 @@
+// The typed config the rest of labelwall uses (what normalize.ts makes of the file): camelCase,
+// defaults applied, CIDRs and ports parsed. Its enum types come from the schema (schema.ts).
+import type { Cidr, PortRange } from '../policy/match.js';
+import type { AgentMarks } from '../agent/marks.js';
+import type { EbpfMode, EgressAction, FailMode, Family, HolderMode, LogLevel, ProtoMatch, VerifierAction, VerifierHook } from './schema.js';
+
+export type { EgressAction, FailMode, Family, LogLevel, ProtoMatch, VerifierAction, VerifierHook } from './schema.js';
+
+export interface AppMatch {
+  /** Glob on the executable path (picomatch, dot: true). */
+  exe?: string;
+  /** Lower-case hex SHA-256 of the executable. */
+  sha256?: string;
+  /** User name (string) or uid (number). */
+  user?: string | number;
+  /** Glob on the systemd unit, the container id, or the cgroup path. */
+  cgroup?: string;
+  /** Regular expression (RE2 syntax, linear time) searched in the argv joined by spaces. */
+  cmdline?: string;
+  holders: HolderMode;
+}
+
+export interface DstMatch {
+  cidrs: Cidr[];
+  ports: PortRange[];
+  proto: ProtoMatch;
+}
+
+export interface EgressRule {
+  name: string;
+  app?: AppMatch;
+  dst?: DstMatch;
+  action: EgressAction;
+}
+
+export interface EgressPolicy {
+  default: EgressAction;
+  unknown: EgressAction;
+  rules: EgressRule[];
+}
+
+/** How flows are attributed to processes (maps onto the identity Attributor's options). */
+export interface IdentityConfig {
+  /** eBPF socket-owner tracking: auto = use it when it loads. */
+  bpf: EbpfMode;
+  /** Full /proc scan for every new flow: every holder, slowly. */
+  exhaustive: boolean;
+  /** SHA-256 of executables. */
+  hash: boolean;
+  /** Background index period (ms); 0 = none. */
+  indexIntervalMs: number;
+}
+
+export interface AgentConfig {
+  /** Name of the labelling key in `keys`; undefined when not set and `keys` does not hold exactly one. */
+  key?: string;
+  interfaces: string[];
+  families: Family[];
+  label: { destinations: Cidr[]; ports: PortRange[] };
+  fail: FailMode;
+  queues: number;
+  queueBase: number;
+  /** The agent's packet mark bits (agent/marks.ts). */
+  mark: AgentMarks;
+  identity: IdentityConfig;
+  egress: EgressPolicy;
+}
+
+export interface MarkBits {
+  mask: number;
+  valid: number;
+  invalid: number;
+  unlabeled: number;
+  malformed: number;
+}
+
+/**
+ * A verifier rule, the one type for it at every stage. Only its keys change form on the way,
+ * so they are the type parameter: key names in the config (undefined: every key the verifier
+ * has), key files in the data sent to a queue worker (a structured clone: no key material
+ * objects), loaded keys inside the worker (verifier/decide.ts).
+ */
+export interface VerifierRule<Keys = readonly string[] | undefined> {
+  name: string;
+  inInterfaces: readonly string[];
+  outInterfaces: readonly string[];
+  sources: readonly Cidr[];
+  destinations: readonly Cidr[];
+  ports: readonly PortRange[];
+  keys: Keys;
+  action: VerifierAction;
+}
+
+export interface VerifierConfig {
+  hook: VerifierHook;
+  action: VerifierAction;
+  families: Family[];
+  fail: FailMode;
+  queues: number;
+  queueBase: number;
+  mark: MarkBits;
+  rules: VerifierRule[];
+}
+
+/** How many egress decisions the agent logs (the rest are counted and summarised). */
+export interface DecisionLogLimits {
+  /** allow decisions (by a rule, default or unknown) per second; bursts of 10 s worth. */
+  allowPerSecond: number;
+  /** deny and log-action decisions per second; bursts of 10 s worth. */
+  denyPerSecond: number;
+  /** Period of the summary of what was not logged (s). */
+  summarySeconds: number;
+}
+
+export const DEFAULT_DECISION_LOG_LIMITS: Readonly<DecisionLogLimits> = { allowPerSecond: 20, denyPerSecond: 200, summarySeconds: 10 };
+
+export interface LabelwallConfig {
+  /** Path the config was read from, when it came from a file. */
+  source?: string;
+  /** Key name -> key file path (absolute; relative paths resolve against the config's folder). */
+  keys: Record<string, string>;
+  log: { level: LogLevel; file?: string; egressDecisions: DecisionLogLimits };
+  agent: AgentConfig;
+  verifier: VerifierConfig;
+  control: { socket: string };
+}
+
+export const DEFAULT_MARK: Readonly<MarkBits> = { mask: 0xf00, valid: 0x100, invalid: 0x200, unlabeled: 0x300, malformed: 0x400 };
+export const DEFAULT_CONTROL_SOCKET = '/run/labelwall/agent.sock';
