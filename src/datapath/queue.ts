@@ -135,7 +135,7 @@ function normalise(opts: StartOptions): Required<Omit<StartOptions, 'handlerData
     uidGid: opts.uidGid ?? false,
     rcvBufBytes: opts.rcvBufBytes ?? 16 << 20,
     batchSize,
-    noBatchVerdicts: opts.noBatchVerdicts ?? false,
+    batchVerdicts: opts.batchVerdicts ?? true,
   };
 }
 
@@ -163,7 +163,7 @@ export async function startQueues(opts: StartOptions): Promise<QueueSet> {
       uidGid: o.uidGid,
       rcvBufBytes: o.rcvBufBytes,
       batchSize: o.batchSize,
-      batchVerdicts: !o.noBatchVerdicts,
+      batchVerdicts: o.batchVerdicts,
       control: controlSab,
       stats: statsSab,
       port: port2,

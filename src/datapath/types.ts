@@ -107,8 +107,8 @@ export interface StartOptions {
   rcvBufBytes?: number;
   /** Messages per recvmmsg (1..64, default 64). */
   batchSize?: number;
-  /** Disable NFQNL_MSG_VERDICT_BATCH coalescing (for measurement and tests). */
-  noBatchVerdicts?: boolean;
+  /** Coalesce runs of equal plain verdicts into NFQNL_MSG_VERDICT_BATCH (default true; false for measurement and tests). */
+  batchVerdicts?: boolean;
 }
 
 /** Per-worker datapath counters (cumulative). */
