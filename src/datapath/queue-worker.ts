@@ -36,7 +36,7 @@ async function loadHandler(): Promise<{ mod: HandlerModule; handler: PacketHandl
     counters: new Float64Array(sab, 0, mod.counterNames.length),
     workerIndex: init.workerIndex,
     queueNum: init.queueNum,
-    post: (msg: unknown) => post({ type: 'post', msg }),
+    post: (msg: unknown) => post({ kind: 'post', msg }),
     scratch: Buffer.alloc(65536),
     failOpen: init.failOpen,
   };
@@ -50,7 +50,7 @@ async function main(): Promise<void> {
   try {
     loaded = await loadHandler();
   } catch (e) {
-    post({ type: 'error', message: `handler module: ${(e as Error).stack ?? String(e)}` });
+    post({ kind: 'error', message: `handler module: ${(e as Error).stack ?? String(e)}` });
     init.port.close();
     return;
   }
@@ -68,18 +68,18 @@ async function main(): Promise<void> {
       recvTimeoutMs: 200,
     });
   } catch (e) {
-    post({ type: 'error', message: (e as Error).message, errno: e instanceof NfqueueError ? e.errno : undefined });
+    post({ kind: 'error', message: (e as Error).message, errno: e instanceof NfqueueError ? e.errno : undefined });
     init.port.close();
     return;
   }
-  post({ type: 'ready', counterNames: [...loaded.mod.counterNames], handlerCounters: loaded.sab, portId: sock.portId });
+  post({ kind: 'ready', counterNames: [...loaded.mod.counterNames], handlerCounters: loaded.sab, portId: sock.portId });
   try {
     run(sock, loaded.handler, loaded.mod);
   } finally {
     sock.unbindNoWait(init.queueNum);
     sock.close();
     init.port.close();
-    post({ type: 'stopped' });
+    post({ kind: 'stopped' });
   }
 }
 
@@ -139,7 +139,7 @@ function run(sock: NfqSocket, handler: PacketHandler, mod: HandlerModule): void 
         try {
           mod.onMessage?.(m.message);
         } catch (e) {
-          post({ type: 'post', msg: { kind: 'onMessage-error', error: String(e) } });
+          post({ kind: 'post', msg: { kind: 'onMessage-error', error: String(e) } });
         }
       }
     }
@@ -167,5 +167,5 @@ function run(sock: NfqSocket, handler: PacketHandler, mod: HandlerModule): void 
 }
 
 main().catch((e) => {
-  post({ type: 'error', message: `worker: ${(e as Error).stack ?? String(e)}` });
+  post({ kind: 'error', message: `worker: ${(e as Error).stack ?? String(e)}` });
 });

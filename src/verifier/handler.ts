@@ -107,7 +107,7 @@ export function createHandler(data: unknown, ctx: HandlerContext): PacketHandler
     if (now - (validFlows.get(key) ?? 0) < 2000) return;
     if (validFlows.size >= 4096) validFlows.clear();
     validFlows.set(key, now);
-    ctx.post({ type: 'suspect-valid', src, dst, sport: q.tcp.srcPort, dport: q.tcp.dstPort });
+    ctx.post({ kind: 'suspect-valid', src, dst, sport: q.tcp.srcPort, dport: q.tcp.dstPort });
   };
   return (p: QueuedPacket): VerdictDecision => {
     const inName = ifaces.get(p.indev)?.name;
@@ -125,7 +125,7 @@ export function createHandler(data: unknown, ctx: HandlerContext): PacketHandler
     if (v.judged !== 'valid' && v.judged !== 'unmatched' && d.logBad && events.take()) {
       const parsed = v.packet;
       ctx.post({
-        type: 'log',
+        kind: 'log',
         level: 'warn',
         msg: `verifier: ${v.judged}`,
         verdict: v.judged,
