@@ -4,7 +4,7 @@
 // koffi call. Prints ns per packet. Usage: node dist/bench/nfqueue-micro.js
 import koffi from 'koffi';
 import { NlWriter, readNlHeader } from '../src/datapath/netlink.js';
-import { newAttrTable, newParsedPacket, parsePacket, NF_ACCEPT } from '../src/datapath/nfqueue-proto.js';
+import { newAttrTable, newQueuedPacket, parsePacket, NF_ACCEPT } from '../src/datapath/nfqueue-proto.js';
 import { VerdictEncoder } from '../src/datapath/verdict-encoder.js';
 import { labelPacket } from '../src/label/compat.js';
 import { LabelKey } from '../src/label/keys.js';
@@ -52,7 +52,7 @@ function run(name: string, n: number, perPacket: (msg: Buffer, i: number) => voi
 
 const msgs = Array.from({ length: 64 }, (_, i) => packetMessage(i + 1));
 const table = newAttrTable();
-const pp = newParsedPacket();
+const pp = newQueuedPacket();
 const w = new NlWriter(Buffer.alloc(1 << 20));
 const enc = new VerdictEncoder(w, 0, true, (wr) => wr.reset());
 const encSingle = new VerdictEncoder(new NlWriter(Buffer.alloc(1 << 20)), 0, false, (wr) => wr.reset());

@@ -102,7 +102,7 @@ export function createHandler(data: unknown, ctx: HandlerContext): PacketHandler
         c[cSupp!]!++;
         return;
       }
-      ctx.post({ type: 'log', level: rec.action === 'log' ? 'warn' : 'info', msg: 'egress decision', ...rec, attributionMs: Math.round(lastMs * 1000) / 1000 });
+      ctx.post({ kind: 'log', level: rec.action === 'log' ? 'warn' : 'info', msg: 'egress decision', ...rec, attributionMs: Math.round(lastMs * 1000) / 1000 });
     },
   });
   // Sent when the main thread says hello: messages posted before the queue set exists are lost.
@@ -133,7 +133,7 @@ export function createHandler(data: unknown, ctx: HandlerContext): PacketHandler
       return decision;
     } catch (err) {
       c[cErrors!]!++;
-      if (events.take()) ctx.post({ type: 'log', level: 'error', msg: 'egress: decision failed; fail mode applies', err: String((err as Error)?.stack ?? err), failOpen: ctx.failOpen });
+      if (events.take()) ctx.post({ kind: 'log', level: 'error', msg: 'egress: decision failed; fail mode applies', err: String((err as Error)?.stack ?? err), failOpen: ctx.failOpen });
       decision.mark = withMark(p.mark, failMark, egressMask);
       return decision;
     }
@@ -161,7 +161,7 @@ export function onMessage(msg: unknown): void {
     } satisfies EgressWorkerMessage);
   } else if (m?.kind === 'tick') {
     const sum = limiter?.summary();
-    if (sum) context.post({ type: 'log', level: sum.suppressed.deny + sum.suppressed.log > 0 ? 'warn' : 'info', msg: `egress decisions not logged (rate limit): ${sum.total} in ${sum.periodSeconds} s`, ...sum });
+    if (sum) context.post({ kind: 'log', level: sum.suppressed.deny + sum.suppressed.log > 0 ? 'warn' : 'info', msg: `egress decisions not logged (rate limit): ${sum.total} in ${sum.periodSeconds} s`, ...sum });
   } else if (m?.kind === 'flow-bytes') {
     const now = Date.now();
     for (const [k, bytes] of m.entries) {

@@ -9,11 +9,32 @@ import { loadKeyFile } from '../label/keys.js';
 import type { HandlerContext, PacketHandler, QueuedPacket, VerdictDecision } from '../datapath/types.js';
 import { IfaceTable } from '../util/ifaces.js';
 import { RateLimiter } from '../util/ratelimit.js';
-import { AGENT_COUNTERS, decideAgentPacket } from './decide.js';
+import { AGENT_COUNTERS, decideAgentPacket, type AgentCounter } from './decide.js';
 import { DEFAULT_AGENT_MARK, type AgentMarks } from './marks.js';
 import { flowHashOfPacket } from './flow-hash.js';
 
 export const counterNames = AGENT_COUNTERS;
+
+// Fixed counter slots: the per-packet path indexes ctx.counters without a lookup by name.
+const C_LABELLED = AGENT_COUNTERS.indexOf('labelled');
+const C_LABELLED_BYTES = AGENT_COUNTERS.indexOf('labelled_bytes');
+const C_HANDSHAKES_REWRITTEN = AGENT_COUNTERS.indexOf('handshakes_rewritten');
+const C_HANDSHAKES_UNCHANGED = AGENT_COUNTERS.indexOf('handshakes_unchanged');
+const C_PASSED_NOT_TCP = AGENT_COUNTERS.indexOf('passed_not_tcp');
+const C_DROPPED_MALFORMED = AGENT_COUNTERS.indexOf('dropped_malformed');
+const C_INBOUND_MALFORMED = AGENT_COUNTERS.indexOf('inbound_malformed');
+
+function counterSlot(c: AgentCounter): number {
+  switch (c) {
+    case 'labelled': return C_LABELLED;
+    case 'labelled_bytes': return C_LABELLED_BYTES;
+    case 'handshakes_rewritten': return C_HANDSHAKES_REWRITTEN;
+    case 'handshakes_unchanged': return C_HANDSHAKES_UNCHANGED;
+    case 'passed_not_tcp': return C_PASSED_NOT_TCP;
+    case 'dropped_malformed': return C_DROPPED_MALFORMED;
+    case 'inbound_malformed': return C_INBOUND_MALFORMED;
+  }
+}
 
 export interface AgentHandlerData {
   keyFile: string;
@@ -46,8 +67,6 @@ export function createHandler(data: unknown, ctx: HandlerContext): PacketHandler
   const { keyFile, countFlows, marks = DEFAULT_AGENT_MARK } = data as AgentHandlerData;
   const key = loadKeyFile(keyFile);
   const ifaces = new IfaceTable();
-  const slot = new Map<string, number>(AGENT_COUNTERS.map((n, i) => [n, i]));
-  const labelledBytes = slot.get('labelled_bytes')!;
   const events = new RateLimiter(20);
   const decision: VerdictDecision = { verdict: 'repeat' };
   context = ctx;
@@ -56,9 +75,9 @@ export function createHandler(data: unknown, ctx: HandlerContext): PacketHandler
   return (p: QueuedPacket): VerdictDecision => {
     const mtu = ifaces.get(p.indev)?.mtu ?? 1500;
     const d = decideAgentPacket(p.hook, p.payload, p.mark, mtu, key, ctx.scratch, marks);
-    ctx.counters[slot.get(d.counter)!]!++;
+    ctx.counters[counterSlot(d.counter)]!++;
     if (d.counter === 'labelled') {
-      ctx.counters[labelledBytes]! += p.payload.length;
+      ctx.counters[C_LABELLED_BYTES]! += p.payload.length;
       if (perFlow) {
         const k = flowHashOfPacket(p.payload);
         if (k >= 0) {
@@ -68,7 +87,7 @@ export function createHandler(data: unknown, ctx: HandlerContext): PacketHandler
       }
     }
     if (d.reason && events.take()) {
-      ctx.post({ type: 'log', level: 'warn', msg: 'agent: packet not labelled', counter: d.counter, reason: d.reason, hook: p.hook });
+      ctx.post({ kind: 'log', level: 'warn', msg: 'agent: packet not labelled', counter: d.counter, reason: d.reason, hook: p.hook });
     }
     decision.verdict = d.verdict;
     decision.mark = d.mark;

@@ -205,7 +205,7 @@ export function registerDaemons(program: Command): void {
       onWorkerMessage: (msg, set) => {
         live.onWorkerMessage(msg);
         const m = msg as ValidFlowReport | undefined;
-        if (set === 'suspect' && m?.type === 'suspect-valid') (exemptions ??= new FlowExemptions(nfqueueTarget(r.queues, r.failOpen), log)).note(m);
+        if (set === 'suspect' && m?.kind === 'suspect-valid') (exemptions ??= new FlowExemptions(nfqueueTarget(r.queues, r.failOpen), log)).note(m);
       },
       onReload: () => live.reload(),
       controlSocket: r.controlSocket,

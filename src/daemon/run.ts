@@ -266,9 +266,9 @@ export async function runDaemon(spec: DaemonSpec): Promise<void> {
       log.error({ worker: index, set: name, err: err.message }, `${spec.role}: queue worker failed; its queue's traffic ${spec.failOpen ? 'passes unseen' : 'is dropped'}`);
     });
     set.on('message', (_index: number, msg: unknown) => {
-      const m = msg as { type?: string; level?: string; msg?: string } | undefined;
-      if (m?.type === 'log') {
-        const { type: _t, level, msg: text, ...rest } = m as Record<string, unknown>;
+      const m = msg as { kind?: string; level?: string; msg?: string } | undefined;
+      if (m?.kind === 'log') {
+        const { kind: _k, level, msg: text, ...rest } = m as Record<string, unknown>;
         const fn = (log as unknown as Record<string, (o: unknown, s?: string) => void>)[String(level ?? 'info')] ?? log.info;
         fn.call(log, rest, String(text ?? ''));
       } else spec.onWorkerMessage?.(msg, name);

@@ -16,6 +16,7 @@ import {
   u16be,
   u32be,
 } from './netlink.js';
+import type { QueuedPacket } from './types.js';
 
 export const NETLINK_NETFILTER = 12;
 export const NFNL_SUBSYS_QUEUE = 3;
@@ -181,30 +182,8 @@ export function verdictPayloadOk(len: number): boolean {
 }
 
 /** A queued packet as parsed from NFQNL_MSG_PACKET. Reused between parses (see parsePacket). */
-export interface ParsedPacket {
-  id: number;
-  /** nfgen_family of the message (NFPROTO_IPV4 = 2, NFPROTO_IPV6 = 10, ...). */
-  family: number;
-  queueNum: number;
-  hwProtocol: number;
-  hook: number;
-  mark: number;
-  indev: number;
-  outdev: number;
-  physindev: number;
-  physoutdev: number;
-  /** View into the receive buffer: valid until the buffer is reused. Empty if not copied. */
-  payload: Buffer;
-  /** Original length (NFQA_CAP_LEN) when the payload was truncated by copy range, else payload length. */
-  capLen: number;
-  /** NFQA_SKB_INFO bits. */
-  skbInfo: number;
-  /** -1 when absent (needs NFQA_CFG_F_UID_GID and a local socket). */
-  uid: number;
-  gid: number;
-}
-
-export function newParsedPacket(): ParsedPacket {
+/** A packet view for parsePacket to fill (reused for every message). */
+export function newQueuedPacket(): QueuedPacket {
   return {
     id: 0,
     family: 0,
@@ -219,6 +198,8 @@ export function newParsedPacket(): ParsedPacket {
     payload: EMPTY,
     capLen: 0,
     skbInfo: 0,
+    gso: false,
+    csumNotReady: false,
     uid: -1,
     gid: -1,
   };
@@ -230,11 +211,11 @@ export function newAttrTable(): AttrTable {
 }
 
 /**
- * Parses an NFQNL_MSG_PACKET message into `out`. Returns null when complete; otherwise a
- * reason. When the reason is returned but `out.id` was set (`idKnown` true in the result of
- * packetIdOf), the caller can still answer the packet.
+ * Parses an NFQNL_MSG_PACKET message into `out`, the view the handler is given. Returns null
+ * when complete; otherwise a reason. When the reason is returned but `out.id` is not -1, the
+ * caller can still answer the packet.
  */
-export function parsePacket(buf: Buffer, msg: NlMsg, table: AttrTable, out: ParsedPacket): string | null {
+export function parsePacket(buf: Buffer, msg: NlMsg, table: AttrTable, out: QueuedPacket): string | null {
   out.id = -1;
   if (msg.type !== T_PACKET) return `not a packet message (type 0x${msg.type.toString(16)})`;
   if (msg.len < HDR) return 'packet message shorter than nfgenmsg';
@@ -257,6 +238,8 @@ export function parsePacket(buf: Buffer, msg: NlMsg, table: AttrTable, out: Pars
   out.physindev = u32attr(buf, table, NFQA_IFINDEX_PHYSINDEV, 0);
   out.physoutdev = u32attr(buf, table, NFQA_IFINDEX_PHYSOUTDEV, 0);
   out.skbInfo = u32attr(buf, table, NFQA_SKB_INFO, 0);
+  out.gso = (out.skbInfo & NFQA_SKB_GSO) !== 0;
+  out.csumNotReady = (out.skbInfo & NFQA_SKB_CSUMNOTREADY) !== 0;
   out.uid = table.has(NFQA_UID) ? u32attr(buf, table, NFQA_UID, -1) : -1;
   out.gid = table.has(NFQA_GID) ? u32attr(buf, table, NFQA_GID, -1) : -1;
   if (table.has(NFQA_PAYLOAD)) {

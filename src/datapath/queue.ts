@@ -135,7 +135,7 @@ function normalise(opts: StartOptions): Required<Omit<StartOptions, 'handlerData
     uidGid: opts.uidGid ?? false,
     rcvBufBytes: opts.rcvBufBytes ?? 16 << 20,
     batchSize,
-    noBatchVerdicts: opts.noBatchVerdicts ?? false,
+    batchVerdicts: opts.batchVerdicts ?? true,
   };
 }
 
@@ -163,7 +163,7 @@ export async function startQueues(opts: StartOptions): Promise<QueueSet> {
       uidGid: o.uidGid,
       rcvBufBytes: o.rcvBufBytes,
       batchSize: o.batchSize,
-      batchVerdicts: !o.noBatchVerdicts,
+      batchVerdicts: o.batchVerdicts,
       control: controlSab,
       stats: statsSab,
       port: port2,
@@ -172,7 +172,7 @@ export async function startQueues(opts: StartOptions): Promise<QueueSet> {
     const exited = new Promise<number>((res) => worker.once('exit', res));
     const ready = new Promise<WorkerSlot>((resolve, reject) => {
       const onMsg = (m: S.WorkerToMain): void => {
-        if (m.type === 'ready') {
+        if (m.kind === 'ready') {
           resolve({
             index,
             queueNum,
@@ -184,7 +184,7 @@ export async function startQueues(opts: StartOptions): Promise<QueueSet> {
             exited,
             stopped: false,
           });
-        } else if (m.type === 'error') {
+        } else if (m.kind === 'error') {
           reject(new QueueStartError(`queue ${queueNum}: ${m.message}`, queueNum, m.errno));
         }
       };
@@ -212,8 +212,8 @@ export async function startQueues(opts: StartOptions): Promise<QueueSet> {
   const set = new QueueSet(slots, controlSab);
   for (const s of slots) {
     s.worker.on('message', (m: S.WorkerToMain) => {
-      if (m.type === 'post') set.emit('message', s.index, m.msg);
-      else if (m.type === 'error') set.emit('workerError', s.index, new Error(`queue ${s.queueNum}: ${m.message}`));
+      if (m.kind === 'post') set.emit('message', s.index, m.msg);
+      else if (m.kind === 'error') set.emit('workerError', s.index, new Error(`queue ${s.queueNum}: ${m.message}`));
     });
     s.worker.on('error', (e) => set.emit('workerError', s.index, e));
   }

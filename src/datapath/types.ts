@@ -17,10 +17,12 @@
 //   (accept with failOpen, else drop) and counts `handlerErrors`; the worker carries on.
 
 export interface QueuedPacket {
-  /** Kernel packet id (serial within the queue). */
+  /** Kernel packet id (serial within the queue); -1 while unread (an unparseable message). */
   id: number;
   /** nfgen family: 2 = IPv4, 10 = IPv6 (NFPROTO_*). */
   family: number;
+  /** Queue number the message names (nfgenmsg res_id). */
+  queueNum: number;
   /** Link-layer protocol, e.g. 0x0800 IPv4, 0x86dd IPv6. */
   hwProtocol: number;
   /** Netfilter hook: 0 PREROUTING, 1 INPUT, 2 FORWARD, 3 OUTPUT, 4 POSTROUTING. */
@@ -29,15 +31,21 @@ export interface QueuedPacket {
   /** Interface indexes, 0 when not known at this hook. */
   indev: number;
   outdev: number;
-  /** Network-layer packet (IP header first). View, valid only during the call. */
+  physindev: number;
+  physoutdev: number;
+  /** Network-layer packet (IP header first). View into the receive buffer, valid only during the call; empty if not copied. */
   payload: Buffer;
+  /** Original length (NFQA_CAP_LEN) when the payload was truncated by copy range, else payload length. */
+  capLen: number;
+  /** NFQA_SKB_INFO bits (gso and csumNotReady below are two of them). */
+  skbInfo: number;
   /** True when the kernel handed over a GSO super-packet (only with the gso option). */
   gso: boolean;
   /** True when the checksum is partial (offloaded, CHECKSUM_PARTIAL); only with the gso option. */
   csumNotReady: boolean;
-  /** Socket owner (with the uidGid option, for locally generated packets with a full socket). */
-  uid?: number;
-  gid?: number;
+  /** Socket owner, -1 when absent (needs the uidGid option and a locally generated packet with a full socket). */
+  uid: number;
+  gid: number;
 }
 
 export type Verdict = 'accept' | 'drop' | 'repeat';
@@ -99,8 +107,8 @@ export interface StartOptions {
   rcvBufBytes?: number;
   /** Messages per recvmmsg (1..64, default 64). */
   batchSize?: number;
-  /** Disable NFQNL_MSG_VERDICT_BATCH coalescing (for measurement and tests). */
-  noBatchVerdicts?: boolean;
+  /** Coalesce runs of equal plain verdicts into NFQNL_MSG_VERDICT_BATCH (default true; false for measurement and tests). */
+  batchVerdicts?: boolean;
 }
 
 /** Per-worker datapath counters (cumulative). */

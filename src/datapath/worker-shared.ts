@@ -40,8 +40,8 @@ export interface WorkerInit
 }
 
 export type WorkerToMain =
-  | { type: 'ready'; counterNames: string[]; handlerCounters: SharedArrayBuffer; portId: number }
-  | { type: 'error'; message: string; errno?: number }
-  | { type: 'post'; msg: unknown }
-  | { type: 'stopped' };
+  | { kind: 'ready'; counterNames: string[]; handlerCounters: SharedArrayBuffer; portId: number }
+  | { kind: 'error'; message: string; errno?: number }
+  | { kind: 'post'; msg: unknown }
+  | { kind: 'stopped' };
 

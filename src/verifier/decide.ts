@@ -3,7 +3,7 @@
 //   drop: valid goes on (marked), everything else is dropped.
 //   mark: everything goes on with mark bits for its verdict (NF_REPEAT).
 //   log:  everything goes on (marked) and is counted.
-import { parseIpPacket } from '../wire/packet.js';
+import { parseIpPacket, type ParsedPacket } from '../wire/packet.js';
 import { verifyParsed, type Verdict } from '../label/compat.js';
 import type { LabelKey } from '../label/keys.js';
 import { matchCidrs, matchPorts } from '../policy/match.js';
@@ -28,6 +28,8 @@ export interface VerifierDecision {
   fallback?: boolean;
   /** The source address, when the packet parsed (for listing sources of bad segments). */
   src?: Uint8Array;
+  /** The parsed packet, when it parsed: the handler's log line and flow report use it instead of parsing again. */
+  packet?: ParsedPacket;
 }
 
 /**
@@ -96,5 +98,5 @@ export function decideVerifierPacket(
   const mark = ((oldMark & ~bits.mask) | markFor(bits, v.verdict)) >>> 0;
   const keyId = v.verdict === 'valid' && v.keyIndex !== undefined ? rule.keys[v.keyIndex]?.id : undefined;
   const pass = rule.action !== 'drop' || v.verdict === 'valid';
-  return { verdict: pass ? 'repeat' : 'drop', mark, judged: v.verdict, rule: ruleIndex, reason: v.reason, keyId, src: p.ok ? p.src : undefined, ...(fallback ? { fallback } : {}) };
+  return { verdict: pass ? 'repeat' : 'drop', mark, judged: v.verdict, rule: ruleIndex, reason: v.reason, keyId, src: p.ok ? p.src : undefined, packet: p.ok ? p : undefined, ...(fallback ? { fallback } : {}) };
 }

@@ -10,7 +10,7 @@ import type { Logger } from '../util/log.js';
 import { SUSPECT_CHAIN } from './rules.js';
 
 export interface ValidFlowReport {
-  type: 'suspect-valid';
+  kind: 'suspect-valid';
   src: string;
   dst: string;
   sport: number;

@@ -4,15 +4,36 @@
 //   answered with { kind: 'verifier-rules-applied', generation, ok, error? }. The new keys are
 //   all loaded before anything changes: on an error the worker keeps its old state.
 import { loadKeyFile, type LabelKey } from '../label/keys.js';
-import { parseIpPacket, formatAddress } from '../wire/packet.js';
+import { formatAddress, type ParsedPacket } from '../wire/packet.js';
 import type { HandlerContext, PacketHandler, QueuedPacket, VerdictDecision } from '../datapath/types.js';
 import type { MarkBits, VerifierRule } from '../config/model.js';
 import { IfaceTable } from '../util/ifaces.js';
 import { RateLimiter } from '../util/ratelimit.js';
-import { decideVerifierPacket, type RuntimeVerifierRule } from './decide.js';
+import { decideVerifierPacket, type RuntimeVerifierRule, type VerifierDecision } from './decide.js';
 import { SuspectList } from './suspects.js';
 
 export const counterNames = ['valid', 'invalid', 'unlabeled', 'malformed', 'skipped', 'unmatched', 'dropped', 'passed'] as const;
+
+// Fixed counter slots: the per-packet path indexes ctx.counters without a lookup by name.
+const C_VALID = counterNames.indexOf('valid');
+const C_INVALID = counterNames.indexOf('invalid');
+const C_UNLABELED = counterNames.indexOf('unlabeled');
+const C_MALFORMED = counterNames.indexOf('malformed');
+const C_SKIPPED = counterNames.indexOf('skipped');
+const C_UNMATCHED = counterNames.indexOf('unmatched');
+const C_DROPPED = counterNames.indexOf('dropped');
+const C_PASSED = counterNames.indexOf('passed');
+
+function judgedSlot(j: VerifierDecision['judged']): number {
+  switch (j) {
+    case 'valid': return C_VALID;
+    case 'invalid': return C_INVALID;
+    case 'unlabeled': return C_UNLABELED;
+    case 'malformed': return C_MALFORMED;
+    case 'skipped': return C_SKIPPED;
+    case 'unmatched': return C_UNMATCHED;
+  }
+}
 
 /** A config rule as the worker receives it: its keys are key files, not key names. */
 export type VerifierRuleData = VerifierRule<string[]>;
@@ -69,16 +90,14 @@ export function createHandler(data: unknown, ctx: HandlerContext): PacketHandler
   // Names are re-read every second so that a renamed interface is matched by its new name, as
   // iptables matches it.
   const ifaces = new IfaceTable(undefined, 1000);
-  const slot = new Map<string, number>(counterNames.map((n, i) => [n, i]));
   const events = new RateLimiter(20);
   const decision: VerdictDecision = { verdict: 'repeat' };
   const suspects = new SuspectList();
   // Suspect queue: the flows of listed sources that deliver valid segments, reported at most
   // every 2 s each, so the main thread can exempt them from the limit (exempt.ts).
   const validFlows = new Map<string, number>();
-  const reportValidFlow = (pkt: Buffer): void => {
-    const q = parseIpPacket(pkt);
-    if (!q.ok || !q.tcp) return;
+  const reportValidFlow = (q: ParsedPacket | undefined): void => {
+    if (!q?.tcp) return;
     const src = formatAddress(q.src);
     const dst = formatAddress(q.dst);
     const key = `${src} ${q.tcp.srcPort} ${dst} ${q.tcp.dstPort}`;
@@ -86,24 +105,25 @@ export function createHandler(data: unknown, ctx: HandlerContext): PacketHandler
     if (now - (validFlows.get(key) ?? 0) < 2000) return;
     if (validFlows.size >= 4096) validFlows.clear();
     validFlows.set(key, now);
-    ctx.post({ type: 'suspect-valid', src, dst, sport: q.tcp.srcPort, dport: q.tcp.dstPort });
+    ctx.post({ kind: 'suspect-valid', src, dst, sport: q.tcp.srcPort, dport: q.tcp.dstPort });
   };
   return (p: QueuedPacket): VerdictDecision => {
     const inName = ifaces.get(p.indev)?.name;
     const outName = ifaces.get(p.outdev)?.name;
     const d = current!;
     const v = decideVerifierPacket(p.payload, p.mark, rules, d.mark, inName, outName);
-    ctx.counters[slot.get(v.judged)!]!++;
+    const c = ctx.counters;
+    c[judgedSlot(v.judged)]!++;
     // `unmatched` counts the packets iptables queued but no rule matched here (judged anyway).
-    if (v.fallback) ctx.counters[slot.get('unmatched')!]!++;
-    ctx.counters[slot.get(v.verdict === 'drop' ? 'dropped' : 'passed')!]!++;
+    if (v.fallback) c[C_UNMATCHED]!++;
+    c[v.verdict === 'drop' ? C_DROPPED : C_PASSED]!++;
     // Flood defence: a source that sent a bad segment is limited in the kernel (rules.ts).
     if (v.judged !== 'valid' && v.judged !== 'unmatched' && v.src) suspects.note(v.src);
-    else if (d.suspect && v.judged === 'valid') reportValidFlow(p.payload);
+    else if (d.suspect && v.judged === 'valid') reportValidFlow(v.packet);
     if (v.judged !== 'valid' && v.judged !== 'unmatched' && d.logBad && events.take()) {
-      const parsed = parseIpPacket(p.payload);
+      const parsed = v.packet;
       ctx.post({
-        type: 'log',
+        kind: 'log',
         level: 'warn',
         msg: `verifier: ${v.judged}`,
         verdict: v.judged,
@@ -113,7 +133,7 @@ export function createHandler(data: unknown, ctx: HandlerContext): PacketHandler
         ...(v.fallback ? { fallback: 'no rule matched the interfaces here: judged by addresses and ports' } : {}),
         in: inName,
         out: outName,
-        ...(parsed.ok
+        ...(parsed
           ? { src: formatAddress(parsed.src), dst: formatAddress(parsed.dst), sport: parsed.tcp?.srcPort, dport: parsed.tcp?.dstPort, seq: parsed.tcp?.seq }
           : {}),
       });

@@ -21,7 +21,7 @@ import {
   NF_DROP,
   NF_REPEAT,
   newAttrTable,
-  newParsedPacket,
+  newQueuedPacket,
   parsePacket,
   verdictMsgSize,
   writeConfig,
@@ -105,7 +105,7 @@ describe('nfqueue packet parser', () => {
     m.writeUInt32LE(m.length, 0);
     const h = readNlHeader(m, 0, m.length);
     assert.ok(h.ok);
-    const p = newParsedPacket();
+    const p = newQueuedPacket();
     assert.equal(parsePacket(m, h.msg, newAttrTable(), p), null);
     assert.equal(p.id, 0xfffffffe);
     assert.equal(p.family, 2);
@@ -128,7 +128,7 @@ describe('nfqueue packet parser', () => {
     const h = readNlHeader(m, 0, m.length);
     assert.ok(h.ok);
     assert.equal(m.length % 4, 1);
-    const p = newParsedPacket();
+    const p = newQueuedPacket();
     assert.equal(parsePacket(m, h.msg, newAttrTable(), p), null);
     assert.equal(p.payload.length, 5);
   });
@@ -137,7 +137,7 @@ describe('nfqueue packet parser', () => {
     const m = packetMsg(42, Buffer.from([0x45]), hex('ff00 0500'));
     const h = readNlHeader(m, 0, m.length);
     assert.ok(h.ok);
-    const p = newParsedPacket();
+    const p = newQueuedPacket();
     const err = parsePacket(m, h.msg, newAttrTable(), p);
     assert.match(String(err), /exceeds message/);
     assert.equal(p.id, 42);
@@ -151,7 +151,7 @@ describe('nfqueue packet parser', () => {
     const m = Buffer.concat([h, body]);
     const r = readNlHeader(m, 0, m.length);
     assert.ok(r.ok);
-    const p = newParsedPacket();
+    const p = newQueuedPacket();
     assert.equal(parsePacket(m, r.msg, newAttrTable(), p), 'missing NFQA_PACKET_HDR');
     assert.equal(p.id, -1);
   });
@@ -175,7 +175,7 @@ describe('nfqueue packet parser', () => {
 
   it('random bytes never throw from the parsers', () => {
     const table = newAttrTable();
-    const p = newParsedPacket();
+    const p = newQueuedPacket();
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 300 }), fc.boolean(), (bytes, fixHeader) => {
         const b = Buffer.from(bytes);
