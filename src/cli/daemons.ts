@@ -16,7 +16,7 @@ import type { QueueSet } from '../datapath/queue.js';
 import type { ReloadResult } from '../daemon/run.js';
 import type { VerifierRulesMessage } from '../verifier/handler.js';
 import { KeyFileError } from '../label/keys.js';
-import { DEFAULT_PROFILE } from '../label/registry.js';
+import { DEFAULT_PROFILE, getProfile } from '../label/registry.js';
 import { nfqueueTarget, removeOwned } from '../datapath/iptables.js';
 import { FlowExemptions, type ValidFlowReport } from '../verifier/exempt.js';
 import { agentRulePlan, AGENT_PREFIX } from '../agent/rules.js';
@@ -311,7 +311,7 @@ function describeVerifier(r: ResolvedVerifier, suspectQueue: number | undefined)
 function verifierPlans(r: ResolvedVerifier, suspectQueue: number | undefined): Map<Family, RulePlan> {
   return plans(r.families, (f) =>
     verifierRulePlan(f, {
-      hook: r.hook, queues: r.queues, failOpen: r.failOpen, markMask: r.mark.mask, selections: r.rules,
+      hook: r.hook, queues: r.queues, failOpen: r.failOpen, markMask: r.mark.mask, optionKind: getProfile(r.profile).optionKind, selections: r.rules,
       unlabeledMark: r.mark.unlabeled, suspectQueue,
     }),
   );

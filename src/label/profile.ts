@@ -56,6 +56,8 @@ export interface HandshakeNeeds {
 export interface LabelProfile {
   /** The name it is registered and chosen by ('compat', ...). */
   readonly name: string;
+  /** TCP option kind of its label (the verifier's kernel rules call a segment without it unlabelled). */
+  readonly optionKind: number;
   /** Length in bytes of its TCP option (the largest form). */
   readonly optionLength: number;
   /** Most bytes a labelled packet can be longer than the packet it was made from (buffer sizing). */

@@ -1,7 +1,7 @@
 // The label-profile contract: a profile registered by name is the one the decision functions
 // use, end to end (agent labelling and handshakes, verifier judging, pcap label and verify),
 // with nothing outside its own object knowing its wire format. The fake profile below is the
-// stand-in for the next real one: an 8-byte option (kind 253, ExID 0xbeef, 4 MAC bytes) that
+// stand-in for the next real one: an 8-byte option (kind 254, the other experimental kind; ExID 0xbeef; 4 MAC bytes) that
 // keeps the stack's options and clamps the MSS by 8.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -20,17 +20,20 @@ import { wrapIp } from '../../src/pcap/synth.js';
 import { PcapWriter } from '../../src/pcap/writer.js';
 import { DEFAULT_MARK } from '../../src/config/model.js';
 import { decideVerifierPacket, type RuntimeVerifierRule } from '../../src/verifier/decide.js';
+import { verifierRulePlan } from '../../src/verifier/rules.js';
+import { renderRestore } from '../../src/datapath/iptables.js';
 import { buildTcpPacket, fixChecksums, typicalSynOptions } from '../../src/wire/build.js';
 import { IPPROTO_TCP, parseIpPacket, type ParsedPacket } from '../../src/wire/packet.js';
 import type { TcpView } from '../../src/wire/tcp.js';
 import { findExperimentalOption, OPT_DUPLICATE, OPT_MALFORMED, OPT_NOT_FOUND } from '../../src/wire/tcpopts.js';
 
+const FAKE_KIND = 254;
 const FAKE_EXID = 0xbeef;
 /** The time of every context a fake-profile call saw (callers reuse one context object). */
 const seen: Array<number | undefined> = [];
 
 function fakeFind(buf: Uint8Array, tcp: TcpView): FindLabelResult {
-  const r = findExperimentalOption(buf, tcp.optionsOffset, tcp.optionsLen, 253, FAKE_EXID);
+  const r = findExperimentalOption(buf, tcp.optionsOffset, tcp.optionsLen, FAKE_KIND, FAKE_EXID);
   if (r === OPT_NOT_FOUND) return { found: false, reason: 'no-label' };
   if (r === OPT_MALFORMED) return { found: false, reason: 'bad-option-length', malformed: true };
   if (r === OPT_DUPLICATE) return { found: false, reason: 'duplicate-label', malformed: true };
@@ -42,6 +45,7 @@ const tcpOf = (p: ParsedPacket, pkt: Uint8Array) => ({ seq: pkt.subarray(p.tcp!.
 
 const fake: LabelProfile = {
   name: 'test-fake',
+  optionKind: FAKE_KIND,
   optionLength: 8,
   overhead: 8,
   handshake: { eraseOutbound: false, eraseInbound: false, mssClamp: 8 },
@@ -50,7 +54,7 @@ const fake: LabelProfile = {
     if (p.protocol !== IPPROTO_TCP || !p.tcp) return { ok: false, verdict: 'skipped', reason: 'not-tcp' };
     const t = p.tcp;
     const { seq, payload } = tcpOf(p, pkt);
-    const opt = Uint8Array.of(253, 8, FAKE_EXID >> 8, FAKE_EXID & 0xff, ...key.mac(seq, payload).subarray(0, 4));
+    const opt = Uint8Array.of(FAKE_KIND, 8, FAKE_EXID >> 8, FAKE_EXID & 0xff, ...key.mac(seq, payload).subarray(0, 4));
     // The stack's options stay, the label goes after them (a fake: no room check beyond 40 bytes).
     const options = Buffer.concat([pkt.subarray(t.optionsOffset, t.optionsOffset + t.optionsLen), opt]);
     const packet = buildTcpPacket({ family: p.family, src: p.src, dst: p.dst, srcPort: t.srcPort, dstPort: t.dstPort, seq: t.seq, ack: t.ack, flags: t.flags, window: t.window, options, payload });
@@ -72,7 +76,7 @@ const fake: LabelProfile = {
     return { verdict: 'invalid', reason: 'mac-mismatch' };
   },
   findOption: fakeFind,
-  isOwnOption: (buf, at, len) => buf[at] === 253 && len === 8 && ((buf[at + 2]! << 8) | buf[at + 3]!) === FAKE_EXID,
+  isOwnOption: (buf, at, len) => buf[at] === FAKE_KIND && len === 8 && ((buf[at + 2]! << 8) | buf[at + 3]!) === FAKE_EXID,
 };
 
 registerProfile(fake);
@@ -99,7 +103,7 @@ test('agent and verifier decisions label and judge with the profile they are giv
   const p = parseIpPacket(labelled);
   assert.ok(p.ok && p.tcp);
   assert.equal(p.tcp.dataOffset, 28, 'the fake option, not compat\'s 40 bytes');
-  assert.deepEqual([...labelled.subarray(p.tcp.optionsOffset, p.tcp.optionsOffset + 4)], [253, 8, 0xbe, 0xef]);
+  assert.deepEqual([...labelled.subarray(p.tcp.optionsOffset, p.tcp.optionsOffset + 4)], [254, 8, 0xbe, 0xef]);
 
   const v = decideVerifierPacket(profile, labelled, 0, rules, DEFAULT_MARK, undefined, undefined);
   assert.equal(v.judged, 'valid');
@@ -116,6 +120,14 @@ test('agent and verifier decisions label and judge with the profile they are giv
   fixChecksums(tampered);
   const t = decideVerifierPacket(profile, tampered, 0, rules, DEFAULT_MARK, undefined, undefined);
   assert.deepEqual([t.judged, t.reason, t.verdict], ['invalid', 'mac-mismatch', 'drop']);
+});
+
+test("the verifier's kernel rules call a segment unlabelled by the profile's option kind", () => {
+  const sel = { inInterfaces: [], outInterfaces: [], sources: [], destinations: [], ports: [] };
+  const text = (kind: number) => renderRestore(verifierRulePlan(4, { hook: 'input', queues: [200], failOpen: false, markMask: 0xf00, optionKind: kind, selections: [sel] }));
+  assert.match(text(getProfile('test-fake').optionKind), /! --tcp-option 254 -g /);
+  assert.doesNotMatch(text(getProfile('test-fake').optionKind), /--tcp-option 253/);
+  assert.match(text(compat.optionKind), /! --tcp-option 253 -g /);
 });
 
 test('inbound handshakes follow the profile: what it erases, what it keeps, how far it clamps the MSS', () => {
