@@ -16,7 +16,7 @@ import { createHmac, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { labelPacket, verifyPacket } from '../src/label/compat.js';
+import { compat, labelPacket, verifyPacket } from '../src/label/compat.js';
 import { LabelKey } from '../src/label/keys.js';
 import { labelCapture, verifyCapture } from '../src/pcap/process.js';
 import { LINKTYPE_ETHERNET } from '../src/pcap/linktypes.js';
@@ -80,7 +80,7 @@ async function main(): Promise<void> {
 
     // Labelling the whole file (pcap label path).
     t = now();
-    const lc = await labelCapture(plain, labelled, key);
+    const lc = await labelCapture(compat, plain, labelled, key);
     const labelSecs = now() - t;
     fs.unlinkSync(plain);
     const fileBytes = fs.statSync(labelled).size;
@@ -91,7 +91,7 @@ async function main(): Promise<void> {
     const verifySecs: number[] = [];
     for (let r = 0; r < runs; r++) {
       t = now();
-      const c = await verifyCapture(labelled, [key]);
+      const c = await verifyCapture(compat, labelled, [key]);
       verifySecs.push(now() - t);
       if (c.valid !== lc.labelled) throw new Error(`verify found ${c.valid} valid of ${lc.labelled}`);
     }

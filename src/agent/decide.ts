@@ -1,8 +1,8 @@
 // The agent's per-packet decision (pure apart from the HMAC): label what leaves, rewrite the
 // options of handshakes that arrive. Every packet goes back with NF_REPEAT and the agent's mark,
 // so the rest of the ruleset runs as if labelwall were not there.
-import { labelPacket } from '../label/compat.js';
 import type { LabelKey } from '../label/keys.js';
+import { labelWith, type LabelProfile, type PacketContext } from '../label/profile.js';
 import { rewriteInboundSyn } from './handshake.js';
 import { DEFAULT_AGENT_MARK, withMark, type AgentMarks } from './marks.js';
 
@@ -29,11 +29,13 @@ export interface AgentDecision {
 }
 
 /**
- * Decides one queued packet. `hook` is the netfilter hook it was queued from, `mtu` the MTU of
- * the interface an inbound packet arrived on (for the MSS clamp), `out` scratch space for the
- * rewritten packet (valid until the next call).
+ * Decides one queued packet with the label profile `profile`. `hook` is the netfilter hook it
+ * was queued from, `mtu` the MTU of the interface an inbound packet arrived on (for the MSS
+ * clamp), `out` scratch space for the rewritten packet (valid until the next call), `ctx` what
+ * the profile may need besides the packet (reused by the caller).
  */
 export function decideAgentPacket(
+  profile: LabelProfile,
   hook: number,
   pkt: Buffer,
   mark: number,
@@ -41,16 +43,17 @@ export function decideAgentPacket(
   key: LabelKey,
   out: Buffer,
   marks: AgentMarks = DEFAULT_AGENT_MARK,
+  ctx?: PacketContext,
 ): AgentDecision {
   // Only our own bit: the egress decision bits (marks.ts) must survive labelling.
   const done = withMark(mark, marks.done, marks.done);
   if (hook === NF_INET_LOCAL_IN) {
-    const r = rewriteInboundSyn(pkt, mtu, out);
+    const r = rewriteInboundSyn(profile, pkt, mtu, out);
     if (r.kind === 'rewritten') return { verdict: 'repeat', mark: done, payload: r.packet, counter: 'handshakes_rewritten' };
     if (r.kind === 'malformed') return { verdict: 'repeat', mark: done, counter: 'inbound_malformed', reason: r.reason };
     return { verdict: 'repeat', mark: done, counter: 'handshakes_unchanged' };
   }
-  const r = labelPacket(pkt, key, out);
+  const r = labelWith(profile, pkt, key, out, ctx);
   if (r.ok) return { verdict: 'repeat', mark: done, payload: r.packet, counter: 'labelled' };
   if (r.verdict === 'skipped') return { verdict: 'repeat', mark: done, counter: 'passed_not_tcp' };
   // An outgoing TCP segment we cannot label must not leave unlabelled (fail closed).

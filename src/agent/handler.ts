@@ -6,6 +6,7 @@
 // ({ kind: 'flows-query', id } → { kind: 'flow-bytes', id, entries }) or when it grows past
 // FLOW_BYTES_FLUSH entries; the main thread joins them to the egress flow table.
 import { loadKeyFile } from '../label/keys.js';
+import { getProfile } from '../label/registry.js';
 import type { HandlerContext, PacketHandler, QueuedPacket, VerdictDecision } from '../datapath/types.js';
 import { IfaceTable } from '../util/ifaces.js';
 import { RateLimiter } from '../util/ratelimit.js';
@@ -37,6 +38,8 @@ function counterSlot(c: AgentCounter): number {
 }
 
 export interface AgentHandlerData {
+  /** The label profile's name (label/registry.ts). */
+  profile: string;
   keyFile: string;
   /** Count labelled bytes per flow for `labelwall flows`. */
   countFlows?: boolean;
@@ -65,6 +68,7 @@ function flush(id: number): void {
 
 export function createHandler(data: unknown, ctx: HandlerContext): PacketHandler {
   const { keyFile, countFlows, marks = DEFAULT_AGENT_MARK } = data as AgentHandlerData;
+  const profile = getProfile((data as AgentHandlerData).profile); // once: packets call it directly
   const key = loadKeyFile(keyFile);
   const ifaces = new IfaceTable();
   const events = new RateLimiter(20);
@@ -74,7 +78,7 @@ export function createHandler(data: unknown, ctx: HandlerContext): PacketHandler
   flowBytes = perFlow;
   return (p: QueuedPacket): VerdictDecision => {
     const mtu = ifaces.get(p.indev)?.mtu ?? 1500;
-    const d = decideAgentPacket(p.hook, p.payload, p.mark, mtu, key, ctx.scratch, marks);
+    const d = decideAgentPacket(profile, p.hook, p.payload, p.mark, mtu, key, ctx.scratch, marks);
     ctx.counters[counterSlot(d.counter)]!++;
     if (d.counter === 'labelled') {
       ctx.counters[C_LABELLED_BYTES]! += p.payload.length;

@@ -1,15 +1,17 @@
 // Inbound handshake rewriting on the protected host.
 //
-// Labelled segments carry only the label option, so the peer never sees the window scale,
+// What a handshake needs is the label profile's to say (LabelProfile.handshake). With compat,
+// labelled segments carry only the label option, so the peer never sees the window scale,
 // SACK-permitted or timestamp options our stack offers; the stack must never believe they were
 // negotiated. Outbound, labelling strips them. Inbound, this module erases them from SYN and
-// SYN-ACK segments before the local stack reads them (replaced by NOPs, so lengths stay put),
-// and lowers the peer's MSS so that our segments still fit the MTU with 40 more bytes of header.
+// SYN-ACK segments before the local stack reads them (replaced by NOPs, so lengths stay put).
+// Either way it lowers the peer's MSS so that our segments still fit the MTU with the label's
+// bytes of header more.
 import { parseIpPacket } from '../wire/packet.js';
 import { tcpChecksumV4, tcpChecksumV6 } from '../wire/checksum.js';
 import { TCP_SYN, writeU16 } from '../wire/tcp.js';
 import { TCPOPT_EOL, TCPOPT_MSS, TCPOPT_NOP } from '../wire/tcpopts.js';
-import { LABEL_EXID, LABEL_KIND, LABEL_LENGTH } from '../label/compat.js';
+import type { LabelProfile } from '../label/profile.js';
 
 /** Smallest MSS we hand to the stack (the kernel's own floor is 88 bytes of payload). */
 export const MIN_CLAMPED_MSS = 88;
@@ -21,19 +23,21 @@ export type HandshakeResult =
 
 /**
  * The MSS our stack may use towards a peer that advertised `peerMss`, so that a labelled
- * segment (40 bytes more TCP header) fits `mtu`: min(peer, what the MTU allows) - 40.
+ * segment (`clamp` bytes more TCP header, the profile's handshake.mssClamp) fits `mtu`:
+ * min(peer, what the MTU allows) - clamp.
  */
-export function clampMss(peerMss: number, mtu: number, ipHeaderLen: number): number {
+export function clampMss(peerMss: number, mtu: number, ipHeaderLen: number, clamp: number): number {
   const fitsMtu = mtu - ipHeaderLen - 20;
-  return Math.max(MIN_CLAMPED_MSS, Math.min(peerMss, fitsMtu) - LABEL_LENGTH);
+  return Math.max(MIN_CLAMPED_MSS, Math.min(peerMss, fitsMtu) - clamp);
 }
 
 /**
- * Rewrites an inbound SYN or SYN-ACK: every option except MSS and our label becomes NOP,
- * the MSS is clamped by the label's size. `mtu` is the MTU of the interface it came in on.
- * Writes into `out` (which must hold the packet) and returns a view of it.
+ * Rewrites an inbound SYN or SYN-ACK for `profile`: when it erases inbound options, every
+ * option except MSS and its label becomes NOP; the MSS is clamped by the profile's amount.
+ * `mtu` is the MTU of the interface it came in on. Writes into `out` (which must hold the
+ * packet) and returns a view of it.
  */
-export function rewriteInboundSyn(pkt: Uint8Array, mtu: number, out: Buffer): HandshakeResult {
+export function rewriteInboundSyn(profile: LabelProfile, pkt: Uint8Array, mtu: number, out: Buffer): HandshakeResult {
   const p = parseIpPacket(pkt);
   if (!p.ok) return { kind: 'malformed', reason: p.reason };
   const tcp = p.tcp;
@@ -46,6 +50,7 @@ export function rewriteInboundSyn(pkt: Uint8Array, mtu: number, out: Buffer): Ha
   let erased = 0;
   let mssBefore: number | undefined;
   let mssAfter: number | undefined;
+  const { eraseInbound, mssClamp } = profile.handshake;
   const end = tcp.optionsOffset + tcp.optionsLen;
   let i = tcp.optionsOffset;
   while (i < end) {
@@ -57,10 +62,10 @@ export function rewriteInboundSyn(pkt: Uint8Array, mtu: number, out: Buffer): Ha
     if (olen < 2 || i + olen > end) return { kind: 'malformed', reason: 'bad-option-length' };
     if (kind === TCPOPT_MSS && olen === 4) {
       mssBefore = (out[i + 2]! << 8) | out[i + 3]!;
-      mssAfter = clampMss(mssBefore, mtu, p.l4Offset);
+      mssAfter = clampMss(mssBefore, mtu, p.l4Offset, mssClamp);
       writeU16(out, i + 2, mssAfter);
-    } else if (kind === LABEL_KIND && olen === LABEL_LENGTH && ((out[i + 2]! << 8) | out[i + 3]!) === LABEL_EXID) {
-      // Our label stays: a verifier later on this host checks it (it covers seq and payload only).
+    } else if (!eraseInbound || profile.isOwnOption(out, i, olen)) {
+      // Our label stays: a verifier later on this host checks it (compat's covers seq and payload only).
     } else {
       out.fill(TCPOPT_NOP, i, i + olen);
       erased++;

@@ -16,6 +16,7 @@ import type { QueueSet } from '../datapath/queue.js';
 import type { ReloadResult } from '../daemon/run.js';
 import type { VerifierRulesMessage } from '../verifier/handler.js';
 import { KeyFileError } from '../label/keys.js';
+import { DEFAULT_PROFILE, getProfile } from '../label/registry.js';
 import { nfqueueTarget, removeOwned } from '../datapath/iptables.js';
 import { FlowExemptions, type ValidFlowReport } from '../verifier/exempt.js';
 import { agentRulePlan, AGENT_PREFIX } from '../agent/rules.js';
@@ -77,7 +78,7 @@ export function registerDaemons(program: Command): void {
   commonOptions(
     program
       .command('agent')
-      .description('protected host: label every outgoing TCP segment (compat profile) and rewrite inbound handshakes')
+      .description(`protected host: label every outgoing TCP segment (${DEFAULT_PROFILE} profile) and rewrite inbound handshakes`)
       .option('-k, --key-file <file>', 'labelling key (hex, mode 0600); default: agent.key of the config', collect)
       .option('-i, --interface <name>', 'label only on this outgoing interface (repeatable; default all but loopback; a trailing + matches every name with that prefix, as in iptables)', collect)
       .option('-d, --destination <cidr>', 'label only traffic to this network (repeatable)', collect)
@@ -117,7 +118,7 @@ export function registerDaemons(program: Command): void {
       queues: r.queues,
       failOpen: r.failOpen,
       handlerModule: new URL('../agent/handler.js', import.meta.url).href,
-      handlerData: { keyFile: r.keyFile, countFlows: eg !== undefined, marks: r.mark },
+      handlerData: { profile: r.profile, keyFile: r.keyFile, countFlows: eg !== undefined, marks: r.mark },
       extraQueueSets: eg
         ? [{ name: 'egress', queues: [eg.queue], failOpen: r.failOpen, handlerModule: new URL('../agent/egress-handler.js', import.meta.url).href, handlerData: { policy: eg.policy, identity: eg.identity, marks: r.mark, logLimits: cfg.log.egressDecisions } }]
         : [],
@@ -189,7 +190,7 @@ export function registerDaemons(program: Command): void {
     // Loaded here, not at start-up: `pcap` and `keygen` need none of the datapath.
     const { runDaemon } = await import('../daemon/run.js');
     let exemptions: FlowExemptions | undefined;
-    const handlerData = { rules: r.rules, mark: r.mark, logBad: true };
+    const handlerData = { profile: r.profile, rules: r.rules, mark: r.mark, logBad: true };
     await runDaemon({
       role: 'verifier',
       plans: verifierPlans(r, suspectQueue),
@@ -310,7 +311,7 @@ function describeVerifier(r: ResolvedVerifier, suspectQueue: number | undefined)
 function verifierPlans(r: ResolvedVerifier, suspectQueue: number | undefined): Map<Family, RulePlan> {
   return plans(r.families, (f) =>
     verifierRulePlan(f, {
-      hook: r.hook, queues: r.queues, failOpen: r.failOpen, markMask: r.mark.mask, selections: r.rules,
+      hook: r.hook, queues: r.queues, failOpen: r.failOpen, markMask: r.mark.mask, optionKind: getProfile(r.profile).optionKind, selections: r.rules,
       unlabeledMark: r.mark.unlabeled, suspectQueue,
     }),
   );

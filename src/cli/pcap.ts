@@ -2,8 +2,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Command } from 'commander';
-import { VERDICTS, type Verdict, type VerifyResult } from '../label/compat.js';
 import { loadKeyFile, type LabelKey } from '../label/keys.js';
+import { VERDICTS, type Verdict, type VerifyResult } from '../label/profile.js';
+import { DEFAULT_PROFILE, getProfile } from '../label/registry.js';
 import { labelCapture, verifyCapture } from '../pcap/process.js';
 import { CliError, EXIT_FOUND, EXIT_OK } from './errors.js';
 import { LineOutput } from './output.js';
@@ -92,7 +93,7 @@ export function register(program: Command): void {
           };
       let counts;
       try {
-        counts = await verifyCapture(file, keys, onFrame, (p, s) => progress.update(p, s));
+        counts = await verifyCapture(getProfile(DEFAULT_PROFILE), file, keys, onFrame, (p, s) => progress.update(p, s));
       } finally {
         progress.stop();
       }
@@ -118,7 +119,7 @@ export function register(program: Command): void {
 
   pcap
     .command('label')
-    .description('label every TCP packet of a capture (compat profile), copying everything else')
+    .description(`label every TCP packet of a capture (${DEFAULT_PROFILE} profile), copying everything else`)
     .argument('<in>', 'input capture (pcap or pcapng)')
     .argument('<out>', 'output capture (overwritten)')
     .option('-k, --key-file <file>', 'key file (hex)')
@@ -138,7 +139,7 @@ export function register(program: Command): void {
       const progress = progressBar('label', fs.statSync(inFile).size);
       let r;
       try {
-        r = await labelCapture(inFile, outFile, key, { format: opts.format as 'pcap' | 'pcapng' | undefined, onProgress: (p, s) => progress.update(p, s) });
+        r = await labelCapture(getProfile(DEFAULT_PROFILE), inFile, outFile, key, { format: opts.format as 'pcap' | 'pcapng' | undefined, onProgress: (p, s) => progress.update(p, s) });
       } finally {
         progress.stop();
       }

@@ -4,6 +4,7 @@
 // (withOverrides), so a flag is refused exactly when the same value in the file would be, with
 // the same message, naming the flag.
 import { loadKeyFile } from '../label/keys.js';
+import { DEFAULT_PROFILE } from '../label/registry.js';
 import type { Cidr, PortRange } from '../policy/match.js';
 import { DEFAULT_CONTROL_SOCKET, type EgressPolicy, type IdentityConfig, type LabelwallConfig, type MarkBits, type VerifierAction } from '../config/model.js';
 import { withOverrides, type ConfigOverride } from '../config/load.js';
@@ -48,6 +49,8 @@ export interface VerifierFlags extends CommonFlags {
 }
 
 export interface ResolvedCommon {
+  /** Name of the label profile (label/registry.ts) the handlers label or verify with. */
+  profile: string;
   queues: number[];
   failOpen: boolean;
   families: Family[];
@@ -164,6 +167,7 @@ export function resolveAgent(fileCfg: LabelwallConfig, f: AgentFlags): ResolvedA
   const key = loadKeyFile(keyFile); // refuses readable-by-others files, with the reason
   const queues = queueList(cfg.agent.queueBase, cfg.agent.queues);
   return {
+    profile: DEFAULT_PROFILE, // the only one there is: no flag or config key chooses yet
     keyFile,
     keyId: key.id,
     mark: cfg.agent.mark,
@@ -226,6 +230,7 @@ export function resolveVerifier(fileCfg: LabelwallConfig, f: VerifierFlags): Res
     rules = [{ name: 'all-tcp', inInterfaces: [], outInterfaces: [], sources: [], destinations: [], ports: [], keys: allFiles, action }];
   }
   return {
+    profile: DEFAULT_PROFILE,
     hook: cfg.verifier.hook,
     mark: cfg.verifier.mark,
     rules,

@@ -1,4 +1,6 @@
-// THE label format, "compat" profile: byte-identical to the paper's Windows driver.
+// The "compat" label profile: byte-identical to the paper's Windows driver. Everything about
+// its wire format is in this file; the rest of labelwall sees it only as a LabelProfile
+// (profile.ts), picked by name from registry.ts.
 //
 //  byte  0      1      2..3          4..7            8..39
 //       +------+------+-------------+---------------+------------------------------+
@@ -14,6 +16,7 @@ import { IPPROTO_TCP, parseIpPacket, type ParsedPacket } from '../wire/packet.js
 import type { TcpView } from '../wire/tcp.js';
 import { checkTcpOptions, findExperimentalOption, OPT_DUPLICATE, OPT_MALFORMED, OPT_NOT_FOUND } from '../wire/tcpopts.js';
 import { LabelKey } from './keys.js';
+import type { FindLabelResult, LabelProfile, LabelResult, VerifyResult } from './profile.js';
 
 export const LABEL_KIND = 253;
 export const LABEL_LENGTH = 40;
@@ -31,21 +34,6 @@ export const LABEL_OVERHEAD = LABEL_LENGTH;
 /** The paper's reference driver key: 24 zero bytes then ASCII "firewall". A test vector only. */
 export const PAPER_TEST_KEY: Buffer = Buffer.concat([Buffer.alloc(24), Buffer.from('firewall', 'ascii')]);
 
-export type Verdict = 'valid' | 'invalid' | 'unlabeled' | 'malformed' | 'skipped';
-export const VERDICTS: readonly Verdict[] = ['valid', 'invalid', 'unlabeled', 'malformed', 'skipped'];
-
-export interface VerifyResult {
-  verdict: Verdict;
-  /** Why, for every verdict except 'valid' (e.g. 'bad-data-offset', 'mac-mismatch', 'no-label', 'not-tcp'). */
-  reason?: string;
-  /** For 'valid': index into the keys array of the key that matched. */
-  keyIndex?: number;
-}
-
-export type LabelResult =
-  | { ok: true; packet: Buffer }
-  | { ok: false; verdict: 'skipped' | 'malformed'; reason: string };
-
 /** HMAC-SHA256(key, seqBytes || payload). seqBytes: the 4 sequence-number bytes as on the wire. */
 export function computeMac(key: LabelKey, seqBytes: Uint8Array, payload: Uint8Array): Buffer {
   return Buffer.from(key.mac(seqBytes, payload));
@@ -61,11 +49,6 @@ export function buildLabelOption(mac: Uint8Array, out: Uint8Array = Buffer.alloc
   out.set(mac.subarray(0, LABEL_MAC_LENGTH), off + LABEL_MAC_OFFSET);
   return out;
 }
-
-export type FindLabelResult =
-  | { found: true; offset: number }
-  | { found: false; reason: 'no-label' }
-  | { found: false; reason: 'bad-option-length' | 'bad-label-length' | 'duplicate-label'; malformed: true };
 
 /**
  * Locates our label among the options of a parsed TCP header. Ours = kind 253 with ExID
@@ -156,3 +139,19 @@ export function verifyParsed(pkt: Uint8Array, p: ParsedPacket, keys: readonly La
   }
   return { verdict: 'invalid', reason: 'mac-mismatch' };
 }
+
+/** The compat profile as the rest of labelwall sees it. */
+export const compat: LabelProfile = {
+  name: 'compat',
+  optionKind: LABEL_KIND,
+  optionLength: LABEL_LENGTH,
+  // The label replaces every option, so a packet grows by at most the label itself.
+  overhead: LABEL_OVERHEAD,
+  // Labelled segments carry no other option, so the handshake must not negotiate any.
+  handshake: { eraseOutbound: true, eraseInbound: true, mssClamp: LABEL_LENGTH },
+  // Neither needs the packet context (no time, no tag): the functions themselves, no extra hop.
+  label: labelParsed,
+  verify: verifyParsed,
+  findOption: findLabelOption,
+  isOwnOption: (buf, at, len) => buf[at] === LABEL_KIND && len === LABEL_LENGTH && ((buf[at + 2]! << 8) | buf[at + 3]!) === LABEL_EXID,
+};

@@ -1,8 +1,8 @@
 // Whole-file label and verify: stream records in, call the per-frame functions, stream out.
 // The CLI and the benchmark both run through here.
 import { unlink } from 'node:fs/promises';
-import type { Verdict, VerifyResult } from '../label/compat.js';
 import type { LabelKey } from '../label/keys.js';
+import type { LabelProfile, PacketContext, Verdict, VerifyResult } from '../label/profile.js';
 import { CaptureError } from './errors.js';
 import { labelFrame, verifyFrame } from './frames.js';
 import { CaptureReader, type CaptureFormat, type CaptureRecord } from './reader.js';
@@ -18,8 +18,14 @@ export interface Progress {
   (position: number, size: number): void;
 }
 
-/** Verifies every frame; calls onFrame for each (in file order) and returns the counts. */
+/** A record's capture time in ms since the epoch (what a profile judges the label's time by). */
+function recordTimeMs(rec: CaptureRecord): number {
+  return rec.tsSec * 1000 + (rec.tsFrac * 1000) / rec.tsUnitsPerSec;
+}
+
+/** Verifies every frame with `profile`; calls onFrame for each (in file order) and returns the counts. */
 export async function verifyCapture(
+  profile: LabelProfile,
   file: string,
   keys: readonly LabelKey[],
   /** May return a promise (e.g. output backpressure), which is awaited before the next frame. */
@@ -28,10 +34,12 @@ export async function verifyCapture(
 ): Promise<VerdictCounts> {
   const reader = await CaptureReader.open(file);
   const counts = emptyCounts();
+  const ctx: PacketContext = {};
   try {
     for await (const batch of reader.batches()) {
       for (const rec of batch) {
-        const r = verifyFrame(rec.linktype, rec.data, keys);
+        ctx.timeMs = recordTimeMs(rec);
+        const r = verifyFrame(profile, rec.linktype, rec.data, keys, ctx);
         counts.total++;
         counts[r.verdict]++;
         if (onFrame) {
@@ -63,11 +71,11 @@ export interface LabelCaptureOptions {
 }
 
 /**
- * Labels every TCP packet of a capture into a new file; every other frame is copied unchanged.
+ * Labels every TCP packet of a capture into a new file with `profile`; every other frame is copied unchanged.
  * pcap in → pcap out (same link type and precision); pcapng in → pcapng out (one section, the
  * input's interfaces with their link types and timestamp resolutions, declared as first used).
  */
-export async function labelCapture(inFile: string, outFile: string, key: LabelKey, opts: LabelCaptureOptions = {}): Promise<LabelCounts & { format: CaptureFormat }> {
+export async function labelCapture(profile: LabelProfile, inFile: string, outFile: string, key: LabelKey, opts: LabelCaptureOptions = {}): Promise<LabelCounts & { format: CaptureFormat }> {
   const reader = await CaptureReader.open(inFile);
   const counts: LabelCounts = { total: 0, labelled: 0, skipped: 0, malformed: 0 };
   const format = opts.format ?? reader.info.format;
@@ -76,6 +84,7 @@ export async function labelCapture(inFile: string, outFile: string, key: LabelKe
   const ifMap = new Map<string, number>();
   let pcapLinktype = -1;
   let ok = false;
+  const ctx: PacketContext = {};
   try {
     try {
       if (format === 'pcap' && reader.info.format === 'pcap') {
@@ -90,7 +99,8 @@ export async function labelCapture(inFile: string, outFile: string, key: LabelKe
     for await (const batch of reader.batches()) {
       for (const rec of batch) {
         counts.total++;
-        const r = labelFrame(rec.linktype, rec.data, key);
+        ctx.timeMs = recordTimeMs(rec);
+        const r = labelFrame(profile, rec.linktype, rec.data, key, ctx);
         let data: Uint8Array = rec.data;
         let origLen = rec.origLen;
         if (r.labelled) {

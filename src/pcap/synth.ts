@@ -1,8 +1,9 @@
 // Synthetic captures for tests, fixtures, demos and the benchmark: a deterministic mix of
 // labelled, unlabelled, tampered, malformed and non-TCP frames.
 import { createHash } from 'node:crypto';
-import { labelPacket, verifyPacket, type Verdict } from '../label/compat.js';
+import { compat } from '../label/compat.js';
 import type { LabelKey } from '../label/keys.js';
+import { labelWith, verifyWith, type Verdict } from '../label/profile.js';
 import { finishChecksum, ipv4HeaderChecksum, onesSum } from '../wire/checksum.js';
 import { buildTcpPacket, buildUdpPacket, fixChecksums, typicalSynOptions } from '../wire/build.js';
 import { LINKTYPE_ETHERNET, LINKTYPE_IPV4, LINKTYPE_IPV6, LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2, LINKTYPE_LOOP, LINKTYPE_NULL, LINKTYPE_RAW } from './linktypes.js';
@@ -113,7 +114,7 @@ export function icmpEcho(): Buffer {
 export function demoPackets(key: LabelKey): DemoPacket[] {
   const out: DemoPacket[] = [];
   const lab = (p: Buffer): Buffer => {
-    const r = labelPacket(p, key);
+    const r = labelWith(compat, p, key); // the fixtures below are compat packets
     if (!r.ok) throw new Error(`demo packet could not be labelled: ${r.reason}`);
     return r.packet;
   };
@@ -145,7 +146,7 @@ export function demoPackets(key: LabelKey): DemoPacket[] {
   out.push({ ip: icmpEcho(), expect: 'skipped', note: 'ICMP (protocol 1)' });
   // Self-check: the notes above must match what the verifier says.
   for (const p of out) {
-    const v = verifyPacket(p.ip, [key]).verdict;
+    const v = verifyWith(compat, p.ip, [key]).verdict;
     if (v !== p.expect) throw new Error(`demo packet "${p.note}": expected ${p.expect}, verifier says ${v}`);
   }
   return out;

@@ -4,7 +4,7 @@
 //   mark: everything goes on with mark bits for its verdict (NF_REPEAT).
 //   log:  everything goes on (marked) and is counted.
 import { parseIpPacket, type ParsedPacket } from '../wire/packet.js';
-import { verifyParsed, type Verdict } from '../label/compat.js';
+import type { LabelProfile, PacketContext, Verdict } from '../label/profile.js';
 import type { LabelKey } from '../label/keys.js';
 import { matchCidrs, matchPorts } from '../policy/match.js';
 import { ifaceMatchesAny } from '../util/ifaces.js';
@@ -70,13 +70,19 @@ function markFor(bits: MarkBits, v: Verdict): number {
   }
 }
 
+/**
+ * Judges one queued packet with the label profile `profile`; `ctx` is what the profile may need
+ * besides the packet (reused by the caller).
+ */
 export function decideVerifierPacket(
+  profile: LabelProfile,
   pkt: Buffer,
   oldMark: number,
   rules: readonly RuntimeVerifierRule[],
   bits: MarkBits,
   inName: string | undefined,
   outName: string | undefined,
+  ctx?: PacketContext,
 ): VerifierDecision {
   const p = parseIpPacket(pkt);
   // An unparseable packet can only be placed by rules that do not look at addresses or ports.
@@ -94,7 +100,7 @@ export function decideVerifierPacket(
   }
   if (ruleIndex < 0) return { verdict: 'accept', mark: oldMark, judged: 'unmatched', rule: -1 };
   const rule = rules[ruleIndex]!;
-  const v = p.ok ? verifyParsed(pkt, p, rule.keys) : { verdict: 'malformed' as const, reason: p.reason };
+  const v = p.ok ? profile.verify(pkt, p, rule.keys, ctx) : { verdict: 'malformed' as const, reason: p.reason };
   const mark = ((oldMark & ~bits.mask) | markFor(bits, v.verdict)) >>> 0;
   const keyId = v.verdict === 'valid' && v.keyIndex !== undefined ? rule.keys[v.keyIndex]?.id : undefined;
   const pass = rule.action !== 'drop' || v.verdict === 'valid';

@@ -4,6 +4,7 @@
 //   answered with { kind: 'verifier-rules-applied', generation, ok, error? }. The new keys are
 //   all loaded before anything changes: on an error the worker keeps its old state.
 import { loadKeyFile, type LabelKey } from '../label/keys.js';
+import { getProfile } from '../label/registry.js';
 import { formatAddress, type ParsedPacket } from '../wire/packet.js';
 import type { HandlerContext, PacketHandler, QueuedPacket, VerdictDecision } from '../datapath/types.js';
 import type { MarkBits, VerifierRule } from '../config/model.js';
@@ -39,6 +40,8 @@ function judgedSlot(j: VerifierDecision['judged']): number {
 export type VerifierRuleData = VerifierRule<string[]>;
 
 export interface VerifierHandlerData {
+  /** The label profile's name (label/registry.ts). */
+  profile: string;
   rules: VerifierRuleData[];
   mark: MarkBits;
   /** Log every judged packet that is not valid (rate-limited), not only dropped ones. */
@@ -87,6 +90,7 @@ export function createHandler(data: unknown, ctx: HandlerContext): PacketHandler
   current = data as VerifierHandlerData;
   context = ctx;
   rules = buildRules(current.rules);
+  const profile = getProfile(current.profile); // once: packets call it directly
   // Names are re-read every second so that a renamed interface is matched by its new name, as
   // iptables matches it.
   const ifaces = new IfaceTable(undefined, 1000);
@@ -111,7 +115,7 @@ export function createHandler(data: unknown, ctx: HandlerContext): PacketHandler
     const inName = ifaces.get(p.indev)?.name;
     const outName = ifaces.get(p.outdev)?.name;
     const d = current!;
-    const v = decideVerifierPacket(p.payload, p.mark, rules, d.mark, inName, outName);
+    const v = decideVerifierPacket(profile, p.payload, p.mark, rules, d.mark, inName, outName);
     const c = ctx.counters;
     c[judgedSlot(v.judged)]!++;
     // `unmatched` counts the packets iptables queued but no rule matched here (judged anyway).

@@ -5,7 +5,7 @@
 // built-in chain, where the administrator's own rules can act on the mark.
 //
 // What the kernel can decide stays in the kernel (availability under flood):
-//   - a selected segment without option 253 is unlabelled whatever userspace would say, so it
+//   - a selected segment without the profile's option kind (253) is unlabelled whatever userspace would say, so it
 //     goes (`-g`) to UDROP (drop action: dropped) or UMARK (mark, log: the unlabelled mark set,
 //     back to the built-in chain); the counters of those rules are the kernel's share of the
 //     `unlabeled` count;
@@ -27,6 +27,8 @@ export interface VerifierRuleOptions {
   queues: readonly number[];
   failOpen: boolean;
   markMask: number;
+  /** TCP option kind of the label profile's option (LabelProfile.optionKind). */
+  optionKind: number;
   /** Mark bits of the `unlabeled` verdict, set by the kernel in mark and log mode. */
   unlabeledMark?: number;
   /** The queue of listed (suspect) sources; without it they share the main queues. */
@@ -62,7 +64,7 @@ export function verifierRulePlan(family: Family, o: VerifierRuleOptions): RulePl
   for (const s of o.selections) {
     const unlabeled = (s.action ?? 'drop') === 'drop' ? UNLABELED_DROP_CHAIN : UNLABELED_MARK_CHAIN;
     for (const m of selectionMatches(s, family)) {
-      kernel.push([...m, '-m', 'tcp', '!', '--tcp-option', '253', '-g', unlabeled]);
+      kernel.push([...m, '-m', 'tcp', '!', '--tcp-option', String(o.optionKind), '-g', unlabeled]);
       kernel.push([...m, '-m', 'recent', '--name', SUSPECT_LIST, '--rcheck', '--seconds', String(SUSPECT_SECONDS), '-g', SUSPECT_CHAIN]);
       // Selected by this rule and not decided here: no later selection may claim it.
       kernel.push([...m, '-j', 'RETURN']);

@@ -1,5 +1,6 @@
 // Why a packet could not be parsed or judged. One string union shared by every parser, so
-// that verdict reasons in the CLI, logs and counters are stable, greppable words.
+// that verdict reasons in the CLI, logs and counters are stable, greppable words. Reasons
+// about a label itself belong to the label profiles (label/profile.ts).
 export type MalformedReason =
   | 'truncated-ip' // buffer shorter than the IP header or than the IP total length
   | 'bad-ip-version' // first nibble neither 4 nor 6
@@ -10,11 +11,9 @@ export type MalformedReason =
   | 'truncated-tcp' // fewer than 20 bytes of TCP
   | 'bad-data-offset' // TCP data offset < 5 words or beyond the segment
   | 'bad-option-length' // TCP option length < 2, past the header, or wrong for its kind
-  | 'bad-label-length' // our ExID with a length other than 40
-  | 'duplicate-label' // two of our options in one segment
   | 'too-large'; // the labelled packet would exceed 65,535 bytes
 
 export const MALFORMED_REASONS: readonly MalformedReason[] = [
   'truncated-ip', 'bad-ip-version', 'bad-ihl', 'bad-total-length', 'fragment', 'truncated-ext-header',
-  'truncated-tcp', 'bad-data-offset', 'bad-option-length', 'bad-label-length', 'duplicate-label', 'too-large',
+  'truncated-tcp', 'bad-data-offset', 'bad-option-length', 'too-large',
 ];

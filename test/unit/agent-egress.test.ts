@@ -15,6 +15,7 @@ import { flowHashOfPacket, flowHashOfTuple } from '../../src/agent/flow-hash.js'
 import { agentRulePlan } from '../../src/agent/rules.js';
 import { decideAgentPacket, NF_INET_LOCAL_OUT } from '../../src/agent/decide.js';
 import { AGENT_MARK_ALLOW, AGENT_MARK_DENY, AGENT_MARK_DONE, AGENT_MARK_MASK } from '../../src/agent/marks.js';
+import { compat } from '../../src/label/compat.js';
 import { LabelKey } from '../../src/label/keys.js';
 import { resolveAgent, UsageError } from '../../src/daemon/resolve.js';
 import { flowRow, formatFlows } from '../../src/agent/flows.js';
@@ -62,7 +63,7 @@ test('egressMark: deny and allow bits replace each other, other mark bits stay',
 test('labelling keeps the egress decision bits (else the labelled SYN would be queued for a decision again)', () => {
   const key = LabelKey.fromBytes(Buffer.alloc(32, 7));
   const syn = buildTcpPacket({ family: 4, srcPort: 1, dstPort: 2, flags: SYN });
-  const d = decideAgentPacket(NF_INET_LOCAL_OUT, syn, AGENT_MARK_ALLOW | 0x5, 1500, key, Buffer.alloc(65536));
+  const d = decideAgentPacket(compat, NF_INET_LOCAL_OUT, syn, AGENT_MARK_ALLOW | 0x5, 1500, key, Buffer.alloc(65536));
   assert.equal(d.counter, 'labelled');
   assert.equal(d.mark, AGENT_MARK_ALLOW | AGENT_MARK_DONE | 0x5);
 });

@@ -7,7 +7,7 @@ import { parseTcpOptions } from '../../src/wire/tcpopts.js';
 import { l4ChecksumOk, pseudoHeaderSumV4, pseudoHeaderSumV6 } from '../../src/wire/checksum.js';
 import { TCP_ACK, TCP_SYN } from '../../src/wire/tcp.js';
 import { clampMss, rewriteInboundSyn } from '../../src/agent/handshake.js';
-import { labelPacket, PAPER_TEST_KEY, verifyPacket } from '../../src/label/compat.js';
+import { compat, labelPacket, PAPER_TEST_KEY, verifyPacket } from '../../src/label/compat.js';
 import { LabelKey } from '../../src/label/keys.js';
 
 const scratch = Buffer.alloc(65536);
@@ -29,19 +29,19 @@ function options(pkt: Buffer) {
 }
 
 test('clampMss: 1500-byte MTU gives 1420 for IPv4 and 1400 for IPv6', () => {
-  assert.equal(clampMss(1460, 1500, 20), 1420);
-  assert.equal(clampMss(1440, 1500, 40), 1400);
+  assert.equal(clampMss(1460, 1500, 20, compat.handshake.mssClamp), 1420);
+  assert.equal(clampMss(1440, 1500, 40, compat.handshake.mssClamp), 1400);
   // A jumbo peer cannot push us past our own MTU.
-  assert.equal(clampMss(8960, 1500, 20), 1420);
+  assert.equal(clampMss(8960, 1500, 20, compat.handshake.mssClamp), 1420);
   // A small peer MSS is lowered by the label too.
-  assert.equal(clampMss(536, 1500, 20), 496);
-  assert.equal(clampMss(100, 1500, 20), 88);
+  assert.equal(clampMss(536, 1500, 20, compat.handshake.mssClamp), 496);
+  assert.equal(clampMss(100, 1500, 20, compat.handshake.mssClamp), 88);
 });
 
 for (const family of [4, 6] as const) {
   test(`inbound SYN (IPv${family}): window scale, SACK-permitted, timestamps erased; MSS clamped; checksum correct`, () => {
     const syn = buildTcpPacket({ family, flags: TCP_SYN, seq: 1000, options: typicalSynOptions(77, 0) });
-    const r = rewriteInboundSyn(syn, 1500, scratch);
+    const r = rewriteInboundSyn(compat, syn, 1500, scratch);
     assert.equal(r.kind, 'rewritten');
     if (r.kind !== 'rewritten') return;
     assert.equal(r.packet.length, syn.length, 'lengths stay: erased options become NOPs');
@@ -64,7 +64,7 @@ test('inbound SYN-ACK keeps a valid label of a protected peer', () => {
   const synack = buildTcpPacket({ family: 4, flags: TCP_SYN | TCP_ACK, seq: 5, ack: 9, options: typicalSynOptions() });
   const labelled = labelPacket(synack, key);
   assert.ok(labelled.ok);
-  const r = rewriteInboundSyn(labelled.packet, 1500, scratch);
+  const r = rewriteInboundSyn(compat, labelled.packet, 1500, scratch);
   // Only the label is there: nothing to erase, no MSS to clamp.
   assert.equal(r.kind, 'unchanged');
   assert.equal(verifyPacket(labelled.packet, [key]).verdict, 'valid');
@@ -72,19 +72,19 @@ test('inbound SYN-ACK keeps a valid label of a protected peer', () => {
 
 test('non-SYN segments and non-TCP are left alone', () => {
   const ack = buildTcpPacket({ family: 4, flags: TCP_ACK, options: Uint8Array.of(1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2) });
-  assert.deepEqual(rewriteInboundSyn(ack, 1500, scratch), { kind: 'unchanged', reason: 'not-syn' });
+  assert.deepEqual(rewriteInboundSyn(compat, ack, 1500, scratch), { kind: 'unchanged', reason: 'not-syn' });
 });
 
 test('a SYN with a broken option list is reported malformed, not rewritten', () => {
   const syn = buildTcpPacket({ family: 4, flags: TCP_SYN, options: Uint8Array.of(2, 4, 5, 0xb4, 3, 9, 7, 0) });
-  assert.equal(rewriteInboundSyn(syn, 1500, scratch).kind, 'malformed');
+  assert.equal(rewriteInboundSyn(compat, syn, 1500, scratch).kind, 'malformed');
 });
 
 test('property: random SYN option bytes never throw; a rewrite always has a correct checksum and only MSS/label/NOP', () => {
   fc.assert(
     fc.property(fc.uint8Array({ minLength: 0, maxLength: 40 }), fc.constantFrom(4 as const, 6 as const), fc.integer({ min: 576, max: 9000 }), (opts, family, mtu) => {
       const syn = buildTcpPacket({ family, flags: TCP_SYN, options: opts });
-      const r = rewriteInboundSyn(syn, mtu, scratch);
+      const r = rewriteInboundSyn(compat, syn, mtu, scratch);
       if (r.kind === 'rewritten') {
         assert.ok(checksumOk(Buffer.from(r.packet)));
         for (const o of options(Buffer.from(r.packet))) assert.ok(o.kind === 2 || o.kind === 253, `kind ${o.kind} left`);

@@ -9,6 +9,7 @@ import { agentRulePlan } from '../../src/agent/rules.js';
 import { renderRestore } from '../../src/datapath/iptables.js';
 import { egressMark } from '../../src/agent/egress.js';
 import { decideAgentPacket, NF_INET_LOCAL_OUT } from '../../src/agent/decide.js';
+import { compat } from '../../src/label/compat.js';
 import { LabelKey } from '../../src/label/keys.js';
 import { buildTcpPacket } from '../../src/wire/build.js';
 
@@ -61,6 +62,6 @@ test('configured bits reach the rules, the egress mark and the labelling mark', 
   assert.equal(egressMark(0x20005, 'allow', marks), 0x40005);
   const key = LabelKey.fromBytes(Buffer.alloc(32, 3), 'k');
   const syn = buildTcpPacket({ family: 4, src: Uint8Array.of(10, 0, 0, 1), dst: Uint8Array.of(10, 0, 0, 2), srcPort: 1, dstPort: 2, seq: 1, flags: 0x02 });
-  const d = decideAgentPacket(NF_INET_LOCAL_OUT, syn, 0x40000, 1500, key, Buffer.alloc(65536), marks);
+  const d = decideAgentPacket(compat, NF_INET_LOCAL_OUT, syn, 0x40000, 1500, key, Buffer.alloc(65536), marks);
   assert.equal(d.mark, 0x50000);
 });

@@ -4,6 +4,7 @@ import { findOwned, multiportChunks, nfqueueTarget, renderRestore, selectionMatc
 import { agentRulePlan } from '../../src/agent/rules.js';
 import { verifierRulePlan } from '../../src/verifier/rules.js';
 import { parseCidr } from '../../src/policy/match.js';
+import { compat } from '../../src/label/compat.js';
 
 const cidr = (t: string) => { const r = parseCidr(t); assert.ok(r.ok); return r.value; };
 
@@ -47,7 +48,7 @@ test('agent plan: loopback and already-handled packets skip the queue; inbound m
 
 test('verifier plan: judged packets return first; rules keep config order', () => {
   const plan = verifierRulePlan(6, {
-    hook: 'input', queues: [200, 201], failOpen: true, markMask: 0xf00,
+    hook: 'input', queues: [200, 201], failOpen: true, markMask: 0xf00, optionKind: compat.optionKind,
     selections: [
       { inInterfaces: ['eth1'], outInterfaces: [], sources: [], destinations: [], ports: [{ lo: 22, hi: 22 }] },
       { inInterfaces: [], outInterfaces: [], sources: [cidr('fd00:1::/64')], destinations: [], ports: [] },

@@ -5,10 +5,11 @@ import assert from 'node:assert/strict';
 import { findOwned, jumpComment, jumpOwner, ownedBy, renderRemove, renderRestore, type Table, type TableState } from '../../src/datapath/iptables.js';
 import { verifierRulePlan } from '../../src/verifier/rules.js';
 import { agentRulePlan } from '../../src/agent/rules.js';
+import { compat } from '../../src/label/compat.js';
 
 const sel = { inInterfaces: [], outInterfaces: [], sources: [], destinations: [], ports: [] };
 const plan = (hook: 'input' | 'forward', queue = 200) =>
-  verifierRulePlan(4, { hook, queues: [queue], failOpen: false, markMask: 0xf00, selections: [sel] });
+  verifierRulePlan(4, { hook, queues: [queue], failOpen: false, markMask: 0xf00, optionKind: compat.optionKind, selections: [sel] });
 
 const staleSave = [
   '-P INPUT ACCEPT',

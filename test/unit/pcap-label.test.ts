@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { LabelKey } from '../../src/label/keys.js';
-import { verifyPacket } from '../../src/label/compat.js';
+import { compat, verifyPacket } from '../../src/label/compat.js';
 import { decodeLink } from '../../src/pcap/link.js';
 import { labelFrame, verifyFrame } from '../../src/pcap/frames.js';
 import { labelCapture, verifyCapture } from '../../src/pcap/process.js';
@@ -54,10 +54,10 @@ test('link decoding: Ethernet (802.1Q, QinQ), raw, cooked v1/v2, null/loop; non-
 test('frames: Ethernet says IPv4 but the packet is IPv6 → malformed; ARP skipped', () => {
   const wrong = wrapIp(1, buildTcpPacket({ family: 6 }));
   wrong.writeUInt16BE(0x0800, 12);
-  assert.deepEqual(verifyFrame(1, wrong, [key]), { verdict: 'malformed', reason: 'bad-ip-version' });
-  assert.deepEqual(labelFrame(1, wrong, key), { labelled: false, verdict: 'malformed', reason: 'bad-ip-version' });
-  assert.equal(verifyFrame(1, arpFrame(), [key]).verdict, 'skipped');
-  assert.equal(labelFrame(1, arpFrame(), key).labelled, false);
+  assert.deepEqual(verifyFrame(compat, 1, wrong, [key]), { verdict: 'malformed', reason: 'bad-ip-version' });
+  assert.deepEqual(labelFrame(compat, 1, wrong, key), { labelled: false, verdict: 'malformed', reason: 'bad-ip-version' });
+  assert.equal(verifyFrame(compat, 1, arpFrame(), [key]).verdict, 'skipped');
+  assert.equal(labelFrame(compat, 1, arpFrame(), key).labelled, false);
 });
 
 /** The demo conversation before labelling: what `pcap label` gets as input. */
@@ -111,7 +111,7 @@ for (const fmt of formats) {
     const outFile = `${inFile}.out`;
     fs.writeFileSync(inFile, fmt.encode(frames));
     const before = await readAll(inFile);
-    const counts = await labelCapture(inFile, outFile, key);
+    const counts = await labelCapture(compat, inFile, outFile, key);
     const after = await readAll(outFile);
     assert.equal(after.length, before.length);
     assert.equal(counts.total, before.length);
@@ -122,13 +122,13 @@ for (const fmt of formats) {
       assert.equal(a.linktype, b.linktype, `frame ${i + 1} link type`);
       assert.equal(a.tsSec, b.tsSec);
       assert.equal(a.tsFrac * b.tsUnitsPerSec, b.tsFrac * a.tsUnitsPerSec, `frame ${i + 1} timestamp`);
-      const v = verifyFrame(b.linktype, b.data, [key]);
+      const v = verifyFrame(compat, b.linktype, b.data, [key]);
       // Labelling replaces all options, so a wrong-length label is simply replaced too; broken
       // headers, fragments and non-TCP are copied.
       const shouldLabel = v.verdict === 'unlabeled' || v.verdict === 'invalid' || v.reason === 'bad-label-length';
       if (shouldLabel) {
         labelled++;
-        assert.deepEqual(verifyFrame(a.linktype, a.data, [key]), { verdict: 'valid', keyIndex: 0 }, `frame ${i + 1}`);
+        assert.deepEqual(verifyFrame(compat, a.linktype, a.data, [key]), { verdict: 'valid', keyIndex: 0 }, `frame ${i + 1}`);
         const d = decodeLink(a.linktype, a.data);
         assert.ok(d.kind === 'ip');
         assert.deepEqual(a.data.subarray(0, d.ipOffset), b.data.subarray(0, d.ipOffset), 'link header kept');
@@ -141,7 +141,7 @@ for (const fmt of formats) {
     }
     assert.equal(counts.labelled, labelled);
     assert.ok(labelled >= 6);
-    const vc = await verifyCapture(outFile, [key]);
+    const vc = await verifyCapture(compat, outFile, [key]);
     assert.equal(vc.valid, labelled);
     assert.equal(vc.invalid, 0);
   });
@@ -155,12 +155,12 @@ test('pcapng with two link types cannot become pcap; the partial output is remov
     { epb: { ifIndex: 1, ts: 0n, data: buildTcpPacket({ family: 4 }) } },
   ]));
   const out = path.join(dir, 'two.pcap');
-  await assert.rejects(labelCapture(inFile, out, key, { format: 'pcap' }), /link type 101 but the pcap output has 1/);
+  await assert.rejects(labelCapture(compat, inFile, out, key, { format: 'pcap' }), /link type 101 but the pcap output has 1/);
   assert.ok(!fs.existsSync(out));
   // ...but with one link type it works.
   const one = path.join(dir, 'one.pcapng');
   fs.writeFileSync(one, encodePcapng(false, [{ shb: true }, { idb: { linktype: 1, tsresol: 9 } }, { epb: { ifIndex: 0, ts: 5_000_000_123n, data: wrapIp(1, buildTcpPacket({ family: 4 })) } }]));
-  const r = await labelCapture(one, out, key, { format: 'pcap' });
+  const r = await labelCapture(compat, one, out, key, { format: 'pcap' });
   assert.equal(r.labelled, 1);
   const [rec] = await readAll(out);
   assert.deepEqual([rec!.linktype, rec!.tsSec, rec!.tsFrac, rec!.tsUnitsPerSec], [1, 5, 123, 1e9]);
@@ -171,7 +171,7 @@ test('the shipped demo capture produces every verdict class as its notes say', a
   const keyHex = fs.readFileSync(path.join(fixtures, 'demo.key'), 'utf8').trim();
   const demoKey = LabelKey.fromBytes(Buffer.from(keyHex, 'hex'), 'demo');
   const verdicts: string[] = [];
-  const counts = await verifyCapture(path.join(fixtures, 'demo.pcap'), [demoKey], (_f, r) => { verdicts.push(r.verdict); });
+  const counts = await verifyCapture(compat, path.join(fixtures, 'demo.pcap'), [demoKey], (_f, r) => { verdicts.push(r.verdict); });
   const expected = demoPackets(demoKey).map((p) => p.expect);
   expected.splice(4, 0, 'skipped'); // the ARP frame after the fourth packet
   assert.deepEqual(verdicts, expected);
@@ -188,7 +188,7 @@ test('tcpdump and tshark read what pcap label wrote; tshark shows ExID 0x4677 an
   fs.writeFileSync(inFile, encodePcap({ be: false, ns: false, linktype: 1 }, frames));
   for (const format of ['pcap', 'pcapng'] as const) {
     const outFile = path.join(dir, `tools.out.${format}`);
-    await labelCapture(inFile, outFile, key, { format });
+    await labelCapture(compat, inFile, outFile, key, { format });
     const td = execFileSync('tcpdump', ['-nn', '-v', '-r', outFile], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
     assert.equal(td.match(/options \[unknown-253 0x4677/g)?.length, 3, td);
     assert.equal(td.match(/cksum 0x[0-9a-f]+ \(correct\)/g)?.length, 3, td);
@@ -219,7 +219,7 @@ test('pcapng with two sections: each section\'s interfaces (names, link types) c
     { epb: { ifIndex: 0, ts: 2n, data: ip } },
   ]));
   const out = path.join(dir, 'sections.out.pcapng');
-  const r = await labelCapture(inFile, out, key);
+  const r = await labelCapture(compat, inFile, out, key);
   assert.equal(r.labelled, 2);
   const recs = await readAll(out);
   assert.deepEqual(recs.map((x) => [x.linktype, x.iface?.name, x.tsUnitsPerSec, x.tsFrac, x.section, x.ifIndex]), [[1, 'first', 1e6, 1, 0, 0], [101, 'second', 1e9, 2, 0, 1]]);
@@ -229,10 +229,10 @@ test('property: any frame bytes under any link type give a verdict, never an exc
   const fc = (await import('fast-check')).default;
   fc.assert(
     fc.property(fc.constantFrom(0, 1, 101, 108, 113, 228, 229, 276, 147), fc.uint8Array({ maxLength: 120 }), (lt, bytes) => {
-      const v = verifyFrame(lt, bytes, [key]);
+      const v = verifyFrame(compat, lt, bytes, [key]);
       assert.ok(['valid', 'invalid', 'unlabeled', 'malformed', 'skipped'].includes(v.verdict));
-      const l = labelFrame(lt, bytes, key);
-      if (l.labelled) assert.equal(verifyFrame(lt, l.frame, [key]).verdict, 'valid');
+      const l = labelFrame(compat, lt, bytes, key);
+      if (l.labelled) assert.equal(verifyFrame(compat, lt, l.frame, [key]).verdict, 'valid');
     }),
     { numRuns: 3000 },
   );

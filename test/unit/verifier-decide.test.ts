@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { buildTcpPacket } from '../../src/wire/build.js';
-import { labelPacket } from '../../src/label/compat.js';
+import { compat, labelPacket } from '../../src/label/compat.js';
 import { LabelKey } from '../../src/label/keys.js';
 import { parseCidr, parsePortRange } from '../../src/policy/match.js';
 import { DEFAULT_MARK } from '../../src/config/model.js';
@@ -37,13 +37,13 @@ test('selectRule: first match wins, each criterion narrows', () => {
 
 test('drop action: valid goes on with the valid mark, everything else is dropped', () => {
   const rules = [rule({ action: 'drop' })];
-  const v = decideVerifierPacket(lab(k1), 0, rules, DEFAULT_MARK, 'eth0', undefined);
+  const v = decideVerifierPacket(compat, lab(k1), 0, rules, DEFAULT_MARK, 'eth0', undefined);
   assert.deepEqual([v.verdict, v.judged, v.mark, v.keyId], ['repeat', 'valid', DEFAULT_MARK.valid, k1.id]);
-  const inv = decideVerifierPacket(lab(k2), 0, rules, DEFAULT_MARK, 'eth0', undefined);
+  const inv = decideVerifierPacket(compat, lab(k2), 0, rules, DEFAULT_MARK, 'eth0', undefined);
   assert.deepEqual([inv.verdict, inv.judged], ['drop', 'invalid']);
-  const unl = decideVerifierPacket(plain, 0, rules, DEFAULT_MARK, 'eth0', undefined);
+  const unl = decideVerifierPacket(compat, plain, 0, rules, DEFAULT_MARK, 'eth0', undefined);
   assert.deepEqual([unl.verdict, unl.judged], ['drop', 'unlabeled']);
-  const mal = decideVerifierPacket(plain.subarray(0, 30), 0, rules, DEFAULT_MARK, 'eth0', undefined);
+  const mal = decideVerifierPacket(compat, plain.subarray(0, 30), 0, rules, DEFAULT_MARK, 'eth0', undefined);
   assert.deepEqual([mal.verdict, mal.judged], ['drop', 'malformed']);
 });
 
@@ -57,7 +57,7 @@ test('mark action: every verdict goes on with its own mark bits; other mark bits
     [plain.subarray(0, 30), 'malformed', DEFAULT_MARK.malformed],
   ];
   for (const [pkt, judged, bits] of cases) {
-    const v = decideVerifierPacket(pkt, other | 0xf00, rules, DEFAULT_MARK, 'eth0', undefined);
+    const v = decideVerifierPacket(compat, pkt, other | 0xf00, rules, DEFAULT_MARK, 'eth0', undefined);
     assert.equal(v.verdict, 'repeat');
     assert.equal(v.judged, judged);
     assert.equal(v.mark, other | bits, judged);
@@ -66,17 +66,17 @@ test('mark action: every verdict goes on with its own mark bits; other mark bits
 
 test('log action: nothing is dropped', () => {
   const rules = [rule({ action: 'log' })];
-  for (const pkt of [lab(k2), plain]) assert.equal(decideVerifierPacket(pkt, 0, rules, DEFAULT_MARK, 'x', undefined).verdict, 'repeat');
+  for (const pkt of [lab(k2), plain]) assert.equal(decideVerifierPacket(compat, pkt, 0, rules, DEFAULT_MARK, 'x', undefined).verdict, 'repeat');
 });
 
 test('several keys: each rule accepts any of its keys and reports which', () => {
   const rules = [rule({ keys: [k1, k2] })];
-  const v = decideVerifierPacket(lab(k2), 0, rules, DEFAULT_MARK, 'eth0', undefined);
+  const v = decideVerifierPacket(compat, lab(k2), 0, rules, DEFAULT_MARK, 'eth0', undefined);
   assert.equal(v.judged, 'valid');
   assert.equal(v.keyId, k2.id);
 });
 
 test('per-rule keys: a key valid for one rule is invalid under another', () => {
   const rules = [rule({ ports: [ports('22')], keys: [k2] }), rule({ keys: [k1] })];
-  assert.equal(decideVerifierPacket(lab(k2), 0, rules, DEFAULT_MARK, 'e', undefined).judged, 'invalid');
+  assert.equal(decideVerifierPacket(compat, lab(k2), 0, rules, DEFAULT_MARK, 'e', undefined).judged, 'invalid');
 });

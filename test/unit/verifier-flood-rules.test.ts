@@ -2,12 +2,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { renderRestore } from '../../src/datapath/iptables.js';
 import { kernelCountersFromListing, verifierRulePlan } from '../../src/verifier/rules.js';
+import { compat } from '../../src/label/compat.js';
 
 const sel = { inInterfaces: [], outInterfaces: [], sources: [], destinations: [], ports: [] };
 
 test('verifier plan: the kernel chain runs first and decides segments without option 253 per rule action', () => {
   const plan = verifierRulePlan(4, {
-    hook: 'forward', queues: [40], failOpen: false, markMask: 0xf00, unlabeledMark: 0x300, suspectQueue: 41,
+    hook: 'forward', queues: [40], failOpen: false, markMask: 0xf00, optionKind: compat.optionKind, unlabeledMark: 0x300, suspectQueue: 41,
     selections: [{ ...sel, inInterfaces: ['a'], action: 'drop' }, { ...sel, inInterfaces: ['b'], action: 'mark' }],
   });
   const text = renderRestore(plan);
@@ -33,7 +34,7 @@ test('verifier plan: the kernel chain runs first and decides segments without op
 });
 
 test('verifier plan: failing open, the suspect limit lets the excess pass unseen (like a full queue)', () => {
-  const text = renderRestore(verifierRulePlan(6, { hook: 'input', queues: [200], failOpen: true, markMask: 0xf00, suspectQueue: 201, selections: [sel] }));
+  const text = renderRestore(verifierRulePlan(6, { hook: 'input', queues: [200], failOpen: true, markMask: 0xf00, optionKind: compat.optionKind, suspectQueue: 201, selections: [sel] }));
   assert.match(text, /-A LABELWALL-VERIFY-SUSPECT -m hashlimit .* -j RETURN$/m);
   assert.match(text, /-A LABELWALL-VERIFY-SUSPECT -j NFQUEUE --queue-num 201 --queue-bypass$/m);
   assert.match(text, /-A LABELWALL-VERIFY-KERNEL -i lo -j RETURN$/m);

@@ -3,6 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { buildTcpPacket } from '../../src/wire/build.js';
+import { compat } from '../../src/label/compat.js';
 import { LabelKey } from '../../src/label/keys.js';
 import { DEFAULT_MARK } from '../../src/config/model.js';
 import { parseConfig } from '../../src/config/load.js';
@@ -49,11 +50,11 @@ test('selectRule: a wildcard rule selects what iptables selects; first match sti
 test('a queued packet no rule matches here (unknown or renamed interface) is judged, not passed', () => {
   const rules = [rule({ name: 'from-eth1', inInterfaces: ['eth1+'], destinations: [(parseCidr('10.2.0.0/16') as { ok: true; value: never }).value], action: 'drop' })];
   // The interface is not known (yet) to the handler: before, this was `unmatched` and accepted.
-  const v = decideVerifierPacket(plain, 0, rules, DEFAULT_MARK, undefined, undefined);
+  const v = decideVerifierPacket(compat, plain, 0, rules, DEFAULT_MARK, undefined, undefined);
   assert.deepEqual([v.verdict, v.judged, v.rule, v.fallback], ['drop', 'unlabeled', 0, true]);
-  const renamed = decideVerifierPacket(plain, 0, rules, DEFAULT_MARK, 'wan0', undefined);
+  const renamed = decideVerifierPacket(compat, plain, 0, rules, DEFAULT_MARK, 'wan0', undefined);
   assert.deepEqual([renamed.verdict, renamed.judged, renamed.fallback], ['drop', 'unlabeled', true]);
-  const matched = decideVerifierPacket(plain, 0, rules, DEFAULT_MARK, 'eth12', undefined);
+  const matched = decideVerifierPacket(compat, plain, 0, rules, DEFAULT_MARK, 'eth12', undefined);
   assert.deepEqual([matched.verdict, matched.judged, matched.fallback], ['drop', 'unlabeled', undefined]);
 });
 
