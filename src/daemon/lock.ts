@@ -5,9 +5,9 @@
 // <inode> names the network namespace (/run is shared by namespaces): the kernel drops it when
 // the holder dies, even by SIGKILL, so a crashed run never blocks the next one. The file holds
 // the owner's pid and instance id, for messages.
-import koffi from 'koffi';
 import { closeSync, constants, fstatSync, ftruncateSync, mkdirSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
+import { errno, libc } from '../sys/libc.js';
 
 export const RUN_DIR = '/run/labelwall';
 
@@ -15,10 +15,8 @@ const LOCK_EX = 2;
 const LOCK_NB = 4;
 const EWOULDBLOCK = 11;
 
-let flockFn: ((fd: number, op: number) => number) | undefined;
 function flock(fd: number, op: number): number {
-  flockFn ??= koffi.load('libc.so.6').func('int flock(int, int)') as (fd: number, op: number) => number;
-  return flockFn(fd, op);
+  return libc().flock(fd, op);
 }
 
 /** What the lock file says about its holder. */
@@ -77,7 +75,7 @@ export function acquireInstanceLock(role: string, owner: string, dir = RUN_DIR):
   for (let attempt = 0; ; attempt++) {
     const fd = openSync(path, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW, 0o644);
     if (flock(fd, LOCK_EX | LOCK_NB) !== 0) {
-      const e = koffi.errno();
+      const e = errno();
       closeSync(fd);
       if (e === EWOULDBLOCK) throw new LockHeldError(role, path, readHolder(path));
       throw new Error(`flock ${path}: errno ${e}`);

@@ -33,7 +33,7 @@ import {
   sendPtr,
   setIntOpt,
   setRecvTimeout,
-} from './libc.js';
+} from '../sys/libc.js';
 
 export interface QueueConfig {
   queueNum: number;

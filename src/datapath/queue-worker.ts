@@ -4,7 +4,7 @@
 // calls happen here, never on the main thread's event loop.
 import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { pathToFileURL } from 'node:url';
-import { EAGAIN, EINTR, ENOBUFS, MSG_TRUNC, MSG_WAITFORONE, RecvVector, nativeAlloc, sendPtr } from './libc.js';
+import { EAGAIN, EINTR, ENOBUFS, MSG_TRUNC, MSG_WAITFORONE, RecvVector, nativeAlloc, sendPtr } from '../sys/libc.js';
 import type { NlWriter } from './netlink.js';
 import { MAX_VERDICT_PAYLOAD } from './nfqueue-proto.js';
 import { NfqSocket, NfqueueError } from './nfqueue-socket.js';

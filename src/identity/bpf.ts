@@ -5,11 +5,10 @@
 // bpf links to the cgroup v2 root: they detach when the links are closed or the process dies.
 //
 // Hand-assembled bytecode, loaded with the bpf(2) syscall through koffi; no BTF needed.
-import koffi from 'koffi';
 import { readFileSync, openSync, closeSync, mkdtempSync, rmdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { nativeAlloc, errno, describeErrno, type NativeBuf } from '../datapath/libc.js';
+import { libc, nativeAlloc, errno, describeErrno, type NativeBuf } from '../sys/libc.js';
 
 const SYS_bpf = 321; // x86_64
 const BPF_MAP_CREATE = 0;
@@ -33,11 +32,8 @@ const FN_get_socket_cookie = 46;
 
 const ATTR_SIZE = 128;
 
-type SyscallFn = (nr: number, cmd: number, attr: bigint, size: number) => number;
-let sys: SyscallFn | null = null;
 function bpf(cmd: number, attr: NativeBuf): number {
-  if (sys === null) sys = koffi.load('libc.so.6').func('long syscall(long, int, void *, uint32_t)') as SyscallFn;
-  return sys(SYS_bpf, cmd, attr.ptr, ATTR_SIZE);
+  return libc().syscall(SYS_bpf, cmd, attr.ptr, ATTR_SIZE);
 }
 
 export class BpfError extends Error {
@@ -150,8 +146,6 @@ export function cgroup2Root(mountinfo = readFileSync('/proc/self/mountinfo', 'ut
   return undefined;
 }
 
-type MountFn = (src: string, target: string, fstype: string, flags: number, data: null) => number;
-type UmountFn = (target: string, flags: number) => number;
 const MNT_DETACH = 2;
 
 /**
@@ -162,9 +156,7 @@ const MNT_DETACH = 2;
 export function openCgroup2Root(): number {
   const root = cgroup2Root();
   if (root !== undefined) return openSync(root, 'r');
-  const lib = koffi.load('libc.so.6');
-  const mount = lib.func('int mount(const char *, const char *, const char *, unsigned long, void *)') as MountFn;
-  const umount2 = lib.func('int umount2(const char *, int)') as UmountFn;
+  const { mount, umount2 } = libc();
   const dir = mkdtempSync(join(tmpdir(), 'lw-cgroup2-'));
   try {
     if (mount('none', dir, 'cgroup2', 0, null) < 0) throw new BpfError('mount cgroup2', errno());

@@ -1,7 +1,7 @@
-// sock_diag queries over a NETLINK_SOCK_DIAG socket (socket calls through src/datapath/libc).
+// sock_diag queries over a NETLINK_SOCK_DIAG socket (socket calls through src/sys/libc).
 // Synchronous: the kernel answers a sock_diag request inside send(), so the recv never waits
 // for anything but the copy; dumps continue inside recv().
-import { AF_NETLINK, SOCK_RAW, SOCK_CLOEXEC, libc, errno, describeErrno, setRecvTimeout } from '../datapath/libc.js';
+import { AF_NETLINK, SOCK_RAW, SOCK_CLOEXEC, libc, errno, describeErrno, setRecvTimeout } from '../sys/libc.js';
 import {
   ALL_STATES, IPPROTO_RAW, IPPROTO_TCP, IPPROTO_UDP, NETLINK_SOCK_DIAG,
   buildDiagRequest, parseDiagReply, type DiagRequest, type DiagSocket,

@@ -1,7 +1,7 @@
 // Worker: an incremental /proc scan every intervalMs (a full one every 30th), posted as sorted
 // (inode, pid, fd) triples.
 import { workerData, type MessagePort } from 'node:worker_threads';
-import koffi from 'koffi';
+import { libc } from '../sys/libc.js';
 import { IncrementalScanner } from './socket-index.js';
 
 const { intervalMs, port, inFlight } = workerData as { intervalMs: number; port: MessagePort; inFlight: SharedArrayBuffer };
@@ -11,8 +11,7 @@ port.unref();
 // Nice this thread only (on Linux the nice value is per thread): the scan is background work and
 // must not compete with attribution of new flows on a busy host.
 try {
-  const setpriority = koffi.load('libc.so.6').func('int setpriority(int, uint32_t, int)') as (w: number, who: number, p: number) => number;
-  setpriority(0, 0, 19);
+  libc().setpriority(0, 0, 19);
 } catch {
   // best effort
 }

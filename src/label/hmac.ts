@@ -2,10 +2,10 @@
 // (a new object, the key pads hashed again, ~5-6 µs per segment here) was the largest userspace
 // cost of labelling; libcrypto's HMAC_CTX, keyed once and reset per message, reaches the same
 // result for 2.7-5x less (docs/datapath.md, "koffi or a native addon: measured"). It is called
-// through koffi, like the socket calls; node:crypto remains the fallback where libcrypto.so.3
-// cannot be loaded, or when LABELWALL_HMAC=node.
+// through koffi (src/sys/libcrypto.ts), like the socket calls; node:crypto remains the
+// fallback where libcrypto.so.3 cannot be loaded, or when LABELWALL_HMAC=node.
 import { createHmac, type KeyObject } from 'node:crypto';
-import koffi from 'koffi';
+import { loadLibcrypto, type Libcrypto } from '../sys/libcrypto.js';
 
 export interface MacEngine {
   readonly backend: 'libcrypto' | 'node';
@@ -13,36 +13,11 @@ export interface MacEngine {
   mac(a: Uint8Array, b: Uint8Array): Buffer;
 }
 
-interface Libcrypto {
-  sha256: unknown;
-  ctxNew: () => unknown;
-  ctxFree: (ctx: unknown) => void;
-  init: (ctx: unknown, key: Uint8Array | null, len: number, md: unknown, impl: null) => number;
-  update: (ctx: unknown, data: Uint8Array, len: number) => number;
-  final: (ctx: unknown, md: Buffer, len: Buffer) => number;
-}
-
 let libcrypto: Libcrypto | null | undefined;
 
-/** libcrypto's HMAC functions, loaded once per thread; null when unavailable. */
-function loadLibcrypto(): Libcrypto | null {
-  if (libcrypto !== undefined) return libcrypto;
-  libcrypto = null;
-  if (process.env.LABELWALL_HMAC === 'node') return null;
-  try {
-    const lib = koffi.load('libcrypto.so.3');
-    const sha256 = (lib.func('void *EVP_sha256()') as () => unknown)();
-    libcrypto = {
-      sha256,
-      ctxNew: lib.func('void *HMAC_CTX_new()') as () => unknown,
-      ctxFree: lib.func('void HMAC_CTX_free(void *ctx)') as (ctx: unknown) => void,
-      init: lib.func('int HMAC_Init_ex(void *ctx, void *key, int len, void *md, void *impl)') as Libcrypto['init'],
-      update: lib.func('int HMAC_Update(void *ctx, void *data, size_t len)') as Libcrypto['update'],
-      final: lib.func('int HMAC_Final(void *ctx, void *md, void *len)') as Libcrypto['final'],
-    };
-  } catch {
-    libcrypto = null;
-  }
+/** libcrypto's HMAC functions for this thread, unless LABELWALL_HMAC=node; null when unavailable. */
+function engineLibcrypto(): Libcrypto | null {
+  if (libcrypto === undefined) libcrypto = process.env.LABELWALL_HMAC === 'node' ? null : loadLibcrypto();
   return libcrypto;
 }
 
@@ -81,7 +56,7 @@ class NodeEngine implements MacEngine {
  * key into its context); the caller clears its copy.
  */
 export function createMacEngine(key: KeyObject, secret: Uint8Array, prefer: 'libcrypto' | 'node' = 'libcrypto'): MacEngine {
-  const lib = prefer === 'libcrypto' ? loadLibcrypto() : null;
+  const lib = prefer === 'libcrypto' ? engineLibcrypto() : null;
   if (lib) {
     const ctx = lib.ctxNew();
     if (ctx && lib.init(ctx, secret, secret.length, lib.sha256, null) === 1) return new LibcryptoEngine(lib, ctx);

@@ -15,7 +15,7 @@ import {
   nativeAlloc,
   sendPtr,
   setRecvTimeout,
-} from '../../src/datapath/libc.js';
+} from '../../src/sys/libc.js';
 
 const lib = koffi.load('libc.so.6');
 const socketpair = lib.func('int socketpair(int, int, int, _Out_ int *sv)') as (d: number, t: number, p: number, sv: Int32Array) => number;

@@ -1,5 +1,5 @@
-// libc socket calls through koffi (FFI), for x86_64 Linux only: struct layouts below are the
-// x86_64 ABI. Memory handed to the kernel is allocated natively (koffi.alloc) and exposed to
+// Every libc call labelwall makes, through koffi (FFI), for x86_64 Linux only: struct layouts
+// and syscall numbers below are the x86_64 ABI. One place, so a binding is declared once. Memory handed to the kernel is allocated natively (koffi.alloc) and exposed to
 // JS as Buffers over that memory (koffi.view), so addresses are stable and nothing is copied.
 import koffi from 'koffi';
 
@@ -50,6 +50,12 @@ interface LibcFns {
   send(fd: number, buf: Ptr | Buffer, len: number, flags: number): number;
   close(fd: number): number;
   strerror(errnum: number): string;
+  /** syscall(nr, cmd, attr, size): the bpf(2) form (identity/bpf.ts). */
+  syscall(nr: number, cmd: number, attr: Ptr, size: number): number;
+  mount(src: string, target: string, fstype: string, flags: number, data: null): number;
+  umount2(target: string, flags: number): number;
+  setpriority(which: number, who: number, prio: number): number;
+  flock(fd: number, op: number): number;
 }
 
 let fns: LibcFns | null = null;
@@ -68,6 +74,11 @@ export function libc(): LibcFns {
     send: lib.func('intptr_t send(int, void *, size_t, int)'),
     close: lib.func('int close(int)'),
     strerror: lib.func('const char *strerror(int)'),
+    syscall: lib.func('long syscall(long, int, void *, uint32_t)'),
+    mount: lib.func('int mount(const char *, const char *, const char *, unsigned long, void *)'),
+    umount2: lib.func('int umount2(const char *, int)'),
+    setpriority: lib.func('int setpriority(int, uint32_t, int)'),
+    flock: lib.func('int flock(int, int)'),
   } as LibcFns;
   return fns;
 }
