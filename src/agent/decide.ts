@@ -4,7 +4,7 @@
 import type { LabelKey } from '../label/keys.js';
 import { labelWith, type LabelProfile, type PacketContext } from '../label/profile.js';
 import { rewriteInboundSyn } from './handshake.js';
-import { DEFAULT_AGENT_MARK, withMark, type AgentMarks } from './marks.js';
+import { DEFAULT_AGENT_MARK, withMark, type AgentMarks } from '../config/marks.js';
 
 export const NF_INET_LOCAL_IN = 1;
 export const NF_INET_LOCAL_OUT = 3;

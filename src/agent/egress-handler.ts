@@ -25,7 +25,7 @@ import { policyNeedsHash } from '../policy/egress.js';
 import { RateLimiter } from '../util/ratelimit.js';
 import { egressMark, flowTupleOf } from './egress.js';
 import { flowHashOfPacket } from './flow-hash.js';
-import { DEFAULT_AGENT_MARK, egressBits, withMark, type AgentMarks } from './marks.js';
+import { DEFAULT_AGENT_MARK, egressBits, withMark, type AgentMarks } from '../config/marks.js';
 
 export const EGRESS_COUNTERS = [
   'egress_packets',

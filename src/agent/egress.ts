@@ -4,7 +4,7 @@
 import { formatAddress, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, parseIpPacket } from '../wire/packet.js';
 import type { FlowTuple } from '../identity/types.js';
 import type { EgressAction } from '../config/model.js';
-import { DEFAULT_AGENT_MARK, egressBits, withMark, type AgentMarks } from './marks.js';
+import { DEFAULT_AGENT_MARK, egressBits, withMark, type AgentMarks } from '../config/marks.js';
 
 export type TupleResult = { ok: true; tuple: FlowTuple; syn: boolean } | { ok: false; reason: string };
 

@@ -2,7 +2,7 @@
 // egress workers, per packet, without allocating) and from a FlowTuple (on the main thread), so
 // that per-flow byte counts of the labelling workers can be joined to the egress flow table.
 // Collisions only merge two flows' byte counters; nothing is decided on this key.
-import { parseIp } from '../policy/match.js';
+import { parseIp } from '../util/ip.js';
 import type { FlowTuple } from '../identity/types.js';
 
 const FNV_OFFSET = 0x811c9dc5;

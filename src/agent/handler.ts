@@ -11,7 +11,7 @@ import type { HandlerContext, PacketHandler, QueuedPacket, VerdictDecision } fro
 import { IfaceTable } from '../util/ifaces.js';
 import { RateLimiter } from '../util/ratelimit.js';
 import { AGENT_COUNTERS, decideAgentPacket, type AgentCounter } from './decide.js';
-import { DEFAULT_AGENT_MARK, type AgentMarks } from './marks.js';
+import { DEFAULT_AGENT_MARK, type AgentMarks } from '../config/marks.js';
 import { flowHashOfPacket } from './flow-hash.js';
 
 export const counterNames = AGENT_COUNTERS;

@@ -11,7 +11,7 @@
 // rule that queued a packet skips it the second time. The egress decision comes before
 // labelling, so a denied SYN is never labelled.
 import { hexMark, nfqueueTarget, rolePrefix, selectionMatches, type Family, type RulePlan } from '../datapath/iptables.js';
-import { DEFAULT_AGENT_MARK, egressBits, type AgentMarks } from './marks.js';
+import { DEFAULT_AGENT_MARK, egressBits, type AgentMarks } from '../config/marks.js';
 
 export interface AgentRuleOptions {
   queues: readonly number[];

@@ -2,8 +2,8 @@
 // expressions, references to keys, mark bits, queue ranges, rule names, hook and interfaces).
 // They run on whatever parts are well-typed, so every problem shows up in one pass.
 import picomatch from 'picomatch';
-import { cmdlinePatternError, parseCidr, parsePortRange } from '../policy/match.js';
-import { DEFAULT_AGENT_MARK, type AgentMarks } from '../agent/marks.js';
+import { cmdlinePatternError, parseCidr, parsePortRange } from '../util/match.js';
+import { DEFAULT_AGENT_MARK, type AgentMarks } from './marks.js';
 import { DEFAULT_MARK, type MarkBits } from './model.js';
 import { describeValue, nearest, type Add, type Seg } from './messages.js';
 

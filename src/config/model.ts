@@ -1,7 +1,7 @@
 // The typed config the rest of labelwall uses (what normalize.ts makes of the file): camelCase,
 // defaults applied, CIDRs and ports parsed. Its enum types come from the schema (schema.ts).
-import type { Cidr, PortRange } from '../policy/match.js';
-import type { AgentMarks } from '../agent/marks.js';
+import type { Cidr, PortRange } from '../util/match.js';
+import type { AgentMarks } from './marks.js';
 import type { EbpfMode, EgressAction, FailMode, Family, HolderMode, LogLevel, ProtoMatch, VerifierAction, VerifierHook } from './schema.js';
 
 export type { EgressAction, FailMode, Family, LogLevel, ProtoMatch, VerifierAction, VerifierHook } from './schema.js';
@@ -60,7 +60,7 @@ export interface AgentConfig {
   fail: FailMode;
   queues: number;
   queueBase: number;
-  /** The agent's packet mark bits (agent/marks.ts). */
+  /** The agent's packet mark bits (config/marks.ts). */
   mark: AgentMarks;
   identity: IdentityConfig;
   egress: EgressPolicy;

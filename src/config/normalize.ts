@@ -1,8 +1,8 @@
 // The file as written (RawConfig, already validated) -> the typed model: defaults applied,
 // snake_case keys to camelCase, CIDRs and ports parsed, key paths made absolute.
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { parseCidr, parsePortRange, type Cidr, type PortRange } from '../policy/match.js';
-import { DEFAULT_AGENT_MARK, type AgentMarks } from '../agent/marks.js';
+import { parseCidr, parsePortRange, type Cidr, type PortRange } from '../util/match.js';
+import { DEFAULT_AGENT_MARK, type AgentMarks } from './marks.js';
 import { DEFAULT_CONTROL_SOCKET, DEFAULT_DECISION_LOG_LIMITS, DEFAULT_MARK, type AppMatch, type EgressRule, type LabelwallConfig, type MarkBits } from './model.js';
 import type { RawConfig } from './schema.js';
 

@@ -5,10 +5,10 @@
 // the same message, naming the flag.
 import { loadKeyFile } from '../label/keys.js';
 import { DEFAULT_PROFILE } from '../label/registry.js';
-import type { Cidr, PortRange } from '../policy/match.js';
+import type { Cidr, PortRange } from '../util/match.js';
 import { DEFAULT_CONTROL_SOCKET, type EgressPolicy, type IdentityConfig, type LabelwallConfig, type MarkBits, type VerifierAction } from '../config/model.js';
 import { withOverrides, type ConfigOverride } from '../config/load.js';
-import type { AgentMarks } from '../agent/marks.js';
+import type { AgentMarks } from '../config/marks.js';
 import type { Family } from '../datapath/iptables.js';
 import type { VerifierRuleData } from '../verifier/handler.js';
 

@@ -13,7 +13,7 @@ import { BpfSocketTracker } from './bpf.js';
 import { BackgroundSocketIndex, IncrementalScanner } from './socket-index.js';
 import { childrenOf, fdIsSocket, holdsInode, processInfo } from './procfs.js';
 import { readProcNet, type ProcNetEntry } from './procnet.js';
-import { parseIp } from '../policy/match.js';
+import { parseIp } from '../util/ip.js';
 import type { Attribution, FlowTuple, ProcessInfo, SocketInfo } from './types.js';
 import type { DiagSocket } from './sockdiag-proto.js';
 

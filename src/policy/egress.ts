@@ -2,7 +2,8 @@
 // Semantics are documented in docs/config.md ("agent.egress").
 import picomatch from 'picomatch';
 import type { AppMatch, EgressAction, EgressPolicy, EgressRule } from '../config/model.js';
-import { bytesToIp, compileCmdline, matchCidrs, matchPorts, MAX_CMDLINE_MATCH, parseIp } from './match.js';
+import { compileCmdline, matchCidrs, matchPorts, MAX_CMDLINE_MATCH } from '../util/match.js';
+import { bytesToIp, parseIp } from '../util/ip.js';
 import type { Attribution, FlowProto, ProcessInfo } from '../identity/types.js';
 
 export interface EgressFlow {

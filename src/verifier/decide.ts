@@ -6,7 +6,7 @@
 import { parseIpPacket, type ParsedPacket } from '../wire/packet.js';
 import type { LabelProfile, PacketContext, Verdict } from '../label/profile.js';
 import type { LabelKey } from '../label/keys.js';
-import { matchCidrs, matchPorts } from '../policy/match.js';
+import { matchCidrs, matchPorts } from '../util/match.js';
 import { ifaceMatchesAny } from '../util/ifaces.js';
 import type { MarkBits, VerifierRule } from '../config/model.js';
 

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseConfig } from '../../src/config/load.js';
 import { ConfigError } from '../../src/config/messages.js';
-import { DEFAULT_AGENT_MARK } from '../../src/agent/marks.js';
+import { DEFAULT_AGENT_MARK } from '../../src/config/marks.js';
 import { agentRulePlan } from '../../src/agent/rules.js';
 import { renderRestore } from '../../src/datapath/iptables.js';
 import { egressMark } from '../../src/agent/egress.js';

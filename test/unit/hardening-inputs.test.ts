@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { KeyFileError, generateKeyFile, loadKeyFile, MAX_KEY_FILE_BYTES } from '../../src/label/keys.js';
 import { loadConfig, parseConfig, MAX_CONFIG_BYTES } from '../../src/config/load.js';
 import { ConfigError } from '../../src/config/messages.js';
-import { cmdlinePatternError, compileCmdline, MAX_CMDLINE_MATCH } from '../../src/policy/match.js';
+import { cmdlinePatternError, compileCmdline, MAX_CMDLINE_MATCH } from '../../src/util/match.js';
 import { capArgv } from '../../src/policy/egress.js';
 import { DecisionLogLimiter } from '../../src/policy/decision-log.js';
 import { LogSink } from '../../src/util/log.js';

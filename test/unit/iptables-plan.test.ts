@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { findOwned, multiportChunks, nfqueueTarget, renderRestore, selectionMatches, splitRuleLine } from '../../src/datapath/iptables.js';
 import { agentRulePlan } from '../../src/agent/rules.js';
 import { verifierRulePlan } from '../../src/verifier/rules.js';
-import { parseCidr } from '../../src/policy/match.js';
+import { parseCidr } from '../../src/util/match.js';
 import { compat } from '../../src/label/compat.js';
 
 const cidr = (t: string) => { const r = parseCidr(t); assert.ok(r.ok); return r.value; };

@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { cidrContains, matchCidrs, matchPorts, parseCidr, parseIp, parsePortRange, bytesToIp, type Cidr } from '../../src/policy/match.js';
+import { cidrContains, matchCidrs, matchPorts, parseCidr, parsePortRange, type Cidr } from '../../src/util/match.js';
+import { parseIp, bytesToIp } from '../../src/util/ip.js';
 
 function cidr(s: string): Cidr {
   const r = parseCidr(s);

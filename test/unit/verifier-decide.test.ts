@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { buildTcpPacket } from '../../src/wire/build.js';
 import { compat, labelPacket } from '../../src/label/compat.js';
 import { LabelKey } from '../../src/label/keys.js';
-import { parseCidr, parsePortRange } from '../../src/policy/match.js';
+import { parseCidr, parsePortRange } from '../../src/util/match.js';
 import { DEFAULT_MARK } from '../../src/config/model.js';
 import { decideVerifierPacket, selectRule, type RuntimeVerifierRule } from '../../src/verifier/decide.js';
 

@@ -9,7 +9,7 @@ import { DEFAULT_MARK } from '../../src/config/model.js';
 import { parseConfig } from '../../src/config/load.js';
 import { ifaceMatches } from '../../src/util/ifaces.js';
 import { decideVerifierPacket, selectRule, type RuntimeVerifierRule } from '../../src/verifier/decide.js';
-import { parseCidr } from '../../src/policy/match.js';
+import { parseCidr } from '../../src/util/match.js';
 
 const k1 = LabelKey.fromBytes(Buffer.alloc(32, 1), 'k1');
 const rule = (over: Partial<RuntimeVerifierRule>): RuntimeVerifierRule => ({

@@ -3,6 +3,7 @@
 import { createRequire } from 'node:module';
 import ipaddr from 'ipaddr.js';
 import type { RE2JS as RE2JSClass } from 're2js';
+import { bytesToIp } from './ip.js';
 
 export type IpFamily = 4 | 6;
 
@@ -68,20 +69,6 @@ export function parsePortRange(spec: string | number): ParseResult<PortRange> {
   }
   if (lo > hi) return { ok: false, reason: `"${s}": range start ${lo} is greater than its end ${hi}` };
   return { ok: true, value: { lo, hi } };
-}
-
-/** Parses an IPv4/IPv6 address text into 4 or 16 bytes; undefined when it is not one. */
-export function parseIp(text: string): Uint8Array | undefined {
-  try {
-    return Uint8Array.from(ipaddr.parse(text).toByteArray());
-  } catch {
-    return undefined;
-  }
-}
-
-export function bytesToIp(b: Uint8Array): string {
-  if (b.length === 4) return `${b[0]}.${b[1]}.${b[2]}.${b[3]}`;
-  return ipaddr.fromByteArray(Array.from(b)).toString();
 }
 
 /**
