@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 # The standard labelwall topology for benchmarks, as source-able bash functions (the same
-# layout as test/helpers/netns.ts standardTopology()):
+# layout as src/lab/netns.ts standardTopology()):
 #
 #   pc  (10.B.1.2, fd00:B:1::2) ──┐
 #   uc  (10.B.2.2, fd00:B:2::2) ──┼── mb (router: .1 / ::1 on each link) ── srv (10.B.3.2, fd00:B:3::2)

@@ -3,15 +3,15 @@
 //   uc  (unprotected client, no agent)               ─┼─ mb (middlebox, `labelwall verifier`) ── srv
 // srv runs flask, OpenSSH and iperf3. The demo sends HTTP, SSH and iperf3 from both clients,
 // then injects forged segments (scapy) into a live flow, and shows what was labelled,
-// verified and blocked. The lab pieces (namespaces, peers) are the ones the e2e tests use.
-import { createTopology, standardTopology, type Topology } from '../../test/helpers/netns.js';
-import { startHttpServer, httpRequests } from '../../test/helpers/http.js';
-import { startSshServer, sshEchoParamiko } from '../../test/helpers/ssh.js';
-import { startIperfServer, runIperf } from '../../test/helpers/iperf.js';
-import { injectIntoFlow, startFlowClient, startSink, type ForgeKind } from '../../test/helpers/inject.js';
-import { blob, firstDifference } from '../../test/helpers/blob.js';
-import { makeTempDir } from '../../test/helpers/tmp.js';
-import { labelwallRules, startDaemon, writeKey, type Daemon } from '../../test/helpers/labelwall.js';
+// verified and blocked. The lab pieces (src/lab: namespaces, peers) are the ones the e2e tests use.
+import { createTopology, standardTopology, type Topology } from '../lab/netns.js';
+import { startHttpServer, httpRequests } from '../lab/http.js';
+import { startSshServer, sshEchoParamiko } from '../lab/ssh.js';
+import { startIperfServer, runIperf } from '../lab/iperf.js';
+import { injectIntoFlow, startFlowClient, startSink, type ForgeKind } from '../lab/inject.js';
+import { blob, firstDifference } from '../lab/blob.js';
+import { makeTempDir } from '../lab/tmp.js';
+import { labelwallRules, startDaemon, writeKey, type Daemon } from '../lab/labelwall.js';
 
 type Say = (line: string) => void;
 

@@ -9,10 +9,10 @@ import { appendFileSync, copyFileSync, readFileSync, realpathSync, writeFileSync
 import { createHash } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createTopology, run, waitFor, type NsProcess, type Topology } from '../helpers/netns.js';
-import { makeTempDir } from '../helpers/tmp.js';
-import { LABELWALL_BIN, labelwallRules, startDaemon, writeKey, type Daemon } from '../helpers/labelwall.js';
-import { REPO_ROOT } from '../helpers/paths.js';
+import { createTopology, run, waitFor, type NsProcess, type Topology } from '../../src/lab/netns.js';
+import { makeTempDir } from '../../src/lab/tmp.js';
+import { LABELWALL_BIN, labelwallRules, startDaemon, writeKey, type Daemon } from '../../src/lab/labelwall.js';
+import { REPO_ROOT } from '../../src/lab/paths.js';
 
 const PEER = join(REPO_ROOT, 'test', 'e2e', 'agent-egress-peer.py');
 const PY = '/usr/bin/python3';

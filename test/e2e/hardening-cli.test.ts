@@ -13,10 +13,10 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { writeFileSync } from 'node:fs';
-import { createTopology, standardTopology, type NsProcess, type Topology } from '../helpers/netns.js';
-import { makeTempDir } from '../helpers/tmp.js';
-import { LABELWALL_BIN, labelwallRules, startDaemon, writeKey, type Daemon } from '../helpers/labelwall.js';
-import { PYTHON, REPO_ROOT } from '../helpers/paths.js';
+import { createTopology, standardTopology, type NsProcess, type Topology } from '../../src/lab/netns.js';
+import { makeTempDir } from '../../src/lab/tmp.js';
+import { LABELWALL_BIN, labelwallRules, startDaemon, writeKey, type Daemon } from '../../src/lab/labelwall.js';
+import { PYTHON, REPO_ROOT } from '../../src/lab/paths.js';
 
 const PEER = join(REPO_ROOT, 'test', 'e2e', 'agent-egress-peer.py');
 

@@ -10,12 +10,12 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { controlGet } from '../../src/control/client.js';
-import { createTopology, run, standardTopology, type Topology } from '../helpers/netns.js';
-import { startFlowClient, startSink } from '../helpers/inject.js';
-import { blob, sha256hex } from '../helpers/blob.js';
-import { makeTempDir } from '../helpers/tmp.js';
-import { REPO_ROOT } from '../helpers/paths.js';
-import { startDaemon, writeKey, type Daemon } from '../helpers/labelwall.js';
+import { createTopology, run, standardTopology, type Topology } from '../../src/lab/netns.js';
+import { startFlowClient, startSink } from '../../src/lab/inject.js';
+import { blob, sha256hex } from '../../src/lab/blob.js';
+import { makeTempDir } from '../../src/lab/tmp.js';
+import { REPO_ROOT } from '../../src/lab/paths.js';
+import { startDaemon, writeKey, type Daemon } from '../../src/lab/labelwall.js';
 
 const PORT = 7777; // flood target on srv (nothing listens: srv answers with resets)
 

@@ -15,12 +15,13 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { chmodSync, chownSync, mkdirSync, readFileSync, statSync, truncateSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { createTopology, run, waitFor, type Topology } from '../helpers/netns.js';
-import { makeTempDir } from '../helpers/tmp.js';
-import { LABELWALL_BIN, labelwallRules, startDaemon, writeKey } from '../helpers/labelwall.js';
-import { peer, PYTHON, REPO_ROOT } from '../helpers/paths.js';
+import { createTopology, run, waitFor, type Topology } from '../../src/lab/netns.js';
+import { makeTempDir } from '../../src/lab/tmp.js';
+import { LABELWALL_BIN, labelwallRules, startDaemon, writeKey } from '../../src/lab/labelwall.js';
+import { PYTHON, REPO_ROOT } from '../../src/lab/paths.js';
+import { testPeer } from '../helpers/paths.js';
 
-const PROBE = peer('inspector_probe.py');
+const PROBE = testPeer('inspector_probe.py');
 const EGRESS_PEER = join(REPO_ROOT, 'test', 'e2e', 'agent-egress-peer.py');
 const NOBODY = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'];
 

@@ -11,10 +11,11 @@ import { after, afterEach, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createTopology, waitFor, type NsProcess, type Topology } from '../helpers/netns.js';
-import { makeTempDir } from '../helpers/tmp.js';
-import { LABELWALL_BIN, labelwallRules, startDaemon, writeKey, type Daemon } from '../helpers/labelwall.js';
-import { PYTHON, peer } from '../helpers/paths.js';
+import { createTopology, waitFor, type NsProcess, type Topology } from '../../src/lab/netns.js';
+import { makeTempDir } from '../../src/lab/tmp.js';
+import { LABELWALL_BIN, labelwallRules, startDaemon, writeKey, type Daemon } from '../../src/lab/labelwall.js';
+import { PYTHON } from '../../src/lab/paths.js';
+import { testPeer } from '../helpers/paths.js';
 import { controlGet } from '../../src/control/client.js';
 
 describe('lifecycle hardening: restart, second instance, cleanup, SIGHUP never open the filter', { timeout: 240_000 }, () => {
@@ -91,7 +92,7 @@ describe('lifecycle hardening: restart, second instance, cleanup, SIGHUP never o
 
   /** Starts segstream.py on uc towards srv:port (unlabelled, or labelled with keyHex). */
   async function stream(port: number, rate: number, keyHex?: string): Promise<NsProcess> {
-    const p = topo.spawn('uc', [PYTHON, peer('segstream.py'), uc(), topo.addr('srv'), String(port), '--rate', String(rate), ...(keyHex ? ['--key-hex', keyHex] : [])]);
+    const p = topo.spawn('uc', [PYTHON, testPeer('segstream.py'), uc(), topo.addr('srv'), String(port), '--rate', String(rate), ...(keyHex ? ['--key-hex', keyHex] : [])]);
     streams.add(p);
     await p.waitForOutput(/"ready"/, 5000);
     return p;

@@ -3,8 +3,8 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { createTopology, listNamespaces, run, waitFor } from '../helpers/netns.js';
-import { REPO_ROOT } from '../helpers/paths.js';
+import { createTopology, listNamespaces, run, waitFor } from '../../src/lab/netns.js';
+import { REPO_ROOT } from '../../src/lab/paths.js';
 
 const SCRIPT = join(REPO_ROOT, 'bench', 'topology.sh');
 

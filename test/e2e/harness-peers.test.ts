@@ -5,13 +5,13 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
-import { createTopology, run, standardTopology, type Topology } from '../helpers/netns.js';
-import { startSshServer, sshEchoOpenssh, sshEchoParamiko, type SshServer } from '../helpers/ssh.js';
-import { startIperfServer, runIperf } from '../helpers/iperf.js';
-import { forge, injectIntoFlow, pythonCompatLabel, startFlowClient, startSink, type ForgeKind } from '../helpers/inject.js';
+import { createTopology, run, standardTopology, type Topology } from '../../src/lab/netns.js';
+import { startSshServer, sshEchoOpenssh, sshEchoParamiko, type SshServer } from '../../src/lab/ssh.js';
+import { startIperfServer, runIperf } from '../../src/lab/iperf.js';
+import { forge, injectIntoFlow, pythonCompatLabel, startFlowClient, startSink, type ForgeKind } from '../../src/lab/inject.js';
 import { LabelKey, labelPacket, verifyPacket } from '../../src/label/index.js';
-import { blob, firstDifference } from '../helpers/blob.js';
-import { PYTHON, PEERS_DIR } from '../helpers/paths.js';
+import { blob, firstDifference } from '../../src/lab/blob.js';
+import { PYTHON, PEERS_DIR } from '../../src/lab/paths.js';
 
 // The paper's reference key: 24 zero bytes then ASCII "firewall". A test vector only.
 const PAPER_KEY = Buffer.concat([Buffer.alloc(24), Buffer.from('firewall')]);

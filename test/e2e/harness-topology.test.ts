@@ -14,9 +14,9 @@ import {
   withTopology,
   waitFor,
   type Topology,
-} from '../helpers/netns.js';
-import { httpRequests, startHttpServer, type HttpRequest, type HttpServer } from '../helpers/http.js';
-import { blob, firstDifference, sha256hex } from '../helpers/blob.js';
+} from '../../src/lab/netns.js';
+import { httpRequests, startHttpServer, type HttpRequest, type HttpServer } from '../../src/lab/http.js';
+import { blob, firstDifference, sha256hex } from '../../src/lab/blob.js';
 
 const SIZES = [1, 7, 536, 1460, 65_535, 1_000_003, 5 * 1024 * 1024];
 
@@ -173,7 +173,7 @@ describe('teardown', () => {
   for (const sig of ['SIGTERM', 'SIGKILL'] as const) {
     test(`a test process killed with ${sig} leaves no namespace behind`, async () => {
       const here = dirname(fileURLToPath(import.meta.url));
-      const netnsJs = join(here, '..', 'helpers', 'netns.js');
+      const netnsJs = join(here, '..', '..', 'src', 'lab', 'netns.js');
       const script =
         `import { createTopology, standardTopology } from ${JSON.stringify(netnsJs)};` +
         `const t = await createTopology(standardTopology()); t.spawn('srv', ['sleep', '600']);` +

@@ -6,14 +6,14 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { createTopology, run, standardTopology, waitFor, type Topology } from '../helpers/netns.js';
-import { startHttpServer, httpRequests, type HttpServer } from '../helpers/http.js';
-import { startSshServer, sshEchoOpenssh, sshEchoParamiko, type SshServer } from '../helpers/ssh.js';
-import { startIperfServer, runIperf } from '../helpers/iperf.js';
-import { injectIntoFlow, startFlowClient, startSink, type ForgeKind } from '../helpers/inject.js';
-import { blob, firstDifference, sha256hex } from '../helpers/blob.js';
-import { makeTempDir } from '../helpers/tmp.js';
-import { LABELWALL_BIN, labelwallRules, startDaemon, writeKey, type Daemon } from '../helpers/labelwall.js';
+import { createTopology, run, standardTopology, waitFor, type Topology } from '../../src/lab/netns.js';
+import { startHttpServer, httpRequests, type HttpServer } from '../../src/lab/http.js';
+import { startSshServer, sshEchoOpenssh, sshEchoParamiko, type SshServer } from '../../src/lab/ssh.js';
+import { startIperfServer, runIperf } from '../../src/lab/iperf.js';
+import { injectIntoFlow, startFlowClient, startSink, type ForgeKind } from '../../src/lab/inject.js';
+import { blob, firstDifference, sha256hex } from '../../src/lab/blob.js';
+import { makeTempDir } from '../../src/lab/tmp.js';
+import { LABELWALL_BIN, labelwallRules, startDaemon, writeKey, type Daemon } from '../../src/lab/labelwall.js';
 
 interface PcapSummary { summary: Record<string, number> }
 

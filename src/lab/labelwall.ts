@@ -1,9 +1,9 @@
-// Running the real `labelwall` daemons inside test namespaces.
+// Running the real `labelwall` daemons inside lab namespaces (the demo's, the e2e tests').
 import { writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { controlGet } from '../../src/control/client.js';
-import type { StatusReport } from '../../src/daemon/run.js';
+import { controlGet } from '../control/client.js';
+import type { StatusReport } from '../daemon/run.js';
 import { waitFor, type NsProcess, type Topology } from './netns.js';
 import { REPO_ROOT } from './paths.js';
 

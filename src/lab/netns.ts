@@ -1,4 +1,4 @@
-// Network-namespace topologies for end-to-end tests: namespaces joined by veth pairs, with
+// Network-namespace topologies for the demo and the end-to-end tests: namespaces joined by veth pairs, with
 // addresses, routes and forwarding, plus process helpers that run commands inside them.
 // Everything a topology creates lives inside its own namespaces (veths are created directly
 // there), so deleting the namespaces removes every interface, address, route and rule.

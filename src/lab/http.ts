@@ -1,5 +1,5 @@
-// HTTP peers: the flask server (test/peers/http_server.py) and a plan-driven client
-// (test/peers/http_client.py), both run inside topology namespaces.
+// HTTP peers: the flask server (lab/peers/http_server.py) and a plan-driven client
+// (lab/peers/http_client.py), both run inside topology namespaces.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { NsProcess, Topology } from './netns.js';

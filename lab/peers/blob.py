@@ -1,4 +1,4 @@
-"""Deterministic test bytes shared by the Python peers (test/helpers/blob.ts is the TS twin).
+"""Deterministic test bytes shared by the Python peers (src/lab/blob.ts is the TS twin).
 
 blob(n, tag) = the first n bytes of SHAKE-256(f"{tag}:{n}") (an extendable-output hash).
 Pseudo-random, so a misplaced or duplicated chunk is caught by a byte-for-byte compare; in

@@ -33,7 +33,7 @@ Options:
   --dst-mac MAC                      next-hop MAC (default: kernel neighbour table, else ARP/ND)
   --dry-run                          build and print the segment, send nothing
 
-Where seq/ack come from: the test drives test/peers/flow_client.py, whose `seq` command reads
+Where seq/ack come from: the test drives lab/peers/flow_client.py, whose `seq` command reads
 snd_nxt / rcv_nxt of the live socket with TCP_REPAIR; pass them as --seq / --ack so the forged
 segment lands exactly at the receiver's next expected byte.
 

@@ -1,4 +1,4 @@
-// Deterministic test bytes; the Python twin is test/peers/blob.py (same definition).
+// Deterministic test bytes; the Python twin is lab/peers/blob.py (same definition).
 import { createHash } from 'node:crypto';
 
 /** blob(n, tag) = the first n bytes of SHAKE-256(`${tag}:${n}`). Pseudo-random, fast (100 MB in ~0.5 s). */
