@@ -25,7 +25,7 @@ SECS=${2:-5}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 [ "$(id -u)" = 0 ] || { echo "nfqueue-bench: needs root" >&2; exit 1; }
-[ -f dist/src/datapath/runner.js ] && [ -f dist/bench/nfqueue-label-handler.js ] || npx tsc -p tsconfig.json
+[ -f dist/test/helpers/queue-runner.js ] && [ -f dist/bench/nfqueue-label-handler.js ] || npx tsc -p tsconfig.json
 
 TAG=lwq$(head -c3 /dev/urandom | od -An -tx1 | tr -d ' \n')
 C=${TAG}c
@@ -102,7 +102,7 @@ set_rule() { # $@ = NFQUEUE target options, or nothing for no rule
 
 start_ts() { # $1 = JSON queues, $2 = handler URL, $3 = handler data JSON, $4 = more options
   local opts="{\"queues\":$1,\"handlerModule\":\"$2\",\"handlerData\":$3,\"failOpen\":false${4:-}}"
-  LW_RUNNER_NO_STDIN=1 ip netns exec "$C" node dist/src/datapath/runner.js "$opts" >"$TMP/runner.out" 2>&1 &
+  LW_RUNNER_NO_STDIN=1 ip netns exec "$C" node dist/test/helpers/queue-runner.js "$opts" >"$TMP/runner.out" 2>&1 &
   RUNNER=$!
   for _ in $(seq 50); do grep -qs "\"event\":\"ready\"" "$TMP/runner.out" && return 0; grep -qs "\"event\":\"error\"" "$TMP/runner.out" && break; sleep 0.1; done
   echo "runner failed: $(cat "$TMP/runner.out")" >&2; exit 1
@@ -138,7 +138,7 @@ measure() { # $1 = name, $2 = clients (1, or 2 pinned)
 }
 qdrops() { ip netns exec "$C" cat /proc/net/netfilter/nfnetlink_queue 2>/dev/null | awk '{printf "    kernel q%s: dropped %s user_dropped %s\n",$1,$6,$7}'; }
 
-ACCEPT_URL="file://$ROOT/dist/src/datapath/handlers/accept-all.js"
+ACCEPT_URL="file://$ROOT/dist/test/helpers/queue-handlers/accept-all.js"
 LABEL_URL="file://$ROOT/dist/bench/nfqueue-label-handler.js"
 FAST_URL="file://$ROOT/dist/bench/nfqueue-label-fast-handler.js"
 echo "nfqueue-bench: $(nproc) CPUs, kernel $(uname -r), node $(node --version), $RUNS x iperf3 -t $SECS, $(date -u +%FT%TZ)"

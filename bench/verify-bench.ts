@@ -20,7 +20,7 @@ import { compat, labelPacket, verifyPacket } from '../src/label/compat.js';
 import { LabelKey } from '../src/label/keys.js';
 import { labelCapture, verifyCapture } from '../src/pcap/process.js';
 import { LINKTYPE_ETHERNET } from '../src/pcap/linktypes.js';
-import { wrapIp } from '../src/pcap/synth.js';
+import { wrapIp } from '../test/helpers/synth.js';
 import { PcapWriter } from '../src/pcap/writer.js';
 import { buildTcpPacket } from '../src/wire/build.js';
 

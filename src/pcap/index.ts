@@ -6,4 +6,3 @@ export * from './reader.js';
 export * from './writer.js';
 export * from './frames.js';
 export * from './process.js';
-export * from './synth.js';

@@ -8,9 +8,9 @@ import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
-const RUNNER = fileURLToPath(new URL('../../src/datapath/runner.js', import.meta.url));
-const ACCEPT_ALL = new URL('../../src/datapath/handlers/accept-all.js', import.meta.url).href;
-const TEST_RULES = new URL('../../src/datapath/handlers/test-rules.js', import.meta.url).href;
+const RUNNER = fileURLToPath(new URL('../helpers/queue-runner.js', import.meta.url));
+const ACCEPT_ALL = new URL('../helpers/queue-handlers/accept-all.js', import.meta.url).href;
+const TEST_RULES = new URL('../helpers/queue-handlers/test-rules.js', import.meta.url).href;
 
 const tag = 'lw' + randomBytes(3).toString('hex');
 const A = `${tag}a`; // sender, where the queue and rules are

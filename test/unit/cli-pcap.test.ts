@@ -7,7 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LabelKey } from '../../src/label/keys.js';
-import { demoPackets, detBytes, wrapIp } from '../../src/pcap/synth.js';
+import { demoPackets, detBytes, wrapIp } from '../helpers/synth.js';
 import { buildTcpPacket } from '../../src/wire/build.js';
 import { encodePcap } from './pcap-testutil.js';
 

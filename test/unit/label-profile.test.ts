@@ -16,7 +16,7 @@ import { DEFAULT_PROFILE, getProfile, profileNames, registerProfile } from '../.
 import { labelFrame, verifyFrame } from '../../src/pcap/frames.js';
 import { LINKTYPE_ETHERNET } from '../../src/pcap/linktypes.js';
 import { labelCapture, verifyCapture } from '../../src/pcap/process.js';
-import { wrapIp } from '../../src/pcap/synth.js';
+import { wrapIp } from '../helpers/synth.js';
 import { PcapWriter } from '../../src/pcap/writer.js';
 import { DEFAULT_MARK } from '../../src/config/model.js';
 import { decideVerifierPacket, type RuntimeVerifierRule } from '../../src/verifier/decide.js';

@@ -10,7 +10,7 @@ import { decodeLink } from '../../src/pcap/link.js';
 import { labelFrame, verifyFrame } from '../../src/pcap/frames.js';
 import { labelCapture, verifyCapture } from '../../src/pcap/process.js';
 import { readCapture, type CaptureRecord } from '../../src/pcap/reader.js';
-import { arpFrame, demoPackets, detBytes, wrapIp } from '../../src/pcap/synth.js';
+import { arpFrame, demoPackets, detBytes, wrapIp } from '../helpers/synth.js';
 import { buildTcpPacket } from '../../src/wire/build.js';
 import { encodePcap, encodePcapng, type NgBlock } from './pcap-testutil.js';
 import { packetChecksumsOk } from './wire-testutil.js';

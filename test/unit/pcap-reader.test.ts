@@ -7,7 +7,7 @@ import { CaptureError } from '../../src/pcap/errors.js';
 import { CaptureReader, readCapture, type CaptureRecord } from '../../src/pcap/reader.js';
 import { PcapWriter, PcapngWriter } from '../../src/pcap/writer.js';
 import { CHUNK_BYTES } from '../../src/pcap/source.js';
-import { detBytes } from '../../src/pcap/synth.js';
+import { detBytes } from '../helpers/synth.js';
 import { encodePcap, encodePcapng, type TestRecord } from './pcap-testutil.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lw-pcap-'));

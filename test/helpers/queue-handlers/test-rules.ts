@@ -1,6 +1,6 @@
 // Handler driven by rules in handlerData, for end-to-end tests of the datapath: it matches
 // IPv4 UDP by destination port and rewrites, marks or drops. Not used by the product.
-import { ACCEPT, DROP, type HandlerContext, type PacketHandler, type VerdictDecision } from '../types.js';
+import { ACCEPT, DROP, type HandlerContext, type PacketHandler, type VerdictDecision } from '../../../src/datapath/types.js';
 
 export type TestRule =
   | { dport: number; action: 'rewrite-first-byte'; byte: number }

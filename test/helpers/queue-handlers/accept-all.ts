@@ -1,5 +1,5 @@
 // Handler that accepts every packet: the datapath's own cost, for tests and benchmarks.
-import { ACCEPT, type HandlerContext, type PacketHandler } from '../types.js';
+import { ACCEPT, type HandlerContext, type PacketHandler } from '../../../src/datapath/types.js';
 
 export const counterNames = ['packets', 'bytes', 'gso'] as const;
 

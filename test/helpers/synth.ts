@@ -1,12 +1,12 @@
-// Synthetic captures for tests, fixtures, demos and the benchmark: a deterministic mix of
+// Synthetic captures for tests, fixtures and the benchmark (not product code): a deterministic mix of
 // labelled, unlabelled, tampered, malformed and non-TCP frames.
 import { createHash } from 'node:crypto';
-import { compat } from '../label/compat.js';
-import type { LabelKey } from '../label/keys.js';
-import { labelWith, verifyWith, type Verdict } from '../label/profile.js';
-import { finishChecksum, ipv4HeaderChecksum, onesSum } from '../wire/checksum.js';
-import { buildTcpPacket, buildUdpPacket, fixChecksums, typicalSynOptions } from '../wire/build.js';
-import { LINKTYPE_ETHERNET, LINKTYPE_IPV4, LINKTYPE_IPV6, LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2, LINKTYPE_LOOP, LINKTYPE_NULL, LINKTYPE_RAW } from './linktypes.js';
+import { compat } from '../../src/label/compat.js';
+import type { LabelKey } from '../../src/label/keys.js';
+import { labelWith, verifyWith, type Verdict } from '../../src/label/profile.js';
+import { finishChecksum, ipv4HeaderChecksum, onesSum } from '../../src/wire/checksum.js';
+import { buildTcpPacket, buildUdpPacket, fixChecksums, typicalSynOptions } from '../../src/wire/build.js';
+import { LINKTYPE_ETHERNET, LINKTYPE_IPV4, LINKTYPE_IPV6, LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2, LINKTYPE_LOOP, LINKTYPE_NULL, LINKTYPE_RAW } from '../../src/pcap/linktypes.js';
 
 /** Deterministic pseudo-random bytes (SHA-256 in counter mode) so fixtures are reproducible. */
 export function detBytes(seed: string, n: number): Buffer {

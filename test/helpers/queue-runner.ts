@@ -1,11 +1,11 @@
 // Stand-alone queue runner: starts queues with a handler module in the current network
 // namespace and speaks line-JSON on stdio. Used by the e2e tests and benchmarks, which run it
 // under `ip netns exec`. stdin: `stats`, `post <json>`, `stop`. stdout: one JSON object per line.
-//   node dist/src/datapath/runner.js '{"queues":[0],"handlerModule":"file:///…","handlerData":null,"failOpen":false}'
+//   node dist/test/helpers/queue-runner.js '{"queues":[0],"handlerModule":"file:///…","handlerData":null,"failOpen":false}'
 import { createInterface } from 'node:readline';
 import { PassThrough } from 'node:stream';
-import { startQueues } from './queue.js';
-import type { StartOptions } from './types.js';
+import { startQueues } from '../../src/datapath/queue.js';
+import type { StartOptions } from '../../src/datapath/types.js';
 
 function out(o: unknown): void {
   process.stdout.write(JSON.stringify(o) + '\n');
