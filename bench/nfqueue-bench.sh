@@ -6,9 +6,8 @@
 #   ts-accept        labelwall workers (src/datapath), accept-only handler
 #   ts-accept-gso    the same with NFQA_CFG_F_GSO: whole GSO packets, not segmented
 #   ts-label         labelwall workers, compat labelling (src/label/compat.ts labelPacket:
-#                    40-byte option + HMAC-SHA256 + checksums), new bytes in every verdict
-#   ts-label-fast    the same labelling with the HMAC from libcrypto's reused HMAC_CTX via koffi
-#                    (bench/nfqueue-label-fast-handler.ts, IPv4 stand-in, byte-identical output)
+#                    40-byte option + HMAC-SHA256 from libcrypto's reused HMAC_CTX via koffi,
+#                    src/label/hmac.ts + checksums), new bytes in every verdict
 #   c-ref-label      /work/shared/bench/ref-labeler.c (libnetfilter_queue, one recv and one
 #                    verdict per packet), same labelling work
 # with 1 queue (--queue-num 0) and 2 queues (--queue-balance 0:1 --queue-cpu-fanout, two
@@ -140,7 +139,6 @@ qdrops() { ip netns exec "$C" cat /proc/net/netfilter/nfnetlink_queue 2>/dev/nul
 
 ACCEPT_URL="file://$ROOT/dist/test/helpers/queue-handlers/accept-all.js"
 LABEL_URL="file://$ROOT/dist/bench/nfqueue-label-handler.js"
-FAST_URL="file://$ROOT/dist/bench/nfqueue-label-fast-handler.js"
 echo "nfqueue-bench: $(nproc) CPUs, kernel $(uname -r), node $(node --version), $RUNS x iperf3 -t $SECS, $(date -u +%FT%TZ)"
 
 set_rule
@@ -160,10 +158,6 @@ start_ts '[0]' "$LABEL_URL" "{\"keyHex\":\"$KEYHEX\"}"
 measure ts-label-1q 1
 qdrops; stop_ts
 
-start_ts '[0]' "$FAST_URL" "{\"keyHex\":\"$KEYHEX\"}"
-measure ts-label-fast-1q 1
-qdrops; stop_ts
-
 start_ref
 measure c-ref-label-1q 1
 qdrops; stop_ref
@@ -177,10 +171,6 @@ start_ts '[0,1]' "$LABEL_URL" "{\"keyHex\":\"$KEYHEX\"}"
 measure ts-label-2q-2c 2
 qdrops; stop_ts
 
-start_ts '[0,1]' "$FAST_URL" "{\"keyHex\":\"$KEYHEX\"}"
-measure ts-label-fast-2q-2c 2
-qdrops; stop_ts
-
 # Not measured: ref-labeler with the two pinned clients. Its socket overruns (one packet per
 # recv) and it exits on the first recv error ("recv: No buffer space available"), after which
 # nothing passes the queue.
@@ -189,7 +179,5 @@ echo
 ratio() { awk -v a="${RESULT[$1]}" -v b="${RESULT[$2]}" 'BEGIN{printf "%.2f", (b>0?a/b:0)}'; }
 echo "ratio ts-label-1q / c-ref-label-1q:        $(ratio ts-label-1q c-ref-label-1q)"
 echo "ratio ts-label-2q-2c / c-ref-label-1q:      $(ratio ts-label-2q-2c c-ref-label-1q)"
-echo "ratio ts-label-fast-1q / c-ref-label-1q:   $(ratio ts-label-fast-1q c-ref-label-1q)"
-echo "ratio ts-label-fast-2q-2c / c-ref-label-1q: $(ratio ts-label-fast-2q-2c c-ref-label-1q)"
 echo "ratio ts-accept-1q / baseline:             $(ratio ts-accept-1q baseline)"
 echo "ratio ts-label-1q / baseline:              $(ratio ts-label-1q baseline)"
