@@ -26,8 +26,6 @@ export const AGENT_MARK_MASK = DEFAULT_AGENT_MARK.done | DEFAULT_AGENT_MARK.deny
 export const AGENT_MARK_DONE = DEFAULT_AGENT_MARK.done;
 export const AGENT_MARK_DENY = DEFAULT_AGENT_MARK.deny;
 export const AGENT_MARK_ALLOW = DEFAULT_AGENT_MARK.allow;
-/** Bits of the egress decision (default marks): a packet with either set has been judged. */
-export const AGENT_MARK_EGRESS = AGENT_MARK_DENY | AGENT_MARK_ALLOW;
 
 /** Bits of the egress decision of a set of marks. */
 export function egressBits(m: AgentMarks): number {

@@ -2,7 +2,6 @@
 // queued-packet messages. Constants follow include/uapi/linux/netfilter/nfnetlink_queue.h.
 import {
   AttrTable,
-  NLMSG_ERROR,
   NLMSG_HDRLEN,
   NFGENMSG_LEN,
   NLA_HDRLEN,
@@ -141,7 +140,7 @@ export function verdictMsgSize(hasMark: boolean, payloadLen: number): number {
 /**
  * Appends one NFQNL_MSG_VERDICT. `mark` < 0 means no mark attribute; `payload` replaces the
  * packet (complete IP packet with correct checksums; at most MAX_VERDICT_PAYLOAD bytes —
- * the caller checks, see verdictPayloadOk).
+ * the caller checks: queue-core.ts validates every decision).
  */
 export function writeVerdict(
   w: NlWriter,
@@ -175,10 +174,6 @@ export function writeVerdictBatch(w: NlWriter, queueNum: number, maxId: number, 
   w.buf.writeUInt32BE(maxId >>> 0, o + 4);
   if (mark >= 0) w.attrU32be(NFQA_MARK, mark);
   w.end();
-}
-
-export function verdictPayloadOk(len: number): boolean {
-  return len >= 20 && len <= MAX_VERDICT_PAYLOAD;
 }
 
 /** A queued packet as parsed from NFQNL_MSG_PACKET. Reused between parses (see parsePacket). */
@@ -255,8 +250,4 @@ export function parsePacket(buf: Buffer, msg: NlMsg, table: AttrTable, out: Queu
 function u32attr(buf: Uint8Array, table: AttrTable, type: number, dflt: number): number {
   if (table.off[type] === -1 || table.len[type] < 4) return dflt;
   return u32be(buf, table.off[type]);
-}
-
-export function isErrorMsg(msg: NlMsg): boolean {
-  return msg.type === NLMSG_ERROR;
 }

@@ -1,7 +1,7 @@
 // Main-thread side of the NFQUEUE datapath: starts one worker per queue, collects counters,
 // relays messages, stops them. Nothing here blocks the event loop.
 import { EventEmitter } from 'node:events';
-import { MessageChannel, Worker } from 'node:worker_threads';
+import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import { NFQNL_MAX_COPY_RANGE } from './nfqueue-proto.js';
 import { readKernelQueues } from './nfqueue-socket.js';
 import type { QueueStats, StartOptions, WorkerStats } from './types.js';
@@ -30,9 +30,7 @@ interface WorkerSlot {
   handlerCounters: Float64Array;
   port: MessagePort;
   exited: Promise<number>;
-  stopped: boolean;
 }
-import type { MessagePort } from 'node:worker_threads';
 
 /**
  * Events: 'message' (workerIndex: number, msg: unknown) — a handler's ctx.post();
@@ -182,7 +180,6 @@ export async function startQueues(opts: StartOptions): Promise<QueueSet> {
             handlerCounters: new Float64Array(m.handlerCounters, 0, m.counterNames.length),
             port: port1,
             exited,
-            stopped: false,
           });
         } else if (m.kind === 'error') {
           reject(new QueueStartError(`queue ${queueNum}: ${m.message}`, queueNum, m.errno));

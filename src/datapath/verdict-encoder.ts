@@ -42,10 +42,6 @@ export class VerdictEncoder {
     this.batching = batching;
   }
 
-  get batchingEnabled(): boolean {
-    return this.batching;
-  }
-
   disableBatching(): void {
     this.closeRun();
     this.batching = false;

@@ -18,7 +18,3 @@ export function makeTempDir(prefix = 'lw-e2e-'): string {
   }
   return d;
 }
-
-export function removeTempDir(d: string): void {
-  rmSync(d, { recursive: true, force: true });
-}

@@ -7,7 +7,7 @@ const STAGING_BYTES = 1 << 20;
 
 /**
  * Records are copied into one staging buffer that is written when full, so writing a record
- * costs one copy and no allocation. `stage` returns a promise only when the buffer had to be
+ * costs one copy and no allocation. `push` returns a promise only when the buffer had to be
  * written first; callers await it then (backpressure), and otherwise carry on synchronously.
  */
 abstract class BufferedFile {

@@ -162,14 +162,6 @@ export function setIntOpt(fd: number, level: number, name: number, value: number
   check(`setsockopt(${what})`, libc().setsockopt(fd, level, name, b, 4));
 }
 
-export function getIntOpt(fd: number, level: number, name: number, what: string): number {
-  const b = Buffer.alloc(4);
-  const l = Buffer.alloc(4);
-  l.writeUInt32LE(4, 0);
-  check(`getsockopt(${what})`, libc().getsockopt(fd, level, name, b, l));
-  return b.readInt32LE(0);
-}
-
 export function setRecvTimeout(fd: number, ms: number): void {
   // struct timeval { long tv_sec; long tv_usec; } on x86_64
   const b = Buffer.alloc(16);

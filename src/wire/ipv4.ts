@@ -43,9 +43,3 @@ export function parseIpv4(buf: Uint8Array): Ipv4ParseResult {
     checksum: (buf[10]! << 8) | buf[11]!,
   };
 }
-
-/** Writes the IPv4 total length field. */
-export function setIpv4TotalLength(buf: Uint8Array, ipOff: number, totalLen: number): void {
-  buf[ipOff + 2] = totalLen >>> 8;
-  buf[ipOff + 3] = totalLen & 0xff;
-}

@@ -78,9 +78,3 @@ function routingFinalDestination(buf: Uint8Array, off: number, len: number): num
   if (type === 4) return len >= 24 ? off + 8 : -1;
   return 24;
 }
-
-/** Writes the IPv6 payload length field. */
-export function setIpv6PayloadLength(buf: Uint8Array, ipOff: number, payloadLen: number): void {
-  buf[ipOff + 4] = payloadLen >>> 8;
-  buf[ipOff + 5] = payloadLen & 0xff;
-}

@@ -12,8 +12,3 @@ export type MalformedReason =
   | 'bad-data-offset' // TCP data offset < 5 words or beyond the segment
   | 'bad-option-length' // TCP option length < 2, past the header, or wrong for its kind
   | 'too-large'; // the labelled packet would exceed 65,535 bytes
-
-export const MALFORMED_REASONS: readonly MalformedReason[] = [
-  'truncated-ip', 'bad-ip-version', 'bad-ihl', 'bad-total-length', 'fragment', 'truncated-ext-header',
-  'truncated-tcp', 'bad-data-offset', 'bad-option-length', 'too-large',
-];

@@ -72,17 +72,3 @@ export function writeU16(buf: Uint8Array, off: number, v: number): void {
   buf[off + 1] = v & 0xff;
 }
 
-export function writeU32(buf: Uint8Array, off: number, v: number): void {
-  buf[off] = (v >>> 24) & 0xff;
-  buf[off + 1] = (v >>> 16) & 0xff;
-  buf[off + 2] = (v >>> 8) & 0xff;
-  buf[off + 3] = v & 0xff;
-}
-
-/** Names for flag bits, e.g. "SYN,ACK". */
-export function tcpFlagNames(flags: number): string {
-  const names = ['FIN', 'SYN', 'RST', 'PSH', 'ACK', 'URG', 'ECE', 'CWR'];
-  const out: string[] = [];
-  for (let i = 0; i < 8; i++) if (flags & (1 << i)) out.push(names[i]!);
-  return out.join(',');
-}

@@ -1,5 +1,5 @@
 // TCP options: every kind is walked by its length byte; EOL ends the list, NOP is one byte.
-// Two interfaces: a zero-allocation walker for the per-packet path (`scanTcpOptions`,
+// Two interfaces: a zero-allocation walker for the per-packet path (`checkTcpOptions`,
 // `findExperimentalOption`) and a typed list for tools and tests (`parseTcpOptions`).
 import type { MalformedReason } from './malformed.js';
 

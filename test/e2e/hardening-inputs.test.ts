@@ -15,7 +15,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { chmodSync, chownSync, mkdirSync, readFileSync, statSync, truncateSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { createTopology, run, waitFor, type Topology } from '../../src/lab/netns.js';
+import { createTopology, waitFor, type Topology } from '../../src/lab/netns.js';
 import { makeTempDir } from '../../src/lab/tmp.js';
 import { LABELWALL_BIN, labelwallRules, startDaemon, writeKey } from '../../src/lab/labelwall.js';
 import { PYTHON, REPO_ROOT } from '../../src/lab/paths.js';
