@@ -2,6 +2,7 @@
 // flow to its tuple, and from the gate's decision to the verdict mark. The handler module
 // (egress-handler.ts) wires it to the Attributor and the EgressGate inside the egress worker.
 import { formatAddress, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, parseIpPacket } from '../wire/packet.js';
+import { TCP_SYN } from '../wire/tcp.js';
 import type { FlowTuple } from '../identity/types.js';
 import type { EgressAction } from '../config/model.js';
 import { DEFAULT_AGENT_MARK, egressBits, withMark, type AgentMarks } from '../config/marks.js';
@@ -22,7 +23,7 @@ export function flowTupleOf(pkt: Uint8Array): TupleResult {
   const avail = p.totalLen - l4;
   const base = { family: p.family, src: formatAddress(p.src), dst: formatAddress(p.dst) };
   if (p.protocol === IPPROTO_TCP && p.tcp) {
-    return { ok: true, syn: (p.tcp.flags & 0x02) !== 0, tuple: { ...base, proto: 'tcp', sport: p.tcp.srcPort, dport: p.tcp.dstPort } };
+    return { ok: true, syn: (p.tcp.flags & TCP_SYN) !== 0, tuple: { ...base, proto: 'tcp', sport: p.tcp.srcPort, dport: p.tcp.dstPort } };
   }
   if (p.protocol === IPPROTO_UDP) {
     if (avail < 8) return { ok: false, reason: 'truncated-udp' };

@@ -3,6 +3,7 @@
 // that per-flow byte counts of the labelling workers can be joined to the egress flow table.
 // Collisions only merge two flows' byte counters; nothing is decided on this key.
 import { parseIp } from '../util/ip.js';
+import { IPPROTO_TCP, IPPROTO_UDP } from '../wire/packet.js';
 import type { FlowTuple } from '../identity/types.js';
 
 const FNV_OFFSET = 0x811c9dc5;
@@ -58,7 +59,7 @@ export function flowHashOfPacket(pkt: Uint8Array): number {
     dstOff = 24;
     alen = 16;
   } else return -1;
-  if ((proto !== 6 && proto !== 17) || pkt.length < l4 + 4) return -1;
+  if ((proto !== IPPROTO_TCP && proto !== IPPROTO_UDP) || pkt.length < l4 + 4) return -1;
   let h = mix(FNV_OFFSET, proto);
   h = mixBytes(h, pkt, srcOff, alen);
   h = mixBytes(h, pkt, dstOff, alen);

@@ -17,7 +17,6 @@ import {
 } from './netlink.js';
 import type { QueuedPacket } from './types.js';
 
-export const NETLINK_NETFILTER = 12;
 export const NFNL_SUBSYS_QUEUE = 3;
 
 export const NFQNL_MSG_PACKET = 0;

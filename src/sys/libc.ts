@@ -4,6 +4,7 @@
 import koffi from 'koffi';
 
 export const AF_NETLINK = 16;
+export const NETLINK_NETFILTER = 12;
 export const SOCK_RAW = 3;
 export const SOCK_CLOEXEC = 0o2000000;
 export const SOL_SOCKET = 1;
@@ -135,7 +136,7 @@ function check(call: string, rc: number): number {
 /** Opens a NETLINK_NETFILTER socket bound with a kernel-chosen port id. */
 export function openNetfilterSocket(): number {
   const c = libc();
-  const fd = check('socket(AF_NETLINK)', c.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, 12));
+  const fd = check('socket(AF_NETLINK)', c.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER));
   // struct sockaddr_nl { sa_family_t nl_family; u16 pad; u32 nl_pid; u32 nl_groups; }
   const sa = Buffer.alloc(12);
   sa.writeUInt16LE(AF_NETLINK, 0);
