@@ -29,6 +29,7 @@ import {
   writeVerdictBatch,
 } from '../../src/datapath/nfqueue-proto.js';
 import { VerdictEncoder } from '../../src/datapath/verdict-encoder.js';
+import { decodeVerdicts, simulateKernel } from './nfqueue-testutil.js';
 
 const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 
@@ -198,37 +199,6 @@ describe('nfqueue packet parser', () => {
   });
 });
 
-interface Decoded {
-  kind: 'verdict' | 'batch';
-  id: number;
-  verdict: number;
-  mark: number;
-  payload: string | null;
-}
-
-function decodeAll(bufs: Buffer[]): Decoded[] {
-  const out: Decoded[] = [];
-  const t = new AttrTable(30);
-  for (const b of bufs) {
-    let off = 0;
-    while (off < b.length) {
-      const h = readNlHeader(b, off, b.length);
-      assert.ok(h.ok);
-      off = h.next;
-      assert.equal(parseAttrs(b, h.msg.start + 20, h.msg.start + h.msg.len, t), null);
-      const vo = t.off[NFQA_VERDICT_HDR];
-      out.push({
-        kind: h.msg.type === 0x0303 ? 'batch' : 'verdict',
-        verdict: b.readUInt32BE(vo),
-        id: b.readUInt32BE(vo + 4),
-        mark: t.has(NFQA_MARK) ? b.readUInt32BE(t.off[NFQA_MARK]) : -1,
-        payload: t.has(NFQA_PAYLOAD) ? b.subarray(t.off[NFQA_PAYLOAD], t.off[NFQA_PAYLOAD] + t.len[NFQA_PAYLOAD]).toString('hex') : null,
-      });
-    }
-  }
-  return out;
-}
-
 type Dec = { verdict: number; mark: number; payload: Buffer | null };
 
 /** Runs decisions through the encoder; returns the sent buffers. */
@@ -248,31 +218,12 @@ function encode(decisions: Dec[], firstId: number, batching: boolean, bufSize = 
   return sent;
 }
 
-/** The kernel's semantics: a queue of ids; verdict takes one id, batch takes all ids not after maxId. */
-function simulate(ids: number[], msgs: Decoded[]): Map<number, { verdict: number; mark: number; payload: string | null }> {
-  let queue = [...ids];
-  const got = new Map<number, { verdict: number; mark: number; payload: string | null }>();
-  for (const m of msgs) {
-    if (m.kind === 'verdict') {
-      assert.ok(queue.includes(m.id), `verdict for unknown id ${m.id}`);
-      queue = queue.filter((x) => x !== m.id);
-      got.set(m.id, { verdict: m.verdict, mark: m.mark, payload: m.payload });
-    } else {
-      const taken = queue.filter((x) => ((x - m.id) | 0) <= 0);
-      assert.ok(taken.length > 0, 'batch verdict matched nothing (kernel: ENOENT)');
-      queue = queue.filter((x) => ((x - m.id) | 0) > 0);
-      for (const x of taken) got.set(x, { verdict: m.verdict, mark: m.mark, payload: null });
-    }
-  }
-  assert.equal(queue.length, 0, 'every packet answered');
-  return got;
-}
 
 describe('verdict encoder', () => {
   it('coalesces runs of equal plain verdicts into batch messages', () => {
     const A = { verdict: NF_ACCEPT, mark: -1, payload: null };
     const D = { verdict: NF_DROP, mark: -1, payload: null };
-    const msgs = decodeAll(encode([A, A, A, D, { ...A, payload: Buffer.from([0x45, 0, 0, 0x14]) }, A, { ...A, mark: 5 }, { ...A, mark: 5 }], 10, true));
+    const msgs = decodeVerdicts(encode([A, A, A, D, { ...A, payload: Buffer.from([0x45, 0, 0, 0x14]) }, A, { ...A, mark: 5 }, { ...A, mark: 5 }], 10, true));
     assert.deepEqual(
       msgs.map((m) => [m.kind, m.id, m.verdict, m.mark, m.payload]),
       [
@@ -287,7 +238,7 @@ describe('verdict encoder', () => {
 
   it('without batching: one verdict per packet', () => {
     const A = { verdict: NF_ACCEPT, mark: -1, payload: null };
-    const msgs = decodeAll(encode([A, A, A], 1, false));
+    const msgs = decodeVerdicts(encode([A, A, A], 1, false));
     assert.deepEqual(msgs.map((m) => [m.kind, m.id]), [['verdict', 1], ['verdict', 2], ['verdict', 3]]);
   });
 
@@ -299,9 +250,10 @@ describe('verdict encoder', () => {
     });
     fc.assert(
       fc.property(fc.array(dec, { maxLength: 80 }), fc.constantFrom(0, 1, 0xfffffff0), fc.boolean(), fc.constantFrom(400, 4096), (ds, first, batching, size) => {
-        const msgs = decodeAll(encode(ds, first, batching, size));
+        const msgs = decodeVerdicts(encode(ds, first, batching, size));
         const ids = ds.map((_, i) => (first + i) >>> 0);
-        const got = simulate(ids, msgs);
+        const got = simulateKernel(ids, msgs);
+        assert.equal(got.size, ids.length, 'every packet answered');
         ds.forEach((d, i) => {
           const g = got.get(ids[i]);
           assert.deepEqual(g, { verdict: d.verdict, mark: d.mark, payload: d.payload ? d.payload.toString('hex') : null });
