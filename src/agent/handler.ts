@@ -7,35 +7,17 @@
 // FLOW_BYTES_FLUSH entries; the main thread joins them to the egress flow table.
 import { loadKeyFile } from '../label/keys.js';
 import { getProfile } from '../label/registry.js';
-import type { HandlerContext, PacketHandler, QueuedPacket, VerdictDecision } from '../datapath/types.js';
+import { counterSlots, type HandlerContext, type PacketHandler, type QueuedPacket, type VerdictDecision } from '../datapath/types.js';
 import { IfaceTable } from '../util/ifaces.js';
 import { RateLimiter } from '../util/ratelimit.js';
-import { AGENT_COUNTERS, decideAgentPacket, type AgentCounter } from './decide.js';
+import { AGENT_COUNTERS, decideAgentPacket } from './decide.js';
 import { DEFAULT_AGENT_MARK, type AgentMarks } from '../config/marks.js';
 import { flowHashOfPacket } from './flow-hash.js';
 
 export const counterNames = AGENT_COUNTERS;
 
 // Fixed counter slots: the per-packet path indexes ctx.counters without a lookup by name.
-const C_LABELLED = AGENT_COUNTERS.indexOf('labelled');
-const C_LABELLED_BYTES = AGENT_COUNTERS.indexOf('labelled_bytes');
-const C_HANDSHAKES_REWRITTEN = AGENT_COUNTERS.indexOf('handshakes_rewritten');
-const C_HANDSHAKES_UNCHANGED = AGENT_COUNTERS.indexOf('handshakes_unchanged');
-const C_PASSED_NOT_TCP = AGENT_COUNTERS.indexOf('passed_not_tcp');
-const C_DROPPED_MALFORMED = AGENT_COUNTERS.indexOf('dropped_malformed');
-const C_INBOUND_MALFORMED = AGENT_COUNTERS.indexOf('inbound_malformed');
-
-function counterSlot(c: AgentCounter): number {
-  switch (c) {
-    case 'labelled': return C_LABELLED;
-    case 'labelled_bytes': return C_LABELLED_BYTES;
-    case 'handshakes_rewritten': return C_HANDSHAKES_REWRITTEN;
-    case 'handshakes_unchanged': return C_HANDSHAKES_UNCHANGED;
-    case 'passed_not_tcp': return C_PASSED_NOT_TCP;
-    case 'dropped_malformed': return C_DROPPED_MALFORMED;
-    case 'inbound_malformed': return C_INBOUND_MALFORMED;
-  }
-}
+const SLOT = counterSlots(AGENT_COUNTERS);
 
 export interface AgentHandlerData {
   /** The label profile's name (label/registry.ts). */
@@ -79,9 +61,9 @@ export function createHandler(data: unknown, ctx: HandlerContext): PacketHandler
   return (p: QueuedPacket): VerdictDecision => {
     const mtu = ifaces.get(p.indev)?.mtu ?? 1500;
     const d = decideAgentPacket(profile, p.hook, p.payload, p.mark, mtu, key, ctx.scratch, marks);
-    ctx.counters[counterSlot(d.counter)]!++;
+    ctx.counters[SLOT[d.counter]]!++;
     if (d.counter === 'labelled') {
-      ctx.counters[C_LABELLED_BYTES]! += p.payload.length;
+      ctx.counters[SLOT.labelled_bytes]! += p.payload.length;
       if (perFlow) {
         const k = flowHashOfPacket(p.payload);
         if (k >= 0) {

@@ -145,3 +145,11 @@ export interface QueueStats {
   /** From /proc/net/netfilter/nfnetlink_queue of this network namespace, per queue number. */
   kernel: Record<number, { queueTotal: number; queueDropped: number; userDropped: number; idSequence: number }>;
 }
+
+/**
+ * Each counter name's slot in `HandlerContext.counters`: its index in the handler's list,
+ * computed once at load so the per-packet path indexes without a lookup by string.
+ */
+export function counterSlots<const N extends readonly string[]>(names: N): { readonly [K in N[number]]: number } {
+  return Object.freeze(Object.fromEntries(names.map((n, i) => [n, i]))) as { readonly [K in N[number]]: number };
+}

@@ -6,35 +6,17 @@
 import { loadKeyFile, type LabelKey } from '../label/keys.js';
 import { getProfile } from '../label/registry.js';
 import { formatAddress, type ParsedPacket } from '../wire/packet.js';
-import type { HandlerContext, PacketHandler, QueuedPacket, VerdictDecision } from '../datapath/types.js';
+import { counterSlots, type HandlerContext, type PacketHandler, type QueuedPacket, type VerdictDecision } from '../datapath/types.js';
 import type { MarkBits, VerifierRule } from '../config/model.js';
 import { IfaceTable } from '../util/ifaces.js';
 import { RateLimiter } from '../util/ratelimit.js';
-import { decideVerifierPacket, type RuntimeVerifierRule, type VerifierDecision } from './decide.js';
+import { decideVerifierPacket, type RuntimeVerifierRule } from './decide.js';
 import { SuspectList } from './suspects.js';
 
 export const counterNames = ['valid', 'invalid', 'unlabeled', 'malformed', 'skipped', 'unmatched', 'dropped', 'passed'] as const;
 
 // Fixed counter slots: the per-packet path indexes ctx.counters without a lookup by name.
-const C_VALID = counterNames.indexOf('valid');
-const C_INVALID = counterNames.indexOf('invalid');
-const C_UNLABELED = counterNames.indexOf('unlabeled');
-const C_MALFORMED = counterNames.indexOf('malformed');
-const C_SKIPPED = counterNames.indexOf('skipped');
-const C_UNMATCHED = counterNames.indexOf('unmatched');
-const C_DROPPED = counterNames.indexOf('dropped');
-const C_PASSED = counterNames.indexOf('passed');
-
-function judgedSlot(j: VerifierDecision['judged']): number {
-  switch (j) {
-    case 'valid': return C_VALID;
-    case 'invalid': return C_INVALID;
-    case 'unlabeled': return C_UNLABELED;
-    case 'malformed': return C_MALFORMED;
-    case 'skipped': return C_SKIPPED;
-    case 'unmatched': return C_UNMATCHED;
-  }
-}
+const SLOT = counterSlots(counterNames);
 
 /** A config rule as the worker receives it: its keys are key files, not key names. */
 export type VerifierRuleData = VerifierRule<string[]>;
@@ -117,10 +99,10 @@ export function createHandler(data: unknown, ctx: HandlerContext): PacketHandler
     const d = current!;
     const v = decideVerifierPacket(profile, p.payload, p.mark, rules, d.mark, inName, outName);
     const c = ctx.counters;
-    c[judgedSlot(v.judged)]!++;
+    c[SLOT[v.judged]]!++;
     // `unmatched` counts the packets iptables queued but no rule matched here (judged anyway).
-    if (v.fallback) c[C_UNMATCHED]!++;
-    c[v.verdict === 'drop' ? C_DROPPED : C_PASSED]!++;
+    if (v.fallback) c[SLOT.unmatched]!++;
+    c[v.verdict === 'drop' ? SLOT.dropped : SLOT.passed]!++;
     // Flood defence: a source that sent a bad segment is limited in the kernel (rules.ts).
     if (v.judged !== 'valid' && v.judged !== 'unmatched' && v.src) suspects.note(v.src);
     else if (d.suspect && v.judged === 'valid') reportValidFlow(v.packet);
