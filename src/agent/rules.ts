@@ -10,7 +10,8 @@
 // Loopback is never touched. Each queue answers NF_REPEAT with its mark bit (marks.ts), and the
 // rule that queued a packet skips it the second time. The egress decision comes before
 // labelling, so a denied SYN is never labelled.
-import { hexMark, nfqueueTarget, rolePrefix, selectionMatches, type Family, type RulePlan } from '../datapath/iptables.js';
+import type { Family } from '../wire/packet.js';
+import { hexMark, nfqueueTarget, rolePrefix, selectionMatches, type RulePlan } from '../datapath/iptables.js';
 import { DEFAULT_AGENT_MARK, egressBits, type AgentMarks } from '../config/marks.js';
 
 export interface AgentRuleOptions {

@@ -25,7 +25,8 @@ import { defaultControlSocket, resolveAgent, resolveVerifier, UsageError, type A
 import { createLogger } from '../util/log.js';
 import { controlGet } from '../control/client.js';
 import type { StatusReport } from '../daemon/run.js';
-import type { Family, RulePlan } from '../datapath/iptables.js';
+import type { RulePlan } from '../datapath/iptables.js';
+import type { Family } from '../wire/packet.js';
 
 /**
  * An integer flag: decimal digits only (`1e1`, `0x2`, `1.0` are not numbers here). Anything else
@@ -312,7 +313,7 @@ function verifierPlans(r: ResolvedVerifier, suspectQueue: number | undefined): M
   return plans(r.families, (f) =>
     verifierRulePlan(f, {
       hook: r.hook, queues: r.queues, failOpen: r.failOpen, markMask: r.mark.mask, optionKind: getProfile(r.profile).optionKind, selections: r.rules,
-      unlabeledMark: r.mark.unlabeled, suspectQueue,
+      unlabelledMark: r.mark.unlabelled, suspectQueue,
     }),
   );
 }

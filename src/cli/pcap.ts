@@ -34,7 +34,7 @@ const VERIFY_HELP = `
 Verdicts (one per frame):
   valid      our label (option 253, length 40, ExID 0x4677) and the MAC matches a key
   invalid    our label, but the MAC matches none of the keys (tampered, forged, wrong key)
-  unlabeled  TCP without our label (option 253 with another ExID is not ours)
+  unlabelled  TCP without our label (option 253 with another ExID is not ours)
   malformed  cannot be parsed or judged: truncated headers, bad data offset, bad option
              lengths, our ExID with a length other than 40, IP fragments
   skipped    not TCP (UDP, ICMP, ARP, other link-layer payloads)

@@ -175,7 +175,7 @@ export function semanticChecks(data: Obj, add: Add, flagAt: (path: readonly Seg[
     const mark = asObj(verifier.mark);
     if (mark) {
       const vals: Partial<Record<keyof MarkBits, number>> = {};
-      for (const k of ['mask', 'valid', 'invalid', 'unlabeled', 'malformed'] as const) {
+      for (const k of ['mask', 'valid', 'invalid', 'unlabelled', 'malformed'] as const) {
         if (mark[k] === undefined) {
           vals[k] = DEFAULT_MARK[k];
           continue;
@@ -188,7 +188,7 @@ export function semanticChecks(data: Obj, add: Add, flagAt: (path: readonly Seg[
       const mask = vals.mask;
       if (mask === 0) add(['verifier', 'mark', 'mask'], 'mask must not be 0');
       const seen = new Map<number, string>();
-      for (const k of ['valid', 'invalid', 'unlabeled', 'malformed'] as const) {
+      for (const k of ['valid', 'invalid', 'unlabelled', 'malformed'] as const) {
         const v = vals[k];
         if (v === undefined) continue;
         const p: Seg[] = ['verifier', 'mark', k];

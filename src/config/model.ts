@@ -2,9 +2,9 @@
 // defaults applied, CIDRs and ports parsed. Its enum types come from the schema (schema.ts).
 import type { Cidr, PortRange } from '../util/match.js';
 import type { AgentMarks } from './marks.js';
-import type { EbpfMode, EgressAction, FailMode, Family, HolderMode, LogLevel, ProtoMatch, VerifierAction, VerifierHook } from './schema.js';
+import type { EbpfMode, EgressAction, FailMode, FamilyName, HolderMode, LogLevel, ProtoMatch, VerifierAction, VerifierHook } from './schema.js';
 
-export type { EgressAction, FailMode, Family, LogLevel, ProtoMatch, VerifierAction, VerifierHook } from './schema.js';
+export type { EgressAction, FailMode, FamilyName, LogLevel, ProtoMatch, VerifierAction, VerifierHook } from './schema.js';
 
 export interface AppMatch {
   /** Glob on the executable path (picomatch, dot: true). */
@@ -55,7 +55,7 @@ export interface AgentConfig {
   /** Name of the labelling key in `keys`; undefined when not set and `keys` does not hold exactly one. */
   key?: string;
   interfaces: string[];
-  families: Family[];
+  families: FamilyName[];
   label: { destinations: Cidr[]; ports: PortRange[] };
   fail: FailMode;
   queues: number;
@@ -70,7 +70,7 @@ export interface MarkBits {
   mask: number;
   valid: number;
   invalid: number;
-  unlabeled: number;
+  unlabelled: number;
   malformed: number;
 }
 
@@ -94,7 +94,7 @@ export interface VerifierRule<Keys = readonly string[] | undefined> {
 export interface VerifierConfig {
   hook: VerifierHook;
   action: VerifierAction;
-  families: Family[];
+  families: FamilyName[];
   fail: FailMode;
   queues: number;
   queueBase: number;
@@ -125,5 +125,5 @@ export interface LabelwallConfig {
   control: { socket: string };
 }
 
-export const DEFAULT_MARK: Readonly<MarkBits> = { mask: 0xf00, valid: 0x100, invalid: 0x200, unlabeled: 0x300, malformed: 0x400 };
+export const DEFAULT_MARK: Readonly<MarkBits> = { mask: 0xf00, valid: 0x100, invalid: 0x200, unlabelled: 0x300, malformed: 0x400 };
 export const DEFAULT_CONTROL_SOCKET = '/run/labelwall/agent.sock';

@@ -150,7 +150,7 @@ export const configSchema = Section({
           mask: Opt(markValue),
           valid: Opt(markValue),
           invalid: Opt(markValue),
-          unlabeled: Opt(markValue),
+          unlabelled: Opt(markValue),
           malformed: Opt(markValue),
         }),
       ),
@@ -165,7 +165,8 @@ export type RawConfig = Static<typeof configSchema>;
 
 export type LogLevel = (typeof logLevels)[number];
 export type FailMode = (typeof failModes)[number];
-export type Family = (typeof familyNames)[number];
+/** An address family as the config names it; code uses Family (4 | 6, wire/packet.ts). */
+export type FamilyName = (typeof familyNames)[number];
 export type EgressAction = (typeof egressActions)[number];
 export type VerifierAction = (typeof verifierActions)[number];
 export type VerifierHook = (typeof verifierHooks)[number];

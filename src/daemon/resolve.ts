@@ -6,10 +6,10 @@
 import { loadKeyFile } from '../label/keys.js';
 import { DEFAULT_PROFILE } from '../label/registry.js';
 import type { Cidr, PortRange } from '../util/match.js';
-import { DEFAULT_CONTROL_SOCKET, type EgressPolicy, type IdentityConfig, type LabelwallConfig, type MarkBits, type VerifierAction } from '../config/model.js';
+import { DEFAULT_CONTROL_SOCKET, type EgressPolicy, type FamilyName, type IdentityConfig, type LabelwallConfig, type MarkBits, type VerifierAction } from '../config/model.js';
 import { withOverrides, type ConfigOverride } from '../config/load.js';
 import type { AgentMarks } from '../config/marks.js';
-import type { Family } from '../datapath/iptables.js';
+import type { Family } from '../wire/packet.js';
 import type { VerifierRuleData } from '../verifier/handler.js';
 
 export class UsageError extends Error {}
@@ -146,7 +146,7 @@ function queueList(base: number, count: number): number[] {
   return Array.from({ length: count }, (_, i) => base + i);
 }
 
-function families(list: readonly ('ipv4' | 'ipv6')[]): Family[] {
+function families(list: readonly FamilyName[]): Family[] {
   return [...new Set(list.map((x) => (x === 'ipv4' ? 4 : 6) as Family))];
 }
 

@@ -3,10 +3,11 @@
 // Queues are bound before rules exist, so no packet is queued to nobody at start.
 // One instance per role and network namespace (lock.ts) owns the role's rules; each jump names
 // the instance that installed it, and a process removes only what it installed.
+import type { Family } from '../wire/packet.js';
 import type { Server } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { Registry, Counter, Gauge } from 'prom-client';
-import { installPlan, removeInstalled, renderRestore, type Family, type RulePlan } from '../datapath/iptables.js';
+import { installPlan, removeInstalled, renderRestore, type RulePlan } from '../datapath/iptables.js';
 import { acquireInstanceLock, LockHeldError, type InstanceLock } from './lock.js';
 import { takeEarlyHups } from './early-hup.js';
 import { startQueues, type QueueSet } from '../datapath/queue.js';
@@ -356,7 +357,7 @@ export async function runDaemon(spec: DaemonSpec): Promise<void> {
   const registry = new Registry();
   const handlerTotal = new Counter({
     name: 'labelwall_packets_total',
-    help: 'Packets by outcome (agent: labelled, handshakes_rewritten, ...; verifier: valid, invalid, unlabeled, malformed, dropped, passed)',
+    help: 'Packets by outcome (agent: labelled, handshakes_rewritten, ...; verifier: valid, invalid, unlabelled, malformed, dropped, passed)',
     labelNames: ['role', 'outcome'],
     registers: [registry],
     collect() {

@@ -5,10 +5,10 @@
 // removes only its own jumps and chains, so rules that labelwall did not create are never touched.
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
+import type { Family } from '../wire/packet.js';
 
 const run = promisify(execFile);
 
-export type Family = 4 | 6;
 export type Table = 'raw' | 'mangle' | 'filter';
 
 /** One of our chains, with the built-in chain that jumps to it. */

@@ -98,7 +98,7 @@ export async function runDemo(opts: { iperfSeconds?: number; say?: Say } = {}): 
       forgedPayloads.push(f.payload);
       await new Promise((r) => setTimeout(r, 300));
       const after = await verifier.counters();
-      const judged = kind === 'nolabel' ? 'unlabeled' : 'invalid';
+      const judged = kind === 'nolabel' ? 'unlabelled' : 'invalid';
       check(after[judged]! > before[judged]! && after.dropped! > before.dropped!, `${what}: judged ${judged}, dropped at mb`);
     }
     await flow.send(1000, 'more');

@@ -129,7 +129,7 @@ export function verifyParsed(pkt: Uint8Array, p: ParsedPacket, keys: readonly La
   if (p.protocol !== IPPROTO_TCP || !p.tcp) return { verdict: 'skipped', reason: 'not-tcp' };
   const tcp = p.tcp;
   const f = findLabelOption(pkt, tcp);
-  if (!f.found) return f.reason === 'no-label' ? { verdict: 'unlabeled', reason: 'no-label' } : { verdict: 'malformed', reason: f.reason };
+  if (!f.found) return f.reason === 'no-label' ? { verdict: 'unlabelled', reason: 'no-label' } : { verdict: 'malformed', reason: f.reason };
   if (keys.length === 0) return { verdict: 'invalid', reason: 'no-keys' };
   const seq = pkt.subarray(tcp.offset + 4, tcp.offset + 8);
   const payload = pkt.subarray(tcp.payloadOffset, tcp.payloadOffset + tcp.payloadLen);

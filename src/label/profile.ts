@@ -6,8 +6,8 @@ import { parseIpPacket, type ParsedPacket } from '../wire/packet.js';
 import type { TcpView } from '../wire/tcp.js';
 import type { LabelKey } from './keys.js';
 
-export type Verdict = 'valid' | 'invalid' | 'unlabeled' | 'malformed' | 'skipped';
-export const VERDICTS: readonly Verdict[] = ['valid', 'invalid', 'unlabeled', 'malformed', 'skipped'];
+export type Verdict = 'valid' | 'invalid' | 'unlabelled' | 'malformed' | 'skipped';
+export const VERDICTS: readonly Verdict[] = ['valid', 'invalid', 'unlabelled', 'malformed', 'skipped'];
 
 /** Why a label is malformed, beyond the parsers' own reasons (wire/malformed.ts). */
 export type LabelMalformedReason =

@@ -11,7 +11,7 @@ import { PcapngWriter, PcapWriter } from './writer.js';
 export type VerdictCounts = Record<Verdict, number> & { total: number };
 
 export function emptyCounts(): VerdictCounts {
-  return { total: 0, valid: 0, invalid: 0, unlabeled: 0, malformed: 0, skipped: 0 };
+  return { total: 0, valid: 0, invalid: 0, unlabelled: 0, malformed: 0, skipped: 0 };
 }
 
 export interface Progress {

@@ -3,12 +3,12 @@
 import { createRequire } from 'node:module';
 import ipaddr from 'ipaddr.js';
 import type { RE2JS as RE2JSClass } from 're2js';
+import type { Family } from '../wire/packet.js';
 import { bytesToIp } from './ip.js';
 
-export type IpFamily = 4 | 6;
 
 export interface Cidr {
-  family: IpFamily;
+  family: Family;
   /** Network address, 4 or 16 bytes, host bits cleared. */
   network: Uint8Array;
   prefix: number;
@@ -38,7 +38,7 @@ export function parseCidr(text: string): ParseResult<Cidr> {
   if (addr.kind() === 'ipv4' && !ipaddr.IPv4.isValidFourPartDecimal(addrText)) {
     return { ok: false, reason: `"${text}" is not an IPv4 or IPv6 address/prefix` };
   }
-  const family: IpFamily = addr.kind() === 'ipv4' ? 4 : 6;
+  const family: Family = addr.kind() === 'ipv4' ? 4 : 6;
   const bits = family === 4 ? 32 : 128;
   let prefix = bits;
   if (slash >= 0) {

@@ -63,7 +63,7 @@ function markFor(bits: MarkBits, v: Verdict): number {
   switch (v) {
     case 'valid': return bits.valid;
     case 'invalid': return bits.invalid;
-    case 'unlabeled': return bits.unlabeled;
+    case 'unlabelled': return bits.unlabelled;
     // Not TCP cannot be selected by our rules; if it ever is, it is as unjudgeable as malformed.
     case 'malformed':
     case 'skipped': return bits.malformed;

@@ -13,7 +13,7 @@ import { RateLimiter } from '../util/ratelimit.js';
 import { decideVerifierPacket, type RuntimeVerifierRule } from './decide.js';
 import { SuspectList } from './suspects.js';
 
-export const counterNames = ['valid', 'invalid', 'unlabeled', 'malformed', 'skipped', 'unmatched', 'dropped', 'passed'] as const;
+export const counterNames = ['valid', 'invalid', 'unlabelled', 'malformed', 'skipped', 'unmatched', 'dropped', 'passed'] as const;
 
 // Fixed counter slots: the per-packet path indexes ctx.counters without a lookup by name.
 const SLOT = counterSlots(counterNames);

@@ -8,11 +8,12 @@
 //   - a selected segment without the profile's option kind (253) is unlabelled whatever userspace would say, so it
 //     goes (`-g`) to UDROP (drop action: dropped) or UMARK (mark, log: the unlabelled mark set,
 //     back to the built-in chain); the counters of those rules are the kernel's share of the
-//     `unlabeled` count;
+//     `unlabelled` count;
 //   - a source the verifier has seen send a judged-bad segment (listed by the workers in the
 //     xt_recent list SUSPECT_LIST) is limited per source address (hashlimit) and served by a
 //     queue of its own, so a bad-MAC flood neither fills the main queue nor eats all the CPU.
-import { hexMark, nfqueueTarget, rolePrefix, selectionMatches, type Family, type RulePlan } from '../datapath/iptables.js';
+import type { Family } from '../wire/packet.js';
+import { hexMark, nfqueueTarget, rolePrefix, selectionMatches, type RulePlan } from '../datapath/iptables.js';
 import type { VerifierRule } from '../config/model.js';
 
 /**
@@ -29,8 +30,8 @@ export interface VerifierRuleOptions {
   markMask: number;
   /** TCP option kind of the label profile's option (LabelProfile.optionKind). */
   optionKind: number;
-  /** Mark bits of the `unlabeled` verdict, set by the kernel in mark and log mode. */
-  unlabeledMark?: number;
+  /** Mark bits of the `unlabelled` verdict, set by the kernel in mark and log mode. */
+  unlabelledMark?: number;
   /** The queue of listed (suspect) sources; without it they share the main queues. */
   suspectQueue?: number;
   /** Labelled segments per second a listed source may send to the suspect queue (hashlimit). */
@@ -42,8 +43,8 @@ export const VERIFIER_PREFIX = rolePrefix('verify');
 /** Chains whose rule counters count unlabelled segments decided in the kernel. */
 /** Runs before the main chain: what the kernel decides without userspace. */
 export const KERNEL_CHAIN = `${VERIFIER_PREFIX}-KERNEL`;
-export const UNLABELED_DROP_CHAIN = `${VERIFIER_PREFIX}-UDROP`;
-export const UNLABELED_MARK_CHAIN = `${VERIFIER_PREFIX}-UMARK`;
+export const UNLABELLED_DROP_CHAIN = `${VERIFIER_PREFIX}-UDROP`;
+export const UNLABELLED_MARK_CHAIN = `${VERIFIER_PREFIX}-UMARK`;
 /** First rule: segments of listed sources over the rate, dropped (counted as `rate_limited`). */
 export const SUSPECT_CHAIN = `${VERIFIER_PREFIX}-SUSPECT`;
 /** xt_recent list of sources that sent bad segments (/proc/net/xt_recent/<name>). */
@@ -62,9 +63,9 @@ export function verifierRulePlan(family: Family, o: VerifierRuleOptions): RulePl
   // same order, what the kernel decides; the rest returns to be queued by the main chain.
   const kernel: string[][] = [...skips];
   for (const s of o.selections) {
-    const unlabeled = (s.action ?? 'drop') === 'drop' ? UNLABELED_DROP_CHAIN : UNLABELED_MARK_CHAIN;
+    const unlabelled = (s.action ?? 'drop') === 'drop' ? UNLABELLED_DROP_CHAIN : UNLABELLED_MARK_CHAIN;
     for (const m of selectionMatches(s, family)) {
-      kernel.push([...m, '-m', 'tcp', '!', '--tcp-option', String(o.optionKind), '-g', unlabeled]);
+      kernel.push([...m, '-m', 'tcp', '!', '--tcp-option', String(o.optionKind), '-g', unlabelled]);
       kernel.push([...m, '-m', 'recent', '--name', SUSPECT_LIST, '--rcheck', '--seconds', String(SUSPECT_SECONDS), '-g', SUSPECT_CHAIN]);
       // Selected by this rule and not decided here: no later selection may claim it.
       kernel.push([...m, '-j', 'RETURN']);
@@ -84,10 +85,10 @@ export function verifierRulePlan(family: Family, o: VerifierRuleOptions): RulePl
     chains: [
       // Chains reached by -g only: no jump from the built-in chain. A chain entered with -g
       // returns, at its end, to the built-in chain, where the main chain returns marked packets.
-      { table: 'filter', hook: hookChain, chain: UNLABELED_DROP_CHAIN, rules: [['-j', 'DROP']], noJump: true },
+      { table: 'filter', hook: hookChain, chain: UNLABELLED_DROP_CHAIN, rules: [['-j', 'DROP']], noJump: true },
       {
-        table: 'filter', hook: hookChain, chain: UNLABELED_MARK_CHAIN, noJump: true,
-        rules: [['-j', 'MARK', '--set-xmark', hexMark(o.unlabeledMark ?? 0x300, o.markMask)]],
+        table: 'filter', hook: hookChain, chain: UNLABELLED_MARK_CHAIN, noJump: true,
+        rules: [['-j', 'MARK', '--set-xmark', hexMark(o.unlabelledMark ?? 0x300, o.markMask)]],
       },
       { table: 'filter', hook: hookChain, chain: SUSPECT_CHAIN, rules: suspect, noJump: true },
       { table: 'filter', hook: hookChain, chain: `${VERIFIER_PREFIX}-${o.hook.toUpperCase()}`, rules },
@@ -98,14 +99,14 @@ export function verifierRulePlan(family: Family, o: VerifierRuleOptions): RulePl
 }
 
 /** Kernel counters of the verifier's rules, from `iptables -t filter -S -v` (pure). */
-export function kernelCountersFromListing(listing: string): { unlabeledDropped: number; unlabeledMarked: number; rateLimited: number } {
-  const out = { unlabeledDropped: 0, unlabeledMarked: 0, rateLimited: 0 };
+export function kernelCountersFromListing(listing: string): { unlabelledDropped: number; unlabelledMarked: number; rateLimited: number } {
+  const out = { unlabelledDropped: 0, unlabelledMarked: 0, rateLimited: 0 };
   for (const line of listing.split('\n')) {
     const m = /^-A (\S+) .*-c (\d+) \d+/.exec(line.trim());
     if (!m) continue;
     const n = Number(m[2]);
-    if (m[1] === UNLABELED_DROP_CHAIN) out.unlabeledDropped += n;
-    else if (m[1] === UNLABELED_MARK_CHAIN) out.unlabeledMarked += n;
+    if (m[1] === UNLABELLED_DROP_CHAIN) out.unlabelledDropped += n;
+    else if (m[1] === UNLABELLED_MARK_CHAIN) out.unlabelledMarked += n;
     else if (m[1] === SUSPECT_CHAIN && /hashlimit/.test(line)) out.rateLimited += n;
   }
   return out;
@@ -117,7 +118,7 @@ export function kernelCountersFromListing(listing: string): { unlabeledDropped: 
  */
 export async function readKernelCounters(families: readonly Family[], failOpen: boolean): Promise<Record<string, number>> {
   const { execFile } = await import('node:child_process');
-  const sum = { unlabeledDropped: 0, unlabeledMarked: 0, rateLimited: 0 };
+  const sum = { unlabelledDropped: 0, unlabelledMarked: 0, rateLimited: 0 };
   for (const f of families) {
     const listing = await new Promise<string>((resolve, reject) => {
       // Bounded: a status answer must not wait on someone else's xtables lock for ever.
@@ -126,15 +127,15 @@ export async function readKernelCounters(families: readonly Family[], failOpen: 
       );
     });
     const c = kernelCountersFromListing(listing);
-    sum.unlabeledDropped += c.unlabeledDropped;
-    sum.unlabeledMarked += c.unlabeledMarked;
+    sum.unlabelledDropped += c.unlabelledDropped;
+    sum.unlabelledMarked += c.unlabelledMarked;
     sum.rateLimited += c.rateLimited;
   }
   return {
-    unlabeled: sum.unlabeledDropped + sum.unlabeledMarked,
-    dropped: sum.unlabeledDropped + (failOpen ? 0 : sum.rateLimited),
-    passed: sum.unlabeledMarked + (failOpen ? sum.rateLimited : 0),
-    kernel_unlabeled: sum.unlabeledDropped + sum.unlabeledMarked,
+    unlabelled: sum.unlabelledDropped + sum.unlabelledMarked,
+    dropped: sum.unlabelledDropped + (failOpen ? 0 : sum.rateLimited),
+    passed: sum.unlabelledMarked + (failOpen ? sum.rateLimited : 0),
+    kernel_unlabelled: sum.unlabelledDropped + sum.unlabelledMarked,
     rate_limited: sum.rateLimited,
   };
 }

@@ -5,6 +5,9 @@ import { parseIpv4 } from './ipv4.js';
 import { parseIpv6 } from './ipv6.js';
 import { parseTcp, type TcpView } from './tcp.js';
 
+/** IP version of a packet, and the one name for an address family in code (config says ipv4/ipv6). */
+export type Family = 4 | 6;
+
 export const IPPROTO_ICMP = 1;
 export const IPPROTO_TCP = 6;
 export const IPPROTO_UDP = 17;
@@ -12,7 +15,7 @@ export const IPPROTO_ICMPV6 = 58;
 
 export interface ParsedPacket {
   ok: true;
-  family: 4 | 6;
+  family: Family;
   /** Offset of the L4 header (IPv4 options and IPv6 extension headers included); equals l4Offset. */
   ipHeaderLen: number;
   /** Upper-layer protocol (after IPv6 extension headers). */
@@ -43,7 +46,7 @@ export type ParseResult = ParsedPacket | MalformedPacket;
 export function parseIpPacket(buf: Uint8Array): ParseResult {
   if (buf.length < 1) return { ok: false, reason: 'truncated-ip', detail: 'empty packet' };
   const version = buf[0]! >> 4;
-  let family: 4 | 6;
+  let family: Family;
   let l4Offset: number;
   let totalLen: number;
   let protocol: number;
@@ -83,7 +86,7 @@ class Parsed implements ParsedPacket {
   #dst: Uint8Array | undefined;
   constructor(
     private readonly buf: Uint8Array,
-    readonly family: 4 | 6,
+    readonly family: Family,
     readonly protocol: number,
     readonly srcOffset: number,
     readonly dstOffset: number,

@@ -203,13 +203,13 @@ agent:
     const v1 = await verifier.counters();
     assert.equal(a1.labelled, a0.labelled, 'the denied SYN was not labelled');
     assert.equal(a1.egress_denied! - a0.egress_denied!, 1);
-    assert.equal((v1.valid ?? 0) + (v1.unlabeled ?? 0) + (v1.invalid ?? 0), (v0.valid ?? 0) + (v0.unlabeled ?? 0) + (v0.invalid ?? 0), 'nothing of it reached srv');
+    assert.equal((v1.valid ?? 0) + (v1.unlabelled ?? 0) + (v1.invalid ?? 0), (v0.valid ?? 0) + (v0.unlabelled ?? 0) + (v0.invalid ?? 0), 'nothing of it reached srv');
 
     const ok = await client(PY, ['tcp', srv(6), '9000', '200000']);
     assert.equal(ok.ok, true, JSON.stringify(ok));
     const v2 = await verifier.counters();
     assert.ok(v2.valid! - v1.valid! > 100, `verifier counted ${v2.valid! - v1.valid!} valid segments`);
-    assert.equal(v2.unlabeled ?? 0, 0, 'no unlabelled segment ever reached srv');
+    assert.equal(v2.unlabelled ?? 0, 0, 'no unlabelled segment ever reached srv');
     assert.equal(v2.dropped ?? 0, 0);
   });
 

@@ -104,7 +104,7 @@ describe('hardening: interface wildcards, flags checked like the config, agent m
       assert.equal(good.ok, true, `pc's labelled connection: ${JSON.stringify(good)}`);
       assert.ok((await counted('srv', 'filter', 'INPUT', 'lwtest-pc')) > 0, 'labelled segments from pc passed');
       const after = await v.counters();
-      assert.ok(after.unlabeled! - before.unlabeled! >= 2, `uc's SYNs (and retries) judged unlabeled: ${after.unlabeled! - before.unlabeled!}`);
+      assert.ok(after.unlabelled! - before.unlabelled! >= 2, `uc's SYNs (and retries) judged unlabelled: ${after.unlabelled! - before.unlabelled!}`);
       assert.ok(after.dropped! > before.dropped!, 'and dropped');
       assert.ok(after.valid! > before.valid!, "pc's segments judged valid under the same selection");
       assert.equal(after.unmatched, 0, 'every queued packet matched the wildcard rule in the handler too');
@@ -122,7 +122,7 @@ describe('hardening: interface wildcards, flags checked like the config, agent m
       assert.equal(seen.ok, true, `control: uc connects when nothing is dropped: ${JSON.stringify(seen)}`);
       assert.ok((await counted('srv', 'filter', 'INPUT', 'lwtest-uc')) > 0, 'control: the counting rule sees what passes');
       const cc = await c.counters();
-      assert.ok(cc.unlabeled! > 0, 'control: judged unlabeled (selected by the wildcard) and passed');
+      assert.ok(cc.unlabelled! > 0, 'control: judged unlabelled (selected by the wildcard) and passed');
       assert.equal(cc.unmatched, 0);
     } finally {
       await dropCounters();

@@ -92,11 +92,11 @@ describe('verifier under flood (issue 7, item 10)', { timeout: 240_000 }, () => 
     assert.equal(s1.datapath.received, s0.datapath.received, 'no unlabelled segment reached a queue');
     assert.ok(k1 - k0 >= sent, `the kernel rule dropped ${k1 - k0} of ${sent}`);
     assert.equal(await srvCount(), c1, 'none reached the server');
-    assert.ok(s1.counters.unlabeled! - s0.counters.unlabeled! >= sent, `status unlabeled +${s1.counters.unlabeled! - s0.counters.unlabeled!}`);
+    assert.ok(s1.counters.unlabelled! - s0.counters.unlabelled! >= sent, `status unlabelled +${s1.counters.unlabelled! - s0.counters.unlabelled!}`);
     assert.ok(s1.counters.dropped! - s0.counters.dropped! >= sent, 'status dropped');
-    assert.ok(s1.counters.kernel_unlabeled! >= sent, 'status kernel_unlabeled');
+    assert.ok(s1.counters.kernel_unlabelled! >= sent, 'status kernel_unlabelled');
     const metrics = await controlGet(v.socket, '/metrics');
-    const m = /labelwall_packets_total\{role="verifier",outcome="unlabeled"\} (\d+)/.exec(metrics);
+    const m = /labelwall_packets_total\{role="verifier",outcome="unlabelled"\} (\d+)/.exec(metrics);
     assert.ok(m && Number(m[1]) >= sent, `metrics: ${m?.[0]}`);
 
     // Option 253 with another experiment ID: the kernel cannot tell, so userspace judges it
@@ -104,7 +104,7 @@ describe('verifier under flood (issue 7, item 10)', { timeout: 240_000 }, () => 
     const other = await flood({ pps: 2000, seconds: 0.5, labelled: 100, exid: 0x1234 });
     const s2 = await v.status();
     assert.ok(s2.datapath.received - s1.datapath.received >= other * 0.9, `queued ${s2.datapath.received - s1.datapath.received} of ${other}`);
-    assert.ok(s2.counters.unlabeled! - s1.counters.unlabeled! >= other * 0.9, 'judged unlabeled in userspace');
+    assert.ok(s2.counters.unlabelled! - s1.counters.unlabelled! >= other * 0.9, 'judged unlabelled in userspace');
     assert.equal(await srvCount(), c1, 'none reached the server');
   });
 
@@ -123,7 +123,7 @@ describe('verifier under flood (issue 7, item 10)', { timeout: 240_000 }, () => 
         assert.equal(s1.datapath.received, s0.datapath.received, 'not queued');
         assert.ok((await ruleCount('mb', 'FORWARD', '--mark 0x300/0xf00')) - m0 >= sent, 'every one carried the unlabelled mark');
         assert.ok((await srvCount()) - c0 >= sent * 0.9, `${action} mode lets them pass`);
-        assert.ok(s1.counters.unlabeled! - s0.counters.unlabeled! >= sent, 'counted as unlabeled');
+        assert.ok(s1.counters.unlabelled! - s0.counters.unlabelled! >= sent, 'counted as unlabelled');
         assert.ok(s1.counters.passed! - s0.counters.passed! >= sent, 'counted as passed');
         assert.equal(s1.counters.dropped, s0.counters.dropped, `${action} mode drops nothing itself`);
 

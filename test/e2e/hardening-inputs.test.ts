@@ -121,7 +121,7 @@ describe('hardening: inspector, log destination, hostile files, decision logs, c
         const st = await v.status();
         const statusMs = Date.now() - t0;
         assert.ok(statusMs < 3000, `status took ${statusMs} ms`);
-        assert.ok((st.counters.unlabeled ?? 0) > 0, 'segments were judged');
+        assert.ok((st.counters.unlabelled ?? 0) > 0, 'segments were judged');
         const stopAt = Date.now();
         const code = await v.stop();
         const stopMs = Date.now() - stopAt;
@@ -140,7 +140,7 @@ describe('hardening: inspector, log destination, hostile files, decision logs, c
       assert.equal(full.code, 0, 'SIGTERM stopped it cleanly');
       assert.ok(full.stopMs < 5000, `stop took ${full.stopMs} ms`);
       assert.deepEqual(full.rules, [], 'its rules are gone');
-      t.diagnostic(`full disk: status in ${full.statusMs} ms, ${full.st.log?.dropped} lines dropped, ${full.st.counters.unlabeled} segments judged, SIGTERM to exit ${full.stopMs} ms`);
+      t.diagnostic(`full disk: status in ${full.statusMs} ms, ${full.st.log?.dropped} lines dropped, ${full.st.counters.unlabelled} segments judged, SIGTERM to exit ${full.stopMs} ms`);
       const notices = full.stderr.split('\n').filter((l) => /cannot write log lines \(ENOSPC\)/.test(l));
       assert.equal(notices.length, 1, full.stderr);
     } finally {

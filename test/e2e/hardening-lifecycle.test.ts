@@ -134,7 +134,7 @@ describe('lifecycle hardening: restart, second instance, cleanup, SIGHUP never o
     assert.deepEqual(await labelwallRules(topo, 'srv'), rulesBefore, 'the running verifier\'s rules are untouched');
     assert.equal((await counts()).unl, 0, 'no unlabelled segment reached srv');
     const c = await a.counters();
-    assert.ok(c.unlabeled! > 1000, `the stream went through the first verifier: ${JSON.stringify(c)}`);
+    assert.ok(c.unlabelled! > 1000, `the stream went through the first verifier: ${JSON.stringify(c)}`);
     // The lock is per network namespace: a verifier in another namespace starts.
     const other = await daemon('uc', 'verifier', ['--key-file', keyA.path, '--hook', 'input', '--queue-base', '50', '--family', 'ipv4', '--port', '1']);
     assert.equal(await other.stop(), 0);
@@ -335,7 +335,7 @@ describe('lifecycle hardening: restart, second instance, cleanup, SIGHUP never o
     assert.equal(n.unl1, at, '9001 stayed checked after the rejected config');
     assert.ok(v.proc.running, 'the verifier survived every SIGHUP');
     const st = await v.status();
-    assert.ok(st.counters.valid! > 0 && st.counters.unlabeled! > 0, JSON.stringify(st.counters));
+    assert.ok(st.counters.valid! > 0 && st.counters.unlabelled! > 0, JSON.stringify(st.counters));
     assert.equal(await v.stop(), 0);
     assert.deepEqual(await labelwallRules(topo, 'srv'), []);
     await clearCounters();

@@ -147,7 +147,7 @@ describe('independent implementations agree', () => {
         sport: 40000, dport: 9000, seq: 0xfffffff0, ack: 12345,
         keyHex: PAPER_KEY.toString('hex'), dryRun: true, payload: blob(300, 'seg'),
       };
-      const expect: Record<ForgeKind, string> = { nolabel: 'unlabeled', wrongkey: 'invalid', tampered: 'invalid', replay: 'invalid', valid: 'valid' };
+      const expect: Record<ForgeKind, string> = { nolabel: 'unlabelled', wrongkey: 'invalid', tampered: 'invalid', replay: 'invalid', valid: 'valid' };
       const pkts = {} as Record<ForgeKind, Buffer>;
       for (const kind of Object.keys(expect) as ForgeKind[]) {
         const f = await forge(null, '', kind, base);

@@ -80,7 +80,7 @@ describe('agent on pc, verifier on mb', { timeout: 600_000 }, () => {
       const denied = await httpRequests(topo, 'uc', http.url(topo.addr('srv', family)), [{ method: 'GET', path: '/blob/5', timeoutSec: 3 }]);
       assert.equal(denied[0]!.status, null, 'unprotected client gets no answer');
       const end = await verifier.counters();
-      assert.ok(end.unlabeled! > mid.unlabeled!, 'its SYNs were judged unlabeled');
+      assert.ok(end.unlabelled! > mid.unlabelled!, 'its SYNs were judged unlabelled');
       assert.ok(end.dropped! > mid.dropped!);
     });
   }
@@ -124,7 +124,7 @@ describe('agent on pc, verifier on mb', { timeout: 600_000 }, () => {
     const ok = await pcapVerify(pcap, key.path);
     assert.equal(ok.code, 0, JSON.stringify(ok.summary));
     assert.ok(ok.summary.valid! > 100, JSON.stringify(ok.summary));
-    for (const k of ['invalid', 'unlabeled', 'malformed']) assert.equal(ok.summary[k], 0, k);
+    for (const k of ['invalid', 'unlabelled', 'malformed']) assert.equal(ok.summary[k], 0, k);
     // The same capture under another key is all invalid: the check is not vacuous.
     const bad = await pcapVerify(pcap, wrong.path);
     assert.equal(bad.code, 1);
@@ -147,7 +147,7 @@ describe('agent on pc, verifier on mb', { timeout: 600_000 }, () => {
       const before = await verifier.counters();
       // AF_PACKET from pc bypasses pc's own netfilter, so the agent never sees (or labels) it.
       const sent = await injectIntoFlow(topo, f.from, flow, f.kind, { keyHex: key.hex, wrongKeyHex: wrong.hex, via: 'packet' });
-      const judged = f.kind === 'nolabel' ? 'unlabeled' : 'invalid';
+      const judged = f.kind === 'nolabel' ? 'unlabelled' : 'invalid';
       await waitFor(async () => (await verifier.counters())[judged]! > before[judged]!, 5000, { what: `verifier counts ${judged}` });
       await flow.send(2000, 'b');
       await flow.close();
@@ -163,7 +163,7 @@ describe('agent on pc, verifier on mb', { timeout: 600_000 }, () => {
   test('mark mode: an ordinary iptables rule acts on the verdict marks', async () => {
     await verifier.stop();
     verifier = await startVerifier('mark');
-    // The administrator's own rule, after labelwall's jump: drop what was judged unlabeled.
+    // The administrator's own rule, after labelwall's jump: drop what was judged unlabelled.
     await topo.check('mb', ['iptables', '-A', 'FORWARD', '-m', 'mark', '--mark', '0x300/0xf00', '-j', 'DROP']);
     try {
       const ok = await httpRequests(topo, 'pc', http.url(topo.addr('srv')), [{ method: 'GET', path: '/blob/5000' }]);
@@ -176,7 +176,7 @@ describe('agent on pc, verifier on mb', { timeout: 600_000 }, () => {
       assert.ok(line, rule.stdout);
       assert.ok(Number(line.trim().split(/\s+/)[0]) > 0, `the mark rule dropped packets: ${line}`);
       const c = await verifier.counters();
-      assert.ok(c.valid! > 0 && c.unlabeled! > 0, JSON.stringify(c));
+      assert.ok(c.valid! > 0 && c.unlabelled! > 0, JSON.stringify(c));
       assert.equal(c.dropped, 0, 'mark mode drops nothing itself');
     } finally {
       await topo.check('mb', ['iptables', '-D', 'FORWARD', '-m', 'mark', '--mark', '0x300/0xf00', '-j', 'DROP']);
@@ -203,7 +203,7 @@ describe('agent on pc, verifier on mb', { timeout: 600_000 }, () => {
     await cap.stop(3000, 'SIGINT');
     const v = await pcapVerify(pcap, key.path);
     assert.ok(v.summary.valid! > 1000, JSON.stringify(v.summary));
-    assert.equal(v.summary.unlabeled, 0, 'no unlabelled segment left pc');
+    assert.equal(v.summary.unlabelled, 0, 'no unlabelled segment left pc');
     assert.equal(v.summary.invalid, 0);
 
     agent = await startDaemon(topo, 'pc', 'agent', ['--key-file', key.path, '--queue-base', '10'], dir);

@@ -122,8 +122,8 @@ export function demoPackets(key: LabelKey): DemoPacket[] {
   out.push({ ip: lab(buildTcpPacket({ family: 4, ...c, seq: 1000, flags: 0x02, options: typicalSynOptions(7) })), expect: 'valid', note: 'labelled SYN (options replaced by the label)' });
   out.push({ ip: lab(buildTcpPacket({ family: 4, ...c, seq: 1001, ack: 5001, flags: 0x18, payload: Buffer.from('GET / HTTP/1.1\r\nHost: demo\r\n\r\n') })), expect: 'valid', note: 'labelled HTTP request' });
   out.push({ ip: lab(buildTcpPacket({ family: 6, ...c, seq: 77, ack: 1, flags: 0x18, payload: detBytes('v6', 1200) })), expect: 'valid', note: 'labelled IPv6 segment' });
-  out.push({ ip: buildTcpPacket({ family: 4, srcPort: 80, dstPort: 43210, seq: 5000, ack: 1001, flags: 0x12, options: typicalSynOptions(9, 7) }), expect: 'unlabeled', note: 'unlabelled SYN-ACK from a label-unaware peer' });
-  out.push({ ip: buildTcpPacket({ family: 4, ...c, seq: 9, options: Uint8Array.of(253, 12, 0x12, 0x34, 1, 2, 3, 4, 5, 6, 7, 8), payload: Buffer.from('other experiment') }), expect: 'unlabeled', note: "option 253 with someone else's ExID" });
+  out.push({ ip: buildTcpPacket({ family: 4, srcPort: 80, dstPort: 43210, seq: 5000, ack: 1001, flags: 0x12, options: typicalSynOptions(9, 7) }), expect: 'unlabelled', note: 'unlabelled SYN-ACK from a label-unaware peer' });
+  out.push({ ip: buildTcpPacket({ family: 4, ...c, seq: 9, options: Uint8Array.of(253, 12, 0x12, 0x34, 1, 2, 3, 4, 5, 6, 7, 8), payload: Buffer.from('other experiment') }), expect: 'unlabelled', note: "option 253 with someone else's ExID" });
   const tampered = lab(buildTcpPacket({ family: 4, ...c, seq: 1031, ack: 5001, flags: 0x18, payload: Buffer.from('transfer 10 EUR to alice') }));
   tampered[tampered.length - 5] ^= 0x01; // "alice" -> "`lice": payload changed after labelling
   fixChecksums(tampered); // a careful attacker fixes the checksum; only the label notices

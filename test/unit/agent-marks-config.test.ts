@@ -44,10 +44,10 @@ test('agent.mark mistakes: zero, shared bits, inside the verifier mask, not a nu
   assert.deepEqual(problems('agent:\n  mark: { done: "0xzz" }\n'), ['2:17: agent.mark.done: "0xzz" is not a 32-bit unsigned integer']);
   assert.deepEqual(problems('agent:\n  mark: { dne: 1 }\n'), ['2:11: agent.mark.dne: unknown key "dne" (did you mean "done"?)']);
   // A verifier mask over the default agent bits is refused at the mask, saying what to change.
-  assert.deepEqual(problems('verifier:\n  mark: { mask: 0xff, valid: 0x10, invalid: 0x20, unlabeled: 0x30, malformed: 0x40 }\n'), [
+  assert.deepEqual(problems('verifier:\n  mark: { mask: 0xff, valid: 0x10, invalid: 0x20, unlabelled: 0x30, malformed: 0x40 }\n'), [
     "2:17: verifier.mark.mask: 0xff overlaps the agent's default marks (done 0x2, deny 0x4, allow 0x8): set agent.mark to bits outside the mask",
   ]);
-  assert.deepEqual(problems('agent:\n  mark: { done: 0x1000, deny: 0x2000, allow: 0x4000 }\nverifier:\n  mark: { mask: 0xff, valid: 0x10, invalid: 0x20, unlabeled: 0x30, malformed: 0x40 }\n'), []);
+  assert.deepEqual(problems('agent:\n  mark: { done: 0x1000, deny: 0x2000, allow: 0x4000 }\nverifier:\n  mark: { mask: 0xff, valid: 0x10, invalid: 0x20, unlabelled: 0x30, malformed: 0x40 }\n'), []);
 });
 
 test('configured bits reach the rules, the egress mark and the labelling mark', () => {

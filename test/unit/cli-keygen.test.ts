@@ -26,7 +26,7 @@ test('keygen writes a 32-byte hex key with mode 0600 and never prints it', () =>
   assert.match(r.stdout, /key id [0-9a-f]{8}/);
   assert.ok(!r.stdout.includes(hex.slice(0, 12)) && !r.stderr.includes(hex.slice(0, 12)));
   // The key works for the other commands (they accept it: no refusal).
-  const v = lw('pcap', 'verify', path.join(root, 'test', 'fixtures', 'demo-unlabeled.pcap'), '--key-file', f);
+  const v = lw('pcap', 'verify', path.join(root, 'test', 'fixtures', 'demo-unlabelled.pcap'), '--key-file', f);
   assert.equal(v.code, 0, v.stderr);
   assert.ok(!v.stdout.includes(hex.slice(0, 12)));
 });

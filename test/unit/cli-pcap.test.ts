@@ -58,8 +58,8 @@ test('pcap verify --json: one line per frame in order, then the summary; exit 1 
   });
   const summary = lines.at(-1)!.summary as Record<string, number>;
   const count = (v: string): number => demo.filter((p) => p.expect === v).length;
-  assert.deepEqual(summary, { total: demo.length, valid: count('valid'), invalid: count('invalid'), unlabeled: count('unlabeled'), malformed: count('malformed'), skipped: count('skipped') });
-  for (const v of ['valid', 'invalid', 'unlabeled', 'malformed', 'skipped'] as const) assert.ok(summary[v] > 0, v);
+  assert.deepEqual(summary, { total: demo.length, valid: count('valid'), invalid: count('invalid'), unlabelled: count('unlabelled'), malformed: count('malformed'), skipped: count('skipped') });
+  for (const v of ['valid', 'invalid', 'unlabelled', 'malformed', 'skipped'] as const) assert.ok(summary[v] > 0, v);
 });
 
 test('pcap verify human output: counts table and first bad frames with reasons', () => {
@@ -80,7 +80,7 @@ test('pcap verify: exit 0 when nothing is invalid or malformed; several keys (ro
   const l = lw('pcap', 'label', clean, out, '--key-file', key2);
   assert.equal(l.code, 0, l.stderr);
   assert.match(l.stdout, /3 labelled/);
-  assert.equal(lw('pcap', 'verify', clean, '-k', key1).code, 0); // unlabeled only: nothing bad
+  assert.equal(lw('pcap', 'verify', clean, '-k', key1).code, 0); // unlabelled only: nothing bad
   assert.equal(lw('pcap', 'verify', out, '-k', key1).code, 1); // wrong key: invalid
   const both = lw('pcap', 'verify', out, '-k', key1, '--key-file', key2, '--json');
   assert.equal(both.code, 0);
@@ -139,7 +139,7 @@ test('--help on every command exits 0 and describes it', () => {
   const cases: Array<[string[], RegExp]> = [
     [['--help'], /Usage: labelwall/],
     [['pcap', '--help'], /verify/],
-    [['pcap', 'verify', '--help'], /unlabeled\s+TCP without our label/],
+    [['pcap', 'verify', '--help'], /unlabelled\s+TCP without our label/],
     [['pcap', 'label', '--help'], /Output format/],
     [['keygen', '--help'], /--out <file>/],
     [['help', 'pcap'], /label/],
@@ -162,7 +162,7 @@ test('pcap label keeps the input format: pcapng in, pcapng out', () => {
   assert.match(r2.stdout, /back\.pcap: pcapng/);
   const v = lw('pcap', 'verify', back, '-k', key1, '--json');
   assert.equal(v.code, 0);
-  assert.deepEqual(JSON.parse(v.stdout.trim().split('\n').at(-1)!), { summary: { total: 3, valid: 3, invalid: 0, unlabeled: 0, malformed: 0, skipped: 0 } });
+  assert.deepEqual(JSON.parse(v.stdout.trim().split('\n').at(-1)!), { summary: { total: 3, valid: 3, invalid: 0, unlabelled: 0, malformed: 0, skipped: 0 } });
 });
 
 test('output closed early (| head): quiet exit 141, no error text', () => {
@@ -170,7 +170,7 @@ test('output closed early (| head): quiet exit 141, no error text', () => {
   const frames = Array.from({ length: 20000 }, (_, i) => ({ tsSec: i, tsFrac: 0, data: buildTcpPacket({ family: 4, seq: i }) }));
   fs.writeFileSync(big, encodePcap({ be: false, ns: false, linktype: 101 }, frames));
   const r = spawnSync('bash', ['-c', `set -o pipefail; "${process.execPath}" "${bin}" pcap verify "${big}" -k "${key1}" --json | head -1`], { encoding: 'utf8' });
-  assert.equal(r.stdout, '{"frame":1,"verdict":"unlabeled","reason":"no-label"}\n');
+  assert.equal(r.stdout, '{"frame":1,"verdict":"unlabelled","reason":"no-label"}\n');
   assert.equal(r.stderr, '');
   assert.equal(r.status, 141);
 });

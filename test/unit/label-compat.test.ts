@@ -159,12 +159,12 @@ test('verify: every verdict class for the inputs that call for it', () => {
   assert.deepEqual(verifyPacket(labelled.packet, [keyA]), { verdict: 'valid', keyIndex: 0 });
   assert.deepEqual(verifyPacket(labelled.packet, [keyB]), { verdict: 'invalid', reason: 'mac-mismatch' });
   assert.deepEqual(verifyPacket(labelled.packet, []), { verdict: 'invalid', reason: 'no-keys' });
-  assert.deepEqual(verifyPacket(buildTcpPacket({ family: 4 }), [keyA]), { verdict: 'unlabeled', reason: 'no-label' });
-  // Kind 253 with another ExID is someone else's, so the packet is unlabeled.
+  assert.deepEqual(verifyPacket(buildTcpPacket({ family: 4 }), [keyA]), { verdict: 'unlabelled', reason: 'no-label' });
+  // Kind 253 with another ExID is someone else's, so the packet is unlabelled.
   const other = [253, 40, 0x12, 0x34, ...new Array(36).fill(0)];
-  assert.equal(verifyPacket(withOption(other), [keyA]).verdict, 'unlabeled');
+  assert.equal(verifyPacket(withOption(other), [keyA]).verdict, 'unlabelled');
   // Kind 254 with our ExID is not ours either.
-  assert.equal(verifyPacket(withOption([254, 40, 0x46, 0x77, ...new Array(36).fill(0)]), [keyA]).verdict, 'unlabeled');
+  assert.equal(verifyPacket(withOption([254, 40, 0x46, 0x77, ...new Array(36).fill(0)]), [keyA]).verdict, 'unlabelled');
   // Our ExID with length 36: malformed.
   assert.deepEqual(verifyPacket(withOption([253, 36, 0x46, 0x77, ...new Array(32).fill(0)]), [keyA]), { verdict: 'malformed', reason: 'bad-label-length' });
   assert.deepEqual(verifyPacket(withOption([1, 1, 30, 0]), [keyA]), { verdict: 'malformed', reason: 'bad-option-length' });
@@ -257,7 +257,7 @@ test('property: random and mutated bytes never throw out of label or verify', ()
       const b = Buffer.from(bytes);
       if (b.length) for (const [i, v] of muts) b[i % b.length] = v;
       const v = verifyPacket(b, [keyA]);
-      assert.ok(['valid', 'invalid', 'unlabeled', 'malformed', 'skipped'].includes(v.verdict));
+      assert.ok(['valid', 'invalid', 'unlabelled', 'malformed', 'skipped'].includes(v.verdict));
       const l = labelPacket(b, keyA);
       if (l.ok) assert.equal(verifyPacket(l.packet, [keyA]).verdict, 'valid');
     }),

@@ -69,7 +69,7 @@ const fake: LabelProfile = {
     seen.push(ctx?.timeMs);
     if (p.protocol !== IPPROTO_TCP || !p.tcp) return { verdict: 'skipped', reason: 'not-tcp' };
     const f = fakeFind(pkt, p.tcp);
-    if (!f.found) return f.reason === 'no-label' ? { verdict: 'unlabeled', reason: 'no-label' } : { verdict: 'malformed', reason: f.reason };
+    if (!f.found) return f.reason === 'no-label' ? { verdict: 'unlabelled', reason: 'no-label' } : { verdict: 'malformed', reason: f.reason };
     const { seq, payload } = tcpOf(p, pkt);
     const got = Buffer.from(pkt.subarray(f.offset + 4, f.offset + 8));
     for (let i = 0; i < keys.length; i++) if (got.equals(keys[i]!.mac(seq, payload).subarray(0, 4))) return { verdict: 'valid', keyIndex: i };
@@ -110,10 +110,10 @@ test('agent and verifier decisions label and judge with the profile they are giv
   assert.equal(v.keyId, key.id);
   assert.equal(v.verdict, 'repeat');
   // Control: compat does not know the fake's option (another ExID), and the fake does not know compat's.
-  assert.equal(decideVerifierPacket(compat, labelled, 0, rules, DEFAULT_MARK, undefined, undefined).judged, 'unlabeled');
+  assert.equal(decideVerifierPacket(compat, labelled, 0, rules, DEFAULT_MARK, undefined, undefined).judged, 'unlabelled');
   const byCompat = decideAgentPacket(compat, NF_INET_LOCAL_OUT, data, 0, 1500, key, Buffer.alloc(65536));
   assert.equal(decideVerifierPacket(compat, Buffer.from(byCompat.payload!), 0, rules, DEFAULT_MARK, undefined, undefined).judged, 'valid');
-  assert.equal(decideVerifierPacket(profile, Buffer.from(byCompat.payload!), 0, rules, DEFAULT_MARK, undefined, undefined).judged, 'unlabeled');
+  assert.equal(decideVerifierPacket(profile, Buffer.from(byCompat.payload!), 0, rules, DEFAULT_MARK, undefined, undefined).judged, 'unlabelled');
   // A changed payload byte is caught by the fake's MAC.
   const tampered = Buffer.from(labelled);
   tampered[tampered.length - 1]! ^= 1;
@@ -152,8 +152,8 @@ test('pcap label and verify run the registered profile, in memory and through fi
   assert.equal(l.frame.length, frame.length + 8);
   assert.deepEqual(verifyFrame(profile, LINKTYPE_ETHERNET, l.frame, [other, key]), { verdict: 'valid', keyIndex: 1 });
   assert.deepEqual(verifyFrame(profile, LINKTYPE_ETHERNET, l.frame, [other]), { verdict: 'invalid', reason: 'mac-mismatch' });
-  assert.equal(verifyFrame(compat, LINKTYPE_ETHERNET, l.frame, [key]).verdict, 'unlabeled');
-  assert.deepEqual(verifyFrame(profile, LINKTYPE_ETHERNET, frame, [key]), { verdict: 'unlabeled', reason: 'no-label' });
+  assert.equal(verifyFrame(compat, LINKTYPE_ETHERNET, l.frame, [key]).verdict, 'unlabelled');
+  assert.deepEqual(verifyFrame(profile, LINKTYPE_ETHERNET, frame, [key]), { verdict: 'unlabelled', reason: 'no-label' });
 
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lw-profile-'));
   try {
@@ -173,7 +173,7 @@ test('pcap label and verify run the registered profile, in memory and through fi
     assert.deepEqual(seen, [1_700_000_000_250, 1_700_000_016_000], 'verify() is given each frame\'s capture time');
     // Control: the same file judged by compat has no label of its own.
     const cc = await verifyCapture(compat, out, [key]);
-    assert.deepEqual([cc.valid, cc.unlabeled], [0, 2]);
+    assert.deepEqual([cc.valid, cc.unlabelled], [0, 2]);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

@@ -125,7 +125,7 @@ for (const fmt of formats) {
       const v = verifyFrame(compat, b.linktype, b.data, [key]);
       // Labelling replaces all options, so a wrong-length label is simply replaced too; broken
       // headers, fragments and non-TCP are copied.
-      const shouldLabel = v.verdict === 'unlabeled' || v.verdict === 'invalid' || v.reason === 'bad-label-length';
+      const shouldLabel = v.verdict === 'unlabelled' || v.verdict === 'invalid' || v.reason === 'bad-label-length';
       if (shouldLabel) {
         labelled++;
         assert.deepEqual(verifyFrame(compat, a.linktype, a.data, [key]), { verdict: 'valid', keyIndex: 0 }, `frame ${i + 1}`);
@@ -175,7 +175,7 @@ test('the shipped demo capture produces every verdict class as its notes say', a
   const expected = demoPackets(demoKey).map((p) => p.expect);
   expected.splice(4, 0, 'skipped'); // the ARP frame after the fourth packet
   assert.deepEqual(verdicts, expected);
-  for (const v of ['valid', 'invalid', 'unlabeled', 'malformed', 'skipped'] as const) assert.ok(counts[v] > 0, v);
+  for (const v of ['valid', 'invalid', 'unlabelled', 'malformed', 'skipped'] as const) assert.ok(counts[v] > 0, v);
 });
 
 test('tcpdump and tshark read what pcap label wrote; tshark shows ExID 0x4677 and good checksums', async (t) => {
@@ -230,7 +230,7 @@ test('property: any frame bytes under any link type give a verdict, never an exc
   fc.assert(
     fc.property(fc.constantFrom(0, 1, 101, 108, 113, 228, 229, 276, 147), fc.uint8Array({ maxLength: 120 }), (lt, bytes) => {
       const v = verifyFrame(compat, lt, bytes, [key]);
-      assert.ok(['valid', 'invalid', 'unlabeled', 'malformed', 'skipped'].includes(v.verdict));
+      assert.ok(['valid', 'invalid', 'unlabelled', 'malformed', 'skipped'].includes(v.verdict));
       const l = labelFrame(compat, lt, bytes, key);
       if (l.labelled) assert.equal(verifyFrame(compat, lt, l.frame, [key]).verdict, 'valid');
     }),

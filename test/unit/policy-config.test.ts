@@ -42,7 +42,7 @@ test('empty file gives every default', () => {
   assert.equal(c.verifier.hook, 'forward');
   assert.equal(c.verifier.action, 'drop');
   assert.equal(c.verifier.queueBase, 200);
-  assert.deepEqual(c.verifier.mark, { mask: 0xf00, valid: 0x100, invalid: 0x200, unlabeled: 0x300, malformed: 0x400 });
+  assert.deepEqual(c.verifier.mark, { mask: 0xf00, valid: 0x100, invalid: 0x200, unlabelled: 0x300, malformed: 0x400 });
   assert.equal(c.control.socket, '/run/labelwall/agent.sock');
   assert.equal(c.agent.key, undefined);
   assert.deepEqual(c.agent.identity, { bpf: 'auto', exhaustive: false, hash: true, indexIntervalMs: 1000 });
@@ -82,7 +82,7 @@ test('values are typed and defaults fill rules', () => {
       '        action: deny',
       'verifier:',
       '  action: log',
-      '  mark: { mask: "0xff000", valid: 4096, invalid: "0x2000", unlabeled: 0x3000, malformed: "16384" }',
+      '  mark: { mask: "0xff000", valid: 4096, invalid: "0x2000", unlabelled: 0x3000, malformed: "16384" }',
       '  rules:',
       '    - ports: [22, "1000-2000"]',
     ].join('\n'),
@@ -95,7 +95,7 @@ test('values are typed and defaults fill rules', () => {
   assert.equal(r.app!.sha256, 'ab'.repeat(32));
   assert.equal(r.app!.holders, 'any');
   assert.equal(r.dst, undefined);
-  assert.deepEqual(c.verifier.mark, { mask: 0xff000, valid: 0x1000, invalid: 0x2000, unlabeled: 0x3000, malformed: 0x4000 });
+  assert.deepEqual(c.verifier.mark, { mask: 0xff000, valid: 0x1000, invalid: 0x2000, unlabelled: 0x3000, malformed: 0x4000 });
   assert.equal(c.verifier.rules[0]!.action, 'log', 'rule action defaults to verifier.action');
   assert.equal(c.verifier.rules[0]!.keys, undefined);
   assert.deepEqual(c.verifier.rules[0]!.ports, [

@@ -42,7 +42,7 @@ test('drop action: valid goes on with the valid mark, everything else is dropped
   const inv = decideVerifierPacket(compat, lab(k2), 0, rules, DEFAULT_MARK, 'eth0', undefined);
   assert.deepEqual([inv.verdict, inv.judged], ['drop', 'invalid']);
   const unl = decideVerifierPacket(compat, plain, 0, rules, DEFAULT_MARK, 'eth0', undefined);
-  assert.deepEqual([unl.verdict, unl.judged], ['drop', 'unlabeled']);
+  assert.deepEqual([unl.verdict, unl.judged], ['drop', 'unlabelled']);
   const mal = decideVerifierPacket(compat, plain.subarray(0, 30), 0, rules, DEFAULT_MARK, 'eth0', undefined);
   assert.deepEqual([mal.verdict, mal.judged], ['drop', 'malformed']);
 });
@@ -53,7 +53,7 @@ test('mark action: every verdict goes on with its own mark bits; other mark bits
   const cases: Array<[Buffer, string, number]> = [
     [lab(k1), 'valid', DEFAULT_MARK.valid],
     [lab(k2), 'invalid', DEFAULT_MARK.invalid],
-    [plain, 'unlabeled', DEFAULT_MARK.unlabeled],
+    [plain, 'unlabelled', DEFAULT_MARK.unlabelled],
     [plain.subarray(0, 30), 'malformed', DEFAULT_MARK.malformed],
   ];
   for (const [pkt, judged, bits] of cases) {

@@ -8,7 +8,7 @@ const sel = { inInterfaces: [], outInterfaces: [], sources: [], destinations: []
 
 test('verifier plan: the kernel chain runs first and decides segments without option 253 per rule action', () => {
   const plan = verifierRulePlan(4, {
-    hook: 'forward', queues: [40], failOpen: false, markMask: 0xf00, optionKind: compat.optionKind, unlabeledMark: 0x300, suspectQueue: 41,
+    hook: 'forward', queues: [40], failOpen: false, markMask: 0xf00, optionKind: compat.optionKind, unlabelledMark: 0x300, suspectQueue: 41,
     selections: [{ ...sel, inInterfaces: ['a'], action: 'drop' }, { ...sel, inInterfaces: ['b'], action: 'mark' }],
   });
   const text = renderRestore(plan);
@@ -49,5 +49,5 @@ test('kernelCountersFromListing: sums the counters of our decision rules only', 
     '-A LABELWALL-VERIFY-SUSPECT -m hashlimit --hashlimit-above 2000/sec -c 77 100 -j DROP',
     '-A INPUT -c 5000 1 -j DROP',
   ].join('\n');
-  assert.deepEqual(kernelCountersFromListing(listing), { unlabeledDropped: 1200, unlabeledMarked: 30, rateLimited: 77 });
+  assert.deepEqual(kernelCountersFromListing(listing), { unlabelledDropped: 1200, unlabelledMarked: 30, rateLimited: 77 });
 });

@@ -51,11 +51,11 @@ test('a queued packet no rule matches here (unknown or renamed interface) is jud
   const rules = [rule({ name: 'from-eth1', inInterfaces: ['eth1+'], destinations: [(parseCidr('10.2.0.0/16') as { ok: true; value: never }).value], action: 'drop' })];
   // The interface is not known (yet) to the handler: before, this was `unmatched` and accepted.
   const v = decideVerifierPacket(compat, plain, 0, rules, DEFAULT_MARK, undefined, undefined);
-  assert.deepEqual([v.verdict, v.judged, v.rule, v.fallback], ['drop', 'unlabeled', 0, true]);
+  assert.deepEqual([v.verdict, v.judged, v.rule, v.fallback], ['drop', 'unlabelled', 0, true]);
   const renamed = decideVerifierPacket(compat, plain, 0, rules, DEFAULT_MARK, 'wan0', undefined);
-  assert.deepEqual([renamed.verdict, renamed.judged, renamed.fallback], ['drop', 'unlabeled', true]);
+  assert.deepEqual([renamed.verdict, renamed.judged, renamed.fallback], ['drop', 'unlabelled', true]);
   const matched = decideVerifierPacket(compat, plain, 0, rules, DEFAULT_MARK, 'eth12', undefined);
-  assert.deepEqual([matched.verdict, matched.judged, matched.fallback], ['drop', 'unlabeled', undefined]);
+  assert.deepEqual([matched.verdict, matched.judged, matched.fallback], ['drop', 'unlabelled', undefined]);
 });
 
 test('config: interface names are checked like iptables and the kernel take them', () => {
