@@ -147,7 +147,7 @@ export function registerDaemons(program: Command): void {
       controlSocket: r.controlSocket,
       log,
       describe: {
-        key: r.keyId,
+        key: r.keyFingerprint,
         interfaces: r.interfaces.length ? r.interfaces : 'all but lo',
         destinations: r.destinations.length ? r.destinations.map((c) => c.text) : 'any',
         ports: r.ports.length ? r.ports.map((p) => (p.lo === p.hi ? `${p.lo}` : `${p.lo}-${p.hi}`)) : 'any',
@@ -299,8 +299,8 @@ function hasNetAdmin(): boolean {
 function describeVerifier(r: ResolvedVerifier, suspectQueue: number | undefined): Record<string, unknown> {
   return {
     hook: r.hook,
-    keys: Object.values(r.keyIds),
-    rules: r.rules.map((x) => ({ name: x.name, action: x.action, keys: x.keys.map((f) => r.keyIds[f]) })),
+    keys: Object.values(r.keyFingerprints),
+    rules: r.rules.map((x) => ({ name: x.name, action: x.action, keys: x.keys.map((f) => r.keyFingerprints[f]) })),
     mark: Object.fromEntries(Object.entries(r.mark).map(([k, v]) => [k, `0x${(v as number).toString(16)}`])),
     families: r.families.map((f) => `ipv${f}`),
     fail: r.failOpen ? 'open' : 'closed',
@@ -404,7 +404,7 @@ class VerifierReloader {
     Object.assign(this.describe, describeVerifier(this.running, this.suspectQueue));
     const r = this.running;
     this.log.info(
-      { file, generation: this.generation, hook: r.hook, keys: Object.values(r.keyIds), rules: r.rules.map((x) => ({ name: x.name, action: x.action })) },
+      { file, generation: this.generation, hook: r.hook, keys: Object.values(r.keyFingerprints), rules: r.rules.map((x) => ({ name: x.name, action: x.action })) },
       'SIGHUP: verifier rules and keys reloaded',
     );
     return {

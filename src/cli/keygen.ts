@@ -1,4 +1,4 @@
-// `labelwall keygen --out FILE [--force]`: a new random 32-byte key, mode 0600. Prints only the key id.
+// `labelwall keygen --out FILE [--force]`: a new random 32-byte key, mode 0600. Prints only the key's fingerprint.
 import type { Command } from 'commander';
 import { GENERATED_KEY_BYTES, generateKeyFile } from '../label/keys.js';
 
@@ -11,6 +11,6 @@ export function register(program: Command): void {
     .addHelpText('after', '\nThe key itself is never printed; the id shown is a fingerprint (first 8 hex digits of its SHA-256).')
     .action((opts: { out: string; force?: boolean }) => {
       const id = generateKeyFile(opts.out, { force: opts.force });
-      process.stdout.write(`wrote a new ${GENERATED_KEY_BYTES}-byte key to ${opts.out} (mode 0600, key id ${id})\n`);
+      process.stdout.write(`wrote a new ${GENERATED_KEY_BYTES}-byte key to ${opts.out} (mode 0600, fingerprint ${id})\n`);
     });
 }

@@ -41,7 +41,7 @@ Verdicts (one per frame):
 
 Output: a table of counts and the first bad (invalid or malformed) frames; with --json one
 object per frame {"frame":N,"verdict":"...","reason":"..."} (frames numbered from 1 in file
-order; "reason" on every verdict but valid, which names the matching key's id as "keyId"),
+order; "reason" on every verdict but valid, which names the matching key's fingerprint as "fingerprint"),
 then {"summary":{...counts...}}. A progress bar is drawn on stderr when it is a terminal.
 Several --key-file options may be given (key rollover): a label valid under any is valid.
 
@@ -84,7 +84,7 @@ export function register(program: Command): void {
         ? (frame: number, r: VerifyResult): Promise<void> | undefined => {
             const o: Record<string, unknown> = { frame, verdict: r.verdict };
             if (r.reason !== undefined) o.reason = r.reason;
-            if (r.keyIndex !== undefined) o.keyId = keys[r.keyIndex]!.id;
+            if (r.keyIndex !== undefined) o.fingerprint = keys[r.keyIndex]!.fingerprint;
             return out.line(JSON.stringify(o));
           }
         : (frame: number, r: VerifyResult): undefined => {
@@ -100,7 +100,7 @@ export function register(program: Command): void {
       if (opts.json) {
         out.line(JSON.stringify({ summary: counts }));
       } else {
-        out.line(`${file}: ${counts.total} frames; keys: ${keys.map((k) => k.id).join(', ')}`);
+        out.line(`${file}: ${counts.total} frames; keys: ${keys.map((k) => k.fingerprint).join(', ')}`);
         out.line('');
         out.line('verdict     frames');
         for (const v of VERDICTS) out.line(`${v.padEnd(10)} ${String(counts[v]).padStart(7)}`);
@@ -144,7 +144,7 @@ export function register(program: Command): void {
         progress.stop();
       }
       process.stdout.write(
-        `${outFile}: ${r.format}, ${r.total} frames: ${r.labelled} labelled (key id ${key.id}), ` +
+        `${outFile}: ${r.format}, ${r.total} frames: ${r.labelled} labelled (key ${key.fingerprint}), ` +
           `${r.skipped} not TCP and ${r.malformed} malformed copied unchanged\n`,
       );
       process.exitCode = EXIT_OK;

@@ -59,7 +59,7 @@ export interface ResolvedCommon {
 
 export interface ResolvedAgent extends ResolvedCommon {
   keyFile: string;
-  keyId: string;
+  keyFingerprint: string;
   mark: AgentMarks;
   interfaces: string[];
   destinations: Cidr[];
@@ -78,7 +78,7 @@ export interface ResolvedVerifier extends ResolvedCommon {
   hook: 'input' | 'forward';
   mark: MarkBits;
   rules: VerifierRuleData[];
-  keyIds: Record<string, string>;
+  keyFingerprints: Record<string, string>;
 }
 
 export function defaultControlSocket(role: 'agent' | 'verifier'): string {
@@ -169,7 +169,7 @@ export function resolveAgent(fileCfg: LabelwallConfig, f: AgentFlags): ResolvedA
   return {
     profile: DEFAULT_PROFILE, // the only one there is: no flag or config key chooses yet
     keyFile,
-    keyId: key.id,
+    keyFingerprint: key.fingerprint,
     mark: cfg.agent.mark,
     interfaces: cfg.agent.interfaces,
     destinations: cfg.agent.label.destinations,
@@ -203,11 +203,11 @@ function resolveEgress(cfg: LabelwallConfig, f: AgentFlags, queues: number[]): {
 
 export function resolveVerifier(fileCfg: LabelwallConfig, f: VerifierFlags): ResolvedVerifier {
   const cfg = withOverrides(fileCfg, verifierOverrides(f));
-  const keyIds: Record<string, string> = {};
+  const keyFingerprints: Record<string, string> = {};
   const named = new Map<string, string>(); // key name -> file
   for (const [name, file] of Object.entries(cfg.keys)) named.set(name, file);
   const flagFiles = f.keyFile ?? [];
-  for (const file of [...flagFiles, ...named.values()]) keyIds[file] = loadKeyFile(file).id;
+  for (const file of [...flagFiles, ...named.values()]) keyFingerprints[file] = loadKeyFile(file).fingerprint;
   const allFiles = [...new Set([...flagFiles, ...named.values()])];
   if (allFiles.length === 0) throw new UsageError('no verification key: give --key-file FILE (repeatable) or keys in the config');
 
@@ -234,7 +234,7 @@ export function resolveVerifier(fileCfg: LabelwallConfig, f: VerifierFlags): Res
     hook: cfg.verifier.hook,
     mark: cfg.verifier.mark,
     rules,
-    keyIds,
+    keyFingerprints,
     queues: queueList(cfg.verifier.queueBase, cfg.verifier.queues),
     failOpen: cfg.verifier.fail === 'open',
     families: families(cfg.verifier.families),

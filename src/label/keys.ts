@@ -13,14 +13,14 @@ export const GENERATED_KEY_BYTES = 32;
 
 export class LabelKey {
   readonly #secret: KeyObject;
-  /** Non-secret fingerprint: first 8 hex digits of SHA-256(key). */
-  readonly id: string;
+  /** Non-secret fingerprint: first 8 hex digits of SHA-256(key). Names a key in logs and output. */
+  readonly fingerprint: string;
   /** Where the key came from (a file path or a description); never the key. */
   readonly source: string;
 
   private constructor(secret: Buffer, source: string) {
     this.#secret = createSecretKey(secret);
-    this.id = createHash('sha256').update(secret).digest('hex').slice(0, 8);
+    this.fingerprint = createHash('sha256').update(secret).digest('hex').slice(0, 8);
     this.source = source;
     secret.fill(0); // our private copy; the KeyObject holds its own
   }
@@ -61,11 +61,11 @@ export class LabelKey {
   }
 
   toString(): string {
-    return `LabelKey(${this.id})`;
+    return `LabelKey(${this.fingerprint})`;
   }
 
-  toJSON(): { id: string; source: string } {
-    return { id: this.id, source: this.source };
+  toJSON(): { fingerprint: string; source: string } {
+    return { fingerprint: this.fingerprint, source: this.source };
   }
 
   [inspect.custom](): string {
@@ -143,12 +143,12 @@ export function loadKeyFile(file: string): LabelKey {
  * Writes a new random 32-byte key as hex to `file` with mode 0600. The file is created with
  * that mode from the start (never briefly readable). An existing file is refused unless force,
  * in which case the new key is written to a temporary file beside it and renamed over it.
- * Returns the new key's id.
+ * Returns the new key's fingerprint.
  */
 export function generateKeyFile(file: string, opts: { force?: boolean } = {}): string {
   const bytes = randomBytes(GENERATED_KEY_BYTES);
   const text = `${bytes.toString('hex')}\n`;
-  const id = createHash('sha256').update(bytes).digest('hex').slice(0, 8);
+  const fingerprint = createHash('sha256').update(bytes).digest('hex').slice(0, 8);
   bytes.fill(0);
   // Only a regular file may be replaced: renaming over /dev/full or a FIFO would swap a device
   // node for a key file. lstat: a symbolic link is refused too (the rename would replace the
@@ -172,7 +172,7 @@ export function generateKeyFile(file: string, opts: { force?: boolean } = {}): s
       throw new KeyFileError(file, 'unreadable', `cannot create (${code ?? 'error'})`);
     }
     fs.chmodSync(file, 0o600); // in case the umask was odd; mode can only have been narrower
-    return id;
+    return fingerprint;
   }
   const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
   try {
@@ -185,5 +185,5 @@ export function generateKeyFile(file: string, opts: { force?: boolean } = {}): s
     if (code === 'ENOENT') throw new KeyFileError(file, 'missing', 'directory does not exist');
     throw new KeyFileError(file, 'unreadable', `cannot write (${code ?? 'error'})`);
   }
-  return id;
+  return fingerprint;
 }

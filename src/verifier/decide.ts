@@ -19,7 +19,7 @@ export interface VerifierDecision {
   judged: Verdict | 'unmatched';
   rule: number;
   reason?: string;
-  keyId?: string;
+  keyFingerprint?: string;
   /**
    * No rule matched in userspace although iptables queued the packet (an interface unknown or
    * renamed since the handler last read the names): it was judged by the first rule whose
@@ -102,7 +102,7 @@ export function decideVerifierPacket(
   const rule = rules[ruleIndex]!;
   const v = p.ok ? profile.verify(pkt, p, rule.keys, ctx) : { verdict: 'malformed' as const, reason: p.reason };
   const mark = ((oldMark & ~bits.mask) | markFor(bits, v.verdict)) >>> 0;
-  const keyId = v.verdict === 'valid' && v.keyIndex !== undefined ? rule.keys[v.keyIndex]?.id : undefined;
+  const keyFingerprint = v.verdict === 'valid' && v.keyIndex !== undefined ? rule.keys[v.keyIndex]?.fingerprint : undefined;
   const pass = rule.action !== 'drop' || v.verdict === 'valid';
-  return { verdict: pass ? 'repeat' : 'drop', mark, judged: v.verdict, rule: ruleIndex, reason: v.reason, keyId, src: p.ok ? p.src : undefined, packet: p.ok ? p : undefined, ...(fallback ? { fallback } : {}) };
+  return { verdict: pass ? 'repeat' : 'drop', mark, judged: v.verdict, rule: ruleIndex, reason: v.reason, keyFingerprint, src: p.ok ? p.src : undefined, packet: p.ok ? p : undefined, ...(fallback ? { fallback } : {}) };
 }

@@ -23,7 +23,7 @@ test('keygen writes a 32-byte hex key with mode 0600 and never prints it', () =>
   const hex = fs.readFileSync(f, 'utf8').trim();
   assert.match(hex, /^[0-9a-f]{64}$/);
   assert.equal(fs.statSync(f).mode & 0o777, 0o600);
-  assert.match(r.stdout, /key id [0-9a-f]{8}/);
+  assert.match(r.stdout, /fingerprint [0-9a-f]{8}/);
   assert.ok(!r.stdout.includes(hex.slice(0, 12)) && !r.stderr.includes(hex.slice(0, 12)));
   // The key works for the other commands (they accept it: no refusal).
   const v = lw('pcap', 'verify', path.join(root, 'test', 'fixtures', 'demo-unlabelled.pcap'), '--key-file', f);

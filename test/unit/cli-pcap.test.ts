@@ -70,7 +70,7 @@ test('pcap verify human output: counts table and first bad frames with reasons',
   assert.match(r.stdout, /\s6\s+invalid\s+mac-mismatch/);
   assert.match(r.stdout, /malformed\s+bad-label-length/);
   assert.match(r.stdout, /malformed\s+fragment/);
-  assert.match(r.stdout, new RegExp(`keys: ${demoKey.id}`));
+  assert.match(r.stdout, new RegExp(`keys: ${demoKey.fingerprint}`));
   const limited = lw('pcap', 'verify', mixed, '-k', key1, '--max-bad', '1');
   assert.match(limited.stdout, /first bad frames \(\d+ more not shown\)/);
 });
@@ -84,8 +84,8 @@ test('pcap verify: exit 0 when nothing is invalid or malformed; several keys (ro
   assert.equal(lw('pcap', 'verify', out, '-k', key1).code, 1); // wrong key: invalid
   const both = lw('pcap', 'verify', out, '-k', key1, '--key-file', key2, '--json');
   assert.equal(both.code, 0);
-  const key2id = LabelKey.fromBytes(Buffer.from(KEY2_HEX, 'hex')).id;
-  assert.deepEqual(JSON.parse(both.stdout.split('\n')[0]!), { frame: 1, verdict: 'valid', keyId: key2id });
+  const key2id = LabelKey.fromBytes(Buffer.from(KEY2_HEX, 'hex')).fingerprint;
+  assert.deepEqual(JSON.parse(both.stdout.split('\n')[0]!), { frame: 1, verdict: 'valid', fingerprint: key2id });
 });
 
 test('usage, file and key errors: exit 2 with one line on stderr', () => {

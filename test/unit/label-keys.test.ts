@@ -22,7 +22,7 @@ const HEX = '00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff';
 test('a LabelKey never shows its secret: toString, JSON, inspect, template strings', () => {
   const k = LabelKey.fromBytes(Buffer.from(HEX, 'hex'), 'test');
   const id = createHash('sha256').update(Buffer.from(HEX, 'hex')).digest('hex').slice(0, 8);
-  assert.equal(k.id, id);
+  assert.equal(k.fingerprint, id);
   for (const s of [String(k), `${k}`, JSON.stringify(k), inspect(k), inspect({ nested: [k] }, { depth: 9, showHidden: true })]) {
     assert.ok(!s.includes(HEX.slice(0, 16)), s);
     assert.ok(!s.includes('ABEiM0RVZneImaq7zN3u'), s); // base64 of the key's start
@@ -51,7 +51,7 @@ test('loadKeyFile: accepts 0600 hex with surrounding whitespace', () => {
   const f = path.join(d, 'k');
   fs.writeFileSync(f, `\n  ${HEX.toUpperCase()} \n\n`, { mode: 0o600 });
   const k = loadKeyFile(f);
-  assert.equal(k.id, LabelKey.fromBytes(Buffer.from(HEX, 'hex')).id);
+  assert.equal(k.fingerprint, LabelKey.fromBytes(Buffer.from(HEX, 'hex')).fingerprint);
   assert.equal(k.source, f);
 });
 
@@ -93,7 +93,7 @@ test('generateKeyFile: 32 random bytes, mode 0600, refuses to overwrite unless f
     assert.equal(fs.statSync(f).mode & 0o777, 0o600);
     const text = fs.readFileSync(f, 'utf8');
     assert.match(text, /^[0-9a-f]{64}\n$/);
-    assert.equal(loadKeyFile(f).id, id);
+    assert.equal(loadKeyFile(f).fingerprint, id);
     expectKeyError(() => generateKeyFile(f), 'exists', /already exists.*--force/);
     assert.equal(fs.readFileSync(f, 'utf8'), text);
     const id2 = generateKeyFile(f, { force: true });

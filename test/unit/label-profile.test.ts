@@ -107,7 +107,7 @@ test('agent and verifier decisions label and judge with the profile they are giv
 
   const v = decideVerifierPacket(profile, labelled, 0, rules, DEFAULT_MARK, undefined, undefined);
   assert.equal(v.judged, 'valid');
-  assert.equal(v.keyId, key.id);
+  assert.equal(v.keyFingerprint, key.fingerprint);
   assert.equal(v.verdict, 'repeat');
   // Control: compat does not know the fake's option (another ExID), and the fake does not know compat's.
   assert.equal(decideVerifierPacket(compat, labelled, 0, rules, DEFAULT_MARK, undefined, undefined).judged, 'unlabelled');

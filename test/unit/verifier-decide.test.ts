@@ -38,7 +38,7 @@ test('selectRule: first match wins, each criterion narrows', () => {
 test('drop action: valid goes on with the valid mark, everything else is dropped', () => {
   const rules = [rule({ action: 'drop' })];
   const v = decideVerifierPacket(compat, lab(k1), 0, rules, DEFAULT_MARK, 'eth0', undefined);
-  assert.deepEqual([v.verdict, v.judged, v.mark, v.keyId], ['repeat', 'valid', DEFAULT_MARK.valid, k1.id]);
+  assert.deepEqual([v.verdict, v.judged, v.mark, v.keyFingerprint], ['repeat', 'valid', DEFAULT_MARK.valid, k1.fingerprint]);
   const inv = decideVerifierPacket(compat, lab(k2), 0, rules, DEFAULT_MARK, 'eth0', undefined);
   assert.deepEqual([inv.verdict, inv.judged], ['drop', 'invalid']);
   const unl = decideVerifierPacket(compat, plain, 0, rules, DEFAULT_MARK, 'eth0', undefined);
@@ -73,7 +73,7 @@ test('several keys: each rule accepts any of its keys and reports which', () => 
   const rules = [rule({ keys: [k1, k2] })];
   const v = decideVerifierPacket(compat, lab(k2), 0, rules, DEFAULT_MARK, 'eth0', undefined);
   assert.equal(v.judged, 'valid');
-  assert.equal(v.keyId, k2.id);
+  assert.equal(v.keyFingerprint, k2.fingerprint);
 });
 
 test('per-rule keys: a key valid for one rule is invalid under another', () => {
