@@ -1,7 +1,7 @@
 // Label keys and key files. A key's secret never leaves this object as text: toString, toJSON
 // and util.inspect show only the non-secret id (a fingerprint), so a key that reaches a log
 // line or an error message cannot leak.
-import { createHash, createSecretKey, randomBytes, type KeyObject } from 'node:crypto';
+import { createHash, createHmac, createSecretKey, randomBytes, type KeyObject } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { inspect } from 'node:util';
@@ -10,6 +10,8 @@ import { describeFileType, readRegularFile, ReadFileError } from '../util/files.
 
 export const MIN_KEY_BYTES = 16;
 export const GENERATED_KEY_BYTES = 32;
+/** Largest key id a v1 label can name (3 bits). */
+export const MAX_KEY_ID = 7;
 
 export class LabelKey {
   readonly #secret: KeyObject;
@@ -17,18 +19,45 @@ export class LabelKey {
   readonly fingerprint: string;
   /** Where the key came from (a file path or a description); never the key. */
   readonly source: string;
+  /** The key id a v1 label names (0-7; `keys:` entries `{ file, id }`, default 0). compat ignores it. */
+  readonly keyId: number;
 
-  private constructor(secret: Buffer, source: string) {
+  private constructor(secret: Buffer, source: string, keyId: number) {
     this.#secret = createSecretKey(secret);
     this.fingerprint = createHash('sha256').update(secret).digest('hex').slice(0, 8);
     this.source = source;
+    this.keyId = keyId;
     secret.fill(0); // our private copy; the KeyObject holds its own
   }
 
   /** Builds a key from raw bytes (copied). Throws RangeError if shorter than MIN_KEY_BYTES unless allowShort (test vectors). */
-  static fromBytes(bytes: Uint8Array, source = 'bytes', allowShort = false): LabelKey {
+  static fromBytes(bytes: Uint8Array, source = 'bytes', allowShort = false, keyId = 0): LabelKey {
     if (!allowShort && bytes.length < MIN_KEY_BYTES) throw new RangeError(`key shorter than ${MIN_KEY_BYTES} bytes`);
-    return new LabelKey(Buffer.from(bytes), source);
+    if (!Number.isInteger(keyId) || keyId < 0 || keyId > MAX_KEY_ID) throw new RangeError(`key id ${keyId} is not 0-${MAX_KEY_ID}`);
+    return new LabelKey(Buffer.from(bytes), source, keyId);
+  }
+
+  /** The same secret under another key id (a key file named by a `{ file, id }` entry). */
+  withKeyId(keyId: number): LabelKey {
+    const secret = this.#secret.export();
+    try {
+      return LabelKey.fromBytes(secret, this.source, true, keyId);
+    } finally {
+      secret.fill(0);
+    }
+  }
+
+  /**
+   * A key derived from this one: HMAC-SHA256(this key, info), as a LabelKey with the same key id
+   * and source (v1's per-tag key). The derived secret never leaves the new object either.
+   */
+  derive(info: Uint8Array): LabelKey {
+    const bytes = createHmac('sha256', this.#secret).update(info).digest();
+    try {
+      return LabelKey.fromBytes(bytes, this.source, false, this.keyId);
+    } finally {
+      bytes.fill(0);
+    }
   }
 
   #engine: MacEngine | undefined;
@@ -110,7 +139,7 @@ export const MAX_KEY_FILE_BYTES = 4096;
  * running labelwall (that user could swap the key); and contents that are not an even number of
  * hex digits of at least 16 bytes.
  */
-export function loadKeyFile(file: string): LabelKey {
+export function loadKeyFile(file: string, keyId = 0): LabelKey {
   let raw: Buffer;
   try {
     raw = readRegularFile(file, MAX_KEY_FILE_BYTES, (st) => {
@@ -134,7 +163,7 @@ export function loadKeyFile(file: string): LabelKey {
   const text = raw.toString('utf8');
   raw.fill(0);
   const bytes = parseKeyText(text, file);
-  const key = LabelKey.fromBytes(bytes, file);
+  const key = LabelKey.fromBytes(bytes, file, false, keyId);
   bytes.fill(0);
   return key;
 }

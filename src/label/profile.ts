@@ -12,7 +12,22 @@ export const VERDICTS: readonly Verdict[] = ['valid', 'invalid', 'unlabelled', '
 /** Why a label is malformed, beyond the parsers' own reasons (wire/malformed.ts). */
 export type LabelMalformedReason =
   | 'bad-label-length' // our ExID with a length the profile does not define
-  | 'duplicate-label'; // two of our options in one segment
+  | 'duplicate-label' // two of our options in one segment
+  | 'bad-label-version' // v1: a 16/20-byte label whose version bits are not 01
+  | 'compact-on-syn'; // v1: the 16-byte form on a SYN
+
+/** Why a label is invalid: our option, well formed, but not proof of origin. */
+export type LabelInvalidReason =
+  | 'mac-mismatch' // no key gives this MAC
+  | 'no-keys' // the verifier has no key for this rule
+  | 'unknown-key' // v1: no key with the label's key id
+  | 'stale-epoch' // v1: the epoch is outside the verifier's window
+  | 'nat-mode-denied'; // v1: S/D/P set where the verifier does not allow it
+
+/** v1 NAT tolerance flags (S, D, P) as bits: which of the flow's fields the MAC leaves out. */
+export const NAT_SRC = 1;
+export const NAT_DST = 2;
+export const NAT_PORTS = 4;
 
 export interface VerifyResult {
   verdict: Verdict;
@@ -20,10 +35,25 @@ export interface VerifyResult {
   reason?: string;
   /** For 'valid': index into the keys array of the key that matched. */
   keyIndex?: number;
+  /** The profile whose label this is (set by a profile that may judge several, e.g. 'any'). */
+  profile?: string;
+  /** v1, when the label was parsed: its key id, app tag and NAT flags (NAT_* bits). */
+  keyId?: number;
+  tag?: number;
+  nat?: number;
+  /** v1: the label was the 16-byte compact form. */
+  compact?: boolean;
 }
 
 export type LabelResult =
-  | { ok: true; packet: Buffer }
+  | {
+      ok: true;
+      packet: Buffer;
+      /** v1: the 16-byte form was used (the full one did not fit). */
+      compact?: boolean;
+      /** v1: what had to go to make room: SACK blocks beyond the first, or whole options (docs/label-v1.md). */
+      trimmed?: 'sack-trimmed' | 'options-removed';
+    }
   | { ok: false; verdict: 'skipped' | 'malformed'; reason: string };
 
 export type FindLabelResult =
@@ -41,6 +71,13 @@ export interface PacketContext {
   timeMs?: number;
   /** The flow's application tag (0 or absent: unclassified). */
   tag?: number;
+  /** Labelling: NAT flags (NAT_* bits) to set for this destination; absent: strict (0). */
+  nat?: number;
+  /** Verifying: NAT flags a label may carry here; a label with others is 'invalid' (nat-mode-denied). Absent: 0. */
+  allowNat?: number;
+  /** Verifying: the epochs accepted are [now - epochBefore, now + epochAfter] (16 s each). Absent: 2 and 1. */
+  epochBefore?: number;
+  epochAfter?: number;
 }
 
 /** What the agent must do to handshakes so that labelled segments stay valid TCP. */
