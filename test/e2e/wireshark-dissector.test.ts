@@ -497,6 +497,49 @@ describe('Wireshark dissector with the real tshark', { timeout: 180_000 }, () =>
     assert.equal(r.stdout.trim(), '', 'a bad tags file names nothing');
   });
 
+  test('random option bytes around our ExID never raise a Lua error', () => {
+    // Seeded (xorshift32), so a failure can be reproduced.
+    let x = 0x9e3779b9;
+    const rnd = (n: number): number => {
+      x ^= x << 13;
+      x ^= x >>> 17;
+      x ^= x << 5;
+      return (x >>> 0) % n;
+    };
+    const frames: Frame[] = [];
+    for (let k = 0; k < 300; k++) {
+      const words = 1 + rnd(10);
+      const bytes = Array.from({ length: words * 4 }, () => rnd(256));
+      // Mostly our kind and ExID at a random place, with any length (truncated, 0, 1, huge).
+      const at = rnd(Math.max(1, words * 4 - 3));
+      if (rnd(8) !== 0) {
+        bytes.fill(1, 0, at); // NOPs before it, so that the walk reaches it
+        bytes[at] = 253;
+        bytes[at + 1] = rnd(4) === 0 ? rnd(256) : [16, 20, 40, 2, 3, 4, 17][rnd(7)]!;
+        bytes[at + 2] = 0x46;
+        bytes[at + 3] = 0x77;
+      }
+      const raw = Buffer.from(bytes).toString('hex');
+      frames.push({
+        name: `random ${k}`,
+        ...(k % 2 ? tcp4 : tcp6),
+        time: T0 + k,
+        seq: k,
+        ack: 0,
+        flags: rnd(2) ? 'S' : 'A',
+        options: [{ raw }],
+      });
+    }
+    const file = join(dir, 'random.pcap');
+    const spec = join(dir, 'random.json');
+    writeFileSync(spec, JSON.stringify({ out: file, frames }));
+    ok(run(PYTHON, [CRAFT, spec]), 'craft random frames');
+    const v = ok(tshark(['-X', `lua_script:${SCRIPT}`, '-r', file, '-V']), 'tshark -V on random options');
+    assert.doesNotMatch(v, /Lua Error/);
+    const n = (v.match(/^labelwall label /gm) ?? []).length;
+    assert.ok(n > 100, `labels seen among the random frames: ${n}`);
+  });
+
   test('installed as a personal Lua plugin (~/.local/lib/wireshark/plugins/) it works without -X', () => {
     const home = join(dir, 'home');
     const plugins = join(home, '.local', 'lib', 'wireshark', 'plugins');
