@@ -8,16 +8,22 @@
 //   on a SYN, two labels) are named and get expert info.
 // - tags: with -o labelwall.tags_file:CONFIG the tag names of a labelwall config show; a bad
 //   file is reported with its line and no names are invented.
+// - an agent capture: segments the real `labelwall agent` labelled, captured with tcpdump on
+//   the router, show the agent's profile on every segment from the client, and `labelwall pcap
+//   verify` calls the same segments valid (root: namespaces).
 // - controls: without the script tshark knows none of these fields; kind 253 with another ExID
 //   (or kind 254 with ours) is not called a label; the TCP dissection (every tcp field, the
 //   whole -V tree) is the same with and without the script.
-import { before, describe, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { chmodSync, copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeTempDir } from '../../src/lab/tmp.js';
-import { LABELWALL_BIN } from '../../src/lab/labelwall.js';
+import { LABELWALL_BIN, startDaemon, writeKey, type Daemon } from '../../src/lab/labelwall.js';
+import { createTopology, standardTopology, type Topology } from '../../src/lab/netns.js';
+import { httpRequests, startHttpServer } from '../../src/lab/http.js';
+import { blob, firstDifference } from '../../src/lab/blob.js';
 import { PYTHON, REPO_ROOT } from '../../src/lab/paths.js';
 
 const SCRIPT = join(REPO_ROOT, 'contrib', 'wireshark', 'labelwall.lua');
@@ -615,5 +621,92 @@ describe('Wireshark dissector with the real tshark', { timeout: 180_000 }, () =>
       assert.notEqual(stripped, withV, `${file}: the script added its tree`);
       assert.equal(stripped, withoutV, `${file}: -V text outside the labelwall tree`);
     }
+  });
+});
+
+describe('Wireshark dissector on a capture of the real labelwall agent', { timeout: 180_000 }, () => {
+  let topo: Topology;
+  let dir: string;
+  let key: { path: string; hex: string };
+  let agent: Daemon | undefined;
+
+  before(async () => {
+    dir = makeTempDir('lw-wireshark-agent-');
+    key = writeKey(dir, 'site');
+    topo = await createTopology(standardTopology({ subnetBase: 241 }));
+  });
+
+  after(async () => {
+    await agent?.stop();
+    await topo?.destroy();
+  });
+
+  test('compat agent: every TCP segment from pc shows profile compat, as pcap verify finds them valid', async () => {
+    const http = await startHttpServer(topo, 'srv', { port: 8080 });
+    agent = await startDaemon(topo, 'pc', 'agent', ['--key-file', key.path, '--queue-base', '70'], dir);
+    const pcap = join(dir, 'agent.pcap');
+    // --immediate-mode: a small capture would otherwise still sit in libpcap's buffer at SIGINT.
+    const cap = topo.spawn('mb', [
+      'tcpdump',
+      '--immediate-mode',
+      '-i',
+      topo.iface('mb', 'pc').name,
+      '-nn',
+      '-U',
+      '-s',
+      '0',
+      '-w',
+      pcap,
+      'tcp',
+    ]);
+    await cap.waitForOutput(/listening on/, 10_000, 'stderr');
+    const res = await httpRequests(topo, 'pc', http.url(topo.addr('srv', 6)), [{ method: 'GET', path: '/blob/100000' }]);
+    const res4 = await httpRequests(topo, 'pc', http.url(topo.addr('srv')), [{ method: 'POST', path: '/echo', body: blob(50_000, 'ws') }]);
+    assert.equal(res[0]!.status, 200);
+    assert.equal(firstDifference(res[0]!.body, blob(100_000)), -1);
+    assert.equal(res4[0]!.status, 200);
+    await new Promise((r) => setTimeout(r, 300));
+    await cap.stop(3000, 'SIGINT');
+    await agent.stop();
+    agent = undefined;
+    await http.stop();
+
+    const args = [
+      '-X',
+      `lua_script:${SCRIPT}`,
+      '-r',
+      pcap,
+      '-T',
+      'fields',
+      '-E',
+      'separator=/t',
+      '-E',
+      'occurrence=a',
+      '-E',
+      'aggregator=|',
+    ];
+    for (const f of ['frame.number', 'ip.src', 'ipv6.src', 'tcp.options', 'labelwall.profile', 'labelwall.mac']) args.push('-e', f);
+    const rows = ok(tshark(args), 'tshark on the agent capture')
+      .split('\n')
+      .filter((l) => l !== '')
+      .map((l) => l.split('\t'));
+    const fromPc = rows.filter((r) => r[1] === topo.addr('pc') || r[2] === topo.addr('pc', 6));
+    const fromSrv = rows.filter((r) => r[1] === topo.addr('srv') || r[2] === topo.addr('srv', 6));
+    assert.ok(
+      fromPc.length > 20 && fromSrv.length > 20,
+      `segments captured: ${fromPc.length} from pc, ${fromSrv.length} from srv\n${cap.describe()}`,
+    );
+    for (const r of fromPc) {
+      assert.equal(r[4], 'compat', `frame ${r[0]} from pc`);
+      assert.equal(r[3]!.slice(0, 16), 'fd28467700000000', `frame ${r[0]}: the agent's label is the only option`);
+      assert.equal(r[5], r[3]!.slice(16, 80), `frame ${r[0]}: MAC = option bytes 8-39`);
+    }
+    // srv has no agent: its segments carry no label and the dissector says nothing about them.
+    for (const r of fromSrv) assert.equal(r[4], '', `frame ${r[0]} from srv`);
+
+    const v = run(process.execPath, [LABELWALL_BIN, 'pcap', 'verify', pcap, '--key-file', key.path, '--json']);
+    const summary = (JSON.parse(v.stdout.trim().split('\n').pop() ?? '{}') as { summary: Record<string, number> }).summary;
+    assert.equal(summary.valid, fromPc.length, `pcap verify: ${JSON.stringify(summary)}`);
+    assert.equal(summary.unlabelled, fromSrv.length, `pcap verify: ${JSON.stringify(summary)}`);
   });
 });
