@@ -238,7 +238,7 @@ local function dissect_label(range, at, optlen, avail, syn, pinfo, tree, count)
   if optlen > avail then
     t:add_proto_expert_info(ef.truncated)
     t:append_text(': truncated')
-    return
+    return 'malformed: truncated'
   end
   if optlen == COMPAT_LENGTH then
     t:add(pf.profile, 'compat'):set_generated()
@@ -251,7 +251,7 @@ local function dissect_label(range, at, optlen, avail, syn, pinfo, tree, count)
     t:add(pf.malformed, 'bad-label-length'):set_generated()
     t:add_proto_expert_info(ef.bad_length, 'labelwall label of length ' .. optlen .. ' (compat is 40, v1 20 or 16): bad-label-length')
     t:append_text(': malformed, length ' .. optlen)
-    return 'malformed'
+    return 'malformed: bad-label-length'
   end
   local b4 = range(at + 4, 1):uint()
   local ft = t:add(pf.flags, range(at + 4, 1))
@@ -260,7 +260,7 @@ local function dissect_label(range, at, optlen, avail, syn, pinfo, tree, count)
     t:add(pf.malformed, 'bad-label-version'):set_generated()
     t:add_proto_expert_info(ef.bad_version)
     t:append_text(': malformed, version bits ' .. bit.rshift(b4, 6))
-    return 'malformed'
+    return 'malformed: bad-label-version'
   end
   local compact = optlen == V1_COMPACT_LENGTH
   t:add(pf.profile, 'v1'):set_generated()
@@ -296,7 +296,8 @@ local function dissect_label(range, at, optlen, avail, syn, pinfo, tree, count)
   end
   t:append_text(string.format(': v1 %s, key id %d, tag %d%s%s', compact and 'compact' or 'full', bit.band(b4, 7), tag,
     name and (' (' .. name .. ')') or '', compact and syn and ', malformed (compact-on-syn)' or ''))
-  return compact and syn and 'malformed' or 'v1'
+  if compact and syn then return 'malformed: compact-on-syn' end
+  return string.format('v1 key %d tag %s', bit.band(b4, 7), name or tostring(tag))
 end
 
 -- Walks one TCP header's options (the bytes of one "tcp.options" field) for our labels.
@@ -321,8 +322,7 @@ local function dissect_options(fi, pinfo, tree)
       if kind == LABEL_KIND and optlen >= 4 and i + 4 <= n and range(i + 2, 2):uint() == LABEL_EXID then
         count = count + 1
         local s = dissect_label(range, i, optlen, n - i, syn, pinfo, tree, count)
-        if count > 1 then s = 'malformed' end
-        summary = summary and 'malformed' or s
+        summary = count > 1 and 'malformed: duplicate-label' or s
       end
       i = i + optlen
     end
