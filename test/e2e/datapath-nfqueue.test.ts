@@ -239,7 +239,7 @@ describe('NFQUEUE datapath in network namespaces', { concurrency: false }, () =>
   it('accept-only without batch verdicts', async () => {
     ipt(['-F', 'OUTPUT']);
     ipt(['-A', 'OUTPUT', '-d', IP_B, '-p', 'udp', '-j', 'NFQUEUE', '--queue-num', '3']);
-    const r = startRunner({ queues: [3], handlerModule: ACCEPT_ALL, handlerData: null, failOpen: false, noBatchVerdicts: true });
+    const r = startRunner({ queues: [3], handlerModule: ACCEPT_ALL, handlerData: null, failOpen: false, batchVerdicts: false });
     try {
       await r.next('ready');
       const got = await udpRoundTrip(5001, 30, 'x');
