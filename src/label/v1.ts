@@ -436,7 +436,7 @@ export function findV1Option(buf: Uint8Array, tcp: TcpView): FindLabelResult {
   return findAny(buf, tcp, -1);
 }
 
-/** Verifies a parsed packet's v1 label against `keys` (the one whose key id the label names). */
+/** Verifies a parsed packet's v1 label against `keys` (those whose key id the label names). */
 export function verifyV1(pkt: Uint8Array, p: ParsedPacket, keys: readonly LabelKey[], ctx?: PacketContext): VerifyResult {
   if (p.protocol !== IPPROTO_TCP || !p.tcp) return { verdict: 'skipped', reason: 'not-tcp' };
   const tcp = p.tcp;
@@ -455,14 +455,9 @@ export function verifyV1(pkt: Uint8Array, p: ParsedPacket, keys: readonly LabelK
   const c = ctx;
   if ((nat & ~(c?.allowNat ?? 0)) !== 0) return { verdict: 'invalid', reason: 'nat-mode-denied', profile: 'v1', keyId, tag, nat, compact };
   if (keys.length === 0) return { verdict: 'invalid', reason: 'no-keys', profile: 'v1', keyId, tag, nat, compact };
-  let ki = -1;
-  for (let i = 0; i < keys.length; i++) {
-    if (keys[i]!.keyId === keyId) {
-      ki = i;
-      break;
-    }
-  }
-  if (ki < 0) return { verdict: 'invalid', reason: 'unknown-key', profile: 'v1', keyId, tag, nat, compact };
+  let ki = 0;
+  while (ki < keys.length && keys[ki]!.keyId !== keyId) ki++;
+  if (ki === keys.length) return { verdict: 'invalid', reason: 'unknown-key', profile: 'v1', keyId, tag, nat, compact };
   const epoch = resolveEpoch(
     pkt[at + 5]!,
     epochOf(c?.timeMs ?? Date.now()),
@@ -476,14 +471,20 @@ export function verifyV1(pkt: Uint8Array, p: ParsedPacket, keys: readonly LabelK
   let o = canonEnd;
   m[o++] = tcp.payloadLen >>> 8;
   m[o++] = tcp.payloadLen & 0xff;
+  const prefix = m.subarray(0, o);
   const payload = pkt.subarray(tcp.payloadOffset, tcp.payloadOffset + tcp.payloadLen);
-  const mac = tagKey(keys[ki]!, tag).mac(m.subarray(0, o), payload);
-  // Constant time over the MAC's length (no early exit on the first differing byte).
-  let diff = 0;
   const macLen = len - V1_MAC_OFFSET;
-  for (let i = 0; i < macLen; i++) diff |= mac[i]! ^ pkt[at + V1_MAC_OFFSET + i]!;
-  if (diff !== 0) return { verdict: 'invalid', reason: 'mac-mismatch', profile: 'v1', keyId, tag, nat, compact };
-  return { verdict: 'valid', keyIndex: ki, profile: 'v1', keyId, tag, nat, compact };
+  // The key(s) holding the label's id: one HMAC when ids are unique (the config requires it);
+  // several only where a tool was given several keys under one id (pcap verify -k a -k b).
+  for (; ki < keys.length; ki++) {
+    if (keys[ki]!.keyId !== keyId) continue;
+    const mac = tagKey(keys[ki]!, tag).mac(prefix, payload);
+    // Constant time over the MAC's length (no early exit on the first differing byte).
+    let diff = 0;
+    for (let i = 0; i < macLen; i++) diff |= mac[i]! ^ pkt[at + V1_MAC_OFFSET + i]!;
+    if (diff === 0) return { verdict: 'valid', keyIndex: ki, profile: 'v1', keyId, tag, nat, compact };
+  }
+  return { verdict: 'invalid', reason: 'mac-mismatch', profile: 'v1', keyId, tag, nat, compact };
 }
 
 /** Whether the option at `at`, `len` bytes long, is a v1 label (kind 253, ExID 0x4677, length 16 or 20). */

@@ -368,6 +368,10 @@ test('key ids: the key named by the label is used; none with that id is unknown-
   assert.equal(verifyWith(v1, pkt, [], { timeMs: T }).reason, 'no-keys');
   // The same secret under another id is another key: its label names id 0, not 3.
   assert.equal(verifyWith(v1, pkt, [keyB.withKeyId(0)], { timeMs: T }).reason, 'unknown-key');
+  // Two keys under one id (a tool given -k a -k b): both are tried, in order, and only those.
+  const sameId = LabelKey.fromBytes(Buffer.alloc(32, 0x77), 'C', false, 3);
+  assert.equal(verifyWith(v1, pkt, [keyA, sameId, keyB], { timeMs: T }).keyIndex, 2);
+  assert.equal(verifyWith(v1, pkt, [keyA, sameId], { timeMs: T }).reason, 'mac-mismatch');
 });
 
 test('NAT modes: refused unless allowed; with S and P, a rewritten source address and port stay valid', () => {
