@@ -6,6 +6,11 @@
 //   independent of labelwall's code and of the dissector) show every field as built: full and
 //   compact, S/D/P, key ids, epochs, tags; malformed ones (bad length, bad version bits, compact
 //   on a SYN, two labels) are named and get expert info.
+// - v1 by the real labeller: demo.pcap and unlabelled scapy frames (a handshake with every
+//   option, data with timestamps and three SACK blocks, so that the compact form is needed)
+//   labelled by src/label/v1.ts through the pcap code (labelFrame, as `pcap label` does) with
+//   varied key ids, tags and NAT flags: every field the dissector shows is what the real v1
+//   verifier (verifyFrame) reads from the same frame, and the verifier calls it valid.
 // - tags: with -o labelwall.tags_file:CONFIG the tag names of a labelwall config show; a bad
 //   file is reported with its line and no names are invented.
 // - an agent capture: segments the real `labelwall agent` labelled, captured with tcpdump on
@@ -24,6 +29,12 @@ import { LABELWALL_BIN, startDaemon, writeKey, type Daemon } from '../../src/lab
 import { createTopology, standardTopology, type Topology } from '../../src/lab/netns.js';
 import { httpRequests, startHttpServer } from '../../src/lab/http.js';
 import { blob, firstDifference } from '../../src/lab/blob.js';
+import { loadKeyFile } from '../../src/label/keys.js';
+import { NAT_DST, NAT_PORTS, NAT_SRC, type VerifyResult } from '../../src/label/profile.js';
+import { getProfile } from '../../src/label/registry.js';
+import { labelFrame, verifyFrame } from '../../src/pcap/frames.js';
+import { readCapture } from '../../src/pcap/reader.js';
+import { PcapWriter } from '../../src/pcap/writer.js';
 import { PYTHON, REPO_ROOT } from '../../src/lab/paths.js';
 
 const SCRIPT = join(REPO_ROOT, 'contrib', 'wireshark', 'labelwall.lua');
@@ -440,6 +451,143 @@ describe('Wireshark dissector with the real tshark', { timeout: 180_000 }, () =>
     for (const reason of ['bad-label-version', 'bad-label-length']) {
       assert.deepEqual(rows[FRAMES.findIndex((f) => f.malformed?.[0] === reason)]!['labelwall.profile'], [], reason);
     }
+  });
+
+  test('v1 by the real labeller (src/label/v1.ts via labelFrame): the fields are what the v1 verifier reads', async () => {
+    const profile = getProfile('v1');
+    const key = loadKeyFile(join(dir, 'demo.key'));
+    const keys = Array.from({ length: 8 }, (_, k) => key.withKeyId(k));
+    // Unlabelled inputs the stack could have sent: the handshake with every option, and data
+    // whose options leave room for the full form only after trimming, or for the compact one.
+    const plainSpec = join(dir, 'plain.json');
+    const plainPcap = join(dir, 'plain.pcap');
+    const plain: Frame[] = [
+      {
+        name: 'SYN',
+        ...tcp4,
+        time: T0,
+        seq: 7,
+        ack: 0,
+        flags: 'S',
+        options: [{ mss: 1460 }, { sackok: true }, { ts: [1, 0] }, { nop: true }, { wscale: 7 }],
+      },
+      {
+        name: 'SYN-ACK',
+        ...tcp6,
+        time: T0 + 0.5,
+        seq: 70,
+        ack: 8,
+        flags: 'SA',
+        options: [{ mss: 1440 }, { sackok: true }, { ts: [2, 1] }, { nop: true }, { wscale: 9 }],
+      },
+      {
+        name: 'data with 3 SACK blocks',
+        ...tcp4,
+        time: T0 + 1,
+        seq: 8,
+        ack: 71,
+        flags: 'PA',
+        payload: '68656c6c6f',
+        options: [
+          { nop: true },
+          { nop: true },
+          { ts: [3, 2] },
+          { nop: true },
+          { nop: true },
+          {
+            sack: [
+              [100, 200],
+              [300, 400],
+              [500, 600],
+            ],
+          },
+        ],
+      },
+      {
+        name: 'data with timestamps, a SACK block and another experiment: 24 bytes, room for the compact form only',
+        ...tcp6,
+        time: T0 + 1.5,
+        seq: 71,
+        ack: 13,
+        flags: 'PA',
+        payload: '776f726c64',
+        options: [{ nop: true }, { nop: true }, { ts: [4, 3] }, { nop: true }, { nop: true }, { sack: [[100, 200]] }, { raw: 'fe04abcd' }],
+      },
+      {
+        name: 'ACK with timestamps',
+        ...tcp6,
+        time: T0 + 2,
+        seq: 71,
+        ack: 13,
+        flags: 'A',
+        options: [{ nop: true }, { nop: true }, { ts: [4, 3] }],
+      },
+    ];
+    writeFileSync(plainSpec, JSON.stringify({ out: plainPcap, frames: plain }));
+    ok(run(PYTHON, [CRAFT, plainSpec]), 'craft unlabelled frames');
+
+    const out = join(dir, 'v1-real.pcap');
+    const w = await PcapWriter.create(out, { linktype: 1, nanosecond: true });
+    const tags = [300, 0, 22, 65535];
+    const nats = [0, NAT_SRC | NAT_PORTS, NAT_DST, NAT_SRC | NAT_DST | NAT_PORTS];
+    const expected: Array<VerifyResult | undefined> = [];
+    let n = 0;
+    for (const file of [join(FIXTURES, 'demo.pcap'), plainPcap]) {
+      for await (const rec of readCapture(file)) {
+        assert.equal(rec.linktype, 1);
+        const timeMs = rec.tsSec * 1000 + (rec.tsFrac * 1000) / rec.tsUnitsPerSec;
+        const ctx = { timeMs, tag: tags[n % 4]!, nat: nats[n % 4]! };
+        const r = labelFrame(profile, rec.linktype, rec.data, keys[(n * 3) % 8]!, ctx);
+        const data = r.labelled ? r.frame : rec.data;
+        const v = verifyFrame(profile, rec.linktype, data, keys, { timeMs, allowNat: NAT_SRC | NAT_DST | NAT_PORTS });
+        if (r.labelled) assert.equal(v.verdict, 'valid', `frame ${n + 1}: the v1 verifier: ${JSON.stringify(v)}`);
+        expected.push(r.labelled ? ({ ...v, epoch: Math.floor(timeMs / 16_000) } as VerifyResult) : undefined);
+        await w.write(data, rec, data.length);
+        n++;
+      }
+    }
+    await w.close();
+
+    const rows = fields(out);
+    assert.equal(rows.length, expected.length);
+    let full = 0;
+    let compact = 0;
+    rows.forEach((row, i) => {
+      const v = expected[i] as (VerifyResult & { epoch: number }) | undefined;
+      const frame = `frame ${i + 1}`;
+      if (!v) {
+        assert.deepEqual(noneOfOurs(row), [], `${frame}: not labelled, nothing shown`);
+        return;
+      }
+      const len = v.compact ? 16 : 20;
+      // The label's bytes as tshark's own TCP dissector sees them, found by kind and ExID.
+      const opts = Buffer.from(row['tcp.options'][0]!, 'hex');
+      let at = 0;
+      while (at < opts.length && !(opts[at] === 253 && opts.readUInt16BE(at + 2) === 0x4677)) at += opts[at] === 1 ? 1 : opts[at + 1]!;
+      assert.ok(at < opts.length, `${frame}: label among ${row['tcp.options'][0]}`);
+      assert.deepEqual(
+        shown(row, 0),
+        {
+          profile: 'v1',
+          form: v.compact ? 'compact' : 'full',
+          length: len,
+          key_id: v.keyId,
+          s: v.nat! & NAT_SRC ? 1 : 0,
+          d: v.nat! & NAT_DST ? 1 : 0,
+          p: v.nat! & NAT_PORTS ? 1 : 0,
+          epoch8: v.epoch % 256,
+          epoch: v.epoch,
+          tag: v.tag,
+          mac: opts.subarray(at + 8, at + len).toString('hex'),
+        },
+        frame,
+      );
+      assert.deepEqual(row['labelwall.malformed'], [], frame);
+      if (v.compact) compact++;
+      else full++;
+    });
+    assert.ok(full >= 5 && compact >= 1, `full ${full}, compact ${compact}: both forms seen`);
+    assert.ok(new Set(expected.filter(Boolean).map((v) => v!.keyId)).size >= 4, 'several key ids');
   });
 
   test('tags: the tags file names the tags (top-level tags: only), a bad one is reported by line', () => {
