@@ -1,11 +1,13 @@
 // The Wireshark dissector (contrib/wireshark/labelwall.lua) run by the real tshark on real
 // captures; no namespaces or root needed, it lives with the e2e tests because it runs real tools.
-// - compat: a capture labelled by the real `labelwall pcap label` shows profile compat on every
+// - compat: a capture labelled by the real `labelwall pcap label --profile compat` shows profile compat on every
 //   labelled frame, and its MAC is the option's bytes 8-39 as tshark's own TCP dissector sees them.
 // - v1: frames built with scapy from the v1 wire format (test/e2e/wireshark-dissector-craft.py,
 //   independent of labelwall's code and of the dissector) show every field as built: full and
 //   compact, S/D/P, key ids, epochs, tags; malformed ones (bad length, bad version bits, compact
 //   on a SYN, two labels) are named and get expert info.
+// - v1 by the real `labelwall pcap label --profile v1 --key-file 5=K --tag 300 --nat src,ports`:
+//   every labelled frame shows what `pcap verify --json` reads from it (key id, tag, NAT, form).
 // - v1 by the real labeller: demo.pcap and unlabelled scapy frames (a handshake with every
 //   option, data with timestamps and three SACK blocks, so that the compact form is needed)
 //   labelled by src/label/v1.ts through the pcap code (labelFrame, as `pcap label` does) with
@@ -351,7 +353,17 @@ describe('Wireshark dissector with the real tshark', { timeout: 180_000 }, () =>
     copyFileSync(join(FIXTURES, 'demo.key'), key);
     chmodSync(key, 0o600);
     compatPcap = join(dir, 'compat.pcap');
-    const r = run(process.execPath, [LABELWALL_BIN, 'pcap', 'label', '--key-file', key, join(FIXTURES, 'demo.pcap'), compatPcap]);
+    const r = run(process.execPath, [
+      LABELWALL_BIN,
+      'pcap',
+      'label',
+      '--profile',
+      'compat',
+      '--key-file',
+      key,
+      join(FIXTURES, 'demo.pcap'),
+      compatPcap,
+    ]);
     const summary = ok(r, 'labelwall pcap label') + r.stderr;
     const m = /(\d+) labelled/.exec(summary);
     assert.ok(m, `labelwall pcap label summary: ${summary}`);
@@ -588,6 +600,77 @@ describe('Wireshark dissector with the real tshark', { timeout: 180_000 }, () =>
     });
     assert.ok(full >= 5 && compact >= 1, `full ${full}, compact ${compact}: both forms seen`);
     assert.ok(new Set(expected.filter(Boolean).map((v) => v!.keyId)).size >= 4, 'several key ids');
+  });
+
+  test('v1 by the real `labelwall pcap label --profile v1` (key id 5, tag 300, NAT src,ports): fields match pcap verify', () => {
+    const key = join(dir, 'demo.key');
+    const out = join(dir, 'v1-cli.pcap');
+    const r = run(process.execPath, [
+      LABELWALL_BIN,
+      'pcap',
+      'label',
+      '--profile',
+      'v1',
+      '--key-file',
+      `5=${key}`,
+      '--tag',
+      '300',
+      '--nat',
+      'src,ports',
+      join(FIXTURES, 'demo.pcap'),
+      out,
+    ]);
+    const summary = ok(r, 'labelwall pcap label --profile v1') + r.stderr;
+    const m = /(\d+) labelled \(v1/.exec(summary);
+    assert.ok(m, summary);
+    const v = run(process.execPath, [
+      LABELWALL_BIN,
+      'pcap',
+      'verify',
+      '--profile',
+      'v1',
+      '--allow-nat',
+      'src,ports',
+      '--key-file',
+      `5=${key}`,
+      '--json',
+      out,
+    ]);
+    const verdicts = new Map<number, VerifyResult>();
+    for (const line of v.stdout.trim().split('\n')) {
+      const o = JSON.parse(line) as VerifyResult & { frame?: number };
+      if (o.frame !== undefined) verdicts.set(o.frame, o);
+    }
+    const cfg = join(dir, 'web.yaml');
+    writeFileSync(cfg, 'tags:\n  web: 300\n');
+    const rows = fields(out, ['-o', `labelwall.tags_file:${cfg}`]);
+    const labelled = rows.filter((row) => row['labelwall.profile'].length > 0);
+    assert.equal(labelled.length, Number(m[1]), 'frames shown as labelled = frames the tool labelled');
+    for (const row of rows) {
+      const frame = Number(row['frame.number'][0]);
+      const vr = verdicts.get(frame);
+      assert.ok(vr, `pcap verify has frame ${frame}`);
+      if (row['labelwall.profile'].length === 0) {
+        assert.notEqual(vr.verdict, 'valid', `frame ${frame}: the dissector shows no label, pcap verify finds none`);
+        assert.deepEqual(noneOfOurs(row), [], `frame ${frame}`);
+        continue;
+      }
+      assert.equal(vr.verdict, 'valid', `frame ${frame}: ${JSON.stringify(vr)}`);
+      // One label each, even where the segment also carries kind 253 with another ExID (frame 6).
+      const s0 = shown(row, 0);
+      assert.deepEqual(row['labelwall.profile'], ['v1'], `frame ${frame}`);
+      assert.deepEqual(
+        [s0.form, s0.key_id, s0.tag, s0.s, s0.d, s0.p, row['labelwall.tag_name']],
+        [vr.compact ? 'compact' : 'full', vr.keyId, vr.tag, 1, 0, 1, ['web']],
+        `frame ${frame}: dissector vs pcap verify ${JSON.stringify(vr)}`,
+      );
+      assert.deepEqual([vr.keyId, vr.tag, vr.nat], [5, 300, NAT_SRC | NAT_PORTS], `frame ${frame}: what was asked for`);
+      assert.ok(s0.epoch !== undefined, `frame ${frame}: epoch resolved from the capture time`);
+      const opt = row['tcp.options'][0]!;
+      const at = opt.indexOf(`fd${(s0.length as number).toString(16)}4677`);
+      assert.ok(at >= 0 && at % 2 === 0, `frame ${frame}: label in ${opt}`);
+      assert.equal(s0.mac, opt.slice(at + 16, at + 2 * (s0.length as number)), `frame ${frame}: MAC = option bytes 8..`);
+    }
   });
 
   test('tags: the tags file names the tags (top-level tags: only), a bad one is reported by line', () => {
