@@ -1,15 +1,17 @@
 // The Wireshark dissector (contrib/wireshark/labelwall.lua) run by the real tshark on real
 // captures; no namespaces or root needed, it lives with the e2e tests because it runs real tools.
-// - compat: a capture labelled by the real `labelwall pcap label --profile compat` shows profile compat on every
-//   labelled frame, and its MAC is the option's bytes 8-39 as tshark's own TCP dissector sees them.
+// - compat: a capture labelled by the real `labelwall pcap label --profile compat` shows profile
+//   compat on every labelled frame, and its MAC is the option's bytes 8-39 as tshark's own TCP
+//   dissector sees them.
 // - v1: frames built with scapy from the v1 wire format (test/e2e/wireshark-dissector-craft.py,
 //   independent of labelwall's code and of the dissector) show every field as built: full and
 //   compact, S/D/P, key ids, epochs, tags; malformed ones (bad length, bad version bits, compact
-//   on a SYN, two labels) are named and get expert info.
+//   on a SYN, two labels) are named and get expert info, with the reason `pcap verify` gives.
 // - v1 by the real `labelwall pcap label --profile v1 --key-file 5=K --tag 300 --nat src,ports`:
 //   every labelled frame shows what `pcap verify --json` reads from it (key id, tag, NAT, form).
 // - v1 by the real labeller: demo.pcap and unlabelled scapy frames (a handshake with every
-//   option, data with timestamps and three SACK blocks, so that the compact form is needed)
+//   option, data with three SACK blocks to trim, data with 24 bytes of options that leave room for
+//   the compact form only)
 //   labelled by src/label/v1.ts through the pcap code (labelFrame, as `pcap label` does) with
 //   varied key ids, tags and NAT flags: every field the dissector shows is what the real v1
 //   verifier (verifyFrame) reads from the same frame, and the verifier calls it valid.
@@ -443,6 +445,22 @@ describe('Wireshark dissector with the real tshark', { timeout: 180_000 }, () =>
       checked++;
     });
     assert.equal(checked, 4);
+    // The real verifier (pcap verify, profile any) gives the same reason for each, and calls the
+    // controls unlabelled: two implementations of the same rules agree.
+    const key = join(dir, 'demo.key');
+    const v = run(process.execPath, [LABELWALL_BIN, 'pcap', 'verify', '--key-file', key, '--json', v1Pcap]);
+    const verdicts = v.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { frame?: number; verdict: string; reason?: string })
+      .filter((o) => o.frame !== undefined);
+    assert.equal(verdicts.length, FRAMES.length, v.stdout + v.stderr);
+    FRAMES.forEach((f, i) => {
+      const got = verdicts[i]!;
+      if (f.malformed) assert.deepEqual([got.verdict, got.reason], ['malformed', f.malformed[0]], `${f.name}: pcap verify`);
+      else if (f.name.startsWith('control')) assert.equal(got.verdict, 'unlabelled', `${f.name}: pcap verify`);
+      else assert.notEqual(got.verdict, 'malformed', `${f.name}: pcap verify ${JSON.stringify(got)}`);
+    });
     // Where the form is still readable its fields are shown: the compact label on the SYN.
     const syn = rows[FRAMES.findIndex((f) => f.malformed?.[0] === 'compact-on-syn')]!;
     assert.deepEqual(
