@@ -22,6 +22,7 @@
 #   CEILING=1 bench/path-bench.sh                # the delay line alone: unshaped, offloads on and off
 #   ARMS="unlabelled v1-agent" bench/path-bench.sh
 #   VETH=0 bench/path-bench.sh                   # the delay path only
+#   LW_REPO=/path/to/other/checkout bench/path-bench.sh   # the labelwall of another (built) checkout
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$(pwd)
@@ -36,12 +37,13 @@ CEILING=${CEILING:-0}
 ARMS=${ARMS:-unlabelled unlabelled-nogso compat-agent compat-both v1-agent v1-both}
 # NFQUEUE number of the delay line on mb: away from the daemons' defaults (agent 100+, verifier 200+).
 DL_QUEUE=900
-LW=("$(command -v node)" "$REPO/bin/labelwall")
+LW_REPO=${LW_REPO:-$REPO}
+LW=("$(command -v node)" "$LW_REPO/bin/labelwall")
 OUT=$(mktemp -d /tmp/lw-path-XXXXXX)
 # shellcheck source=bench/topology.sh
 source bench/topology.sh
 
-[ -f dist/src/cli/main.js ] || { echo "build first: make setup" >&2; exit 2; }
+[ -f "$LW_REPO/dist/src/cli/main.js" ] || { echo "build first: make setup (no $LW_REPO/dist)" >&2; exit 2; }
 gcc -O2 -o "$OUT/delayline" bench/delayline.c -lnetfilter_queue
 head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$OUT/key"
 chmod 600 "$OUT/key"
@@ -308,7 +310,7 @@ ceiling() {
   done
 }
 
-echo "labelwall $(git -C "$REPO" log -1 --format='%h %s' | cut -c1-80)"
+echo "labelwall $LW_REPO at $(git -C "$LW_REPO" log -1 --format='%h %s' | cut -c1-80)"
 if [ "$HAVE_PROFILE" = 1 ]; then
   echo "profiles: the daemons take --profile (v1 and compat arms run)"
 else
