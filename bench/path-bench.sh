@@ -108,7 +108,11 @@ iperf_run() {
     node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const j=JSON.parse(s);if(j.error){console.error(j.error);process.exit(1)}const st=j.end.streams[0].sender;console.log((j.end.sum_received.bits_per_second/1e9).toFixed(3),j.end.sum_sent.retransmits??0,((st.mean_rtt??0)/1000).toFixed(1))})'
 }
 
-median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {if (NR == 0) print "n/a"; else if (NR%2) print a[(NR+1)/2]; else printf "%.3f\n", (a[NR/2]+a[NR/2+1])/2}'; }
+# median: of whitespace-separated numbers; the mean of the middle two keeps the inputs' format.
+median() {
+  tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1; if ($1 ~ /\./) f=1} END {
+    if (NR == 0) print "n/a"; else if (NR%2) print a[(NR+1)/2]; else printf (f ? "%.3f\n" : "%d\n"), (a[NR/2]+a[NR/2+1])/2}'
+}
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "n/a" }'; }
 
 # Big enough TCP buffers for the path's BDP (autotuning stops at tcp_rmem/tcp_wmem's max).
