@@ -326,7 +326,8 @@ if [ "$CEILING" = 1 ]; then
 fi
 path_up 1
 echo "path: mb delays ${DELAY_MS} ms each way (bench/delayline.c, NFQUEUE $DL_QUEUE and $((DL_QUEUE + 1)), ${DL_PRIO[*]}), tbf ${RATE_MBIT} Mbit/s both ways," \
-  "limit $TBF_LIMIT bytes (BDP $BDP_BYTES); tcp_rmem/tcp_wmem max 32 MiB on pc and srv"
+  "limit $TBF_LIMIT bytes (BDP $BDP_BYTES); tcp_rmem/tcp_wmem max 32 MiB on pc and srv;" \
+  "congestion control $(in_ns pc sysctl -n net.ipv4.tcp_congestion_control) (the kernel's default)"
 suite "path with delay: ${RATE_MBIT} Mbit/s, $((2 * DELAY_MS)) ms RTT" "$SECS" 1
 path_down
 if [ "$VETH" = 1 ]; then
