@@ -31,6 +31,8 @@ export interface EgressRule {
   app?: AppMatch;
   dst?: DstMatch;
   action: EgressAction;
+  /** v1 app tag (1-65535) given to the flows this rule allows; `tag: NAME|NUMBER`, names from `tags`. */
+  tag?: number;
 }
 
 export interface EgressPolicy {
@@ -51,7 +53,20 @@ export interface IdentityConfig {
   indexIntervalMs: number;
 }
 
+/** Label profiles a role can be configured with (label/registry.ts has the objects). */
+export type AgentProfileName = 'v1' | 'compat';
+export type VerifierProfileName = 'v1' | 'compat' | 'any';
+
+/** agent.nat: destinations whose path translates parts of the flow (v1 S/D/P flags); first match wins. */
+export interface AgentNatRule {
+  destinations: Cidr[];
+  /** NAT_SRC | NAT_DST | NAT_PORTS (label/profile.ts). */
+  nat: number;
+}
+
 export interface AgentConfig {
+  /** Label profile; default v1. */
+  profile: AgentProfileName;
   /** Name of the labelling key in `keys`; undefined when not set and `keys` does not hold exactly one. */
   key?: string;
   interfaces: string[];
@@ -64,6 +79,8 @@ export interface AgentConfig {
   mark: AgentMarks;
   identity: IdentityConfig;
   egress: EgressPolicy;
+  /** v1 NAT flags per destination; default [] (strict). */
+  nat: AgentNatRule[];
 }
 
 export interface MarkBits {
@@ -72,6 +89,8 @@ export interface MarkBits {
   invalid: number;
   unlabelled: number;
   malformed: number;
+  /** v1: where a valid label's app tag goes in the mark (`mark` action); default 0xffff0000; 0 = not marked. */
+  tagMask: number;
 }
 
 /**
@@ -89,9 +108,17 @@ export interface VerifierRule<Keys = readonly string[] | undefined> {
   ports: readonly PortRange[];
   keys: Keys;
   action: VerifierAction;
+  /** v1: app tags accepted (`tags: [NAME|NUMBER]`); undefined = any. A valid label with another tag is 'tag-denied'. */
+  tags?: readonly number[];
+  /** v1: NAT flags (NAT_* bits) a label may carry (`allow_nat: [source, destination, ports]`); absent = 0. */
+  allowNat?: number;
 }
 
 export interface VerifierConfig {
+  /** Label profile; default v1. */
+  profile: VerifierProfileName;
+  /** v1 epochs accepted: [now - before, now + after], 16 s each; default 2 and 1. */
+  epochWindow: { before: number; after: number };
   hook: VerifierHook;
   action: VerifierAction;
   families: FamilyName[];
@@ -117,13 +144,21 @@ export const DEFAULT_DECISION_LOG_LIMITS: Readonly<DecisionLogLimits> = { allowP
 export interface LabelwallConfig {
   /** Path the config was read from, when it came from a file. */
   source?: string;
-  /** Key name -> key file path (absolute; relative paths resolve against the config's folder). */
-  keys: Record<string, string>;
+  /** Key name -> key file (absolute; relative paths resolve against the config's folder) and key id (0-7). */
+  keys: Record<string, KeyEntry>;
+  /** App tag names -> numbers (1-65535), shared by the roles. */
+  tags: Record<string, number>;
   log: { level: LogLevel; file?: string; egressDecisions: DecisionLogLimits };
   agent: AgentConfig;
   verifier: VerifierConfig;
   control: { socket: string };
 }
 
-export const DEFAULT_MARK: Readonly<MarkBits> = { mask: 0xf00, valid: 0x100, invalid: 0x200, unlabelled: 0x300, malformed: 0x400 };
+export const DEFAULT_MARK: Readonly<MarkBits> = { mask: 0xf00, valid: 0x100, invalid: 0x200, unlabelled: 0x300, malformed: 0x400, tagMask: 0xffff0000 };
+
+/** A `keys:` entry: a path (key id 0) or `{ file: PATH, id: N }`. */
+export interface KeyEntry {
+  file: string;
+  id: number;
+}
 export const DEFAULT_CONTROL_SOCKET = '/run/labelwall/agent.sock';

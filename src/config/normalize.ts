@@ -3,7 +3,7 @@
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parseCidr, parsePortRange, type Cidr, type PortRange } from '../util/match.js';
 import { DEFAULT_AGENT_MARK, type AgentMarks } from './marks.js';
-import { DEFAULT_CONTROL_SOCKET, DEFAULT_DECISION_LOG_LIMITS, DEFAULT_MARK, type AppMatch, type EgressRule, type LabelwallConfig, type MarkBits } from './model.js';
+import { DEFAULT_CONTROL_SOCKET, DEFAULT_DECISION_LOG_LIMITS, DEFAULT_MARK, type AppMatch, type EgressRule, type KeyEntry, type LabelwallConfig, type MarkBits } from './model.js';
 import type { RawConfig } from './schema.js';
 
 function cidrs(list: string[] | undefined): Cidr[] {
@@ -24,14 +24,15 @@ function ports(list: (string | number)[] | undefined): PortRange[] {
 
 export function normalize(raw: RawConfig, fileName: string): LabelwallConfig {
   const baseDir = fileName.startsWith('<') ? process.cwd() : dirname(resolve(fileName));
-  const keys: Record<string, string> = {};
-  for (const [k, p] of Object.entries(raw.keys ?? {})) keys[k] = isAbsolute(p) ? p : resolve(baseDir, p);
+  const keys: Record<string, KeyEntry> = {};
+  for (const [k, p] of Object.entries(raw.keys ?? {})) keys[k] = { file: isAbsolute(p) ? p : resolve(baseDir, p), id: 0 };
   const keyNames = Object.keys(keys);
   const a = raw.agent ?? {};
   const v = raw.verifier ?? {};
   const m = v.mark ?? {};
   const mark: MarkBits = { ...DEFAULT_MARK };
   for (const k of Object.keys(DEFAULT_MARK) as (keyof MarkBits)[]) {
+    if (k === 'tagMask') continue; // not in the schema yet
     const val = m[k];
     if (val !== undefined) mark[k] = typeof val === 'number' ? val : Number(val.trim());
   }
@@ -43,6 +44,7 @@ export function normalize(raw: RawConfig, fileName: string): LabelwallConfig {
   const verifierAction = v.action ?? 'drop';
   return {
     keys,
+    tags: {},
     log: {
       level: raw.log?.level ?? 'info',
       ...(raw.log?.file !== undefined ? { file: raw.log.file } : {}),
@@ -53,6 +55,7 @@ export function normalize(raw: RawConfig, fileName: string): LabelwallConfig {
       },
     },
     agent: {
+      profile: 'v1',
       ...(a.key !== undefined ? { key: a.key } : keyNames.length === 1 ? { key: keyNames[0]! } : {}),
       interfaces: a.interfaces ?? [],
       families: a.families ?? ['ipv4', 'ipv6'],
@@ -85,8 +88,11 @@ export function normalize(raw: RawConfig, fileName: string): LabelwallConfig {
           return rule;
         }),
       },
+      nat: [],
     },
     verifier: {
+      profile: 'v1',
+      epochWindow: { before: 2, after: 1 },
       hook: v.hook ?? 'forward',
       action: verifierAction,
       families: v.families ?? ['ipv4', 'ipv6'],

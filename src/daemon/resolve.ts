@@ -162,7 +162,7 @@ export function resolveAgent(fileCfg: LabelwallConfig, f: AgentFlags): ResolvedA
   if (f.keyFile?.length) {
     if (f.keyFile.length > 1) throw new UsageError('the agent labels with one key: give --key-file once');
     keyFile = f.keyFile[0];
-  } else if (cfg.agent.key) keyFile = cfg.keys[cfg.agent.key];
+  } else if (cfg.agent.key) keyFile = cfg.keys[cfg.agent.key]?.file;
   if (!keyFile) throw new UsageError('no labelling key: give --key-file FILE or set agent.key in the config');
   const key = loadKeyFile(keyFile); // refuses readable-by-others files, with the reason
   const queues = queueList(cfg.agent.queueBase, cfg.agent.queues);
@@ -205,7 +205,7 @@ export function resolveVerifier(fileCfg: LabelwallConfig, f: VerifierFlags): Res
   const cfg = withOverrides(fileCfg, verifierOverrides(f));
   const keyFingerprints: Record<string, string> = {};
   const named = new Map<string, string>(); // key name -> file
-  for (const [name, file] of Object.entries(cfg.keys)) named.set(name, file);
+  for (const [name, entry] of Object.entries(cfg.keys)) named.set(name, entry.file);
   const flagFiles = f.keyFile ?? [];
   for (const file of [...flagFiles, ...named.values()]) keyFingerprints[file] = loadKeyFile(file).fingerprint;
   const allFiles = [...new Set([...flagFiles, ...named.values()])];

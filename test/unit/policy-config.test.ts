@@ -42,7 +42,10 @@ test('empty file gives every default', () => {
   assert.equal(c.verifier.hook, 'forward');
   assert.equal(c.verifier.action, 'drop');
   assert.equal(c.verifier.queueBase, 200);
-  assert.deepEqual(c.verifier.mark, { mask: 0xf00, valid: 0x100, invalid: 0x200, unlabelled: 0x300, malformed: 0x400 });
+  assert.deepEqual(c.verifier.mark, { mask: 0xf00, valid: 0x100, invalid: 0x200, unlabelled: 0x300, malformed: 0x400, tagMask: 0xffff0000 });
+  assert.equal(c.agent.profile, 'v1');
+  assert.equal(c.verifier.profile, 'v1');
+  assert.deepEqual(c.tags, {});
   assert.equal(c.control.socket, '/run/labelwall/agent.sock');
   assert.equal(c.agent.key, undefined);
   assert.deepEqual(c.agent.identity, { bpf: 'auto', exhaustive: false, hash: true, indexIntervalMs: 1000 });
@@ -88,14 +91,14 @@ test('values are typed and defaults fill rules', () => {
     ].join('\n'),
     '/etc/lw/c.yaml',
   );
-  assert.equal(c.keys.main, '/etc/lw/rel/main.key', 'relative key path resolves against the config folder');
+  assert.equal(c.keys.main?.file, '/etc/lw/rel/main.key', 'relative key path resolves against the config folder');
   assert.equal(c.agent.key, 'main', 'the only key is the agent key');
   const r = c.agent.egress.rules[0]!;
   assert.equal(r.name, 'rule-1');
   assert.equal(r.app!.sha256, 'ab'.repeat(32));
   assert.equal(r.app!.holders, 'any');
   assert.equal(r.dst, undefined);
-  assert.deepEqual(c.verifier.mark, { mask: 0xff000, valid: 0x1000, invalid: 0x2000, unlabelled: 0x3000, malformed: 0x4000 });
+  assert.deepEqual(c.verifier.mark, { mask: 0xff000, valid: 0x1000, invalid: 0x2000, unlabelled: 0x3000, malformed: 0x4000, tagMask: 0xffff0000 });
   assert.equal(c.verifier.rules[0]!.action, 'log', 'rule action defaults to verifier.action');
   assert.equal(c.verifier.rules[0]!.keys, undefined);
   assert.deepEqual(c.verifier.rules[0]!.ports, [
