@@ -174,10 +174,11 @@ dl_stats() {
   node -e 'const fs=require("fs");const js=process.argv.slice(1).map(f=>JSON.parse(fs.readFileSync(f,"utf8").trim().split("\n").pop()));
     const pk=js.reduce((a,j)=>a+j.packets,0);
     console.log(JSON.stringify({packets:pk,seconds:Math.max(...js.map(j=>j.seconds)),late_us_mean:+(pk?js.reduce((a,j)=>a+j.late_us_mean*j.packets,0)/pk:0).toFixed(1),
-      late_us_max:Math.max(...js.map(j=>j.late_us_max)),max_held:js.map(j=>j.max_held),enobufs:js.reduce((a,j)=>a+j.enobufs,0)}))' \
+      late_us_max:Math.max(...js.map(j=>j.late_us_max)),max_held:js.map(j=>j.max_held),enobufs:js.reduce((a,j)=>a+j.enobufs,0),
+      verdict_us_mean:js.map(j=>j.verdict_us_mean),verdict_us_max:js.map(j=>j.verdict_us_max),batches:js.map(j=>j.batches)}))' \
     "$OUT/dl.$DL_QUEUE.json" "$OUT/dl.$((DL_QUEUE + 1)).json"
 }
-dl_field() { node -e 'const j=JSON.parse(process.argv[1]);console.log(j[process.argv[2]])' "$1" "$2"; }
+dl_field() { node -e 'const j=JSON.parse(process.argv[1]);console.log(String(j[process.argv[2]]))' "$1" "$2"; }
 path_down() { stop_delayline; topo_down; }
 
 show_rtt() {
@@ -232,7 +233,7 @@ arm_check() {
 # suite TITLE SECS WITH_DL: every arm RUNS times, interleaved; prints medians and ratios.
 suite() {
   local title=$1 secs=$2 with_dl=$3 run arm r g rt rtt s
-  declare -A G=() Q=() RT=() RTT=() LATE=() PK=()
+  declare -A G=() Q=() RT=() RTT=() LATE=() PK=() VD=()
   echo "== $title (iperf3 -t $secs, one flow, $RUNS runs, $QUEUES queue(s) per daemon)"
   echo "   load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
   [ "$with_dl" = 1 ] && show_rtt
@@ -247,6 +248,9 @@ suite() {
       if [ "$with_dl" = 1 ]; then
         s=$(dl_stats)
         LATE[$arm]="${LATE[$arm]:-} $(dl_field "$s" late_us_mean)"
+        # pc -> srv's line: a packet that arrives during a verdict call is read (and its 10 ms
+        # start) that much later, which the lateness does not show.
+        VD[$arm]="${VD[$arm]:-} $(dl_field "$s" verdict_us_mean | cut -d, -f1)"
         PK[$arm]="${PK[$arm]:-} $(awk -v p="$(dl_field "$s" packets)" -v t="$(dl_field "$s" seconds)" 'BEGIN { printf "%.0f", p / t }')"
       fi
       arm_check "$arm" || g=0
@@ -261,7 +265,7 @@ suite() {
     echo "   run $run done, load average $(cut -d' ' -f1-3 /proc/loadavg)"
   done
   printf '   %-24s %9s %10s %12s %9s' "arm" "Gbit/s" "/unlabelled" "retransmits" "RTT ms"
-  [ "$with_dl" = 1 ] && printf ' %14s %12s' "delay late µs" "skb/s at mb"
+  [ "$with_dl" = 1 ] && printf ' %14s %12s %12s' "delay late µs" "verdict µs" "skb/s at mb"
   printf '   (medians; Gbit/s of each run)\n'
   for arm in $ARMS; do
     if ! arm_runnable "$arm"; then
@@ -270,7 +274,7 @@ suite() {
     fi
     printf '   %-24s %9s %10s %12s %9s' "$(arm_name "$arm")" "$(echo "${G[$arm]}" | median)" "$(echo "${Q[$arm]:-}" | median)" \
       "$(echo "${RT[$arm]}" | median)" "$(echo "${RTT[$arm]}" | median)"
-    [ "$with_dl" = 1 ] && printf ' %14s %12s' "$(echo "${LATE[$arm]}" | median)" "$(echo "${PK[$arm]}" | median)"
+    [ "$with_dl" = 1 ] && printf ' %14s %12s %12s' "$(echo "${LATE[$arm]}" | median)" "$(echo "${VD[$arm]}" | median)" "$(echo "${PK[$arm]}" | median)"
     printf '   (%s )\n' "${G[$arm]}"
   done
   if arm_runnable v1-agent; then
