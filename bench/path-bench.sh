@@ -48,14 +48,17 @@ gcc -O2 -o "$OUT/delayline" bench/delayline.c -lnetfilter_queue
 head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$OUT/key"
 chmod 600 "$OUT/key"
 
-# Profiles: the daemons name theirs with --profile once v1 exists. Without the flag they only
-# speak compat, so the compat arms run without it and the v1 arms are reported as not run.
-HAVE_PROFILE=0
-if "${LW[@]}" agent --help | grep -q -- '--profile' && "${LW[@]}" verifier --help | grep -q -- '--profile'; then
-  HAVE_PROFILE=1
-fi
-profile_args() { # profile_args compat|v1
-  if [ "$HAVE_PROFILE" = 1 ]; then echo "--profile $1"; fi
+# Profiles: each daemon names its profile with --profile once it speaks v1. A daemon without
+# the flag speaks only compat: the compat arms run it without the flag, and a v1 arm that
+# needs it is reported as not run (the agent may take --profile before the verifier does).
+PROFILE_agent=0
+PROFILE_verifier=0
+for role in agent verifier; do
+  if "${LW[@]}" "$role" --help | grep -q -- '--profile'; then printf -v "PROFILE_$role" 1; fi
+done
+profile_args() { # profile_args agent|verifier compat|v1
+  local v="PROFILE_$1"
+  if [ "${!v}" = 1 ]; then echo "--profile $2"; fi
 }
 
 pids=()
@@ -80,7 +83,7 @@ wait_sock() { for _ in $(seq 100); do [ -S "$1" ] && return 0; sleep 0.1; done; 
 start_agent() { # start_agent PROFILE
   rm -f "$OUT/agent.sock"
   # shellcheck disable=SC2046
-  ip netns exec "$NS_PC" "${LW[@]}" agent $(profile_args "$1") --key-file "$OUT/key" --queues "$QUEUES" \
+  ip netns exec "$NS_PC" "${LW[@]}" agent $(profile_args agent "$1") --key-file "$OUT/key" --queues "$QUEUES" \
     --control-socket "$OUT/agent.sock" --log-level warn &
   pids+=($!)
   wait_sock "$OUT/agent.sock"
@@ -88,7 +91,7 @@ start_agent() { # start_agent PROFILE
 start_verifier() { # start_verifier PROFILE
   rm -f "$OUT/verifier.sock"
   # shellcheck disable=SC2046
-  ip netns exec "$NS_MB" "${LW[@]}" verifier $(profile_args "$1") --key-file "$OUT/key" --hook forward \
+  ip netns exec "$NS_MB" "${LW[@]}" verifier $(profile_args verifier "$1") --key-file "$OUT/key" --hook forward \
     --in-interface "$IF_MB_PC" --queues "$QUEUES" --control-socket "$OUT/verifier.sock" --log-level warn &
   pids+=($!)
   wait_sock "$OUT/verifier.sock"
@@ -200,7 +203,11 @@ arm_name() {
   esac
 }
 arm_runnable() {
-  case $1 in v1-*) [ "$HAVE_PROFILE" = 1 ] ;; *) true ;; esac
+  case $1 in
+    v1-agent) [ "$PROFILE_agent" = 1 ] ;;
+    v1-both) [ "$PROFILE_agent" = 1 ] && [ "$PROFILE_verifier" = 1 ] ;;
+    *) true ;;
+  esac
 }
 arm_up() {
   case $1 in
@@ -269,7 +276,8 @@ suite() {
   printf '   (medians; Gbit/s of each run)\n'
   for arm in $ARMS; do
     if ! arm_runnable "$arm"; then
-      printf '   %-24s not run: `labelwall agent --help` or `verifier --help` lists no --profile (no v1 daemons in this checkout)\n' "$(arm_name "$arm")"
+      printf '   %-24s NOT RUN: `labelwall agent --help`%s lists no --profile (no v1 daemon in this checkout)\n' "$(arm_name "$arm")" \
+        "$([ "$arm" = v1-both ] && echo ' or `labelwall verifier --help`')"
       continue
     fi
     printf '   %-24s %9s %10s %12s %9s' "$(arm_name "$arm")" "$(echo "${G[$arm]}" | median)" "$(echo "${Q[$arm]:-}" | median)" \
@@ -281,6 +289,7 @@ suite() {
     local a b
     for a in agent both; do
       [[ " $ARMS " == *" v1-$a "* && " $ARMS " == *" compat-$a "* ]] || continue
+      arm_runnable "v1-$a" || continue
       # Per-run v1 / compat, paired like the ratios to unlabelled.
       local vs=() c v i
       read -ra c <<<"${G[compat-$a]}"
@@ -319,11 +328,14 @@ ceiling() {
 }
 
 echo "labelwall $LW_REPO at $(git -C "$LW_REPO" log -1 --format='%h %s' | cut -c1-80)"
-if [ "$HAVE_PROFILE" = 1 ]; then
-  echo "profiles: the daemons take --profile (v1 and compat arms run)"
-else
-  echo "profiles: \`labelwall agent --help\` lists no --profile: compat only (the daemons' one profile); the v1 arms are NOT run"
-fi
+for role in agent verifier; do
+  v="PROFILE_$role"
+  if [ "${!v}" = 1 ]; then
+    echo "profiles: \`labelwall $role --help\` lists --profile: its v1 and compat arms run with --profile"
+  else
+    echo "profiles: \`labelwall $role --help\` lists no --profile: it speaks compat only (run without the flag); its v1 arms are NOT run"
+  fi
+done
 if [ "$CEILING" = 1 ]; then
   ceiling
   exit 0
@@ -344,5 +356,5 @@ if [ "$VETH" = 1 ]; then
 fi
 if [ -s "$OUT/counters.log" ]; then
   echo "== daemon counters of the last labelled run"
-  tail -2 "$OUT/counters.log" | sed 's/^/   /'
+  for role in agent verifier; do grep "^$role:" "$OUT/counters.log" | tail -1 | sed 's/^/   /'; done
 fi
