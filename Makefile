@@ -1,5 +1,5 @@
 # The two README commands. Both run scripts/setup.sh first (idempotent: apt, npm ci, build).
-.PHONY: setup build demo test test-unit test-e2e bench bench-datapath bench-verify bench-egress bench-identity bench-flood
+.PHONY: setup build demo test test-unit test-e2e bench bench-datapath bench-verify bench-egress bench-identity bench-flood bench-path
 
 setup:
 	bash scripts/setup.sh
@@ -20,7 +20,7 @@ test-e2e:
 	bash scripts/test.sh e2e
 
 # Benchmarks (root; each prints ratios against a baseline measured in the same run).
-bench: bench-verify bench-datapath bench-egress bench-identity bench-flood
+bench: bench-verify bench-datapath bench-egress bench-identity bench-flood bench-path
 
 bench-datapath: setup
 	bash bench/datapath-bench.sh
@@ -36,3 +36,6 @@ bench-identity: setup
 
 bench-flood: setup
 	bash bench/flood-bench.sh
+
+bench-path: setup
+	bash bench/path-bench.sh

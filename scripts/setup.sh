@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(
   iptables iproute2 ethtool            # rules, namespaces, offload settings
-  iperf3 tcpdump tshark                 # peers and captures
+  iperf3 tcpdump tshark iputils-ping    # peers, captures, the path benchmark's RTT
   python3 python3-flask python3-scapy python3-paramiko  # HTTP peer, forged packets, SSH client
   openssh-server openssh-client         # SSH peer
   libnetfilter-queue-dev libssl-dev gcc # the C reference labeller of the benchmark
