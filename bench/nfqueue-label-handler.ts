@@ -16,10 +16,10 @@ export function createHandler(data: unknown, ctx: HandlerContext): PacketHandler
   return (p) => {
     const r = labelPacket(p.payload, key, out);
     if (!r.ok) {
-      c[r.verdict === 'skipped' ? 1 : 2]++;
+      c[r.verdict === 'skipped' ? 1 : 2]!++;
       return ACCEPT;
     }
-    c[0]++;
+    c[0]!++;
     dec.payload = r.packet;
     dec.payloadLength = r.packet.length;
     return dec;

@@ -43,9 +43,9 @@ function packetMessage(id: number): Buffer {
 }
 
 function run(name: string, n: number, perPacket: (msg: Buffer, i: number) => void, msgs: Buffer[]): void {
-  for (let i = 0; i < 100000; i++) perPacket(msgs[i & 63], i); // warm-up
+  for (let i = 0; i < 100000; i++) perPacket(msgs[i & 63]!, i); // warm-up
   const t0 = process.hrtime.bigint();
-  for (let i = 0; i < n; i++) perPacket(msgs[i & 63], i);
+  for (let i = 0; i < n; i++) perPacket(msgs[i & 63]!, i);
   const ns = Number(process.hrtime.bigint() - t0) / n;
   console.log(`${name.padEnd(46)} ${ns.toFixed(0).padStart(6)} ns/packet`);
 }

@@ -157,7 +157,7 @@ export function splitRuleLine(line: string): string[] {
   const out: string[] = [];
   const re = /"((?:[^"\\]|\\.)*)"|(\S+)/g;
   let m: RegExpExecArray | null;
-  while ((m = re.exec(line)) !== null) out.push(m[1] !== undefined ? m[1].replace(/\\(.)/g, '$1') : m[2]);
+  while ((m = re.exec(line)) !== null) out.push(m[1]! !== undefined ? m[1]!.replace(/\\(.)/g, '$1') : m[2]!);
   return out;
 }
 

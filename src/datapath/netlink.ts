@@ -217,25 +217,25 @@ export function parseAttrs(buf: Uint8Array, start: number, end: number, table: A
 
 // Byte-wise readers: no allocation on the packet path, work on any Uint8Array view.
 export function u16le(b: Uint8Array, o: number): number {
-  return b[o] | (b[o + 1] << 8);
+  return b[o]! | (b[o + 1]! << 8);
 }
 export function u32le(b: Uint8Array, o: number): number {
-  return (b[o] | (b[o + 1] << 8) | (b[o + 2] << 16) | (b[o + 3] << 24)) >>> 0;
+  return (b[o]! | (b[o + 1]! << 8) | (b[o + 2]! << 16) | (b[o + 3]! << 24)) >>> 0;
 }
 export function i32le(b: Uint8Array, o: number): number {
-  return b[o] | (b[o + 1] << 8) | (b[o + 2] << 16) | (b[o + 3] << 24);
+  return b[o]! | (b[o + 1]! << 8) | (b[o + 2]! << 16) | (b[o + 3]! << 24);
 }
 export function u32be(b: Uint8Array, o: number): number {
-  return ((b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]) >>> 0;
+  return ((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) >>> 0;
 }
 export function u16be(b: Uint8Array, o: number): number {
-  return (b[o] << 8) | b[o + 1];
+  return (b[o]! << 8) | b[o + 1]!;
 }
 
 /** Reads a big-endian u32 attribute payload; undefined if absent or too short. */
 export function attrU32be(buf: Uint8Array, table: AttrTable, type: number): number | undefined {
-  if (!table.has(type) || table.len[type] < 4) return undefined;
-  return u32be(buf, table.off[type]);
+  if (!table.has(type) || table.len[type]! < 4) return undefined;
+  return u32be(buf, table.off[type]!);
 }
 
 /** Parsed NLMSG_ERROR payload: errno 0 is an ACK. */

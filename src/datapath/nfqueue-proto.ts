@@ -214,15 +214,15 @@ export function parsePacket(buf: Buffer, msg: NlMsg, table: AttrTable, out: Queu
   if (msg.type !== T_PACKET) return `not a packet message (type 0x${msg.type.toString(16)})`;
   if (msg.len < HDR) return 'packet message shorter than nfgenmsg';
   const end = msg.start + msg.len;
-  out.family = buf[msg.start + NLMSG_HDRLEN];
+  out.family = buf[msg.start + NLMSG_HDRLEN]!;
   out.queueNum = u16be(buf, msg.start + NLMSG_HDRLEN + 2);
   const err = parseAttrs(buf, msg.start + HDR, end, table);
   // struct nfqnl_msg_packet_hdr { __be32 packet_id; __be16 hw_protocol; u8 hook; } __packed
-  if (table.has(NFQA_PACKET_HDR) && table.len[NFQA_PACKET_HDR] >= 7) {
-    const o = table.off[NFQA_PACKET_HDR];
+  if (table.has(NFQA_PACKET_HDR) && table.len[NFQA_PACKET_HDR]! >= 7) {
+    const o = table.off[NFQA_PACKET_HDR]!;
     out.id = u32be(buf, o);
     out.hwProtocol = u16be(buf, o + 4);
-    out.hook = buf[o + 6];
+    out.hook = buf[o + 6]!;
   }
   if (err !== null) return err;
   if (out.id === -1) return 'missing NFQA_PACKET_HDR';
@@ -237,8 +237,8 @@ export function parsePacket(buf: Buffer, msg: NlMsg, table: AttrTable, out: Queu
   out.uid = table.has(NFQA_UID) ? u32attr(buf, table, NFQA_UID, -1) : -1;
   out.gid = table.has(NFQA_GID) ? u32attr(buf, table, NFQA_GID, -1) : -1;
   if (table.has(NFQA_PAYLOAD)) {
-    const o = table.off[NFQA_PAYLOAD];
-    out.payload = buf.subarray(o, o + table.len[NFQA_PAYLOAD]);
+    const o = table.off[NFQA_PAYLOAD]!;
+    out.payload = buf.subarray(o, o + table.len[NFQA_PAYLOAD]!);
   } else {
     out.payload = EMPTY;
   }
@@ -247,6 +247,6 @@ export function parsePacket(buf: Buffer, msg: NlMsg, table: AttrTable, out: Queu
 }
 
 function u32attr(buf: Uint8Array, table: AttrTable, type: number, dflt: number): number {
-  if (table.off[type] === -1 || table.len[type] < 4) return dflt;
-  return u32be(buf, table.off[type]);
+  if (table.off[type] === -1 || table.len[type]! < 4) return dflt;
+  return u32be(buf, table.off[type]!);
 }

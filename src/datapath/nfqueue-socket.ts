@@ -80,14 +80,14 @@ export function readKernelQueues(): KernelQueueRow[] {
     const f = line.trim().split(/\s+/).map(Number);
     if (f.length < 8 || f.some((x) => !Number.isFinite(x))) continue;
     rows.push({
-      queueNum: f[0],
-      portId: f[1],
-      queueTotal: f[2],
-      copyMode: f[3],
-      copyRange: f[4],
-      queueDropped: f[5],
-      userDropped: f[6],
-      idSequence: f[7],
+      queueNum: f[0]!,
+      portId: f[1]!,
+      queueTotal: f[2]!,
+      copyMode: f[3]!,
+      copyRange: f[4]!,
+      queueDropped: f[5]!,
+      userDropped: f[6]!,
+      idSequence: f[7]!,
     });
   }
   return rows;

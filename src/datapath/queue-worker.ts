@@ -157,7 +157,7 @@ function run(sock: NfqSocket, handler: PacketHandler, mod: HandlerModule): void 
       continue;
     }
     batches++;
-    for (let i = 0; i < n; i++) core.datagram(rv.bufs[i], rv.msgLen(i), (rv.msgFlags(i) & MSG_TRUNC) !== 0);
+    for (let i = 0; i < n; i++) core.datagram(rv.bufs[i]!, rv.msgLen(i), (rv.msgFlags(i) & MSG_TRUNC) !== 0);
     core.finish();
     publish();
   }

@@ -64,22 +64,22 @@ export class QueueSet extends EventEmitter {
     const workers: WorkerStats[] = this.slots.map((s) => {
       const st = s.stats;
       const handler: Record<string, number> = {};
-      s.counterNames.forEach((n, i) => (handler[n] = s.handlerCounters[i]));
+      s.counterNames.forEach((n, i) => (handler[n] = s.handlerCounters[i]!));
       return {
         queueNum: s.queueNum,
-        received: st[S.S_RECEIVED],
-        verdicts: st[S.S_VERDICTS],
-        batches: st[S.S_BATCHES],
-        sends: st[S.S_SENDS],
-        batchVerdictMsgs: st[S.S_BATCH_VERDICT_MSGS],
-        payloadVerdicts: st[S.S_PAYLOAD_VERDICTS],
-        enobufs: st[S.S_ENOBUFS],
-        kernelErrors: st[S.S_KERNEL_ERRORS],
-        lastKernelErrno: st[S.S_LAST_KERNEL_ERRNO],
-        handlerErrors: st[S.S_HANDLER_ERRORS],
-        malformed: st[S.S_MALFORMED],
-        truncated: st[S.S_TRUNCATED],
-        sysErrors: st[S.S_SYS_ERRORS],
+        received: st[S.S_RECEIVED]!,
+        verdicts: st[S.S_VERDICTS]!,
+        batches: st[S.S_BATCHES]!,
+        sends: st[S.S_SENDS]!,
+        batchVerdictMsgs: st[S.S_BATCH_VERDICT_MSGS]!,
+        payloadVerdicts: st[S.S_PAYLOAD_VERDICTS]!,
+        enobufs: st[S.S_ENOBUFS]!,
+        kernelErrors: st[S.S_KERNEL_ERRORS]!,
+        lastKernelErrno: st[S.S_LAST_KERNEL_ERRNO]!,
+        handlerErrors: st[S.S_HANDLER_ERRORS]!,
+        malformed: st[S.S_MALFORMED]!,
+        truncated: st[S.S_TRUNCATED]!,
+        sysErrors: st[S.S_SYS_ERRORS]!,
         handler,
       };
     });

@@ -1,7 +1,9 @@
 // Label profiles by name (the one table that lists them). A new profile is one file that
 // implements LabelProfile (profile.ts) plus one line here.
+import { any } from './any.js';
 import { compat } from './compat.js';
 import type { LabelProfile } from './profile.js';
+import { v1 } from './v1.js';
 
 const profiles = new Map<string, LabelProfile>();
 
@@ -22,7 +24,9 @@ export function profileNames(): string[] {
   return [...profiles.keys()];
 }
 
-/** The profile the daemons and the pcap commands use (there is no choice of profile yet). */
+/** The profile the daemons use unless told otherwise. */
 export const DEFAULT_PROFILE = 'compat';
 
 registerProfile(compat);
+registerProfile(v1);
+registerProfile(any);

@@ -28,7 +28,7 @@ function fixedLength(kind: number): number {
 }
 
 /** Checks one option's length for its kind. SACK must be 2 + 8n (n = 1..4). */
-function lengthOk(kind: number, len: number): boolean {
+export function tcpOptionLengthOk(kind: number, len: number): boolean {
   if (len < 2) return false;
   const fixed = fixedLength(kind);
   if (fixed !== 0) return len === fixed;
@@ -49,7 +49,7 @@ export function checkTcpOptions(buf: Uint8Array, off: number, len: number): Malf
     if (kind === TCPOPT_NOP) { i++; continue; }
     if (i + 1 >= end) return 'bad-option-length';
     const olen = buf[i + 1]!;
-    if (!lengthOk(kind, olen) || i + olen > end) return 'bad-option-length';
+    if (!tcpOptionLengthOk(kind, olen) || i + olen > end) return 'bad-option-length';
     i += olen;
   }
   return null;
@@ -76,7 +76,7 @@ export function findExperimentalOption(buf: Uint8Array, off: number, len: number
     if (k === TCPOPT_NOP) { i++; continue; }
     if (i + 1 >= end) return OPT_MALFORMED;
     const olen = buf[i + 1]!;
-    if (!lengthOk(k, olen) || i + olen > end) return OPT_MALFORMED;
+    if (!tcpOptionLengthOk(k, olen) || i + olen > end) return OPT_MALFORMED;
     if (k === kind && olen >= 4 && ((buf[i + 2]! << 8) | buf[i + 3]!) === exid) {
       if (found !== OPT_NOT_FOUND) return OPT_DUPLICATE;
       found = i;
@@ -120,7 +120,7 @@ export function parseTcpOptions(buf: Uint8Array, off: number, len: number): TcpO
     if (i + 1 >= end) return { ok: false, reason: 'bad-option-length', detail: `option ${kind} at ${i - off}: no length byte` };
     const olen = buf[i + 1]!;
     if (i + olen > end) return { ok: false, reason: 'bad-option-length', detail: `option ${kind} at ${i - off}: length ${olen} runs past the header` };
-    if (!lengthOk(kind, olen)) return { ok: false, reason: 'bad-option-length', detail: `option ${kind} at ${i - off}: length ${olen}` };
+    if (!tcpOptionLengthOk(kind, olen)) return { ok: false, reason: 'bad-option-length', detail: `option ${kind} at ${i - off}: length ${olen}` };
     switch (kind) {
       case TCPOPT_MSS: options.push({ kind, name: 'mss', offset: i, length: 4, mss: (buf[i + 2]! << 8) | buf[i + 3]! }); break;
       case TCPOPT_WSCALE: options.push({ kind, name: 'wscale', offset: i, length: 3, shift: buf[i + 2]! }); break;

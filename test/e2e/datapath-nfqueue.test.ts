@@ -1,6 +1,7 @@
 // End-to-end: the NFQUEUE datapath on real traffic between two network namespaces joined by
 // a veth pair. Needs root. Every namespace is created here with a random name and deleted in
 // `after`, also when a test fails; iptables rules live inside those namespaces only.
+import type { WorkerStats } from '../../src/datapath/types.js';
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
@@ -15,7 +16,7 @@ const TEST_RULES = new URL('../helpers/queue-handlers/test-rules.js', import.met
 const tag = 'lw' + randomBytes(3).toString('hex');
 const A = `${tag}a`; // sender, where the queue and rules are
 const B = `${tag}b`; // receiver
-const net = 10 + (randomBytes(1)[0] % 200);
+const net = 10 + (randomBytes(1)[0]! % 200);
 const IP_A = `10.${net}.77.1`;
 const IP_B = `10.${net}.77.2`;
 const IP6_A = `fd00:${net}:77::1`;
@@ -42,7 +43,7 @@ interface Runner {
   proc: ChildProcessWithoutNullStreams;
   next(event: string, timeoutMs?: number): Promise<Record<string, unknown>>;
   send(line: string): void;
-  stats(): Promise<{ workers: Array<Record<string, number> & { handler: Record<string, number> }>; kernel: Record<string, Record<string, number>> }>;
+  stats(): Promise<{ workers: WorkerStats[]; kernel: Record<string, Record<string, number>> }>;
   stop(): Promise<Record<string, unknown>>;
 }
 
@@ -69,7 +70,7 @@ function startRunner(opts: Record<string, unknown>): Runner {
     for (;;) {
       const i = queue.findIndex((m) => m.event === event || m.event === 'error');
       if (i >= 0) {
-        const m = queue.splice(i, 1)[0];
+        const m = queue.splice(i, 1)[0]!;
         if (m.event === 'error' && event !== 'error') throw new Error(`runner error: ${String(m.message)}`);
         return m;
       }
@@ -143,7 +144,7 @@ describe('NFQUEUE datapath in network namespaces', { concurrency: false }, () =>
     inNs(B, 'ip', ['addr', 'add', `${IP_B}/24`, 'dev', `${tag}y`]);
     inNs(A, 'ip', ['-6', 'addr', 'add', `${IP6_A}/64`, 'dev', `${tag}x`, 'nodad']);
     inNs(B, 'ip', ['-6', 'addr', 'add', `${IP6_B}/64`, 'dev', `${tag}y`, 'nodad']);
-    for (const [ns, dev] of [[A, `${tag}x`], [B, `${tag}y`]]) {
+    for (const [ns, dev] of [[A, `${tag}x`], [B, `${tag}y`]] as const) {
       inNs(ns, 'ip', ['link', 'set', dev, 'up']);
       inNs(ns, 'ip', ['link', 'set', 'lo', 'up']);
     }
@@ -178,18 +179,18 @@ describe('NFQUEUE datapath in network namespaces', { concurrency: false }, () =>
       const got = await udpRoundTrip(5001, 20, 'hello');
       assert.equal(got.length, 20);
       const s = await r.stats();
-      const w = s.workers[0];
+      const w = s.workers[0]!;
       const queued = ruleCount('OUTPUT', 'NFQUEUE');
       assert.ok(w.received > 1000, `worker received ${w.received}`);
       // The rule counts GSO super-packets; the kernel segments them before queueing.
       assert.ok(w.received >= queued, `worker received ${w.received}, rule queued ${queued}`);
-      assert.equal(w.received, s.kernel['3'].idSequence, 'every packet id the kernel issued reached the worker');
+      assert.equal(w.received, s.kernel['3']!.idSequence, 'every packet id the kernel issued reached the worker');
       assert.equal(w.verdicts, w.received);
-      assert.equal(w.handler.packets, w.received);
+      assert.equal(w.handler.packets!, w.received);
       assert.equal(w.kernelErrors, 0);
       assert.equal(w.handlerErrors, 0);
       assert.ok(w.batchVerdictMsgs > 0, 'plain accepts were coalesced into batch verdicts');
-      assert.equal(s.kernel['3'].queueDropped, 0);
+      assert.equal(s.kernel['3']!.queueDropped, 0);
     } finally {
       await r.stop();
     }
@@ -209,9 +210,9 @@ describe('NFQUEUE datapath in network namespaces', { concurrency: false }, () =>
       await new Promise((res) => setTimeout(res, 500));
       const json = JSON.parse(inNs(A, 'iperf3', ['-c', IP_B, '-n', '20M', '-J'])) as { end: { sum_sent: { bytes: number } } };
       assert.ok(json.end.sum_sent.bytes >= 20 * 1024 * 1024);
-      const w = (await r.stats()).workers[0];
-      assert.ok(w.handler.gso > 0, `handler saw ${w.handler.gso} GSO packets`);
-      assert.ok(w.handler.bytes / w.handler.packets > 1500, `mean packet ${w.handler.bytes / w.handler.packets} bytes > MTU`);
+      const w = (await r.stats()).workers[0]!;
+      assert.ok(w.handler.gso! > 0, `handler saw ${w.handler.gso!} GSO packets`);
+      assert.ok(w.handler.bytes! / w.handler.packets! > 1500, `mean packet ${w.handler.bytes! / w.handler.packets!} bytes > MTU`);
       assert.equal(w.truncated, 0);
     } finally {
       await r.stop();
@@ -226,7 +227,7 @@ describe('NFQUEUE datapath in network namespaces', { concurrency: false }, () =>
       await r.next('ready');
       const got = await udpRoundTrip(5010, 20, 'six', 1500, IP6_B);
       assert.equal(got.length, 20);
-      const w = (await r.stats()).workers[0];
+      const w = (await r.stats()).workers[0]!;
       assert.equal(w.received, 20);
       assert.equal(w.handler.bytes, 20 * (40 + 8 + 3), 'IPv6 header + UDP header + 3 bytes each');
     } finally {
@@ -238,12 +239,12 @@ describe('NFQUEUE datapath in network namespaces', { concurrency: false }, () =>
   it('accept-only without batch verdicts', async () => {
     ipt(['-F', 'OUTPUT']);
     ipt(['-A', 'OUTPUT', '-d', IP_B, '-p', 'udp', '-j', 'NFQUEUE', '--queue-num', '3']);
-    const r = startRunner({ queues: [3], handlerModule: ACCEPT_ALL, handlerData: null, failOpen: false, noBatchVerdicts: true });
+    const r = startRunner({ queues: [3], handlerModule: ACCEPT_ALL, handlerData: null, failOpen: false, batchVerdicts: false });
     try {
       await r.next('ready');
       const got = await udpRoundTrip(5001, 30, 'x');
       assert.equal(got.length, 30);
-      const w = (await r.stats()).workers[0];
+      const w = (await r.stats()).workers[0]!;
       assert.equal(w.received, 30);
       assert.equal(w.batchVerdictMsgs, 0);
     } finally {
@@ -279,7 +280,7 @@ describe('NFQUEUE datapath in network namespaces', { concurrency: false }, () =>
       assert.equal(thrown.length, 0, 'handler exceptions give the fail-closed verdict');
       const plain = await udpRoundTrip(5005, 5, 'p', 800);
       assert.equal(plain.length, 5);
-      const w = (await r.stats()).workers[0];
+      const w = (await r.stats()).workers[0]!;
       assert.equal(w.handler.rewritten, 10);
       assert.equal(w.payloadVerdicts, 10);
       assert.equal(w.handler.marked, 10);
@@ -346,7 +347,7 @@ describe('NFQUEUE datapath in network namespaces', { concurrency: false }, () =>
         return String((e as { stdout?: string }).stdout ?? '');
       }
     })();
-    const m = JSON.parse(out.trim().split('\n')[0]) as { event: string; message: string; errno: number };
+    const m = JSON.parse(out.trim().split('\n')[0]!) as { event: string; message: string; errno: number };
     assert.equal(m.event, 'error');
     assert.equal(m.errno, 1);
     assert.match(m.message, /^queue 9: .*EPERM.*needs CAP_NET_ADMIN/);

@@ -125,7 +125,7 @@ export function demoPackets(key: LabelKey): DemoPacket[] {
   out.push({ ip: buildTcpPacket({ family: 4, srcPort: 80, dstPort: 43210, seq: 5000, ack: 1001, flags: 0x12, options: typicalSynOptions(9, 7) }), expect: 'unlabelled', note: 'unlabelled SYN-ACK from a label-unaware peer' });
   out.push({ ip: buildTcpPacket({ family: 4, ...c, seq: 9, options: Uint8Array.of(253, 12, 0x12, 0x34, 1, 2, 3, 4, 5, 6, 7, 8), payload: Buffer.from('other experiment') }), expect: 'unlabelled', note: "option 253 with someone else's ExID" });
   const tampered = lab(buildTcpPacket({ family: 4, ...c, seq: 1031, ack: 5001, flags: 0x18, payload: Buffer.from('transfer 10 EUR to alice') }));
-  tampered[tampered.length - 5] ^= 0x01; // "alice" -> "`lice": payload changed after labelling
+  tampered[tampered.length - 5]! ^= 0x01; // "alice" -> "`lice": payload changed after labelling
   fixChecksums(tampered); // a careful attacker fixes the checksum; only the label notices
   out.push({ ip: tampered, expect: 'invalid', note: 'labelled, then payload changed in transit' });
   const forged = buildTcpPacket({ family: 4, ...c, seq: 2000, flags: 0x18, options: Uint8Array.of(253, 40, 0x46, 0x77, 0, 0, 0, 0, ...detBytes('forged', 32)), payload: Buffer.from('forged label') });

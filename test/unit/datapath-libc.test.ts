@@ -25,7 +25,7 @@ const SOCK_DGRAM = 2;
 function pair(): [number, number] {
   const sv = new Int32Array(2);
   assert.equal(socketpair(AF_UNIX, SOCK_DGRAM, 0, sv), 0, describeErrno(errno()));
-  return [sv[0], sv[1]];
+  return [sv[0]!, sv[1]!];
 }
 
 describe('libc bindings', () => {
@@ -48,7 +48,7 @@ describe('libc bindings', () => {
       const got = Math.min(size, 64);
       assert.equal(rv.msgLen(i), got, `slot ${i} length`);
       assert.equal((rv.msgFlags(i) & MSG_TRUNC) !== 0, size > 64, `slot ${i} MSG_TRUNC`);
-      assert.ok(rv.bufs[i].subarray(0, got).every((x) => x === i + 1), `slot ${i} content`);
+      assert.ok(rv.bufs[i]!.subarray(0, got).every((x) => x === i + 1), `slot ${i} content`);
     }
     rv.free();
     out.free();

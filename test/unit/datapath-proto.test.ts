@@ -12,9 +12,7 @@ import {
 import {
   NFQA_CFG_F_FAIL_OPEN,
   NFQA_CFG_F_GSO,
-  NFQA_MARK,
   NFQA_PAYLOAD,
-  NFQA_VERDICT_HDR,
   NFQNL_CFG_CMD_BIND,
   NFQNL_COPY_PACKET,
   NF_ACCEPT,
@@ -255,7 +253,7 @@ describe('verdict encoder', () => {
         const got = simulateKernel(ids, msgs);
         assert.equal(got.size, ids.length, 'every packet answered');
         ds.forEach((d, i) => {
-          const g = got.get(ids[i]);
+          const g = got.get(ids[i]!);
           assert.deepEqual(g, { verdict: d.verdict, mark: d.mark, payload: d.payload ? d.payload.toString('hex') : null });
         });
       }),

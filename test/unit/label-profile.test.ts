@@ -90,9 +90,9 @@ test('registry: profiles are picked by name; a name is registered once; unknown 
   assert.equal(getProfile('test-fake'), fake);
   assert.equal(getProfile(DEFAULT_PROFILE), compat);
   assert.equal(DEFAULT_PROFILE, 'compat');
-  assert.deepEqual(profileNames(), ['compat', 'test-fake']);
+  assert.deepEqual(profileNames(), ['compat', 'v1', 'any', 'test-fake']);
   assert.throws(() => registerProfile({ ...fake }), /label profile test-fake is already registered/);
-  assert.throws(() => getProfile('v9'), /unknown label profile "v9" \(known: compat, test-fake\)/);
+  assert.throws(() => getProfile('v9'), /unknown label profile "v9" \(known: compat, v1, any, test-fake\)/);
 });
 
 test('agent and verifier decisions label and judge with the profile they are given', () => {

@@ -109,14 +109,14 @@ export function decodeVerdicts(bufs: Buffer[]): DecodedVerdict[] {
       off = h.next;
       assert.ok(h.msg.type === 0x0301 || h.msg.type === 0x0303, `verdict message type 0x${h.msg.type.toString(16)}`);
       assert.equal(parseAttrs(b, h.msg.start + 20, h.msg.start + h.msg.len, t), null);
-      const vo = t.off[NFQA_VERDICT_HDR];
+      const vo = t.off[NFQA_VERDICT_HDR]!;
       out.push({
         kind: h.msg.type === 0x0303 ? 'batch' : 'verdict',
         queueNum: b.readUInt16BE(h.msg.start + 18),
         verdict: b.readUInt32BE(vo),
         id: b.readUInt32BE(vo + 4),
         mark: t.has(NFQA_MARK) ? b.readUInt32BE(t.off[NFQA_MARK]) : -1,
-        payload: t.has(NFQA_PAYLOAD) ? b.subarray(t.off[NFQA_PAYLOAD], t.off[NFQA_PAYLOAD] + t.len[NFQA_PAYLOAD]).toString('hex') : null,
+        payload: t.has(NFQA_PAYLOAD) ? b.subarray(t.off[NFQA_PAYLOAD], t.off[NFQA_PAYLOAD]! + t.len[NFQA_PAYLOAD]!).toString('hex') : null,
       });
     }
   }

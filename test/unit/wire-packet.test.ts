@@ -150,10 +150,10 @@ test('TCP options: all common kinds decoded by length', () => {
   assert.ok(r.ok);
   assert.deepEqual(r.options.map((o) => o.name), ['mss', 'nop', 'wscale', 'sack-permitted', 'timestamp', 'sack', 'other', 'eol']);
   const [mss, , ws, , ts, sack, other] = r.options;
-  assert.equal(mss!.name === 'mss' && mss.mss, 1460);
-  assert.equal(ws!.name === 'wscale' && ws.shift, 7);
-  assert.deepEqual(ts!.name === 'timestamp' && [ts.tsval, ts.tsecr], [1, 2]);
-  assert.deepEqual(sack!.name === 'sack' && sack.blocks, [[5, 9]]);
+  assert.equal(mss?.name === 'mss' && mss.mss, 1460);
+  assert.equal(ws?.name === 'wscale' && ws.shift, 7);
+  assert.deepEqual(ts?.name === 'timestamp' && [ts.tsval, ts.tsecr], [1, 2]);
+  assert.deepEqual(sack?.name === 'sack' && sack.blocks, [[5, 9]]);
   assert.equal(other!.length, 3);
   assert.equal(checkTcpOptions(opts, 0, opts.length), null);
 });

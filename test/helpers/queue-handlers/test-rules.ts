@@ -22,8 +22,8 @@ let messages = 0;
 
 function sum16(b: Uint8Array, start: number, end: number, acc: number): number {
   let i = start;
-  for (; i + 1 < end; i += 2) acc += (b[i] << 8) | b[i + 1];
-  if (i < end) acc += b[i] << 8;
+  for (; i + 1 < end; i += 2) acc += (b[i]! << 8) | b[i + 1]!;
+  if (i < end) acc += b[i]! << 8;
   return acc;
 }
 function fold(s: number): number {
@@ -38,32 +38,32 @@ export function createHandler(data: unknown, ctx: HandlerContext): PacketHandler
   const out = ctx.scratch;
   const dec: VerdictDecision = { verdict: 'accept', payload: out, payloadLength: 0 };
   return (p) => {
-    c[0]++;
+    c[0]!++;
     c[5] = messages;
     const b = p.payload;
-    if (b.length < 28 || b[0] >> 4 !== 4 || b[9] !== 17) {
-      c[4]++;
+    if (b.length < 28 || b[0]! >> 4 !== 4 || b[9] !== 17) {
+      c[4]!++;
       return ACCEPT;
     }
-    const ihl = (b[0] & 15) * 4;
-    const dport = (b[ihl + 2] << 8) | b[ihl + 3];
+    const ihl = (b[0]! & 15) * 4;
+    const dport = (b[ihl + 2]! << 8) | b[ihl + 3]!;
     if (extraDrop.has(dport)) {
-      c[3]++;
+      c[3]!++;
       return DROP;
     }
     const r = rules.get(dport);
     if (r === undefined) {
-      c[4]++;
+      c[4]!++;
       return ACCEPT;
     }
     switch (r.action) {
       case 'drop':
-        c[3]++;
+        c[3]!++;
         return DROP;
       case 'throw':
         throw new Error('test rule throws');
       case 'mark-repeat':
-        c[2]++;
+        c[2]!++;
         return { verdict: 'repeat', mark: r.mark };
       case 'rewrite-first-byte': {
         if (b.length <= ihl + 8) return ACCEPT;
@@ -79,7 +79,7 @@ export function createHandler(data: unknown, ctx: HandlerContext): PacketHandler
         if (cs === 0) cs = 0xffff;
         out[ihl + 6] = cs >> 8;
         out[ihl + 7] = cs & 0xff;
-        c[1]++;
+        c[1]!++;
         dec.payloadLength = b.length;
         return dec;
       }

@@ -1,0 +1,507 @@
+// The "v1" label profile: a label bound to its flow that keeps TCP's options, names its key and
+// carries the application tag. Everything about its wire format is in this file; the spec,
+// byte by byte with worked examples, is docs/label-v1.md (normative text: issue 9).
+//
+//  byte  0      1        2..3          4                    5        6..7      8..19 (8..15)
+//       +------+--------+-------------+--------------------+--------+---------+---------------------+
+//       | 253  | 20/16  | ExID 0x4677 | 01 S D P keyid(3)  | epoch8 | app tag | MAC 12 (compact: 8) |
+//       +------+--------+-------------+--------------------+--------+---------+---------------------+
+//
+// MAC = HMAC-SHA256(K_tag, M), K_tag = HMAC-SHA256(K[key id], "labelwall-v1" || key id || tag),
+// M = option bytes 0-7 || E (4) || IP version || src || dst || sport || dport || seq || ack ||
+//     TCP bytes 12-13 || window || urgent || canonical options || payload length (2) || payload.
+//
+// Layout chosen by the labeller (not part of the contract: a verifier reads any layout): the
+// label is the first option, so it is always 4-byte aligned and before any EOL; the stack's
+// options follow in their order, with their NOPs when they fit so, packed without NOPs when
+// only that fits; the area is padded to a multiple of 4 with EOL (zero) bytes.
+import { ipv4HeaderChecksum, tcpChecksumV4, tcpChecksumV6 } from '../wire/checksum.js';
+import { IPPROTO_TCP, type ParsedPacket } from '../wire/packet.js';
+import { TCP_SYN, type TcpView } from '../wire/tcp.js';
+import {
+  TCPOPT_AO,
+  TCPOPT_EOL,
+  TCPOPT_EXP2,
+  TCPOPT_MD5,
+  TCPOPT_MSS,
+  TCPOPT_NOP,
+  TCPOPT_SACK,
+  TCPOPT_SACK_PERMITTED,
+  TCPOPT_TIMESTAMP,
+  TCPOPT_WSCALE,
+  tcpOptionLengthOk,
+} from '../wire/tcpopts.js';
+import type { LabelKey } from './keys.js';
+import {
+  NAT_DST,
+  NAT_PORTS,
+  NAT_SRC,
+  type FindLabelResult,
+  type LabelProfile,
+  type LabelResult,
+  type PacketContext,
+  type VerifyResult,
+} from './profile.js';
+
+export const V1_KIND = 253;
+export const V1_EXID = 0x4677;
+export const V1_FULL_LENGTH = 20;
+export const V1_COMPACT_LENGTH = 16;
+/** The compat profile's length for the same kind and ExID (a label of the other profile). */
+const COMPAT_LENGTH = 40;
+export const V1_MAC_OFFSET = 8;
+export const V1_FULL_MAC = 12;
+export const V1_COMPACT_MAC = 8;
+/** Version bits (7-6 of byte 4) = 01. */
+export const V1_VERSION_BITS = 0x40;
+/** One epoch is 16 seconds. */
+export const EPOCH_MS = 16_000;
+export const DEFAULT_EPOCH_BEFORE = 2;
+export const DEFAULT_EPOCH_AFTER = 1;
+/** TCP options area limit (data offset 15). */
+const MAX_OPTIONS = 40;
+/** A packet grows by at most the full label: the other options are only ever kept, trimmed or removed. */
+export const V1_OVERHEAD = V1_FULL_LENGTH;
+
+/** Kinds the labeller may remove, by class, in the order it removes them (docs/label-v1.md, "Making room"). */
+const TCPOPT_MPTCP = 30;
+const TCPOPT_FASTOPEN = 34;
+const EXID_FASTOPEN = 0xf989; // RFC 7413's experimental form on kind 254
+const CLASS_KEEP = 0; // MSS, window scale, SACK-permitted, timestamps, MD5, AO: never removed
+const CLASS_FASTOPEN = 1;
+const CLASS_MPTCP = 2;
+const CLASS_UNKNOWN = 3; // any other kind, others' RFC 6994 experiments included
+const CLASS_SACK = 4; // removed whole only after the above (its blocks beyond the first go first)
+
+/** Byte 4 of the option from the NAT flags and a key id. */
+export function v1FlagsByte(nat: number, keyId: number): number {
+  return V1_VERSION_BITS | (nat & NAT_SRC ? 0x20 : 0) | (nat & NAT_DST ? 0x10 : 0) | (nat & NAT_PORTS ? 0x08 : 0) | (keyId & 7);
+}
+
+/** NAT flags (NAT_* bits) of byte 4. */
+export function v1NatFlags(b4: number): number {
+  return (b4 & 0x20 ? NAT_SRC : 0) | (b4 & 0x10 ? NAT_DST : 0) | (b4 & 0x08 ? NAT_PORTS : 0);
+}
+
+// ---- per-tag keys ----------------------------------------------------------------------------
+
+/** Tags cached per key; beyond this the oldest entry goes (a tag is a u16: the cache cannot grow without bound anyway). */
+const TAG_CACHE_LIMIT = 1024;
+const tagKeys = new WeakMap<LabelKey, Map<number, LabelKey>>();
+const DERIVE_LABEL = Buffer.from('labelwall-v1', 'ascii');
+
+/** The info string of K_tag: "labelwall-v1" || key id (1 byte) || tag (2 bytes, big-endian). */
+export function tagKeyInfo(keyId: number, tag: number): Buffer {
+  const info = Buffer.alloc(DERIVE_LABEL.length + 3);
+  DERIVE_LABEL.copy(info, 0);
+  info[12] = keyId;
+  info[13] = tag >>> 8;
+  info[14] = tag & 0xff;
+  return info;
+}
+
+/** K_tag for `key` (its own key id) and `tag`, derived once and cached (WeakMap per key, bounded Map per tag). */
+export function tagKey(key: LabelKey, tag: number): LabelKey {
+  let m = tagKeys.get(key);
+  if (!m) {
+    m = new Map();
+    tagKeys.set(key, m);
+  }
+  let k = m.get(tag);
+  if (!k) {
+    k = key.derive(tagKeyInfo(key.keyId, tag));
+    if (m.size >= TAG_CACHE_LIMIT) m.delete(m.keys().next().value!);
+    m.set(tag, k);
+  }
+  return k;
+}
+
+// ---- epoch --------------------------------------------------------------------------------
+
+/** E = floor(unix seconds / 16). */
+export function epochOf(timeMs: number): number {
+  return Math.floor(timeMs / EPOCH_MS);
+}
+
+/** The E in [nowE - before, nowE + after] whose low byte is epoch8 (the lowest if the window spans more than 256), or -1. */
+export function resolveEpoch(epoch8: number, nowE: number, before: number, after: number): number {
+  const lo = nowE - before;
+  const e = lo + ((((epoch8 - lo) % 256) + 256) % 256);
+  return e <= nowE + after ? e : -1;
+}
+
+// ---- scratch memory (one thread runs one packet at a time) ----------------------------------
+
+/** M's prefix: at most 8 + 4 + 1 + 16 + 16 + 4 + 16 + 40 + 2 = 107 bytes. */
+const mBuf = Buffer.alloc(128);
+/** A copy of the options as the stack wrote them (`out` may be the packet's own memory). */
+const optCopy = Buffer.alloc(MAX_OPTIONS);
+/** Per option of the packet: offset in optCopy, length, NOPs before it, removal class, kept length (0 = removed). */
+const MAX_OPTS = MAX_OPTIONS;
+const oOff = new Uint8Array(MAX_OPTS);
+const oLen = new Uint8Array(MAX_OPTS);
+const oNops = new Uint8Array(MAX_OPTS);
+const oClass = new Uint8Array(MAX_OPTS);
+const oKeep = new Uint8Array(MAX_OPTS);
+
+/** Writes M's fields 2-7 (after the 8 option bytes) at mBuf[8..]; returns the offset where the canonical options go. */
+function writeFlowFields(pkt: Uint8Array, p: ParsedPacket, tcp: TcpView, epoch: number, nat: number, b12: number, b13: number): number {
+  const m = mBuf;
+  m[8] = epoch >>> 24;
+  m[9] = (epoch >>> 16) & 0xff;
+  m[10] = (epoch >>> 8) & 0xff;
+  m[11] = epoch & 0xff;
+  const alen = p.family === 4 ? 4 : 16;
+  m[12] = p.family;
+  let o = 13;
+  const zs = (nat & NAT_SRC) !== 0;
+  for (let i = 0; i < alen; i++) m[o++] = zs ? 0 : pkt[p.srcOffset + i]!;
+  // IPv6: the pseudo-header's destination (the final one behind a routing header).
+  const zd = (nat & NAT_DST) !== 0;
+  for (let i = 0; i < alen; i++) m[o++] = zd ? 0 : pkt[p.pseudoDstOffset + i]!;
+  const t = tcp.offset;
+  const zeroSport = (nat & NAT_SRC) !== 0 && (nat & NAT_PORTS) !== 0;
+  const zeroDport = (nat & NAT_DST) !== 0 && (nat & NAT_PORTS) !== 0;
+  m[o] = zeroSport ? 0 : pkt[t]!;
+  m[o + 1] = zeroSport ? 0 : pkt[t + 1]!;
+  m[o + 2] = zeroDport ? 0 : pkt[t + 2]!;
+  m[o + 3] = zeroDport ? 0 : pkt[t + 3]!;
+  o += 4;
+  for (let i = 4; i < 12; i++) m[o++] = pkt[t + i]!; // seq, ack
+  m[o++] = b12;
+  m[o++] = b13;
+  for (let i = 14; i < 16; i++) m[o++] = pkt[t + i]!; // window
+  for (let i = 18; i < 20; i++) m[o++] = pkt[t + i]!; // urgent pointer (16-17, the checksum, is not covered)
+  return o;
+}
+
+function optionClass(buf: Uint8Array, at: number, kind: number, len: number): number {
+  switch (kind) {
+    case TCPOPT_MSS:
+    case TCPOPT_WSCALE:
+    case TCPOPT_SACK_PERMITTED:
+    case TCPOPT_TIMESTAMP:
+    case TCPOPT_MD5:
+    case TCPOPT_AO:
+      return CLASS_KEEP;
+    case TCPOPT_SACK:
+      return CLASS_SACK;
+    case TCPOPT_FASTOPEN:
+      return CLASS_FASTOPEN;
+    case TCPOPT_MPTCP:
+      return CLASS_MPTCP;
+    case TCPOPT_EXP2:
+      return len >= 4 && ((buf[at + 2]! << 8) | buf[at + 3]!) === EXID_FASTOPEN ? CLASS_FASTOPEN : CLASS_UNKNOWN;
+    default:
+      return CLASS_UNKNOWN;
+  }
+}
+
+/** Whether an option is one of ours (kind 253, ExID 0x4677), of either profile. */
+function isOurs(buf: Uint8Array, at: number, kind: number, len: number): boolean {
+  return kind === V1_KIND && len >= 4 && ((buf[at + 2]! << 8) | buf[at + 3]!) === V1_EXID;
+}
+
+/** Bytes of the kept options after the label: with the NOPs the stack put before each, or packed (`nops` false). */
+function keptSize(n: number, nops: boolean): number {
+  let s = 0;
+  for (let i = 0; i < n; i++) if (oKeep[i]) s += oKeep[i]! + (nops ? oNops[i]! : 0);
+  return s;
+}
+
+const pad4 = (n: number): number => (n + 3) & ~3;
+
+/** What tryFit() chose: the label length and whether the NOPs stay. */
+let fitLabel = 0;
+let fitNops = false;
+
+function tryFit(n: number, syn: boolean): boolean {
+  const withNops = pad4(keptSize(n, true));
+  const packed = pad4(keptSize(n, false));
+  // Full form first (with the stack's NOPs, else packed); compact only when full does not fit, and never on a SYN.
+  for (const len of syn ? FULL_ONLY : BOTH) {
+    if (len + withNops <= MAX_OPTIONS) {
+      fitLabel = len;
+      fitNops = true;
+      return true;
+    }
+    if (len + packed <= MAX_OPTIONS) {
+      fitLabel = len;
+      fitNops = false;
+      return true;
+    }
+  }
+  return false;
+}
+const FULL_ONLY = [V1_FULL_LENGTH] as const;
+const BOTH = [V1_FULL_LENGTH, V1_COMPACT_LENGTH] as const;
+
+/**
+ * Labels a parsed IPv4/IPv6 TCP packet with v1 (docs/label-v1.md). Keeps the stack's options;
+ * makes room when needed by trimming SACK to its first block, then removing options in the
+ * documented order; never removes timestamps, MSS, window scale, SACK-permitted, MD5 or AO
+ * (a segment where even then the label does not fit is skipped, reason 'no-room-for-label').
+ * A label of ours already present (either profile) is replaced. IP lengths and checksums are
+ * recomputed; link padding past the IP total length is dropped.
+ */
+export function labelV1(pkt: Uint8Array, p: ParsedPacket, key: LabelKey, out?: Buffer, ctx?: PacketContext): LabelResult {
+  if (p.protocol !== IPPROTO_TCP || !p.tcp) return { ok: false, verdict: 'skipped', reason: 'not-tcp' };
+  const tcp = p.tcp;
+  const optLen = tcp.optionsLen;
+  for (let i = 0; i < optLen; i++) optCopy[i] = pkt[tcp.optionsOffset + i]!;
+  // Walk the stack's options: validate, and note each one with the NOPs before it.
+  let n = 0;
+  let nops = 0;
+  for (let i = 0; i < optLen; ) {
+    const kind = optCopy[i]!;
+    if (kind === TCPOPT_EOL) break;
+    if (kind === TCPOPT_NOP) {
+      nops++;
+      i++;
+      continue;
+    }
+    if (i + 1 >= optLen) return { ok: false, verdict: 'malformed', reason: 'bad-option-length' };
+    const len = optCopy[i + 1]!;
+    if (!tcpOptionLengthOk(kind, len) || i + len > optLen) return { ok: false, verdict: 'malformed', reason: 'bad-option-length' };
+    if (!isOurs(optCopy, i, kind, len)) {
+      oOff[n] = i;
+      oLen[n] = len;
+      oNops[n] = nops;
+      oClass[n] = optionClass(optCopy, i, kind, len);
+      oKeep[n] = len;
+      n++;
+    }
+    nops = 0;
+    i += len;
+  }
+  const syn = (tcp.flags & TCP_SYN) !== 0;
+  let trimmed: 'sack-trimmed' | 'options-removed' | undefined;
+  if (!tryFit(n, syn)) {
+    // 1. SACK blocks beyond the first (the first holds the newest block, or the D-SACK).
+    for (let j = 0; j < n; j++) {
+      if (oClass[j] === CLASS_SACK && oKeep[j]! > 10) {
+        oKeep[j] = 10;
+        trimmed = 'sack-trimmed';
+      }
+    }
+    // 2-5. Whole options, class by class: Fast Open, MPTCP, unknown, then SACK itself.
+    for (let cls = CLASS_FASTOPEN; cls <= CLASS_SACK && !tryFit(n, syn); cls++) {
+      for (let j = 0; j < n; j++) {
+        if (oClass[j] === cls && oKeep[j]) {
+          oKeep[j] = 0;
+          trimmed = 'options-removed';
+        }
+      }
+    }
+    if (!tryFit(n, syn)) return { ok: false, verdict: 'skipped', reason: 'no-room-for-label' };
+  }
+  const labelLen = fitLabel;
+  const keepNops = fitNops;
+  const areaLen = labelLen + pad4(keptSize(n, keepNops));
+  const hdrLen = 20 + areaLen;
+  const l4 = p.l4Offset;
+  const newSegLen = hdrLen + tcp.payloadLen;
+  const newTotal = l4 + newSegLen;
+  if (newTotal > 65535) return { ok: false, verdict: 'malformed', reason: 'too-large' };
+
+  // M: the label's first 8 bytes, the flow fields, the canonical options, the payload length.
+  const c = ctx;
+  const tag = (c?.tag ?? 0) & 0xffff;
+  const nat = (c?.nat ?? 0) & 7;
+  const epoch = epochOf(c?.timeMs ?? Date.now());
+  const m = mBuf;
+  m[0] = V1_KIND;
+  m[1] = labelLen;
+  m[2] = V1_EXID >>> 8;
+  m[3] = V1_EXID & 0xff;
+  m[4] = v1FlagsByte(nat, key.keyId);
+  m[5] = epoch & 0xff;
+  m[6] = tag >>> 8;
+  m[7] = tag & 0xff;
+  const b12 = ((hdrLen / 4) << 4) | (pkt[tcp.offset + 12]! & 0x0f);
+  let o = writeFlowFields(pkt, p, tcp, epoch, nat, b12, pkt[tcp.offset + 13]!);
+  for (let j = 0; j < n; j++) {
+    const keep = oKeep[j]!;
+    if (keep === 0 || optCopy[oOff[j]!] === TCPOPT_MSS) continue;
+    const from = oOff[j]!;
+    for (let k = 0; k < keep; k++) m[o + k] = optCopy[from + k]!;
+    m[o + 1] = keep; // a trimmed SACK says its new length
+    o += keep;
+  }
+  m[o++] = tcp.payloadLen >>> 8;
+  m[o++] = tcp.payloadLen & 0xff;
+  const payload = pkt.subarray(tcp.payloadOffset, tcp.payloadOffset + tcp.payloadLen);
+  // MAC before anything moves: `out` may be the packet's memory. mac() returns a reused buffer, used at once.
+  const mac = tagKey(key, tag).mac(m.subarray(0, o), payload);
+
+  const dst = out && out.length >= newTotal ? out.subarray(0, newTotal) : Buffer.allocUnsafe(newTotal);
+  dst.set(payload, l4 + hdrLen); // TypedArray.set copies overlapping ranges of one buffer correctly
+  dst.set(pkt.subarray(0, l4 + 20), 0);
+  const t = l4;
+  dst[t + 12] = b12;
+  let w = t + 20;
+  for (let i = 0; i < 8; i++) dst[w + i] = m[i]!;
+  const macLen = labelLen - V1_MAC_OFFSET;
+  for (let i = 0; i < macLen; i++) dst[w + V1_MAC_OFFSET + i] = mac[i]!;
+  w += labelLen;
+  for (let j = 0; j < n; j++) {
+    const keep = oKeep[j]!;
+    if (keep === 0) continue;
+    if (keepNops) for (let k = oNops[j]!; k > 0; k--) dst[w++] = TCPOPT_NOP;
+    const from = oOff[j]!;
+    for (let k = 0; k < keep; k++) dst[w + k] = optCopy[from + k]!;
+    dst[w + 1] = keep;
+    w += keep;
+  }
+  dst.fill(TCPOPT_EOL, w, t + hdrLen);
+  if (p.family === 4) {
+    dst[2] = newTotal >>> 8;
+    dst[3] = newTotal & 0xff;
+    const ipcs = ipv4HeaderChecksum(dst, 0, l4);
+    dst[10] = ipcs >>> 8;
+    dst[11] = ipcs & 0xff;
+    const cs = tcpChecksumV4(dst, 0, l4, newSegLen);
+    dst[t + 16] = cs >>> 8;
+    dst[t + 17] = cs & 0xff;
+  } else {
+    const pl = newTotal - 40;
+    dst[4] = pl >>> 8;
+    dst[5] = pl & 0xff;
+    const cs = tcpChecksumV6(dst, 0, l4, newSegLen, p.pseudoDstOffset);
+    dst[t + 16] = cs >>> 8;
+    dst[t + 17] = cs & 0xff;
+  }
+  const compact = labelLen === V1_COMPACT_LENGTH;
+  return trimmed ? { ok: true, packet: dst, compact, trimmed } : { ok: true, packet: dst, compact };
+}
+
+/** Where M's canonical options start: 8 option bytes + E (4) + version (1) + 2 addresses + ports (4) + seq, ack, bytes 12-13, window, urgent (14). */
+const CANON_AT_V4 = 31 + 2 * 4;
+const CANON_AT_V6 = 31 + 2 * 16;
+
+/** Result codes of the option walk below zero (the label's offset otherwise). */
+const W_NONE = -1;
+const W_BAD = -2;
+const W_DUP = -3;
+/** End of the canonical options written into mBuf by walkOptions. */
+let canonEnd = 0;
+
+/**
+ * One pass over the options: validates them, finds our option (kind 253, ExID 0x4677, any
+ * length), and, when `canonAt` >= 0, copies the canonical options (no NOPs, no MSS, not the
+ * label, nothing after EOL) into mBuf from there (canonEnd says where they end).
+ */
+function walkOptions(buf: Uint8Array, off: number, len: number, canonAt: number): number {
+  const end = off + len;
+  let found = W_NONE;
+  let o = canonAt;
+  for (let i = off; i < end; ) {
+    const kind = buf[i]!;
+    if (kind === TCPOPT_EOL) break;
+    if (kind === TCPOPT_NOP) {
+      i++;
+      continue;
+    }
+    if (i + 1 >= end) return W_BAD;
+    const olen = buf[i + 1]!;
+    if (!tcpOptionLengthOk(kind, olen) || i + olen > end) return W_BAD;
+    if (isOurs(buf, i, kind, olen)) {
+      if (found !== W_NONE) return W_DUP;
+      found = i;
+    } else if (canonAt >= 0 && kind !== TCPOPT_MSS) {
+      for (let k = 0; k < olen; k++) mBuf[o++] = buf[i + k]!;
+    }
+    i += olen;
+  }
+  canonEnd = o;
+  return found;
+}
+
+/** Locates our option and judges its form: v1 (16/20, version 01, not compact on a SYN) or compat (40). */
+function findAny(buf: Uint8Array, tcp: TcpView, canonAt: number): FindLabelResult {
+  const r = walkOptions(buf, tcp.optionsOffset, tcp.optionsLen, canonAt);
+  if (r === W_NONE) return { found: false, reason: 'no-label' };
+  if (r === W_BAD) return { found: false, reason: 'bad-option-length', malformed: true };
+  if (r === W_DUP) return { found: false, reason: 'duplicate-label', malformed: true };
+  const len = buf[r + 1]!;
+  if (len === COMPAT_LENGTH) return { found: true, offset: r };
+  if (len !== V1_FULL_LENGTH && len !== V1_COMPACT_LENGTH) return { found: false, reason: 'bad-label-length', malformed: true };
+  if ((buf[r + 4]! & 0xc0) !== V1_VERSION_BITS) return { found: false, reason: 'bad-label-version', malformed: true };
+  if (len === V1_COMPACT_LENGTH && (tcp.flags & TCP_SYN) !== 0) return { found: false, reason: 'compact-on-syn', malformed: true };
+  return { found: true, offset: r };
+}
+
+/** findOption of the v1 profile: a compat (40-byte) label is found too; verify() calls it 'other-profile'. */
+export function findV1Option(buf: Uint8Array, tcp: TcpView): FindLabelResult {
+  return findAny(buf, tcp, -1);
+}
+
+/** Verifies a parsed packet's v1 label against `keys` (those whose key id the label names). */
+export function verifyV1(pkt: Uint8Array, p: ParsedPacket, keys: readonly LabelKey[], ctx?: PacketContext): VerifyResult {
+  if (p.protocol !== IPPROTO_TCP || !p.tcp) return { verdict: 'skipped', reason: 'not-tcp' };
+  const tcp = p.tcp;
+  const canonAt = p.family === 4 ? CANON_AT_V4 : CANON_AT_V6;
+  const f = findAny(pkt, tcp, canonAt);
+  if (!f.found) return f.reason === 'no-label' ? { verdict: 'unlabelled', reason: 'no-label' } : { verdict: 'malformed', reason: f.reason };
+  const at = f.offset;
+  const len = pkt[at + 1]!;
+  // A compat label is ours but not v1: no proof this profile can check.
+  if (len === COMPAT_LENGTH) return { verdict: 'invalid', reason: 'other-profile', profile: 'v1' };
+  const b4 = pkt[at + 4]!;
+  const keyId = b4 & 7;
+  const nat = v1NatFlags(b4);
+  const tag = (pkt[at + 6]! << 8) | pkt[at + 7]!;
+  const compact = len === V1_COMPACT_LENGTH;
+  const c = ctx;
+  if ((nat & ~(c?.allowNat ?? 0)) !== 0) return { verdict: 'invalid', reason: 'nat-mode-denied', profile: 'v1', keyId, tag, nat, compact };
+  if (keys.length === 0) return { verdict: 'invalid', reason: 'no-keys', profile: 'v1', keyId, tag, nat, compact };
+  let ki = 0;
+  while (ki < keys.length && keys[ki]!.keyId !== keyId) ki++;
+  if (ki === keys.length) return { verdict: 'invalid', reason: 'unknown-key', profile: 'v1', keyId, tag, nat, compact };
+  const epoch = resolveEpoch(
+    pkt[at + 5]!,
+    epochOf(c?.timeMs ?? Date.now()),
+    c?.epochBefore ?? DEFAULT_EPOCH_BEFORE,
+    c?.epochAfter ?? DEFAULT_EPOCH_AFTER,
+  );
+  if (epoch < 0) return { verdict: 'invalid', reason: 'stale-epoch', profile: 'v1', keyId, tag, nat, compact };
+  const m = mBuf;
+  for (let i = 0; i < 8; i++) m[i] = pkt[at + i]!;
+  writeFlowFields(pkt, p, tcp, epoch, nat, pkt[tcp.offset + 12]!, pkt[tcp.offset + 13]!);
+  let o = canonEnd;
+  m[o++] = tcp.payloadLen >>> 8;
+  m[o++] = tcp.payloadLen & 0xff;
+  const prefix = m.subarray(0, o);
+  const payload = pkt.subarray(tcp.payloadOffset, tcp.payloadOffset + tcp.payloadLen);
+  const macLen = len - V1_MAC_OFFSET;
+  // The key(s) holding the label's id: one HMAC when ids are unique (the config requires it);
+  // several only where a tool was given several keys under one id (pcap verify -k a -k b).
+  for (; ki < keys.length; ki++) {
+    if (keys[ki]!.keyId !== keyId) continue;
+    const mac = tagKey(keys[ki]!, tag).mac(prefix, payload);
+    // Constant time over the MAC's length (no early exit on the first differing byte).
+    let diff = 0;
+    for (let i = 0; i < macLen; i++) diff |= mac[i]! ^ pkt[at + V1_MAC_OFFSET + i]!;
+    if (diff === 0) return { verdict: 'valid', keyIndex: ki, profile: 'v1', keyId, tag, nat, compact };
+  }
+  return { verdict: 'invalid', reason: 'mac-mismatch', profile: 'v1', keyId, tag, nat, compact };
+}
+
+/** Whether the option at `at`, `len` bytes long, is a v1 label (kind 253, ExID 0x4677, length 16 or 20). */
+export function isV1Option(buf: Uint8Array, at: number, len: number): boolean {
+  return buf[at] === V1_KIND && (len === V1_FULL_LENGTH || len === V1_COMPACT_LENGTH) && ((buf[at + 2]! << 8) | buf[at + 3]!) === V1_EXID;
+}
+
+/** The v1 profile as the rest of labelwall sees it. */
+export const v1: LabelProfile = {
+  name: 'v1',
+  optionKind: V1_KIND,
+  optionLength: V1_FULL_LENGTH,
+  overhead: V1_OVERHEAD,
+  // The stack's options stay, so the handshake negotiates them; the peer's MSS leaves room for the full label.
+  handshake: { eraseOutbound: false, eraseInbound: false, mssClamp: V1_FULL_LENGTH },
+  label: labelV1,
+  verify: verifyV1,
+  findOption: findV1Option,
+  isOwnOption: isV1Option,
+};
