@@ -6,7 +6,8 @@ import { LabelKey } from '../../src/label/keys.js';
 import { parseCidr, parsePortRange } from '../../src/util/match.js';
 import { DEFAULT_MARK } from '../../src/config/model.js';
 import { decideVerifierPacket, maskShift, selectRule, withTagMark, type RuntimeVerifierRule } from '../../src/verifier/decide.js';
-import type { LabelProfile, PacketContext } from '../../src/label/profile.js';
+import { labelWith, NAT_PORTS, NAT_SRC, type LabelProfile, type PacketContext } from '../../src/label/profile.js';
+import { v1 } from '../../src/label/v1.js';
 
 const k1 = LabelKey.fromBytes(Buffer.alloc(32, 1), 'k1');
 const k2 = LabelKey.fromBytes(Buffer.alloc(32, 2), 'k2');
@@ -135,4 +136,94 @@ test('the packet context: clock, the rule NAT tolerance and the epoch window rea
     { epochBefore: 0, epochAfter: 3, timeMs: 1_700_000_000_000, allowNat: 0 },
     { epochBefore: 0, epochAfter: 3, timeMs: 1_700_000_016_000, allowNat: 5 },
   ]);
+});
+
+// v1 packets, made with the v1 codec: the verifier's use of the context, tags, marks and reasons.
+const NOW = 1_800_000_000_000;
+const v1lab = (k: LabelKey, ctx: PacketContext, pkt: Buffer = plain): Buffer => {
+  const r = labelWith(v1, pkt, k, undefined, { timeMs: NOW, ...ctx });
+  assert.ok(r.ok, JSON.stringify(r));
+  return Buffer.from(r.packet);
+};
+const decideV1 = (pkt: Buffer, rules: RuntimeVerifierRule[], ctx: PacketContext = {}, now = NOW) =>
+  decideVerifierPacket(v1, pkt, 0, rules, DEFAULT_MARK, 'e', undefined, ctx, now);
+
+test('v1: the tag of a valid label goes into the mark under tagMask in mark mode (app 300: 0x012c0000/0xffff0000)', () => {
+  const pkt = v1lab(k1, { tag: 300 });
+  const m = decideV1(pkt, [rule({ action: 'mark' })]);
+  assert.deepEqual([m.verdict, m.judged, m.profile, m.keyId, m.tag], ['repeat', 'valid', 'v1', 0, 300]);
+  assert.equal(m.mark, (0x012c0000 | DEFAULT_MARK.valid) >>> 0);
+  assert.equal((m.mark & 0xffff0000) >>> 0, 0x012c0000, 'what `-m mark --mark 0x012c0000/0xffff0000` tests');
+  // Another mask: the tag moves to its lowest bit.
+  const low = decideVerifierPacket(
+    v1,
+    pkt,
+    0,
+    [rule({ action: 'mark' })],
+    { ...DEFAULT_MARK, tagMask: 0xffff000 },
+    'e',
+    undefined,
+    {},
+    NOW,
+  );
+  assert.equal(low.mark, ((300 << 12) | DEFAULT_MARK.valid) >>> 0);
+  // Drop mode leaves the tag bits alone; an invalid label in mark mode clears them.
+  assert.equal(decideV1(pkt, [rule({ action: 'drop' })]).mark, DEFAULT_MARK.valid);
+  const inv = decideVerifierPacket(
+    v1,
+    v1lab(k2, { tag: 300 }),
+    0x012c0000,
+    [rule({ action: 'mark' })],
+    DEFAULT_MARK,
+    'e',
+    undefined,
+    {},
+    NOW,
+  );
+  assert.deepEqual([inv.judged, inv.reason, inv.mark], ['invalid', 'mac-mismatch', DEFAULT_MARK.invalid]);
+});
+
+test('v1: rule tags: the listed tag passes, another (and the untagged) is tag-denied in drop mode', () => {
+  const rules = [rule({ tags: [300] })];
+  assert.equal(decideV1(v1lab(k1, { tag: 300 }), rules).judged, 'valid');
+  for (const tag of [301, 0]) {
+    const d = decideV1(v1lab(k1, { tag }), rules);
+    assert.deepEqual([d.verdict, d.judged, d.reason, d.tag], ['drop', 'invalid', 'tag-denied', tag]);
+  }
+});
+
+test('v1: the epoch window from the context: a 100 s old label is stale by default, valid with before: 8', () => {
+  const old = v1lab(k1, { timeMs: NOW - 100_000 });
+  const d = decideV1(old, [rule({})]);
+  assert.deepEqual([d.judged, d.reason], ['invalid', 'stale-epoch']);
+  assert.equal(decideV1(old, [rule({})], { epochBefore: 8, epochAfter: 1 }).judged, 'valid');
+  // The same label at its own time is valid: only the clock differs.
+  assert.equal(decideV1(old, [rule({})], {}, NOW - 100_000).judged, 'valid');
+});
+
+test('v1: NAT flags are refused unless the rule allows them (nat-mode-denied), then verified', () => {
+  const pkt = v1lab(k1, { nat: NAT_SRC | NAT_PORTS });
+  const d = decideV1(pkt, [rule({})]);
+  assert.deepEqual([d.verdict, d.judged, d.reason], ['drop', 'invalid', 'nat-mode-denied']);
+  assert.equal(decideV1(pkt, [rule({ allowNat: NAT_SRC })]).reason, 'nat-mode-denied', 'ports not allowed');
+  assert.equal(decideV1(pkt, [rule({ allowNat: NAT_SRC | NAT_PORTS })]).judged, 'valid');
+  // The context is reset per packet: the next rule's strictness applies to the next packet.
+  const ctx: PacketContext = {};
+  decideV1(pkt, [rule({ allowNat: NAT_SRC | NAT_PORTS })], ctx);
+  assert.equal(decideV1(pkt, [rule({})], ctx).reason, 'nat-mode-denied');
+});
+
+test('v1: key ids: a label naming a key the rule lacks is unknown-key; the right id verifies; bad version bits are malformed', () => {
+  const k3 = k1.withKeyId(3);
+  const pkt = v1lab(k3, {});
+  assert.deepEqual([decideV1(pkt, [rule({ keys: [k1] })]).reason], ['unknown-key']);
+  const ok = decideV1(pkt, [rule({ keys: [k1, k3] })]);
+  assert.deepEqual([ok.judged, ok.keyId, ok.keyFingerprint], ['valid', 3, k3.fingerprint]);
+  // Byte 4 of the option: version bits 01 -> 10.
+  const bad = Buffer.from(pkt);
+  const at = bad.indexOf(Buffer.from([253, 20, 0x46, 0x77]));
+  assert.ok(at > 0);
+  bad[at + 4] = (bad[at + 4]! & 0x3f) | 0x80;
+  const m = decideV1(bad, [rule({ keys: [k3] })]);
+  assert.deepEqual([m.verdict, m.judged, m.reason], ['drop', 'malformed', 'bad-label-version']);
 });
