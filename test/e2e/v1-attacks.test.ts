@@ -14,6 +14,9 @@ import { controlGet } from '../../src/control/client.js';
 import { PYTHON } from '../../src/lab/paths.js';
 import { createTopology, run, standardTopology, waitFor, type Topology } from '../../src/lab/netns.js';
 import { startFlowClient, startSink } from '../../src/lab/inject.js';
+import { httpRequests, startHttpServer } from '../../src/lab/http.js';
+import { sshEchoParamiko, startSshServer } from '../../src/lab/ssh.js';
+import { runIperf, startIperfServer } from '../../src/lab/iperf.js';
 import { blob, firstDifference } from '../../src/lab/blob.js';
 import { makeTempDir } from '../../src/lab/tmp.js';
 import { LABELWALL_BIN, startDaemon, writeKey, type Daemon } from '../../src/lab/labelwall.js';
@@ -129,6 +132,39 @@ for (const [i, profile] of (['v1', 'compat'] as const).entries()) {
         'the genuine connection delivered everything',
       );
       return cap.stop();
+    }
+
+    if (refused) {
+      // First, before any attack lists pc as a suspect source: genuine traffic is all valid.
+      test('(f) HTTP (flask, IPv4 and IPv6), SSH (paramiko) and iperf3 through the v1 verifier: byte for byte, zero invalid', async () => {
+        const http = await startHttpServer(topo, 'srv', { port: 8080 });
+        const ssh = await startSshServer(topo, 'srv', { port: 2222 });
+        const c0 = await verifier.counters();
+        for (const family of [4, 6] as const) {
+          const sizes = [5, 1400, 100_000, 2_000_000];
+          const res = await httpRequests(topo, 'pc', http.url(srv(family)), [
+            ...sizes.map((n) => ({ method: 'GET' as const, path: `/blob/${n}` })),
+            { method: 'POST' as const, path: '/echo', body: blob(1_500_000, `post${family}`) },
+          ]);
+          sizes.forEach((n, j) => {
+            assert.equal(res[j]!.status, 200, res[j]!.error);
+            assert.equal(firstDifference(res[j]!.body, blob(n)), -1, `GET /blob/${n} over IPv${family}`);
+          });
+          assert.equal(firstDifference(res[4]!.body, blob(1_500_000, `post${family}`)), -1, `POST echo over IPv${family}`);
+        }
+        const p = await sshEchoParamiko(topo, 'pc', ssh, srv(4), { kb: 512 });
+        assert.ok(p.ok, JSON.stringify(p));
+        assert.equal(p.received, 512 * 1024);
+        const ip = await startIperfServer(topo, 'srv', 5201);
+        const r = await runIperf(topo, 'pc', srv(4), { seconds: 2 });
+        await ip.stop();
+        assert.ok(r.bytesReceived > 5 * 1024 * 1024, `iperf3 moved ${r.bytesReceived} bytes`);
+        const c1 = await verifier.counters();
+        assert.ok(delta(c0, c1, 'valid') > 2000, `valid grew by ${delta(c0, c1, 'valid')}`);
+        for (const k of ['invalid', 'malformed', 'unlabelled', 'dropped']) assert.equal(delta(c0, c1, k), 0, `${k}: ${JSON.stringify(c1)}`);
+        await http.stop();
+        await ssh.stop();
+      });
     }
 
     test(`(a) a SYN captured from a labelled connection, replayed from another host and later from the same one: ${refused ? 'refused' : 'accepted'}`, async () => {
