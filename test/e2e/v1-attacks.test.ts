@@ -9,6 +9,7 @@
 // labelwall's jump (which is the first rule): a segment the verifier drops never reaches them.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { controlGet } from '../../src/control/client.js';
 import { PYTHON } from '../../src/lab/paths.js';
@@ -344,3 +345,280 @@ for (const [i, profile] of (['v1', 'compat'] as const).entries()) {
     });
   });
 }
+
+/** Writes a YAML config file (the test's own; keys by absolute path). */
+function writeConfig(dir: string, name: string, text: string): string {
+  const path = join(dir, `${name}.yaml`);
+  writeFileSync(path, text);
+  return path;
+}
+
+/** Connects and sends `n` bytes, or reports that the connection could not be opened. */
+async function tryFlow(topo: Topology, port: number, dst: string, n: number): Promise<{ ok: boolean; received?: Buffer }> {
+  const sink = await startSink(topo, 'srv', { port, idleTimeoutSec: 20 });
+  let flow: Awaited<ReturnType<typeof startFlowClient>>;
+  try {
+    flow = await startFlowClient(topo, 'pc', dst, port);
+  } catch {
+    sink.proc.signal('SIGKILL');
+    return { ok: false };
+  }
+  await flow.send(n, `p${port}`);
+  await flow.close();
+  await sink.done();
+  return { ok: true, received: sink.received() };
+}
+
+describe('(d) app tags at the verifier: drop mode refuses other tags (tag-denied), mark mode puts the tag in the mark', {
+  timeout: 300_000,
+}, () => {
+  let topo: Topology;
+  let dir: string;
+  let agent: Daemon;
+  let verifier: Daemon;
+  before(async () => {
+    dir = makeTempDir('lw-v1tag-');
+    const key = writeKey(dir, 'site');
+    topo = await createTopology(standardTopology({ subnetBase: 240 }));
+    const inIf = topo.iface('mb', 'pc').name;
+    // The agent tags a flow by the egress rule that allowed it: here by destination port.
+    const cfg = writeConfig(
+      dir,
+      'tags',
+      `keys:
+  site: ${key.path}
+tags:
+  web: 300
+  other: 301
+agent:
+  profile: v1
+  key: site
+  egress:
+    default: allow
+    rules:
+      - { name: web, dst: { ports: [9400, 9402], proto: tcp }, action: allow, tag: web }
+      - { name: other, dst: { ports: [9401, 9403], proto: tcp }, action: allow, tag: other }
+verifier:
+  profile: v1
+  hook: forward
+  rules:
+    - { name: web-only, in_interfaces: [${inIf}], ports: [9400, 9401], tags: [web], action: drop }
+    - { name: by-mark, in_interfaces: [${inIf}], ports: [9402, 9403], action: mark }
+`,
+    );
+    agent = await startDaemon(topo, 'pc', 'agent', ['--config', cfg, '--queue-base', '10'], dir);
+    verifier = await startDaemon(topo, 'mb', 'verifier', ['--config', cfg, '--queue-base', '20'], dir);
+  });
+  after(async () => {
+    await topo?.destroy();
+  });
+
+  test('drop mode: the flow tagged web passes byte for byte, the flow tagged other is dropped and counted tag-denied', async () => {
+    const web = await countingRule(topo, 4, 'web', ['-s', topo.addr('pc'), '-p', 'tcp', '--dport', '9400']);
+    const other = await countingRule(topo, 4, 'other', ['-s', topo.addr('pc'), '-p', 'tcp', '--dport', '9401']);
+    const c0 = await verifier.counters();
+    const a = await tryFlow(topo, 9400, topo.addr('srv'), 30_000);
+    assert.ok(a.ok, 'the web flow opened');
+    assert.equal(firstDifference(a.received!, blob(30_000, 'p9400')), -1);
+    const c1 = await verifier.counters();
+    assert.equal(delta(c0, c1, 'invalid:tag-denied'), 0, 'the allowed tag is not denied');
+    assert.ok((await web()) > 10);
+    const b = await tryFlow(topo, 9401, topo.addr('srv'), 100);
+    assert.equal(b.ok, false, 'the other flow never opened');
+    const c2 = await verifier.counters();
+    assert.ok(delta(c1, c2, 'invalid:tag-denied') >= 1, JSON.stringify(c2));
+    assert.equal(delta(c1, c2, 'invalid'), delta(c1, c2, 'invalid:tag-denied'), 'denied for the tag alone: the labels were valid');
+    assert.equal(await other(), 0, 'nothing of the other flow passed');
+    const warn = verifier.logs().find((l) => l.reason === 'tag-denied');
+    assert.ok(warn, 'logged');
+    assert.equal(warn.tag, 301);
+    assert.equal(warn.tagName, 'other');
+  });
+
+  test('mark mode: iptables -m mark --mark 0x012c0000/0xffff0000 matches app web; a rule on it lets only web through', async () => {
+    const pc = topo.addr('pc');
+    const webMark = await countingRule(topo, 4, 'mark-web', [
+      '-s',
+      pc,
+      '-p',
+      'tcp',
+      '--dport',
+      '9402',
+      '-m',
+      'mark',
+      '--mark',
+      '0x012c0000/0xffff0000',
+    ]);
+    const webAll = await countingRule(topo, 4, 'all-web', ['-s', pc, '-p', 'tcp', '--dport', '9402']);
+    const otherMark = await countingRule(topo, 4, 'mark-other', [
+      '-s',
+      pc,
+      '-p',
+      'tcp',
+      '--dport',
+      '9403',
+      '-m',
+      'mark',
+      '--mark',
+      '0x012d0000/0xffff0000',
+    ]);
+    const c0 = await verifier.counters();
+    // The administrator's policy, after labelwall's: port 9403 is for app web only.
+    await topo.check('mb', [
+      'iptables',
+      '-w',
+      '-A',
+      'FORWARD',
+      '-p',
+      'tcp',
+      '--dport',
+      '9403',
+      '-m',
+      'mark',
+      '!',
+      '--mark',
+      '0x012c0000/0xffff0000',
+      '-j',
+      'DROP',
+    ]);
+    const a = await tryFlow(topo, 9402, topo.addr('srv'), 20_000);
+    assert.ok(a.ok);
+    assert.equal(firstDifference(a.received!, blob(20_000, 'p9402')), -1);
+    const all = await webAll();
+    assert.ok(all > 10);
+    assert.equal(await webMark(), all, 'every segment of the web flow carries tag 300 in the mark');
+    const b = await tryFlow(topo, 9403, topo.addr('srv'), 100);
+    assert.equal(b.ok, false, 'the rule on the tag bits dropped app other');
+    assert.ok((await otherMark()) >= 1, 'app other was marked 301');
+    const c1 = await verifier.counters();
+    assert.equal(delta(c0, c1, 'dropped'), 0, 'mark mode drops nothing itself: the administrator rule did');
+    assert.equal(delta(c0, c1, 'invalid'), 0, 'both apps labels are valid');
+  });
+
+  test('clean stop', async () => {
+    assert.equal(await agent.stop(), 0);
+    assert.equal(await verifier.stop(), 0);
+  });
+});
+
+describe('(e) NAT modes through a real SNAT (MASQUERADE with port mapping in a router namespace)', { timeout: 300_000 }, () => {
+  //   pc (agent) ── nat (MASQUERADE to 10.B.2.2, ports 20000-20999) ── mb (verifier) ── srv
+  let topo: Topology;
+  let dir: string;
+  let key: { path: string; hex: string };
+  before(async () => {
+    dir = makeTempDir('lw-v1nat-');
+    key = writeKey(dir, 'site');
+    topo = await createTopology({
+      subnetBase: 241,
+      hosts: [
+        { name: 'pc', via: 'nat' },
+        { name: 'nat', router: true, via: 'mb' },
+        { name: 'mb', router: true, via: 'nat' },
+        { name: 'srv', via: 'mb' },
+      ],
+      links: [
+        { a: 'nat', b: 'pc' },
+        { a: 'mb', b: 'nat' },
+        { a: 'mb', b: 'srv' },
+      ],
+    });
+    const out = topo.iface('nat', 'mb').name;
+    await topo.check('nat', [
+      'iptables',
+      '-w',
+      '-t',
+      'nat',
+      '-A',
+      'POSTROUTING',
+      '-o',
+      out,
+      '-p',
+      'tcp',
+      '-j',
+      'MASQUERADE',
+      '--to-ports',
+      '20000-20999',
+    ]);
+  });
+  after(async () => {
+    await topo?.destroy();
+  });
+
+  const agentConfig = (nat: boolean): string =>
+    writeConfig(
+      dir,
+      `agent-${nat}`,
+      `keys:
+  site: ${key.path}
+agent:
+  profile: v1
+  key: site
+${nat ? `  nat:\n    - { destinations: [${topo.addr('srv')}/32], translated: [source, ports] }\n` : ''}`,
+    );
+  const verifierConfig = (allow: boolean): string =>
+    writeConfig(
+      dir,
+      `verifier-${allow}`,
+      `keys:
+  site: ${key.path}
+verifier:
+  profile: v1
+  hook: forward
+  rules:
+    - { name: from-nat, in_interfaces: [${topo.iface('mb', 'nat').name}], action: drop${allow ? ', allow_nat: [source, ports]' : ''} }
+`,
+    );
+
+  async function attempt(agentNat: boolean, allowNat: boolean, port: number) {
+    const agent = await startDaemon(topo, 'pc', 'agent', ['--config', agentConfig(agentNat), '--no-egress', '--queue-base', '10'], dir);
+    const verifier = await startDaemon(topo, 'mb', 'verifier', ['--config', verifierConfig(allowNat), '--queue-base', '20'], dir);
+    try {
+      const c0 = await verifier.counters();
+      const r = await tryFlow(topo, port, topo.addr('srv'), 50_000);
+      const c1 = await verifier.counters();
+      const reasons = Object.fromEntries(
+        Object.keys(c1)
+          .filter((k) => k.startsWith('invalid:') && delta(c0, c1, k) > 0)
+          .map((k) => [k, delta(c0, c1, k)]),
+      );
+      return { r, valid: delta(c0, c1, 'valid'), invalid: delta(c0, c1, 'invalid'), reasons };
+    } finally {
+      assert.equal(await agent.stop(), 0);
+      assert.equal(await verifier.stop(), 0);
+    }
+  }
+
+  test('the NAT is real: srv sees the router address and a mapped port', async () => {
+    const sink = await startSink(topo, 'srv', { port: 9500 });
+    const flow = await startFlowClient(topo, 'pc', topo.addr('srv'), 9500);
+    await flow.send(10, 'x');
+    const ss = await topo.check('srv', ['ss', '-Htn', 'state', 'established', 'sport', '=', ':9500']);
+    assert.match(ss.stdout, new RegExp(`${topo.addr('nat', 4, 'mb').replace(/\./g, '\\.')}\\]?:20\\d{3}\\b`), ss.stdout);
+    await flow.close();
+    await sink.done();
+  });
+
+  test('strict agent (no flag), strict verifier: refused as mac-mismatch (a translated strict label is a forgery to the verifier)', async () => {
+    const a = await attempt(false, false, 9501);
+    assert.equal(a.r.ok, false);
+    assert.equal(a.valid, 0);
+    assert.ok(a.invalid >= 1);
+    assert.deepEqual(Object.keys(a.reasons), ['invalid:mac-mismatch'], JSON.stringify(a.reasons));
+  });
+
+  test('agent.nat translated: [source, ports], verifier without allow_nat: refused as nat-mode-denied', async () => {
+    const a = await attempt(true, false, 9502);
+    assert.equal(a.r.ok, false);
+    assert.equal(a.valid, 0);
+    assert.deepEqual(Object.keys(a.reasons), ['invalid:nat-mode-denied'], JSON.stringify(a.reasons));
+  });
+
+  test('agent.nat translated: [source, ports], verifier allow_nat: [source, ports]: verified, byte for byte, zero invalid', async () => {
+    const a = await attempt(true, true, 9503);
+    assert.ok(a.r.ok, 'the connection opened through the NAT');
+    assert.equal(firstDifference(a.r.received!, blob(50_000, 'p9503')), -1);
+    assert.ok(a.valid > 10);
+    assert.equal(a.invalid, 0, JSON.stringify(a.reasons));
+  });
+});
