@@ -8,6 +8,8 @@ import { DEFAULT_MARK } from '../../src/config/model.js';
 import { decideVerifierPacket, maskShift, selectRule, withTagMark, type RuntimeVerifierRule } from '../../src/verifier/decide.js';
 import { labelWith, NAT_PORTS, NAT_SRC, type LabelProfile, type PacketContext } from '../../src/label/profile.js';
 import { v1 } from '../../src/label/v1.js';
+import { getProfile } from '../../src/label/registry.js';
+import { verifierRulePlan } from '../../src/verifier/rules.js';
 
 const k1 = LabelKey.fromBytes(Buffer.alloc(32, 1), 'k1');
 const k2 = LabelKey.fromBytes(Buffer.alloc(32, 2), 'k2');
@@ -226,4 +228,27 @@ test('v1: key ids: a label naming a key the rule lacks is unknown-key; the right
   bad[at + 4] = (bad[at + 4]! & 0x3f) | 0x80;
   const m = decideV1(bad, [rule({ keys: [k3] })]);
   assert.deepEqual([m.verdict, m.judged, m.reason], ['drop', 'malformed', 'bad-label-version']);
+});
+
+test("profile 'any': both label lengths are judged, each by its own profile; the kernel's unlabelled rule still tests option 253", () => {
+  const anyProfile = getProfile('any');
+  const rules = [rule({})];
+  const c = decideVerifierPacket(anyProfile, lab(k1), 0, rules, DEFAULT_MARK, 'e', undefined, {}, NOW);
+  assert.deepEqual([c.judged, c.profile], ['valid', 'compat']);
+  const v = decideVerifierPacket(anyProfile, v1lab(k1, { tag: 7 }), 0, rules, DEFAULT_MARK, 'e', undefined, {}, NOW);
+  assert.deepEqual([v.judged, v.profile, v.tag], ['valid', 'v1', 7]);
+  assert.equal(decideVerifierPacket(anyProfile, plain, 0, rules, DEFAULT_MARK, 'e', undefined, {}, NOW).judged, 'unlabelled');
+  const plan = verifierRulePlan(4, {
+    hook: 'forward',
+    queues: [0],
+    failOpen: false,
+    markMask: 0xf00,
+    optionKind: anyProfile.optionKind,
+    selections: [rules[0]!],
+  });
+  const kernel = plan.chains.find((ch) => ch.chain.endsWith('-KERNEL'))!.rules.map((r) => r.join(' '));
+  assert.ok(
+    kernel.some((r) => r.includes('! --tcp-option 253 -g')),
+    kernel.join('\n'),
+  );
 });
