@@ -1,9 +1,12 @@
 #!/usr/bin/python3
 """Forge TCP segments into an established flow (scapy), with or without a labelwall label.
 
-The compat label is implemented here independently of the TypeScript code, as a cross-check:
+The labels are implemented here independently of the TypeScript code, as a cross-check:
+compat (default, --profile compat):
   option = 253, 40, 0x46 0x77 (ExID), 0 0 0 0, HMAC-SHA256(key, seq as 4 bytes BE || payload)
-and it is the only TCP option (header = 60 bytes).
+  and it is the only TCP option (header = 60 bytes);
+v1 (--profile v1 [--key-id N] [--tag N] [--nat BITS]): the 20-byte label of docs/label-v1.md,
+  from labelv1.py (epoch from this host's clock).
 
 usage:
   forge.py inject KIND --src IP --dst IP --sport P --dport P --seq N --ack N [options]
@@ -44,8 +47,13 @@ import hashlib
 import hmac
 import json
 import socket
+import os
 import subprocess
 import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import labelv1  # noqa: E402
 
 LABEL_KIND = 253
 LABEL_LEN = 40
@@ -117,6 +125,9 @@ def build_segment(a, kind: str):
     else:
         sys.exit(f"forge.py: unknown kind {kind}")
 
+    if a.profile == "v1":
+        return build_v1(a, kind, seq, key, payload, info)
+
     ip = IPv6(src=a.src, dst=a.dst) if ":" in a.dst else IP(src=a.src, dst=a.dst)
     tcp = TCP(sport=a.sport, dport=a.dport, seq=seq, ack=a.ack % 2**32, flags=a.flags, window=a.window)
     if option is not None:
@@ -139,6 +150,82 @@ def build_segment(a, kind: str):
         packet_hex=raw.hex(),
     )
     return raw, info
+
+
+def build_v1(a, kind: str, seq: int, key, payload: bytes, info: dict):
+    """The same forgeries with v1 labels: the label first, no other option."""
+    from scapy.layers.inet import IP, TCP
+    from scapy.layers.inet6 import IPv6
+    from scapy.packet import Raw
+
+    def plain(seq_: int, pay: bytes) -> bytes:
+        ip = IPv6(src=a.src, dst=a.dst) if ":" in a.dst else IP(src=a.src, dst=a.dst)
+        tcp = TCP(sport=a.sport, dport=a.dport, seq=seq_, ack=a.ack % 2**32, flags=a.flags, window=a.window)
+        return bytes(ip / tcp / Raw(pay) if pay else ip / tcp)
+
+    def label(raw: bytes, k: bytes) -> bytes:
+        return labelv1.label_packet(raw, k, a.key_id, a.tag, a.nat, time.time())
+
+    ihl = 40 if ":" in a.dst else 20
+    sent_payload = payload
+    if kind == "nolabel":
+        raw = plain(seq, payload)
+    elif kind == "wrongkey":
+        wrong = hexbytes(a.wrong_key_hex) if a.wrong_key_hex else hashlib.sha256(b"labelwall-wrong-key").digest()
+        raw = label(plain(seq, payload), wrong)
+    elif kind == "valid":
+        raw = label(plain(seq, payload), key)
+    elif kind == "tampered":
+        good = bytearray(label(plain(seq, payload), key))
+        b = bytearray(payload)
+        for i in range(0, len(b), max(1, len(b) // 4)):
+            b[i] ^= 0x5A
+        sent_payload = bytes(b)
+        raw = relabel(bytes(good), ihl, option=None, payload=sent_payload)
+        info["labelled_payload_hex"] = payload.hex()
+    else:  # replay: the label of another segment, copied onto this one
+        if a.replay_label_hex:
+            option = hexbytes(a.replay_label_hex)
+        else:
+            rseq = (a.replay_seq if a.replay_seq is not None else seq + 100000) % 2**32
+            rpay = hexbytes(a.replay_payload_hex) if a.replay_payload_hex else b"ORIGINAL-" + payload[9:]
+            src = label(plain(rseq, rpay), key)
+            option = src[ihl + 20:ihl + 40]
+            info["label_source"] = {"seq": rseq, "payload_hex": rpay.hex()}
+        raw = relabel(label(plain(seq, payload), key), ihl, option=option, payload=payload)
+    opt = raw[ihl + 20:ihl + (raw[ihl + 12] >> 4) * 4]
+    info.update(
+        kind=kind, profile="v1",
+        src=a.src, dst=a.dst, sport=a.sport, dport=a.dport, seq=seq, ack=a.ack % 2**32,
+        payload_hex=sent_payload.hex(),
+        option_hex=opt.hex() if opt else None,
+        packet_hex=raw.hex(),
+    )
+    return raw, info
+
+
+def relabel(raw: bytes, ihl: int, option, payload: bytes) -> bytes:
+    """A labelled packet with its first option replaced by `option` and/or its payload by `payload`;
+    lengths and checksums fixed so the forgery reaches the verifier as a well-formed segment."""
+    import struct
+    family = raw[0] >> 4
+    doff = (raw[ihl + 12] >> 4) * 4
+    hdr = bytearray(raw[ihl:ihl + doff])
+    if option is not None:
+        hdr[20:20 + len(option)] = option
+    seg = bytearray(hdr + payload)
+    seg[16:18] = b"\0\0"
+    src, dst = (raw[12:16], raw[16:20]) if family == 4 else (raw[8:24], raw[24:40])
+    pseudo = src + dst + (struct.pack("!BBH", 0, 6, len(seg)) if family == 4 else struct.pack("!IxxxB", len(seg), 6))
+    struct.pack_into("!H", seg, 16, labelv1.checksum(pseudo + bytes(seg)))
+    ip = bytearray(raw[:ihl])
+    if family == 4:
+        struct.pack_into("!H", ip, 2, ihl + len(seg))
+        ip[10:12] = b"\0\0"
+        struct.pack_into("!H", ip, 10, labelv1.checksum(bytes(ip)))
+    else:
+        struct.pack_into("!H", ip, 4, len(seg))
+    return bytes(ip) + bytes(seg)
 
 
 def ip_json(args):
@@ -214,6 +301,10 @@ def main() -> int:
     for name in ("--sport", "--dport", "--seq", "--ack"):
         inj.add_argument(name, type=int, required=True)
     inj.add_argument("--key-hex")
+    inj.add_argument("--profile", choices=["compat", "v1"], default="compat")
+    inj.add_argument("--key-id", type=int, default=0, help="v1: key id of the label (0-7)")
+    inj.add_argument("--tag", type=int, default=0, help="v1: app tag of the label")
+    inj.add_argument("--nat", type=int, default=0, help="v1: NAT flags, bits 1=S 2=D 4=P")
     inj.add_argument("--wrong-key-hex")
     inj.add_argument("--replay-seq", type=int)
     inj.add_argument("--replay-payload-hex")

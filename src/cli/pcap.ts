@@ -2,10 +2,10 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Command } from 'commander';
-import { loadKeyFile, type LabelKey } from '../label/keys.js';
-import { VERDICTS, type Verdict, type VerifyResult } from '../label/profile.js';
-import { DEFAULT_PROFILE, getProfile } from '../label/registry.js';
-import { labelCapture, verifyCapture } from '../pcap/process.js';
+import { type LabelKey, loadKeyFile, MAX_KEY_ID } from '../label/keys.js';
+import { NAT_DST, NAT_PORTS, NAT_SRC, VERDICTS, type Verdict, type VerifyResult } from '../label/profile.js';
+import { getProfile } from '../label/registry.js';
+import { labelCapture, type VerdictCounts, verifyCapture } from '../pcap/process.js';
 import { CliError, EXIT_FOUND, EXIT_OK } from './errors.js';
 import { LineOutput } from './output.js';
 import { progressBar } from './progress.js';
@@ -14,9 +14,68 @@ function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];
 }
 
-function loadKeys(files: string[]): LabelKey[] {
-  if (files.length === 0) throw new CliError("required option '--key-file <file>' not specified");
-  return files.map((f) => loadKeyFile(f));
+/** The profiles each command takes, and its default (an analysis tool verifies whatever it finds). */
+const LABEL_PROFILES = ['v1', 'compat'] as const;
+const VERIFY_PROFILES = ['any', 'v1', 'compat'] as const;
+const DEFAULT_LABEL_PROFILE = 'v1';
+const DEFAULT_VERIFY_PROFILE = 'any';
+
+function profileOption(allowed: readonly string[]): (v: string) => string {
+  return (v) => {
+    if (!allowed.includes(v)) throw new CliError(`--profile: expected ${allowed.join(', ')}, got '${v}'`);
+    return v;
+  };
+}
+
+/**
+ * A --key-file argument: FILE (key id 0) or ID=FILE with ID 0-7, the key id a v1 label names
+ * (compat ignores it). A file whose name starts with a digit and '=' is written ./5=name.
+ */
+export function parseKeySpec(spec: string): { file: string; keyId: number } {
+  const m = /^(\d+)=(.*)$/s.exec(spec);
+  if (!m) return { file: spec, keyId: 0 };
+  const keyId = Number(m[1]);
+  if (keyId > MAX_KEY_ID) throw new CliError(`--key-file ${spec}: key id ${m[1]} is not 0-${MAX_KEY_ID} (a file of that name: ./${spec})`);
+  if (m[2] === '') throw new CliError(`--key-file ${spec}: no file after '${m[1]}='`);
+  return { file: m[2]!, keyId };
+}
+
+function loadKeys(specs: string[]): LabelKey[] {
+  if (specs.length === 0) throw new CliError("required option '--key-file <[id=]file>' not specified");
+  return specs.map((s) => {
+    const { file, keyId } = parseKeySpec(s);
+    return loadKeyFile(file, keyId);
+  });
+}
+
+const NAT_NAMES: Record<string, number> = { src: NAT_SRC, dst: NAT_DST, ports: NAT_PORTS };
+
+/** --nat / --allow-nat: a comma-separated list of src, dst, ports (S, D, P), or none. */
+export function parseNatList(flag: string, v: string): number {
+  if (v === 'none') return 0;
+  let n = 0;
+  for (const name of v.split(',')) {
+    const bit = NAT_NAMES[name.trim()];
+    if (bit === undefined) throw new CliError(`${flag}: expected a list of src, dst, ports (or none), got '${v}'`);
+    n |= bit;
+  }
+  return n;
+}
+
+/** NAT flags as the names --nat takes, for output. */
+function natNames(n: number): string {
+  return (
+    Object.entries(NAT_NAMES)
+      .filter(([, bit]) => n & bit)
+      .map(([name]) => name)
+      .join(',') || 'none'
+  );
+}
+
+function parseTag(v: string): number {
+  const n = Number(v);
+  if (!/^\d+$/.test(v) || n > 0xffff) throw new CliError(`--tag: expected an app tag 0-65535, got '${v}'`);
+  return n;
 }
 
 function checkInput(file: string): void {
@@ -30,29 +89,56 @@ function checkInput(file: string): void {
   if (!st.isFile()) throw new CliError(`${file}: not a regular file`);
 }
 
+const KEY_HELP = `Keys: --key-file FILE is key id 0; --key-file ID=FILE (ID 0-7) gives the key id a v1
+label names, e.g. --key-file 5=/etc/labelwall/site.key (compat labels carry no key id).`;
+
 const VERIFY_HELP = `
+Profiles (--profile): any (the default) judges each frame by the label it carries: option
+253 with ExID 0x4677 and length 16 or 20 is v1, length 40 is compat; v1 or compat judge only
+their own (v1 calls a compat label invalid, reason other-profile; compat calls a v1 label
+malformed). docs/label-v1.md has the v1 format.
+
 Verdicts (one per frame):
-  valid      our label (option 253, length 40, ExID 0x4677) and the MAC matches a key
-  invalid    our label, but the MAC matches none of the keys (tampered, forged, wrong key)
+  valid      our label and its MAC matches a key
+  invalid    our label, but not proof of origin: mac-mismatch (tampered, forged, wrong key),
+             v1: unknown-key (no key with its key id), stale-epoch (labelled more than 32-48 s
+             before or 16-32 s after the frame's capture time), nat-mode-denied (S/D/P set
+             and not allowed by --allow-nat)
   unlabelled  TCP without our label (option 253 with another ExID is not ours)
   malformed  cannot be parsed or judged: truncated headers, bad data offset, bad option
-             lengths, our ExID with a length other than 40, IP fragments
+             lengths, our ExID with a length no profile has, v1 version bits not 01, a
+             compact v1 label on a SYN, two labels, IP fragments
   skipped    not TCP (UDP, ICMP, ARP, other link-layer payloads)
 
+Each frame is judged at its capture timestamp (v1's epoch window).
+
 Output: a table of counts and the first bad (invalid or malformed) frames; with --json one
-object per frame {"frame":N,"verdict":"...","reason":"..."} (frames numbered from 1 in file
-order; "reason" on every verdict but valid, which names the matching key's fingerprint as "fingerprint"),
-then {"summary":{...counts...}}. A progress bar is drawn on stderr when it is a terminal.
+object per frame {"frame":N,"verdict":"...","reason":"...","profile":"v1","keyId":5,"tag":300,
+"nat":0,"compact":false} (frames numbered from 1 in file order; "reason" on every verdict but
+valid, which names the matching key's fingerprint as "fingerprint"; "profile" once a label was
+found; keyId, tag, nat (NAT_* bits: src 1, dst 2, ports 4) and compact for v1 labels), then
+{"summary":{...counts...}}. A progress bar is drawn on stderr when it is a terminal.
 Several --key-file options may be given (key rollover): a label valid under any is valid.
+${KEY_HELP}
 
 Exit status: 0 when no frame is invalid or malformed, 1 when some are, 2 on usage, file or
 key errors. Key files must not be readable by group or others (chmod 600).`;
 
 const LABEL_HELP = `
-Every TCP packet gets the compat label (HMAC-SHA256 over seq and payload) as its only TCP
-option; lengths and IP/TCP checksums are recomputed and the link-layer frame is rebuilt
-around it. Every other frame (non-IP, non-TCP, malformed or fragmented TCP) is copied
-unchanged, so frame numbers stay the same.
+Profiles (--profile): v1 (the default) inserts a 20-byte label (16 where the stack's options
+leave no room; SACK blocks beyond the first, then Fast Open, MPTCP and unknown options are
+removed when even that does not fit) and keeps every other option; its MAC covers addresses,
+ports, seq, ack, flags, window, options but MSS, and payload, under the key id of the key,
+the --tag and the --nat flags, at each frame's capture time (docs/label-v1.md). compat gives
+the paper's 40-byte label (HMAC-SHA256 over seq and payload) as the only TCP option.
+Lengths and IP/TCP checksums are recomputed and the link-layer frame is rebuilt around it.
+Every other frame (non-IP, non-TCP, malformed or fragmented TCP, v1 segments with no room for
+a label) is copied unchanged, so frame numbers stay the same.
+
+--tag N (0-65535) and --nat src,dst,ports (which of the source address, destination address
+and their ports a NAT on the way may change: S, D, P) are v1's.
+
+${KEY_HELP}
 
 Output format: the input's unless --format says otherwise. A pcap input gives a pcap with the
 same link type and timestamp precision. A pcapng input gives a pcapng with one section whose
@@ -66,16 +152,25 @@ export function register(program: Command): void {
     .command('verify')
     .description('give every frame of a capture a label verdict')
     .argument('<file>', 'capture file (pcap or pcapng)')
-    .option('-k, --key-file <file>', 'key file (hex); repeat for several keys', collect)
+    .option('-k, --key-file <[id=]file>', 'key file (hex), optionally with its v1 key id (id=file); repeat for several keys', collect)
+    .option('--profile <name>', `label profile: ${VERIFY_PROFILES.join(', ')}`, profileOption(VERIFY_PROFILES), DEFAULT_VERIFY_PROFILE)
+    .option('--allow-nat <list>', 'v1: NAT flags a label may carry (src,dst,ports or none; default none)', (v) => parseNatList('--allow-nat', v))
     .option('--json', 'one JSON object per frame, then a summary line')
-    .option('--max-bad <n>', 'bad frames listed in the human output', (v) => {
-      const n = Number(v);
-      if (!Number.isInteger(n) || n < 0) throw new CliError(`--max-bad: not a non-negative integer: ${v}`);
-      return n;
-    }, 20)
+    .option(
+      '--max-bad <n>',
+      'bad frames listed in the human output',
+      (v) => {
+        const n = Number(v);
+        if (!Number.isInteger(n) || n < 0) throw new CliError(`--max-bad: not a non-negative integer: ${v}`);
+        return n;
+      },
+      20,
+    )
     .addHelpText('after', VERIFY_HELP)
-    .action(async (file: string, opts: { keyFile?: string[]; json?: boolean; maxBad: number }) => {
+    .action(async (file: string, opts: { keyFile?: string[]; profile: string; allowNat?: number; json?: boolean; maxBad: number }) => {
       const keys = loadKeys(opts.keyFile ?? []);
+      const profile = getProfile(opts.profile);
+      const byProfile = new Map<string, number>();
       checkInput(file);
       const out = new LineOutput();
       const bad: Array<{ frame: number; verdict: Verdict; reason?: string }> = [];
@@ -84,27 +179,43 @@ export function register(program: Command): void {
         ? (frame: number, r: VerifyResult): Promise<void> | undefined => {
             const o: Record<string, unknown> = { frame, verdict: r.verdict };
             if (r.reason !== undefined) o.reason = r.reason;
+            const p = labelProfile(r);
+            if (p !== undefined) o.profile = p;
             if (r.keyIndex !== undefined) o.fingerprint = keys[r.keyIndex]!.fingerprint;
+            if (r.keyId !== undefined) o.keyId = r.keyId;
+            if (r.tag !== undefined) o.tag = r.tag;
+            if (r.nat !== undefined) o.nat = r.nat;
+            if (r.compact !== undefined) o.compact = r.compact;
             return out.line(JSON.stringify(o));
           }
         : (frame: number, r: VerifyResult): undefined => {
-            if ((r.verdict === 'invalid' || r.verdict === 'malformed') && bad.length < opts.maxBad) bad.push({ frame, verdict: r.verdict, reason: r.reason });
+            const p = labelProfile(r);
+            if (p !== undefined) byProfile.set(p, (byProfile.get(p) ?? 0) + 1);
+            if ((r.verdict === 'invalid' || r.verdict === 'malformed') && bad.length < opts.maxBad)
+              bad.push({ frame, verdict: r.verdict, reason: r.reason });
             return undefined;
           };
-      let counts;
+      // The profile whose label a frame carried: 'any' and v1 say so; compat's verdicts on a label are its own.
+      function labelProfile(r: VerifyResult): string | undefined {
+        return r.profile ?? (profile.name === 'compat' && (r.verdict === 'valid' || r.verdict === 'invalid') ? 'compat' : undefined);
+      }
+      let counts: VerdictCounts;
       try {
-        counts = await verifyCapture(getProfile(DEFAULT_PROFILE), file, keys, onFrame, (p, s) => progress.update(p, s));
+        counts = await verifyCapture(profile, file, keys, onFrame, (p, s) => progress.update(p, s), { allowNat: opts.allowNat ?? 0 });
       } finally {
         progress.stop();
       }
       if (opts.json) {
         out.line(JSON.stringify({ summary: counts }));
       } else {
-        out.line(`${file}: ${counts.total} frames; keys: ${keys.map((k) => k.fingerprint).join(', ')}`);
+        out.line(
+          `${file}: ${counts.total} frames; profile ${profile.name}; keys: ${keys.map((k) => `${k.fingerprint} (id ${k.keyId})`).join(', ')}`,
+        );
         out.line('');
         out.line('verdict     frames');
         for (const v of VERDICTS) out.line(`${v.padEnd(10)} ${String(counts[v]).padStart(7)}`);
         out.line(`${'total'.padEnd(10)} ${String(counts.total).padStart(7)}`);
+        if (byProfile.size > 0) out.line(`labels by profile: ${[...byProfile].map(([p, n]) => `${p} ${n}`).join(', ')}`);
         if (bad.length > 0) {
           const more = counts.invalid + counts.malformed - bad.length;
           out.line('');
@@ -119,34 +230,53 @@ export function register(program: Command): void {
 
   pcap
     .command('label')
-    .description(`label every TCP packet of a capture (${DEFAULT_PROFILE} profile), copying everything else`)
+    .description('label every TCP packet of a capture (v1 or compat profile), copying everything else')
     .argument('<in>', 'input capture (pcap or pcapng)')
     .argument('<out>', 'output capture (overwritten)')
-    .option('-k, --key-file <file>', 'key file (hex)')
+    .option('-k, --key-file <[id=]file>', 'key file (hex), optionally with its v1 key id (id=file)')
+    .option('--profile <name>', `label profile: ${LABEL_PROFILES.join(', ')}`, profileOption(LABEL_PROFILES), DEFAULT_LABEL_PROFILE)
+    .option('--tag <n>', 'v1: the app tag every label carries (0-65535, default 0)', parseTag)
+    .option('--nat <list>', 'v1: NAT flags every label carries (src,dst,ports or none; default none)', (v) => parseNatList('--nat', v))
     .option('--format <format>', 'output format: pcap or pcapng (default: same as the input)')
     .addHelpText('after', LABEL_HELP)
-    .action(async (inFile: string, outFile: string, opts: { keyFile?: string; format?: string }) => {
-      if (!opts.keyFile) throw new CliError("required option '--key-file <file>' not specified");
-      if (opts.format !== undefined && opts.format !== 'pcap' && opts.format !== 'pcapng') {
-        throw new CliError(`--format: expected pcap or pcapng, got '${opts.format}'`);
-      }
-      const key = loadKeyFile(opts.keyFile);
-      checkInput(inFile);
-      if (fs.existsSync(outFile) && fs.realpathSync(outFile) === fs.realpathSync(inFile)) {
-        throw new CliError(`${outFile}: output is the input file`);
-      }
-      if (!fs.existsSync(path.dirname(path.resolve(outFile)))) throw new CliError(`${outFile}: directory does not exist`);
-      const progress = progressBar('label', fs.statSync(inFile).size);
-      let r;
-      try {
-        r = await labelCapture(getProfile(DEFAULT_PROFILE), inFile, outFile, key, { format: opts.format as 'pcap' | 'pcapng' | undefined, onProgress: (p, s) => progress.update(p, s) });
-      } finally {
-        progress.stop();
-      }
-      process.stdout.write(
-        `${outFile}: ${r.format}, ${r.total} frames: ${r.labelled} labelled (key ${key.fingerprint}), ` +
-          `${r.skipped} not TCP and ${r.malformed} malformed copied unchanged\n`,
-      );
-      process.exitCode = EXIT_OK;
-    });
+    .action(
+      async (inFile: string, outFile: string, opts: { keyFile?: string; profile: string; tag?: number; nat?: number; format?: string }) => {
+        if (!opts.keyFile) throw new CliError("required option '--key-file <[id=]file>' not specified");
+        if (opts.format !== undefined && opts.format !== 'pcap' && opts.format !== 'pcapng') {
+          throw new CliError(`--format: expected pcap or pcapng, got '${opts.format}'`);
+        }
+        if (opts.profile !== 'v1' && (opts.tag !== undefined || opts.nat !== undefined)) {
+          throw new CliError(`--tag and --nat are v1's; the ${opts.profile} label has no room for them (use --profile v1)`);
+        }
+        const profile = getProfile(opts.profile);
+        const [key] = loadKeys([opts.keyFile]);
+        checkInput(inFile);
+        if (fs.existsSync(outFile) && fs.realpathSync(outFile) === fs.realpathSync(inFile)) {
+          throw new CliError(`${outFile}: output is the input file`);
+        }
+        if (!fs.existsSync(path.dirname(path.resolve(outFile)))) throw new CliError(`${outFile}: directory does not exist`);
+        const progress = progressBar('label', fs.statSync(inFile).size);
+        let r: Awaited<ReturnType<typeof labelCapture>>;
+        try {
+          r = await labelCapture(profile, inFile, outFile, key!, {
+            format: opts.format as 'pcap' | 'pcapng' | undefined,
+            onProgress: (p, s) => progress.update(p, s),
+            tag: opts.tag,
+            nat: opts.nat,
+          });
+        } finally {
+          progress.stop();
+        }
+        const how =
+          profile.name === 'v1'
+            ? `v1, key ${key!.fingerprint} id ${key!.keyId}, tag ${opts.tag ?? 0}, nat ${natNames(opts.nat ?? 0)}; ` +
+              `${r.compact} compact, ${r.sackTrimmed} SACK-trimmed, ${r.optionsRemoved} with options removed`
+            : `compat, key ${key!.fingerprint}`;
+        process.stdout.write(
+          `${outFile}: ${r.format}, ${r.total} frames: ${r.labelled} labelled (${how}), ` +
+            `${r.skipped} skipped (not TCP${profile.name === 'v1' ? ', or no room for the label' : ''}) and ${r.malformed} malformed copied unchanged\n`,
+        );
+        process.exitCode = EXIT_OK;
+      },
+    );
 }

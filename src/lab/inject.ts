@@ -162,6 +162,11 @@ export interface ForgeOptions {
   /** Key the verifier accepts, hex (needed for tampered, replay, valid). */
   keyHex?: string;
   wrongKeyHex?: string;
+  /** Label profile of the forged labels (default compat); v1 takes a key id, tag and NAT flags (NAT_* bits). */
+  profile?: 'compat' | 'v1';
+  keyId?: number;
+  tag?: number;
+  nat?: number;
   payload?: Buffer;
   /** Default payload length ("FORGED-<KIND>-" repeated). */
   size?: number;
@@ -200,6 +205,10 @@ export async function forge(topo: Topology | null, host: string, kind: ForgeKind
   ];
   if (o.keyHex) argv.push('--key-hex', o.keyHex);
   if (o.wrongKeyHex) argv.push('--wrong-key-hex', o.wrongKeyHex);
+  if (o.profile) argv.push('--profile', o.profile);
+  if (o.keyId !== undefined) argv.push('--key-id', String(o.keyId));
+  if (o.tag !== undefined) argv.push('--tag', String(o.tag));
+  if (o.nat !== undefined) argv.push('--nat', String(o.nat));
   if (o.payload) argv.push('--payload-hex', o.payload.toString('hex'));
   if (o.size !== undefined) argv.push('--size', String(o.size));
   if (o.flags) argv.push('--flags', o.flags);

@@ -22,7 +22,8 @@ export type LabelInvalidReason =
   | 'no-keys' // the verifier has no key for this rule
   | 'unknown-key' // v1: no key with the label's key id
   | 'stale-epoch' // v1: the epoch is outside the verifier's window
-  | 'nat-mode-denied'; // v1: S/D/P set where the verifier does not allow it
+  | 'nat-mode-denied' // v1: S/D/P set where the verifier does not allow it
+  | 'other-profile'; // v1: a compat (40-byte) label, ours but not this profile's (the 'any' profile judges both)
 
 /** v1 NAT tolerance flags (S, D, P) as bits: which of the flow's fields the MAC leaves out. */
 export const NAT_SRC = 1;

@@ -5,7 +5,13 @@ import { labelWith, verifyWith, type LabelProfile, type PacketContext, type Veri
 import { decodeLink, familyMatches } from './link.js';
 
 /** One verdict for a captured frame, by `profile`; `ctx.timeMs` is the frame's capture time. */
-export function verifyFrame(profile: LabelProfile, linktype: number, frame: Uint8Array, keys: readonly LabelKey[], ctx?: PacketContext): VerifyResult {
+export function verifyFrame(
+  profile: LabelProfile,
+  linktype: number,
+  frame: Uint8Array,
+  keys: readonly LabelKey[],
+  ctx?: PacketContext,
+): VerifyResult {
   const d = decodeLink(linktype, frame);
   if (d.kind === 'skipped') return { verdict: 'skipped', reason: d.reason };
   if (d.kind === 'malformed') return { verdict: 'malformed', reason: d.reason };
@@ -15,11 +21,17 @@ export function verifyFrame(profile: LabelProfile, linktype: number, frame: Uint
 }
 
 export type LabelFrameResult =
-  | { labelled: true; frame: Buffer }
+  | { labelled: true; frame: Buffer; compact?: boolean; trimmed?: 'sack-trimmed' | 'options-removed' }
   | { labelled: false; verdict: 'skipped' | 'malformed'; reason: string };
 
 /** Labels the TCP packet inside a frame, rebuilding the frame around it; anything else is reported, not changed. */
-export function labelFrame(profile: LabelProfile, linktype: number, frame: Uint8Array, key: LabelKey, ctx?: PacketContext): LabelFrameResult {
+export function labelFrame(
+  profile: LabelProfile,
+  linktype: number,
+  frame: Uint8Array,
+  key: LabelKey,
+  ctx?: PacketContext,
+): LabelFrameResult {
   const d = decodeLink(linktype, frame);
   if (d.kind !== 'ip') return { labelled: false, verdict: d.kind, reason: d.reason };
   const ip = frame.subarray(d.ipOffset);
@@ -30,5 +42,5 @@ export function labelFrame(profile: LabelProfile, linktype: number, frame: Uint8
   const r = labelWith(profile, ip, key, out.subarray(d.ipOffset), ctx);
   if (!r.ok) return { labelled: false, verdict: r.verdict, reason: r.reason };
   out.set(frame.subarray(0, d.ipOffset), 0);
-  return { labelled: true, frame: out.subarray(0, d.ipOffset + r.packet.length) };
+  return { labelled: true, frame: out.subarray(0, d.ipOffset + r.packet.length), compact: r.compact, trimmed: r.trimmed };
 }

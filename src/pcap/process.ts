@@ -14,16 +14,18 @@ export function emptyCounts(): VerdictCounts {
   return { total: 0, valid: 0, invalid: 0, unlabelled: 0, malformed: 0, skipped: 0 };
 }
 
-export interface Progress {
-  (position: number, size: number): void;
-}
+export type Progress = (position: number, size: number) => void;
 
 /** A record's capture time in ms since the epoch (what a profile judges the label's time by). */
 function recordTimeMs(rec: CaptureRecord): number {
   return rec.tsSec * 1000 + (rec.tsFrac * 1000) / rec.tsUnitsPerSec;
 }
 
-/** Verifies every frame with `profile`; calls onFrame for each (in file order) and returns the counts. */
+/**
+ * Verifies every frame with `profile`; calls onFrame for each (in file order) and returns the
+ * counts. Each frame is judged at its capture time (ctx.timeMs); `ctx` gives the rest (v1's
+ * allowNat, epoch window).
+ */
 export async function verifyCapture(
   profile: LabelProfile,
   file: string,
@@ -31,10 +33,11 @@ export async function verifyCapture(
   /** May return a promise (e.g. output backpressure), which is awaited before the next frame. */
   onFrame?: (frame: number, result: VerifyResult, rec: CaptureRecord) => Promise<void> | undefined | void,
   onProgress?: Progress,
+  baseCtx: PacketContext = {},
 ): Promise<VerdictCounts> {
   const reader = await CaptureReader.open(file);
   const counts = emptyCounts();
-  const ctx: PacketContext = {};
+  const ctx: PacketContext = { ...baseCtx };
   try {
     for await (const batch of reader.batches()) {
       for (const rec of batch) {
@@ -61,6 +64,10 @@ export interface LabelCounts {
   labelled: number;
   skipped: number;
   malformed: number;
+  /** v1: labelled with the compact form; with SACK blocks cut; with options removed (docs/label-v1.md). */
+  compact: number;
+  sackTrimmed: number;
+  optionsRemoved: number;
 }
 
 export interface LabelCaptureOptions {
@@ -68,6 +75,9 @@ export interface LabelCaptureOptions {
   format?: CaptureFormat;
   onFrame?: (frame: number, labelled: boolean, reason?: string) => void;
   onProgress?: Progress;
+  /** v1: the app tag and NAT flags (NAT_* bits) every label carries. */
+  tag?: number;
+  nat?: number;
 }
 
 /**
@@ -75,20 +85,30 @@ export interface LabelCaptureOptions {
  * pcap in → pcap out (same link type and precision); pcapng in → pcapng out (one section, the
  * input's interfaces with their link types and timestamp resolutions, declared as first used).
  */
-export async function labelCapture(profile: LabelProfile, inFile: string, outFile: string, key: LabelKey, opts: LabelCaptureOptions = {}): Promise<LabelCounts & { format: CaptureFormat }> {
+export async function labelCapture(
+  profile: LabelProfile,
+  inFile: string,
+  outFile: string,
+  key: LabelKey,
+  opts: LabelCaptureOptions = {},
+): Promise<LabelCounts & { format: CaptureFormat }> {
   const reader = await CaptureReader.open(inFile);
-  const counts: LabelCounts = { total: 0, labelled: 0, skipped: 0, malformed: 0 };
+  const counts: LabelCounts = { total: 0, labelled: 0, skipped: 0, malformed: 0, compact: 0, sackTrimmed: 0, optionsRemoved: 0 };
   const format = opts.format ?? reader.info.format;
   let pcapOut: PcapWriter | undefined;
   let ngOut: PcapngWriter | undefined;
   const ifMap = new Map<string, number>();
   let pcapLinktype = -1;
   let ok = false;
-  const ctx: PacketContext = {};
+  const ctx: PacketContext = { tag: opts.tag, nat: opts.nat };
   try {
     try {
       if (format === 'pcap' && reader.info.format === 'pcap') {
-        pcapOut = await PcapWriter.create(outFile, { linktype: reader.info.linktype, nanosecond: reader.info.nanosecond, snaplen: Math.max(reader.info.snaplen, 262144) });
+        pcapOut = await PcapWriter.create(outFile, {
+          linktype: reader.info.linktype,
+          nanosecond: reader.info.nanosecond,
+          snaplen: Math.max(reader.info.snaplen, 262144),
+        });
         pcapLinktype = reader.info.linktype;
       } else if (format === 'pcapng') {
         ngOut = await PcapngWriter.create(outFile);
@@ -105,6 +125,9 @@ export async function labelCapture(profile: LabelProfile, inFile: string, outFil
         let origLen = rec.origLen;
         if (r.labelled) {
           counts.labelled++;
+          if (r.compact) counts.compact++;
+          if (r.trimmed === 'sack-trimmed') counts.sackTrimmed++;
+          else if (r.trimmed === 'options-removed') counts.optionsRemoved++;
           data = r.frame;
           origLen = rec.origLen + (r.frame.length - rec.data.length);
         } else {
@@ -117,7 +140,11 @@ export async function labelCapture(profile: LabelProfile, inFile: string, outFil
             pcapLinktype = rec.linktype;
             pcapOut = await PcapWriter.create(outFile, { linktype: rec.linktype, nanosecond: rec.tsUnitsPerSec > 1e6 });
           } else if (rec.linktype !== pcapLinktype) {
-            throw new CaptureError(inFile, reader.position, `frame ${rec.frame} has link type ${rec.linktype} but the pcap output has ${pcapLinktype}; write pcapng instead`);
+            throw new CaptureError(
+              inFile,
+              reader.position,
+              `frame ${rec.frame} has link type ${rec.linktype} but the pcap output has ${pcapLinktype}; write pcapng instead`,
+            );
           }
           const p = pcapOut.write(data, rec, origLen);
           if (p) await p;

@@ -8,6 +8,8 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LabelKey } from '../../src/label/keys.js';
 import { demoPackets, detBytes, wrapIp } from '../helpers/synth.js';
+import { labelWith } from '../../src/label/profile.js';
+import { v1 } from '../../src/label/v1.js';
 import { buildTcpPacket } from '../../src/wire/build.js';
 import { encodePcap } from './pcap-testutil.js';
 
@@ -41,36 +43,72 @@ const demoKey = LabelKey.fromBytes(Buffer.from(KEY_HEX, 'hex'), 'k1');
 /** A capture with every verdict class (labelled with key1). */
 const mixed = path.join(dir, 'mixed.pcap');
 const demo = demoPackets(demoKey);
-fs.writeFileSync(mixed, encodePcap({ be: false, ns: false, linktype: 1 }, demo.map((p, i) => ({ tsSec: i, tsFrac: 0, data: wrapIp(1, p.ip) }))));
+fs.writeFileSync(
+  mixed,
+  encodePcap(
+    { be: false, ns: false, linktype: 1 },
+    demo.map((p, i) => ({ tsSec: i, tsFrac: 0, data: wrapIp(1, p.ip) })),
+  ),
+);
 const clean = path.join(dir, 'clean.pcap');
-fs.writeFileSync(clean, encodePcap({ be: true, ns: true, linktype: 101 }, [1, 2, 3].map((i) => ({ tsSec: i, tsFrac: i, data: buildTcpPacket({ family: i % 2 ? 4 : 6, seq: i, payload: detBytes(`c${i}`, 100 * i) }) }))));
+fs.writeFileSync(
+  clean,
+  encodePcap(
+    { be: true, ns: true, linktype: 101 },
+    [1, 2, 3].map((i) => ({
+      tsSec: i,
+      tsFrac: i,
+      data: buildTcpPacket({ family: i % 2 ? 4 : 6, seq: i, payload: detBytes(`c${i}`, 100 * i) }),
+    })),
+  ),
+);
 
 test('pcap verify --json: one line per frame in order, then the summary; exit 1 when something is bad', () => {
-  const r = lw('pcap', 'verify', mixed, '--key-file', key1, '--json');
-  assert.equal(r.code, 1, r.stderr);
-  assert.equal(r.stderr, '');
-  const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
-  assert.equal(lines.length, demo.length + 1);
-  demo.forEach((p, i) => {
-    assert.equal(lines[i]!.frame, i + 1);
-    assert.equal(lines[i]!.verdict, p.expect, p.note);
-    if (p.expect !== 'valid') assert.equal(typeof lines[i]!.reason, 'string');
-  });
+  // The demo capture holds compat labels: judged by --profile compat, and alike by the default (any).
+  for (const profile of [['--profile', 'compat'], []]) {
+    const r = lw('pcap', 'verify', mixed, '--key-file', key1, '--json', ...profile);
+    assert.equal(r.code, 1, r.stderr);
+    assert.equal(r.stderr, '');
+    const lines = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    assert.equal(lines.length, demo.length + 1);
+    demo.forEach((p, i) => {
+      assert.equal(lines[i]!.frame, i + 1);
+      assert.equal(lines[i]!.verdict, p.expect, p.note);
+      if (p.expect !== 'valid') assert.equal(typeof lines[i]!.reason, 'string');
+      if (p.expect === 'valid' || p.expect === 'invalid') assert.equal(lines[i]!.profile, 'compat', p.note);
+    });
+  }
+  const r = lw('pcap', 'verify', mixed, '--key-file', key1, '--json', '--profile', 'compat');
+  const lines = r.stdout
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
   const summary = lines.at(-1)!.summary as Record<string, number>;
   const count = (v: string): number => demo.filter((p) => p.expect === v).length;
-  assert.deepEqual(summary, { total: demo.length, valid: count('valid'), invalid: count('invalid'), unlabelled: count('unlabelled'), malformed: count('malformed'), skipped: count('skipped') });
+  assert.deepEqual(summary, {
+    total: demo.length,
+    valid: count('valid'),
+    invalid: count('invalid'),
+    unlabelled: count('unlabelled'),
+    malformed: count('malformed'),
+    skipped: count('skipped'),
+  });
   for (const v of ['valid', 'invalid', 'unlabelled', 'malformed', 'skipped'] as const) assert.ok(summary[v] > 0, v);
 });
 
 test('pcap verify human output: counts table and first bad frames with reasons', () => {
-  const r = lw('pcap', 'verify', mixed, '-k', key1);
+  const r = lw('pcap', 'verify', mixed, '-k', key1, '--profile', 'any');
   assert.equal(r.code, 1);
   assert.match(r.stdout, new RegExp(`valid\\s+${demo.filter((p) => p.expect === 'valid').length}\\n`));
   assert.match(r.stdout, /first bad frames:/);
   assert.match(r.stdout, /\s6\s+invalid\s+mac-mismatch/);
   assert.match(r.stdout, /malformed\s+bad-label-length/);
   assert.match(r.stdout, /malformed\s+fragment/);
-  assert.match(r.stdout, new RegExp(`keys: ${demoKey.fingerprint}`));
+  assert.match(r.stdout, new RegExp(`profile any; keys: ${demoKey.fingerprint} \\(id 0\\)`));
+  assert.match(r.stdout, /labels by profile: compat \d+/);
   const limited = lw('pcap', 'verify', mixed, '-k', key1, '--max-bad', '1');
   assert.match(limited.stdout, /first bad frames \(\d+ more not shown\)/);
 });
@@ -85,12 +123,36 @@ test('pcap verify: exit 0 when nothing is invalid or malformed; several keys (ro
   const both = lw('pcap', 'verify', out, '-k', key1, '--key-file', key2, '--json');
   assert.equal(both.code, 0);
   const key2id = LabelKey.fromBytes(Buffer.from(KEY2_HEX, 'hex')).fingerprint;
-  assert.deepEqual(JSON.parse(both.stdout.split('\n')[0]!), { frame: 1, verdict: 'valid', fingerprint: key2id });
+  // pcap label's default is v1: the line names its key id, tag, NAT flags and form.
+  assert.deepEqual(JSON.parse(both.stdout.split('\n')[0]!), {
+    frame: 1,
+    verdict: 'valid',
+    profile: 'v1',
+    fingerprint: key2id,
+    keyId: 0,
+    tag: 0,
+    nat: 0,
+    compact: false,
+  });
 });
 
 test('usage, file and key errors: exit 2 with one line on stderr', () => {
   const cases: Array<[string[], RegExp]> = [
-    [['pcap', 'verify', mixed], /required option '--key-file <file>' not specified/],
+    [['pcap', 'verify', mixed], /required option '--key-file <\[id=\]file>' not specified/],
+    [['pcap', 'label', mixed, path.join(dir, 'x.pcap')], /required option '--key-file <\[id=\]file>' not specified/],
+    [['pcap', 'verify', mixed, '-k', key1, '--profile', 'v2'], /--profile: expected any, v1, compat, got 'v2'/],
+    [['pcap', 'label', mixed, path.join(dir, 'x.pcap'), '-k', key1, '--profile', 'any'], /--profile: expected v1, compat, got 'any'/],
+    [['pcap', 'label', mixed, path.join(dir, 'x.pcap'), '-k', key1, '--tag', '70000'], /--tag: expected an app tag 0-65535, got '70000'/],
+    [['pcap', 'label', mixed, path.join(dir, 'x.pcap'), '-k', key1, '--tag', 'web'], /--tag: expected an app tag/],
+    [
+      ['pcap', 'label', mixed, path.join(dir, 'x.pcap'), '-k', key1, '--nat', 'src,sideways'],
+      /--nat: expected a list of src, dst, ports \(or none\), got 'src,sideways'/,
+    ],
+    [['pcap', 'label', mixed, path.join(dir, 'x.pcap'), '-k', key1, '--profile', 'compat', '--tag', '5'], /--tag and --nat are v1's/],
+    [['pcap', 'verify', mixed, '-k', key1, '--allow-nat', 'all'], /--allow-nat: expected a list/],
+    [['pcap', 'verify', mixed, '-k', `9=${key1}`], /--key-file 9=.*: key id 9 is not 0-7 \(a file of that name: \.\/9=/],
+    [['pcap', 'verify', mixed, '-k', '3='], /--key-file 3=: no file after '3='/],
+    [['pcap', 'verify', mixed, '-k', `5=${path.join(dir, 'nokey')}`], /key file .*nokey: no such file/],
     [['pcap', 'verify', mixed, '-k', key1, '--bogus'], /unknown option '--bogus'/],
     [['pcap', 'verify', '-k', key1], /missing required argument 'file'/],
     [['pcap', 'verify', path.join(dir, 'nope.pcap'), '-k', key1], /nope\.pcap: no such file/],
@@ -122,10 +184,16 @@ test('usage, file and key errors: exit 2 with one line on stderr', () => {
 test('key files readable by group or others are refused, saying so', () => {
   for (const mode of [0o644, 0o640, 0o604]) {
     const f = keyFile(`open${mode.toString(8)}`, KEY_HEX, mode);
-    for (const args of [['pcap', 'verify', mixed, '-k', f], ['pcap', 'label', mixed, path.join(dir, 'o.pcap'), '-k', f]]) {
+    for (const args of [
+      ['pcap', 'verify', mixed, '-k', f],
+      ['pcap', 'label', mixed, path.join(dir, 'o.pcap'), '-k', f],
+    ]) {
       const r = lw(...args);
       assert.equal(r.code, 2);
-      assert.match(r.stderr, new RegExp(`key file ${f}: refused: mode 0${mode.toString(8)} lets group or others access the key; run chmod 600`));
+      assert.match(
+        r.stderr,
+        new RegExp(`key file ${f}: refused: mode 0${mode.toString(8)} lets group or others access the key; run chmod 600`),
+      );
       assert.equal(r.stdout, '');
     }
   }
@@ -141,6 +209,8 @@ test('--help on every command exits 0 and describes it', () => {
     [['pcap', '--help'], /verify/],
     [['pcap', 'verify', '--help'], /unlabelled\s+TCP without our label/],
     [['pcap', 'label', '--help'], /Output format/],
+    [['pcap', 'label', '--help'], /--profile <name>[\s\S]*--tag <n>[\s\S]*--nat <list>[\s\S]*--key-file ID=FILE/],
+    [['pcap', 'verify', '--help'], /--profile <name>[\s\S]*--allow-nat <list>[\s\S]*any \(the default\)/],
     [['keygen', '--help'], /--out <file>/],
     [['help', 'pcap'], /label/],
   ];
@@ -162,15 +232,87 @@ test('pcap label keeps the input format: pcapng in, pcapng out', () => {
   assert.match(r2.stdout, /back\.pcap: pcapng/);
   const v = lw('pcap', 'verify', back, '-k', key1, '--json');
   assert.equal(v.code, 0);
-  assert.deepEqual(JSON.parse(v.stdout.trim().split('\n').at(-1)!), { summary: { total: 3, valid: 3, invalid: 0, unlabelled: 0, malformed: 0, skipped: 0 } });
+  assert.deepEqual(JSON.parse(v.stdout.trim().split('\n').at(-1)!), {
+    summary: { total: 3, valid: 3, invalid: 0, unlabelled: 0, malformed: 0, skipped: 0 },
+  });
 });
 
 test('output closed early (| head): quiet exit 141, no error text', () => {
   const big = path.join(dir, 'many.pcap');
   const frames = Array.from({ length: 20000 }, (_, i) => ({ tsSec: i, tsFrac: 0, data: buildTcpPacket({ family: 4, seq: i }) }));
   fs.writeFileSync(big, encodePcap({ be: false, ns: false, linktype: 101 }, frames));
-  const r = spawnSync('bash', ['-c', `set -o pipefail; "${process.execPath}" "${bin}" pcap verify "${big}" -k "${key1}" --json | head -1`], { encoding: 'utf8' });
+  const r = spawnSync(
+    'bash',
+    ['-c', `set -o pipefail; "${process.execPath}" "${bin}" pcap verify "${big}" -k "${key1}" --json | head -1`],
+    { encoding: 'utf8' },
+  );
   assert.equal(r.stdout, '{"frame":1,"verdict":"unlabelled","reason":"no-label"}\n');
   assert.equal(r.stderr, '');
   assert.equal(r.status, 141);
+});
+
+test('pcap label --profile v1 with a key id, --tag and --nat; pcap verify shows them and refuses NAT modes unless --allow-nat', () => {
+  const v1out = path.join(dir, 'v1-nat.pcap');
+  const l = lw('pcap', 'label', clean, v1out, '-k', `5=${key2}`, '--tag', '300', '--nat', 'src,ports');
+  assert.equal(l.code, 0, l.stderr);
+  const fp2 = LabelKey.fromBytes(Buffer.from(KEY2_HEX, 'hex')).fingerprint;
+  assert.match(
+    l.stdout,
+    new RegExp(`3 labelled \\(v1, key ${fp2} id 5, tag 300, nat src,ports; 0 compact, 0 SACK-trimmed, 0 with options removed\\)`),
+  );
+  const first = (r: { stdout: string }): Record<string, unknown> => JSON.parse(r.stdout.split('\n')[0]!) as Record<string, unknown>;
+  const denied = lw('pcap', 'verify', v1out, '-k', `5=${key2}`, '--json');
+  assert.equal(denied.code, 1);
+  assert.deepEqual(first(denied), {
+    frame: 1,
+    verdict: 'invalid',
+    reason: 'nat-mode-denied',
+    profile: 'v1',
+    keyId: 5,
+    tag: 300,
+    nat: 5,
+    compact: false,
+  });
+  assert.equal(lw('pcap', 'verify', v1out, '-k', `5=${key2}`, '--allow-nat', 'src').code, 1); // P not allowed
+  const ok = lw('pcap', 'verify', v1out, '-k', key1, '-k', `5=${key2}`, '--allow-nat', 'src,ports', '--json');
+  assert.equal(ok.code, 0, ok.stdout);
+  assert.deepEqual(first(ok), { frame: 1, verdict: 'valid', profile: 'v1', fingerprint: fp2, keyId: 5, tag: 300, nat: 5, compact: false });
+  // The key id is part of the key: the same file as id 0 is not the key the label names.
+  assert.equal(first(lw('pcap', 'verify', v1out, '-k', key2, '--allow-nat', 'src,ports', '--json')).reason, 'unknown-key');
+  const human = lw('pcap', 'verify', v1out, '-k', `5=${key2}`, '--allow-nat', 'src,ports', '--profile', 'v1');
+  assert.equal(human.code, 0);
+  assert.match(human.stdout, new RegExp(`profile v1; keys: ${fp2} \\(id 5\\)`));
+  assert.match(human.stdout, /labels by profile: v1 3/);
+  // Profiles judge only their own labels; any judges both.
+  const cout = path.join(dir, 'compat.pcap');
+  const lc = lw('pcap', 'label', clean, cout, '-k', key1, '--profile', 'compat');
+  assert.match(lc.stdout, /3 labelled \(compat, key [0-9a-f]{8}\)/);
+  assert.deepEqual(first(lw('pcap', 'verify', cout, '-k', key1, '--profile', 'v1', '--json')), {
+    frame: 1,
+    verdict: 'invalid',
+    reason: 'other-profile',
+    profile: 'v1',
+  });
+  assert.equal(first(lw('pcap', 'verify', cout, '-k', key1, '--json')).profile, 'compat');
+  assert.equal(first(lw('pcap', 'verify', v1out, '-k', key1, '--profile', 'compat', '--json')).reason, 'bad-label-length');
+});
+
+test('pcap verify judges each v1 frame at its capture timestamp (epoch window 2 before, 1 after)', () => {
+  const T = 1_764_633_607_000; // epoch 110289600 began 7 s earlier
+  const k = LabelKey.fromBytes(Buffer.from(KEY_HEX, 'hex'), 'k1');
+  const shifts = [0, 30, 60, -20, -40]; // capture time minus label time, in seconds
+  const frames = shifts.map((d, i) => {
+    const r = labelWith(v1, buildTcpPacket({ family: 4, seq: i, payload: detBytes(`t${i}`, 50) }), k, undefined, { timeMs: T });
+    assert.ok(r.ok);
+    return { tsSec: T / 1000 + d, tsFrac: 0, data: r.packet };
+  });
+  const f = path.join(dir, 'times.pcap');
+  fs.writeFileSync(f, encodePcap({ be: false, ns: false, linktype: 101 }, frames));
+  const r = lw('pcap', 'verify', f, '-k', key1, '--json');
+  const got = r.stdout
+    .trim()
+    .split('\n')
+    .slice(0, -1)
+    .map((l) => (JSON.parse(l) as { verdict: string; reason?: string }).reason ?? 'valid');
+  assert.deepEqual(got, ['valid', 'valid', 'stale-epoch', 'valid', 'stale-epoch']);
 });

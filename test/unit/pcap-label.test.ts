@@ -6,6 +6,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { LabelKey } from '../../src/label/keys.js';
 import { compat, verifyPacket } from '../../src/label/compat.js';
+import { NAT_SRC, type VerifyResult } from '../../src/label/profile.js';
+import { getProfile } from '../../src/label/registry.js';
 import { decodeLink } from '../../src/pcap/link.js';
 import { labelFrame, verifyFrame } from '../../src/pcap/frames.js';
 import { labelCapture, verifyCapture } from '../../src/pcap/process.js';
@@ -235,5 +237,80 @@ test('property: any frame bytes under any link type give a verdict, never an exc
       if (l.labelled) assert.equal(verifyFrame(compat, lt, l.frame, [key]).verdict, 'valid');
     }),
     { numRuns: 3000 },
+  );
+});
+
+test('labelCapture with v1: every TCP frame over Ethernet labelled at its capture time with the tag and NAT flags; compact and trimmed counted', async () => {
+  const k5 = key.withKeyId(5);
+  const T = 1_764_633_607;
+  const ts = Uint8Array.of(1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2);
+  const sack3 = Uint8Array.of(1, 1, 5, 26, ...detBytes('sack', 24));
+  const dss = Uint8Array.of(30, 4, 0x20, 0);
+  const ips = [
+    buildTcpPacket({ family: 4, flags: 0x02, options: Uint8Array.of(2, 4, 5, 0xb4, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0, 1, 3, 3, 7) }),
+    buildTcpPacket({ family: 6, flags: 0x18, options: ts, payload: detBytes('v6 data', 300) }),
+    buildTcpPacket({ family: 4, flags: 0x10, options: Buffer.concat([ts, sack3]) }), // 40 bytes: SACK trimmed
+    buildTcpPacket({ family: 4, flags: 0x10, options: Buffer.concat([ts, Uint8Array.of(1, 1, 5, 10, ...detBytes('s1', 8)), dss]) }), // compact
+  ];
+  const inFile = path.join(dir, 'v1.in.pcap');
+  const outFile = path.join(dir, 'v1.out.pcap');
+  fs.writeFileSync(
+    inFile,
+    encodePcap({ be: false, ns: true, linktype: 1 }, [
+      ...ips.map((ip, i) => ({ tsSec: T + i, tsFrac: 500, data: wrapIp(1, ip) })),
+      { tsSec: T, tsFrac: 0, data: arpFrame() },
+    ]),
+  );
+  const counts = await labelCapture(getProfile('v1'), inFile, outFile, k5, { tag: 300, nat: NAT_SRC });
+  assert.deepEqual(counts, {
+    total: 5,
+    labelled: 4,
+    skipped: 1,
+    malformed: 0,
+    compact: 1,
+    sackTrimmed: 1,
+    optionsRemoved: 0,
+    format: 'pcap',
+  });
+  const results: VerifyResult[] = [];
+  const vc = await verifyCapture(
+    getProfile('any'),
+    outFile,
+    [k5],
+    (_f, r) => {
+      results.push(r);
+    },
+    undefined,
+    { allowNat: NAT_SRC },
+  );
+  assert.equal(vc.valid, 4, JSON.stringify(results));
+  assert.deepEqual(
+    results.slice(0, 4).map((r) => [r.profile, r.keyId, r.tag, r.nat, r.compact]),
+    [
+      ['v1', 5, 300, 1, false],
+      ['v1', 5, 300, 1, false],
+      ['v1', 5, 300, 1, false],
+      ['v1', 5, 300, 1, true],
+    ],
+  );
+  // Control: judged without the NAT allowance, or far from the capture time, none is valid.
+  assert.equal((await verifyCapture(getProfile('v1'), outFile, [k5])).valid, 0);
+  const late = (await readAll(outFile)).map((r) => ({ tsSec: r.tsSec + 3600, tsFrac: 0, data: r.data }));
+  const lateFile = path.join(dir, 'v1.late.pcap');
+  fs.writeFileSync(lateFile, encodePcap({ be: false, ns: false, linktype: 1 }, late));
+  const lc: VerifyResult[] = [];
+  await verifyCapture(
+    getProfile('v1'),
+    lateFile,
+    [k5],
+    (_f, r) => {
+      lc.push(r);
+    },
+    undefined,
+    { allowNat: NAT_SRC },
+  );
+  assert.deepEqual(
+    lc.slice(0, 4).map((r) => r.reason),
+    ['stale-epoch', 'stale-epoch', 'stale-epoch', 'stale-epoch'],
   );
 });

@@ -17,18 +17,12 @@ import json
 import struct
 import sys
 
-KIND, EXID = 253, 0x4677
-NOP, EOL = 1, 0
+import os
 
-
-def checksum(data: bytes) -> int:
-    if len(data) % 2:
-        data += b'\0'
-    s = 0
-    for i in range(0, len(data), 2):
-        s += (data[i] << 8) | data[i + 1]
-        s = (s & 0xFFFF) + (s >> 16)
-    return ~s & 0xFFFF
+# The spec's pieces (K_tag, canonical options, M, the checksum) are the Python v1 of the lab
+# (lab/peers/labelv1.py), written from the spec like this file: one second implementation.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', '..', 'lab', 'peers'))
+from labelv1 import EOL, EXID, KIND, NOP, canonical, checksum, k_tag, make_m  # noqa: E402
 
 
 def addr(text: str) -> bytes:
@@ -91,42 +85,6 @@ def ip_packet(family, src, dst, tcp: bytearray, payload: bytes, routing=None) ->
         nh = 43
     ip = struct.pack('!IHBB16s16s', 6 << 28, len(ext) + len(seg), nh, 64, src, dst)
     return ip + ext + bytes(seg)
-
-
-# ---- the v1 spec ------------------------------------------------------------------------------
-def k_tag(key: bytes, key_id: int, tag: int) -> bytes:
-    return hmac.new(key, b'labelwall-v1' + bytes([key_id]) + struct.pack('!H', tag), hashlib.sha256).digest()
-
-
-def canonical(options: bytes) -> bytes:
-    """Walk in wire order, stop at EOL, skip NOPs, MSS and the label; keep kind, length, value."""
-    out, i = b'', 0
-    while i < len(options):
-        k = options[i]
-        if k == EOL:
-            break
-        if k == NOP:
-            i += 1
-            continue
-        ln = options[i + 1]
-        o = options[i:i + ln]
-        is_label = k == KIND and ln >= 4 and struct.unpack('!H', o[2:4])[0] == EXID
-        if k != 2 and not is_label:
-            out += o
-        i += ln
-    return out
-
-
-def make_m(head8, epoch, family, src, dst_pseudo, tcp: bytes, s, d, p, options, payload):
-    m = head8 + struct.pack('!I', epoch) + bytes([family])
-    m += bytes(len(src)) if s else src
-    m += bytes(len(dst_pseudo)) if d else dst_pseudo
-    m += b'\0\0' if (s and p) else tcp[0:2]
-    m += b'\0\0' if (d and p) else tcp[2:4]
-    m += tcp[4:8] + tcp[8:12] + tcp[12:14] + tcp[14:16] + tcp[18:20]
-    m += canonical(options)
-    m += struct.pack('!H', len(payload)) + payload
-    return m
 
 
 KEY_A = bytes(range(32))  # key id 0
