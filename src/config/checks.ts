@@ -3,7 +3,7 @@
 // They run on whatever parts are well-typed, so every problem shows up in one pass.
 import picomatch from 'picomatch';
 import { cmdlinePatternError, parseCidr, parsePortRange } from '../util/match.js';
-import { DEFAULT_AGENT_MARK, type AgentMarks } from './marks.js';
+import { DEFAULT_AGENT_MARK, DEFAULT_AGENT_TAG_MASK, isTagMask, type AgentMarks } from './marks.js';
 import { DEFAULT_MARK, type MarkBits } from './model.js';
 import { describeValue, nearest, type Add, type Seg } from './messages.js';
 
@@ -94,8 +94,29 @@ function checkAgentMarks(agent: Obj | undefined, verifier: Obj | undefined, add:
     if (clash) add(['agent', 'mark', k], `${hex(v)} shares bits ${hex((clash[1] & v) >>> 0)} with agent.mark.${clash[0]} (each mark needs bits of its own)`);
     seen.push([k, v]);
   }
+  // The tag bits: 0 (no tags) or 16 contiguous bits, clear of the three marks.
+  const rawTag = given?.tag_mask;
+  let tagMask: number | undefined = DEFAULT_AGENT_TAG_MASK;
+  if (rawTag !== undefined) {
+    tagMask = typeof rawTag === 'number' || typeof rawTag === 'string' ? parseMarkValue(rawTag) : undefined;
+    if (tagMask === undefined) {
+      if (typeof rawTag === 'number' || typeof rawTag === 'string') add(['agent', 'mark', 'tag_mask'], `${describeValue(rawTag)} is not a 32-bit unsigned integer`);
+    } else if (tagMask !== 0 && !isTagMask(tagMask)) {
+      add(['agent', 'mark', 'tag_mask'], `${hex(tagMask)} is not 16 contiguous bits (a tag is 16 bits; 0 = no tags), e.g. 0xffff0000`);
+      tagMask = undefined;
+    } else {
+      const clash = seen.find(([, o]) => (o & tagMask!) !== 0);
+      if (clash) add(['agent', 'mark', 'tag_mask'], `${hex(tagMask)} shares bits ${hex((clash[1] & tagMask) >>> 0)} with agent.mark.${clash[0]} (each mark needs bits of its own)`);
+    }
+  }
   const vm = vmark?.mask === undefined ? DEFAULT_MARK.mask : parseMarkValue(vmark.mask);
   if (vm === undefined || vm === 0) return; // reported with verifier.mark
+  // The default tag bits are used only when an egress rule gives a tag (daemon/resolve.ts).
+  const tagged = asArr(asObj(agent?.egress)?.rules).some((r) => asObj(r)?.tag !== undefined);
+  if (tagMask !== undefined && (tagMask & vm) !== 0 && (rawTag !== undefined || tagged)) {
+    if (rawTag !== undefined) add(['agent', 'mark', 'tag_mask'], `${hex(tagMask)} overlaps the verifier's mark mask ${hex(vm)}: a verifier on the same host would take the agent's packets as already judged`);
+    else add(['verifier', 'mark', 'mask'], `${hex(vm)} overlaps the agent's default tag bits ${hex(tagMask)}: set agent.mark.tag_mask to bits outside the mask (or 0)`);
+  }
   const defaults: string[] = [];
   for (const [k, v] of seen) {
     if ((v & vm) === 0) continue;
@@ -108,6 +129,64 @@ function checkAgentMarks(agent: Obj | undefined, verifier: Obj | undefined, add:
   }
 }
 
+/** `tags:` numbers are unique: a number names one application. */
+function checkTags(tags: Obj, add: Add): void {
+  const byNumber = new Map<number, string>();
+  for (const [name, n] of Object.entries(tags)) {
+    if (typeof n !== 'number' || !Number.isInteger(n)) continue; // the schema reports it
+    const other = byNumber.get(n);
+    if (other !== undefined) add(['tags', name], `tag number ${n} is already used by tag "${other}" (a number names one application)`);
+    else byNumber.set(n, name);
+  }
+}
+
+/** A `tag:` value: a name defined under `tags`, or a number 1-65535. */
+function checkTagRef(ref: unknown, tags: Obj, path: Seg[], add: Add): void {
+  if (typeof ref === 'number') {
+    if (Number.isInteger(ref) && (ref < 1 || ref > 65535)) add(path, `tag number ${ref} is out of range: tags are 1-65535 (0 means unclassified)`);
+    return;
+  }
+  if (typeof ref !== 'string') return;
+  if (Object.prototype.hasOwnProperty.call(tags, ref)) return;
+  const defined = Object.keys(tags);
+  const near = nearest(ref, defined);
+  const tail = near !== undefined ? ` (did you mean "${near}"?)` : defined.length > 0 ? ` (defined: ${defined.join(', ')})` : ' (the tags section defines none)';
+  add(path, `tag "${ref}" is not defined under tags${tail}`);
+}
+
+/** `translated` / `allow_nat`: ports are translated only together with an address (v1's P needs S or D). */
+function checkNatParts(list: unknown, path: Seg[], add: Add): void {
+  const parts = asArr(list);
+  if (parts.includes('ports') && !parts.includes('source') && !parts.includes('destination')) {
+    add(path, 'ports needs source or destination too (the P flag only says which ports of a translated address are left out)');
+  }
+}
+
+/** The key id of a `keys:` entry (a path is id 0); undefined when the entry is malformed. */
+function keyIdOf(entry: unknown): number | undefined {
+  if (typeof entry === 'string') return 0;
+  const e = asObj(entry);
+  if (!e) return undefined;
+  if (e.id === undefined) return 0;
+  return typeof e.id === 'number' && Number.isInteger(e.id) && e.id >= 0 && e.id <= 7 ? e.id : undefined;
+}
+
+/**
+ * The keys a v1 verifier rule accepts need different key ids: a v1 label names its key by id and
+ * the verifier tries only that one. `names` are the rule's keys; each clash is reported at `at(j)`.
+ */
+function checkKeyIds(names: readonly string[], keys: Obj, at: (j: number) => Seg[], add: Add, whose: string): void {
+  const byId = new Map<number, string>();
+  names.forEach((name, j) => {
+    if (!Object.prototype.hasOwnProperty.call(keys, name)) return; // reported as undefined
+    const id = keyIdOf(keys[name]);
+    if (id === undefined) return;
+    const other = byId.get(id);
+    if (other !== undefined) add(at(j), `key "${name}" has key id ${id}, like key "${other}" (${whose}; a v1 label names its key by id: give each key its own id, { file: PATH, id: 0-7 })`);
+    else byId.set(id, name);
+  });
+}
+
 /** The longest path a UNIX socket can have (sun_path holds 108 bytes with the NUL). */
 const MAX_SOCKET_PATH = 107;
 
@@ -118,9 +197,17 @@ export function semanticChecks(data: Obj, add: Add, flagAt: (path: readonly Seg[
   }
   checkAgentMarks(asObj(data.agent), asObj(data.verifier), add);
   const keys = asObj(data.keys) ?? {};
+  const tags = asObj(data.tags) ?? {};
+  checkTags(tags, add);
   const agent = asObj(data.agent);
   if (agent) {
     if (agent.key !== undefined) checkKeyRef(agent.key, keys, ['agent', 'key'], add);
+    asArr(agent.nat).forEach((n, i) => {
+      const nat = asObj(n);
+      if (!nat) return;
+      checkCidrs(nat.destinations, ['agent', 'nat', i, 'destinations'], add);
+      checkNatParts(nat.translated, ['agent', 'nat', i, 'translated'], add);
+    });
     const label = asObj(agent.label);
     if (label) {
       checkCidrs(label.destinations, ['agent', 'label', 'destinations'], add);
@@ -137,6 +224,7 @@ export function semanticChecks(data: Obj, add: Add, flagAt: (path: readonly Seg[
       if (names.has(name)) {
         add([...base, 'name'], `rule name "${name}" is already used by rules[${names.get(name)}]`);
       } else names.set(name, i);
+      if (rule.tag !== undefined) checkTagRef(rule.tag, tags, [...base, 'tag'], add);
       const app = asObj(rule.app);
       if (app) {
         if (typeof app.exe === 'string' && app.exe !== '') {
@@ -173,6 +261,20 @@ export function semanticChecks(data: Obj, add: Add, flagAt: (path: readonly Seg[
   if (verifier) {
     checkQueues(verifier, ['verifier'], add);
     const mark = asObj(verifier.mark);
+    if (mark?.tag_mask !== undefined && (typeof mark.tag_mask === 'number' || typeof mark.tag_mask === 'string')) {
+      const t = parseMarkValue(mark.tag_mask);
+      const mask = mark.mask === undefined ? DEFAULT_MARK.mask : parseMarkValue(mark.mask);
+      const p: Seg[] = ['verifier', 'mark', 'tag_mask'];
+      if (t === undefined) add(p, `${describeValue(mark.tag_mask)} is not a 32-bit unsigned integer`);
+      else if (t !== 0 && !isTagMask(t)) add(p, `0x${t.toString(16)} is not 16 contiguous bits (a tag is 16 bits; 0 = tags not marked), e.g. 0xffff0000`);
+      else if (mask !== undefined && (t & mask) !== 0) add(p, `0x${t.toString(16)} overlaps the mask 0x${mask.toString(16)} (the verdict bits)`);
+    } else if (mark?.mask !== undefined && (verifier.action === 'mark' || asArr(verifier.rules).some((r) => asObj(r)?.action === 'mark'))) {
+      // The tag goes into the mark in `mark` mode only: there the default tag bits must be clear of the verdict bits.
+      const mask = parseMarkValue(mark.mask);
+      if (mask !== undefined && (mask & DEFAULT_MARK.tagMask) !== 0) {
+        add(['verifier', 'mark', 'mask'], `0x${mask.toString(16)} overlaps the default tag_mask 0x${DEFAULT_MARK.tagMask.toString(16)}: set verifier.mark.tag_mask to other bits (or 0)`);
+      }
+    }
     if (mark) {
       const vals: Partial<Record<keyof MarkBits, number>> = {};
       for (const k of ['mask', 'valid', 'invalid', 'unlabelled', 'malformed'] as const) {
@@ -212,10 +314,22 @@ export function semanticChecks(data: Obj, add: Add, flagAt: (path: readonly Seg[
       checkCidrs(rule.destinations, [...base, 'destinations'], add);
       checkPorts(rule.ports, [...base, 'ports'], add);
       asArr(rule.keys).forEach((k, j) => checkKeyRef(k, keys, [...base, 'keys', j], add));
+      for (const [j, t] of asArr(rule.tags).entries()) checkTagRef(t, tags, [...base, 'tags', j], add);
+      checkNatParts(rule.allow_nat, [...base, 'allow_nat'], add);
+      if (verifier.profile !== 'compat') {
+        if (rule.keys !== undefined) {
+          const ks = asArr(rule.keys).filter((k): k is string => typeof k === 'string');
+          checkKeyIds(ks, keys, (j) => [...base, 'keys', j], add, `both accepted by verifier rule "${name}"`);
+        } else checkKeyIds(Object.keys(keys), keys, (j) => ['keys', Object.keys(keys)[j]!], add, `verifier rule "${name}" accepts every key`);
+      }
       if (hook === 'input' && asArr(rule.out_interfaces).length > 0) {
         const hookFrom = flagAt(['verifier', 'hook']) !== undefined ? '--hook input' : 'hook: input';
         add([...base, 'out_interfaces'], `out_interfaces does not apply with ${hookFrom} (packets there have no output interface)`);
       }
     });
+    // No rules: one implicit rule with every key.
+    if (asArr(verifier.rules).length === 0 && verifier.profile !== 'compat') {
+      checkKeyIds(Object.keys(keys), keys, (j) => ['keys', Object.keys(keys)[j]!], add, 'the verifier accepts every key');
+    }
   }
 }

@@ -77,6 +77,8 @@ export interface AgentConfig {
   queueBase: number;
   /** The agent's packet mark bits (config/marks.ts). */
   mark: AgentMarks;
+  /** Bits of the packet and conntrack mark that carry a flow's app tag (`agent.mark.tag_mask`; marks.ts); 0 = none. */
+  tagMask: number;
   identity: IdentityConfig;
   egress: EgressPolicy;
   /** v1 NAT flags per destination; default [] (strict). */

@@ -2,9 +2,25 @@
 // snake_case keys to camelCase, CIDRs and ports parsed, key paths made absolute.
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parseCidr, parsePortRange, type Cidr, type PortRange } from '../util/match.js';
-import { DEFAULT_AGENT_MARK, type AgentMarks } from './marks.js';
+import { DEFAULT_AGENT_MARK, DEFAULT_AGENT_TAG_MASK, type AgentMarks } from './marks.js';
 import { DEFAULT_CONTROL_SOCKET, DEFAULT_DECISION_LOG_LIMITS, DEFAULT_MARK, type AppMatch, type EgressRule, type KeyEntry, type LabelwallConfig, type MarkBits } from './model.js';
-import type { RawConfig } from './schema.js';
+import type { NatPart, RawConfig } from './schema.js';
+import { NAT_DST, NAT_PORTS, NAT_SRC } from './nat.js';
+
+const NAT_BIT: Record<NatPart, number> = { source: NAT_SRC, destination: NAT_DST, ports: NAT_PORTS };
+/** `[source, ports]` -> NAT_SRC | NAT_PORTS. */
+export function natBits(parts: readonly NatPart[] | undefined): number {
+  return (parts ?? []).reduce((n, p) => n | NAT_BIT[p], 0);
+}
+
+/** A `tag:` value (a name under `tags` or a number; checks.ts refused anything else) as its number. */
+function tagNumber(ref: string | number, tags: Record<string, number>): number {
+  return typeof ref === 'number' ? ref : tags[ref]!;
+}
+
+function markNumber(val: number | string): number {
+  return typeof val === 'number' ? val : Number(val.trim());
+}
 
 function cidrs(list: string[] | undefined): Cidr[] {
   return (list ?? []).map((c) => {
@@ -25,26 +41,30 @@ function ports(list: (string | number)[] | undefined): PortRange[] {
 export function normalize(raw: RawConfig, fileName: string): LabelwallConfig {
   const baseDir = fileName.startsWith('<') ? process.cwd() : dirname(resolve(fileName));
   const keys: Record<string, KeyEntry> = {};
-  for (const [k, p] of Object.entries(raw.keys ?? {})) keys[k] = { file: isAbsolute(p) ? p : resolve(baseDir, p), id: 0 };
+  for (const [k, e] of Object.entries(raw.keys ?? {})) {
+    const p = typeof e === 'string' ? e : e.file;
+    keys[k] = { file: isAbsolute(p) ? p : resolve(baseDir, p), id: typeof e === 'string' ? 0 : (e.id ?? 0) };
+  }
+  const tags: Record<string, number> = { ...(raw.tags ?? {}) };
   const keyNames = Object.keys(keys);
   const a = raw.agent ?? {};
   const v = raw.verifier ?? {};
   const m = v.mark ?? {};
   const mark: MarkBits = { ...DEFAULT_MARK };
-  for (const k of Object.keys(DEFAULT_MARK) as (keyof MarkBits)[]) {
-    if (k === 'tagMask') continue; // not in the schema yet
+  for (const k of ['mask', 'valid', 'invalid', 'unlabelled', 'malformed'] as const) {
     const val = m[k];
-    if (val !== undefined) mark[k] = typeof val === 'number' ? val : Number(val.trim());
+    if (val !== undefined) mark[k] = markNumber(val);
   }
+  if (m.tag_mask !== undefined) mark.tagMask = markNumber(m.tag_mask);
   const agentMark: AgentMarks = { ...DEFAULT_AGENT_MARK };
-  for (const k of Object.keys(DEFAULT_AGENT_MARK) as (keyof AgentMarks)[]) {
+  for (const k of ['done', 'deny', 'allow'] as const) {
     const val = a.mark?.[k];
-    if (val !== undefined) agentMark[k] = typeof val === 'number' ? val : Number(val.trim());
+    if (val !== undefined) agentMark[k] = markNumber(val);
   }
   const verifierAction = v.action ?? 'drop';
   return {
     keys,
-    tags: {},
+    tags,
     log: {
       level: raw.log?.level ?? 'info',
       ...(raw.log?.file !== undefined ? { file: raw.log.file } : {}),
@@ -55,7 +75,7 @@ export function normalize(raw: RawConfig, fileName: string): LabelwallConfig {
       },
     },
     agent: {
-      profile: 'v1',
+      profile: a.profile ?? 'v1',
       ...(a.key !== undefined ? { key: a.key } : keyNames.length === 1 ? { key: keyNames[0]! } : {}),
       interfaces: a.interfaces ?? [],
       families: a.families ?? ['ipv4', 'ipv6'],
@@ -64,6 +84,7 @@ export function normalize(raw: RawConfig, fileName: string): LabelwallConfig {
       queues: a.queues ?? 1,
       queueBase: a.queue_base ?? 100,
       mark: agentMark,
+      tagMask: a.mark?.tag_mask !== undefined ? markNumber(a.mark.tag_mask) : DEFAULT_AGENT_TAG_MASK,
       identity: {
         bpf: a.identity?.ebpf ?? 'auto',
         exhaustive: a.identity?.exhaustive ?? false,
@@ -85,14 +106,15 @@ export function normalize(raw: RawConfig, fileName: string): LabelwallConfig {
             rule.app = app;
           }
           if (r.dst) rule.dst = { cidrs: cidrs(r.dst.cidr), ports: ports(r.dst.ports), proto: r.dst.proto ?? 'any' };
+          if (r.tag !== undefined) rule.tag = tagNumber(r.tag, tags);
           return rule;
         }),
       },
-      nat: [],
+      nat: (a.nat ?? []).map((n) => ({ destinations: cidrs(n.destinations), nat: natBits(n.translated) })),
     },
     verifier: {
-      profile: 'v1',
-      epochWindow: { before: 2, after: 1 },
+      profile: v.profile ?? 'v1',
+      epochWindow: { before: v.epoch_window?.before ?? 2, after: v.epoch_window?.after ?? 1 },
       hook: v.hook ?? 'forward',
       action: verifierAction,
       families: v.families ?? ['ipv4', 'ipv6'],
@@ -109,6 +131,8 @@ export function normalize(raw: RawConfig, fileName: string): LabelwallConfig {
         ports: ports(r.ports),
         keys: r.keys,
         action: r.action ?? verifierAction,
+        ...(r.tags !== undefined ? { tags: r.tags.map((t) => tagNumber(t, tags)) } : {}),
+        ...(r.allow_nat !== undefined ? { allowNat: natBits(r.allow_nat) } : {}),
       })),
     },
     control: { socket: raw.control?.socket ?? DEFAULT_CONTROL_SOCKET },

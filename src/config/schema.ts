@@ -39,6 +39,10 @@ export const verifierHooks = ['input', 'forward'] as const;
 export const protoMatches = ['tcp', 'udp', 'icmp', 'any'] as const;
 export const holderModes = ['any', 'all'] as const;
 export const ebpfModes = ['auto', 'on', 'off'] as const;
+export const agentProfiles = ['v1', 'compat'] as const;
+export const verifierProfiles = ['v1', 'compat', 'any'] as const;
+/** What a NAT on the path translates (v1's S, D and P flags). */
+export const natParts = ['source', 'destination', 'ports'] as const;
 
 const failMode = Enum(failModes);
 const queueCount = Type.Integer({ minimum: 1, maximum: 64 });
@@ -53,6 +57,17 @@ const keyName = Type.String({
   errorHint: 'must be a key name (letters, digits, "_", ".", "-")',
 });
 const nonEmpty = () => Type.String({ minLength: 1 });
+// Tag names: like key names, but not all digits (a number is a tag number, never a name).
+const tagName = Type.String({
+  pattern: '^(?![0-9]+$)[A-Za-z0-9_.-]{1,64}$',
+  errorHint: 'must be a tag name (letters, digits, "_", ".", "-"; not only digits)',
+});
+/** `tag: NAME|NUMBER`: a name under `tags` or a number 1-65535 (checks.ts resolves names and ranges). */
+const tagRef = Type.Unsafe<string | number>({
+  type: ['string', 'integer'],
+  errorHint: 'must be a tag name under tags or a tag number (1-65535)',
+});
+const natList = Type.Array(Enum(natParts), { minItems: 1, uniqueItems: true });
 
 const appMatcher = Section({
   exe: Opt(nonEmpty()),
@@ -74,6 +89,7 @@ const egressRule = Section({
   app: Opt(appMatcher),
   dst: Opt(dstMatcher),
   action: Enum(egressActions),
+  tag: Opt(tagRef),
 });
 
 const verifierRule = Section({
@@ -85,18 +101,39 @@ const verifierRule = Section({
   ports: Opt(portList),
   keys: Opt(Type.Array(keyName, { minItems: 1, uniqueItems: true })),
   action: Opt(Enum(verifierActions)),
+  tags: Opt(Type.Array(tagRef, { minItems: 1, uniqueItems: true })),
+  allow_nat: Opt(natList),
 });
 
 // `propertyNames` has no TypeBox builder (Type.Record compiles to patternProperties, whose error
 // would not name the bad key the way messages.ts reports it).
-const keysSection = Type.Unsafe<Record<string, string>>({
+// A key is a path (key id 0) or { file, id }: one node with both types (not anyOf, whose errors
+// would read worse), so a wrong scalar keeps today's message.
+const keysSection = Type.Unsafe<Record<string, string | { file: string; id?: number }>>({
   type: 'object',
   propertyNames: keyName,
-  additionalProperties: { type: 'string', minLength: 1, errorHint: 'must be the path of a key file' },
+  additionalProperties: {
+    type: ['string', 'object'],
+    minLength: 1,
+    errorHint: 'must be the path of a key file (or a mapping { file: PATH, id: 0-7 })',
+    properties: {
+      file: { type: 'string', minLength: 1, errorHint: 'must be the path of a key file' },
+      id: { type: 'integer', minimum: 0, maximum: 7 },
+    },
+    required: ['file'],
+    additionalProperties: false,
+  },
+});
+
+const tagsSection = Type.Unsafe<Record<string, number>>({
+  type: 'object',
+  propertyNames: tagName,
+  additionalProperties: { type: 'integer', minimum: 1, maximum: 65535, errorHint: 'must be a tag number (1-65535)' },
 });
 
 export const configSchema = Section({
   keys: Opt(keysSection),
+  tags: Opt(tagsSection),
   log: Opt(
     Section({
       level: Opt(Enum(logLevels)),
@@ -119,7 +156,7 @@ export const configSchema = Section({
       fail: Opt(failMode),
       queues: Opt(queueCount),
       queue_base: Opt(queueNum),
-      mark: Opt(Section({ done: Opt(markValue), deny: Opt(markValue), allow: Opt(markValue) })),
+      mark: Opt(Section({ done: Opt(markValue), deny: Opt(markValue), allow: Opt(markValue), tag_mask: Opt(markValue) })),
       identity: Opt(
         Section({
           ebpf: Opt(Enum(ebpfModes)),
@@ -135,6 +172,8 @@ export const configSchema = Section({
           rules: Opt(Type.Array(egressRule)),
         }),
       ),
+      profile: Opt(Enum(agentProfiles)),
+      nat: Opt(Type.Array(Section({ destinations: Type.Array(cidrList.items, { minItems: 1 }), translated: natList }))),
     }),
   ),
   verifier: Opt(
@@ -152,9 +191,12 @@ export const configSchema = Section({
           invalid: Opt(markValue),
           unlabelled: Opt(markValue),
           malformed: Opt(markValue),
+          tag_mask: Opt(markValue),
         }),
       ),
       rules: Opt(Type.Array(verifierRule)),
+      profile: Opt(Enum(verifierProfiles)),
+      epoch_window: Opt(Section({ before: Opt(Type.Integer({ minimum: 0, maximum: 16 })), after: Opt(Type.Integer({ minimum: 0, maximum: 16 })) })),
     }),
   ),
   control: Opt(Section({ socket: Opt(nonEmpty()) })),
@@ -173,3 +215,6 @@ export type VerifierHook = (typeof verifierHooks)[number];
 export type ProtoMatch = (typeof protoMatches)[number];
 export type HolderMode = (typeof holderModes)[number];
 export type EbpfMode = (typeof ebpfModes)[number];
+export type AgentProfile = (typeof agentProfiles)[number];
+export type VerifierProfile = (typeof verifierProfiles)[number];
+export type NatPart = (typeof natParts)[number];
