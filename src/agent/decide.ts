@@ -2,7 +2,10 @@
 // options of handshakes that arrive. Every packet goes back with NF_REPEAT and the agent's mark,
 // so the rest of the ruleset runs as if labelwall were not there.
 import type { LabelKey } from '../label/keys.js';
-import { labelWith, type LabelProfile, type PacketContext } from '../label/profile.js';
+import type { LabelProfile, PacketContext } from '../label/profile.js';
+import { parseIpPacket } from '../wire/packet.js';
+import type { AgentNatRule } from '../config/model.js';
+import { matchCidrs } from '../util/match.js';
 import { rewriteInboundSyn } from './handshake.js';
 import { DEFAULT_AGENT_MARK, withMark, type AgentMarks } from '../config/marks.js';
 
@@ -17,6 +20,10 @@ export const AGENT_COUNTERS = [
   'passed_not_tcp',
   'dropped_malformed',
   'inbound_malformed',
+  // v1: labels in the 16-byte form (the full one did not fit), and what made room for them.
+  'labelled_compact',
+  'sack_trimmed',
+  'options_removed',
 ] as const;
 export type AgentCounter = (typeof AGENT_COUNTERS)[number];
 
@@ -26,6 +33,15 @@ export interface AgentDecision {
   payload?: Buffer;
   counter: AgentCounter;
   reason?: string;
+  /** v1: the compact form was used / what was trimmed (LabelResult). */
+  compact?: boolean;
+  trimmed?: 'sack-trimmed' | 'options-removed';
+}
+
+/** The NAT flags (agent.nat) for a destination: the first rule whose destinations hold it; 0 = strict. */
+export function natFor(rules: readonly AgentNatRule[], dst: Uint8Array): number {
+  for (const r of rules) if (matchCidrs(r.destinations, dst)) return r.nat;
+  return 0;
 }
 
 /**
@@ -44,6 +60,7 @@ export function decideAgentPacket(
   out: Buffer,
   marks: AgentMarks = DEFAULT_AGENT_MARK,
   ctx?: PacketContext,
+  nat?: readonly AgentNatRule[],
 ): AgentDecision {
   // Only our own bit: the egress decision bits (marks.ts) must survive labelling.
   const done = withMark(mark, marks.done, marks.done);
@@ -53,8 +70,16 @@ export function decideAgentPacket(
     if (r.kind === 'malformed') return { verdict: 'repeat', mark: done, counter: 'inbound_malformed', reason: r.reason };
     return { verdict: 'repeat', mark: done, counter: 'handshakes_unchanged' };
   }
-  const r = labelWith(profile, pkt, key, out, ctx);
-  if (r.ok) return { verdict: 'repeat', mark: done, payload: r.packet, counter: 'labelled' };
+  const p = parseIpPacket(pkt);
+  if (!p.ok) return { verdict: 'drop', mark, counter: 'dropped_malformed', reason: p.reason };
+  if (ctx && nat && nat.length > 0) ctx.nat = natFor(nat, p.dst);
+  const r = profile.label(pkt, p, key, out, ctx);
+  if (r.ok) {
+    const d: AgentDecision = { verdict: 'repeat', mark: done, payload: r.packet, counter: 'labelled' };
+    if (r.compact) d.compact = true;
+    if (r.trimmed) d.trimmed = r.trimmed;
+    return d;
+  }
   if (r.verdict === 'skipped') return { verdict: 'repeat', mark: done, counter: 'passed_not_tcp' };
   // An outgoing TCP segment we cannot label must not leave unlabelled (fail closed).
   return { verdict: 'drop', mark, counter: 'dropped_malformed', reason: r.reason };

@@ -25,7 +25,7 @@ import { policyNeedsHash } from '../policy/egress.js';
 import { RateLimiter } from '../util/ratelimit.js';
 import { egressMark, flowTupleOf } from './egress.js';
 import { flowHashOfPacket } from './flow-hash.js';
-import { DEFAULT_AGENT_MARK, egressBits, withMark, type AgentMarks } from '../config/marks.js';
+import { DEFAULT_AGENT_MARK, egressBits, withMark, withTag, type AgentMarks } from '../config/marks.js';
 
 export const EGRESS_COUNTERS = [
   'egress_packets',
@@ -47,6 +47,8 @@ export interface EgressHandlerData {
   logLimits?: DecisionLogLimits;
   /** The agent's mark bits (agent.mark). */
   marks?: AgentMarks;
+  /** Mark bits for the allowing rule's app tag (agent.mark.tag_mask; 0 or absent = no tags). */
+  tagMask?: number;
 }
 
 /** Messages the egress worker posts to the main thread (besides log lines). */
@@ -71,7 +73,7 @@ let limiter: DecisionLogLimiter | undefined;
 const byKey = new Map<number, FlowEntry>();
 
 export function createHandler(data: unknown, ctx: HandlerContext): PacketHandler {
-  const { policy, identity, logLimits, marks = DEFAULT_AGENT_MARK } = data as EgressHandlerData;
+  const { policy, identity, logLimits, marks = DEFAULT_AGENT_MARK, tagMask = 0 } = data as EgressHandlerData;
   const egressMask = egressBits(marks);
   const lim = new DecisionLogLimiter(logLimits ?? DEFAULT_DECISION_LOG_LIMITS);
   limiter = lim;
@@ -129,7 +131,8 @@ export function createHandler(data: unknown, ctx: HandlerContext): PacketHandler
         if (k >= 0) byKey.set(k, e);
         if (byKey.size > 2 * 65536) prune();
       }
-      decision.mark = egressMark(p.mark, e.action, marks);
+      // The allowing rule's app tag rides in the mark; CONNMARK keeps it for the flow (rules.ts).
+      decision.mark = withTag(egressMark(p.mark, e.action, marks), e.tag, tagMask);
       return decision;
     } catch (err) {
       c[cErrors!]!++;

@@ -23,6 +23,9 @@ export interface FlowRow {
   unknown: boolean;
   rule: string;
   verdict: 'allow' | 'deny' | 'log';
+  /** The app tag in the flow's v1 labels (0 = unclassified) and its name under `tags`, if any. */
+  tag: number;
+  tagName?: string;
   /** IP bytes of this flow's segments that the labelling queues labelled (TCP only). */
   bytesLabelled: number;
   /** Packets the egress queue saw for the flow (TCP: the SYN; UDP/ICMP: those in conntrack state NEW). */
@@ -39,7 +42,7 @@ export interface FlowsReport {
   missingByteReports: number;
 }
 
-export function flowRow(e: FlowEntry): FlowRow {
+export function flowRow(e: FlowEntry, tagNames: Readonly<Record<number, string>> = {}): FlowRow {
   const app = e.holders.length === 0 ? 'unknown' : e.holders[0]!.exe;
   return {
     proto: e.tuple.proto,
@@ -53,6 +56,8 @@ export function flowRow(e: FlowEntry): FlowRow {
     unknown: e.unknown,
     rule: e.rule,
     verdict: e.action,
+    tag: e.tag,
+    ...(tagNames[e.tag] !== undefined ? { tagName: tagNames[e.tag] } : {}),
     bytesLabelled: e.bytesLabelled,
     egressPackets: e.packets,
     firstSeen: new Date(e.firstSeen).toISOString(),
@@ -66,6 +71,8 @@ interface Pending<T> {
 }
 
 export class AgentFlowService {
+  /** Tag numbers -> names (`tags:`), shown in the rows; replaced on SIGHUP. */
+  tagNames: Readonly<Record<number, string>> = {};
   private seq = 0;
   private generation = 0;
   private readonly byteWaits = new Map<number, { left: number; done: () => void; timer: NodeJS.Timeout }>();
@@ -144,7 +151,7 @@ export class AgentFlowService {
     });
     return {
       generatedAt: new Date().toISOString(),
-      flows: reply.flows.map(flowRow),
+      flows: reply.flows.map((e) => flowRow(e, this.tagNames)),
       attribution: { ...reply.attribution },
       missingByteReports: missing,
     };
@@ -187,6 +194,11 @@ export function formatFlows(r: FlowsReport): string {
     f.firstSeen.slice(11, 23),
     f.lastSeen.slice(11, 23),
   ]);
+  // The TAG column (v1 app tags) only when some flow has one: untagged agents print as before.
+  if (r.flows.some((f) => f.tag)) {
+    head.splice(4, 0, 'TAG');
+    r.flows.forEach((f, i) => rows[i]!.splice(4, 0, f.tagName ?? (f.tag ? String(f.tag) : '-')));
+  }
   const widths = head.map((h, i) => Math.min(60, Math.max(h.length, ...rows.map((row) => row[i]!.length))));
   const line = (cols: string[]): string => cols.map((c, i) => (i === cols.length - 1 ? c : pad(c, widths[i]!))).join('  ').trimEnd();
   const out = [line(head), ...rows.map(line)];

@@ -25,6 +25,8 @@ export interface AgentRuleOptions {
   egressQueue?: number;
   /** The agent's mark bits (agent.mark); default DEFAULT_AGENT_MARK. */
   marks?: AgentMarks;
+  /** Mark bits that carry app tags through conntrack (0 or absent: no tag rules). */
+  tagMask?: number;
 }
 
 export const AGENT_PREFIX = rolePrefix('agent');
@@ -69,6 +71,17 @@ export function agentRulePlan(family: Family, o: AgentRuleOptions): RulePlan {
     family,
   );
   const egress: string[][] = [];
+  // The app tag (v1): the egress verdict sets it in the mark of a flow's first packet; the
+  // conntrack mark keeps it (save, on the packet the egress queue allowed) and every packet of
+  // the flow gets it back (restore, which also clears what a socket's SO_MARK put there), so the
+  // labelling workers read it from the queued packet's mark. Only with an egress queue: without
+  // one, or when no egress rule gives a tag (the daemon passes tagMask 0 then), no flow has one.
+  const tagRules: string[][] = [];
+  if (o.egressQueue !== undefined && o.tagMask) {
+    const t = `0x${o.tagMask.toString(16)}`;
+    tagRules.push(['-m', 'mark', '--mark', hexMark(m.allow, m.allow), '-j', 'CONNMARK', '--save-mark', '--nfmask', t, '--ctmask', t]);
+    tagRules.push(['-j', 'CONNMARK', '--restore-mark', '--nfmask', t, '--ctmask', t]);
+  }
   if (o.egressQueue !== undefined) {
     const eq = nfqueueTarget([o.egressQueue], o.failOpen);
     // A denied packet is never labelled; filter OUTPUT rejects it.
@@ -84,7 +97,7 @@ export function agentRulePlan(family: Family, o: AgentRuleOptions): RulePlan {
         table: 'mangle',
         hook: 'OUTPUT',
         chain: `${AGENT_PREFIX}-OUT`,
-        rules: [['-o', 'lo', '-j', 'RETURN'], ...egress, ...skip, ...out.map((m) => [...m, ...target])],
+        rules: [['-o', 'lo', '-j', 'RETURN'], ...tagRules, ...egress, ...skip, ...out.map((m) => [...m, ...target])],
       },
       {
         table: 'mangle',

@@ -15,8 +15,9 @@ import { acquireInstanceLock, LockHeldError, type InstanceLock } from '../daemon
 import type { QueueSet } from '../datapath/queue.js';
 import type { ReloadResult } from '../daemon/run.js';
 import type { VerifierHandlerData, VerifierKeyData, VerifierRulesMessage } from '../verifier/handler.js';
+import type { AgentHandlerData, AgentKeyApplied, AgentKeyMessage } from '../agent/handler.js';
 import { KeyFileError } from '../label/keys.js';
-import { DEFAULT_PROFILE, getProfile } from '../label/registry.js';
+import { getProfile } from '../label/registry.js';
 import { nfqueueTarget, removeOwned } from '../datapath/iptables.js';
 import { FlowExemptions, type ValidFlowReport } from '../verifier/exempt.js';
 import { agentRulePlan, AGENT_PREFIX } from '../agent/rules.js';
@@ -79,8 +80,9 @@ export function registerDaemons(program: Command): void {
   commonOptions(
     program
       .command('agent')
-      .description(`protected host: label every outgoing TCP segment (${DEFAULT_PROFILE} profile) and rewrite inbound handshakes`)
-      .option('-k, --key-file <file>', 'labelling key (hex, mode 0600); default: agent.key of the config', collect)
+      .description('protected host: label every outgoing TCP segment and rewrite inbound handshakes')
+      .option('--profile <name>', `label profile (${choices('agent', 'profile')}; default v1; compat = the paper's 40-byte label, no TCP options)`)
+      .option('-k, --key-file <[id=]file>', 'labelling key (hex, mode 0600); ID=FILE gives the v1 key id 0-7 its labels carry (default 0); default: agent.key of the config', collect)
       .option('-i, --interface <name>', 'label only on this outgoing interface (repeatable; default all but loopback; a trailing + matches every name with that prefix, as in iptables)', collect)
       .option('-d, --destination <cidr>', 'label only traffic to this network (repeatable)', collect)
       .option('-p, --port <ports>', 'label only traffic to these destination ports, e.g. 80 or 8000-9000 (repeatable)', collect)
@@ -103,6 +105,7 @@ export function registerDaemons(program: Command): void {
     const hashOn = eg ? eg.identity.hash || policyNeedsHash(eg.policy) : false;
     // Loaded here, not at start-up: `pcap` and `keygen` need none of the datapath.
     const { runDaemon } = await import('../daemon/run.js');
+    const live = new AgentReloader(flags, r, hashOn, () => flowService, log);
     await runDaemon({
       role: 'agent',
       plans: plans(r.families, (f) =>
@@ -113,19 +116,22 @@ export function registerDaemons(program: Command): void {
           destinations: r.destinations,
           ports: r.ports,
           marks: r.mark,
+          tagMask: r.tagMask,
           ...(eg ? { egressQueue: eg.queue } : {}),
         }),
       ),
       queues: r.queues,
       failOpen: r.failOpen,
       handlerModule: new URL('../agent/handler.js', import.meta.url).href,
-      handlerData: { profile: r.profile, keyFile: r.keyFile, countFlows: eg !== undefined, marks: r.mark },
+      handlerData: { profile: r.profile, keyFile: r.keyFile, keyId: r.keyId, nat: r.nat, countFlows: eg !== undefined, marks: r.mark, tagMask: r.tagMask } satisfies AgentHandlerData,
       extraQueueSets: eg
-        ? [{ name: 'egress', queues: [eg.queue], failOpen: r.failOpen, handlerModule: new URL('../agent/egress-handler.js', import.meta.url).href, handlerData: { policy: eg.policy, identity: eg.identity, marks: r.mark, logLimits: cfg.log.egressDecisions } }]
+        ? [{ name: 'egress', queues: [eg.queue], failOpen: r.failOpen, handlerModule: new URL('../agent/egress-handler.js', import.meta.url).href, handlerData: { policy: eg.policy, identity: eg.identity, marks: r.mark, tagMask: r.tagMask, logLimits: cfg.log.egressDecisions } }]
         : [],
       onQueues: ({ main, extra }) => {
+        live.setQueues(main);
         if (extra.egress) {
           flowService = new AgentFlowService(main, extra.egress);
+          flowService.tagNames = r.tagNames;
           extra.egress.post({ kind: 'hello' });
           // The worker's loop runs no timers: this tick drives the summary of unlogged decisions.
           const egressSet = extra.egress;
@@ -135,6 +141,7 @@ export function registerDaemons(program: Command): void {
       onWorkerMessage: (msg) => {
         const m = msg as { kind?: string; bpf?: boolean; bpfError?: string; hash?: boolean };
         if (m?.kind === 'egress-ready') log.info({ bpf: m.bpf, bpfError: m.bpfError, hash: m.hash }, `agent: egress attribution ${m.bpf ? 'with eBPF socket tracking' : 'through /proc only (no eBPF)'}`);
+        live.onWorkerMessage(msg);
         flowService?.onWorkerMessage(msg);
       },
       extraRoutes: {
@@ -143,19 +150,10 @@ export function registerDaemons(program: Command): void {
           return { type: 'application/json', body: JSON.stringify(await flowService.query()) + '\n' };
         },
       },
-      onReload: () => reloadAgent(flags.config, cfg, r, hashOn, () => flowService, log),
+      onReload: () => live.reload(),
       controlSocket: r.controlSocket,
       log,
-      describe: {
-        key: r.keyFingerprint,
-        interfaces: r.interfaces.length ? r.interfaces : 'all but lo',
-        destinations: r.destinations.length ? r.destinations.map((c) => c.text) : 'any',
-        ports: r.ports.length ? r.ports.map((p) => (p.lo === p.hi ? `${p.lo}` : `${p.lo}-${p.hi}`)) : 'any',
-        families: r.families.map((f) => `ipv${f}`),
-        fail: r.failOpen ? 'open' : 'closed',
-        mark: Object.fromEntries(Object.entries(r.mark).map(([k, v]) => [k, `0x${(v as number).toString(16)}`])),
-        egress: eg ? { queue: eg.queue, default: eg.policy.default, unknown: eg.policy.unknown, rules: eg.policy.rules.length, config: flags.config ?? null } : 'off',
-      },
+      describe: live.describe,
     });
   });
 
@@ -165,7 +163,8 @@ export function registerDaemons(program: Command): void {
     program
       .command('verifier')
       .description('middlebox or server: check labels and drop, mark or log what is unlabelled, forged or tampered')
-      .option('-k, --key-file <file>', 'a valid key (repeatable: several keys are valid at once); default: the keys of the config', collect)
+      .option('--profile <name>', `label profile accepted (${choices('verifier', 'profile')}; default v1; any = v1 and compat labels)`)
+      .option('-k, --key-file <[id=]file>', 'a valid key (repeatable: several keys are valid at once); ID=FILE gives its v1 key id 0-7 (default 0; the keys of a v1 verifier rule need different ids); default: the keys of the config', collect)
       .option('--hook <hook>', `where to check: input (this host) or forward (a middlebox) (${choices('verifier', 'hook')})`)
       .option('--action <action>', `drop: drop all but valid; mark: set mark bits per verdict and go on; log: accept and count (${choices('verifier', 'action')})`)
       .option('--in-interface <name>', 'check only traffic arriving on this interface (repeatable; a trailing + matches every name with that prefix, as in iptables)', collect)
@@ -436,43 +435,137 @@ class VerifierReloader {
   }
 }
 
+function describeAgent(r: ResolvedAgent, configFile: string | undefined): Record<string, unknown> {
+  const eg = r.egress;
+  return {
+    profile: r.profile,
+    key: r.keyFingerprint,
+    keyId: r.keyId,
+    interfaces: r.interfaces.length ? r.interfaces : 'all but lo',
+    destinations: r.destinations.length ? r.destinations.map((c) => c.text) : 'any',
+    ports: r.ports.length ? r.ports.map((p) => (p.lo === p.hi ? `${p.lo}` : `${p.lo}-${p.hi}`)) : 'any',
+    families: r.families.map((f) => `ipv${f}`),
+    fail: r.failOpen ? 'open' : 'closed',
+    mark: Object.fromEntries(Object.entries(r.mark).map(([k, v]) => [k, `0x${(v as number).toString(16)}`])),
+    ...(r.tagMask ? { tagMask: `0x${r.tagMask.toString(16)}` } : {}),
+    egress: eg
+      ? {
+          queue: eg.queue,
+          default: eg.policy.default,
+          unknown: eg.policy.unknown,
+          rules: eg.policy.rules.length,
+          config: configFile ?? null,
+          // The app tags the rules give (v1), by name where `tags` has one.
+          tags: [...new Set(eg.policy.rules.flatMap((x) => (x.tag ? [x.tag] : [])))].map((t) => r.tagNames[t] ?? String(t)),
+        }
+      : 'off',
+    ...(r.nat.length ? { nat: r.nat.map((n) => ({ destinations: n.destinations.map((c) => c.text), flags: n.nat })) } : {}),
+  };
+}
+
 /**
- * SIGHUP: re-read the config file. A valid file replaces the egress policy in the egress worker
- * (new flows only); a bad one is refused with every problem (file:line:col: key: reason) and the
- * running policy stays. Only agent.egress is reloaded; other keys need a restart (logged).
+ * SIGHUP of the agent: re-read the config file (when given) and the key file, resolved with the
+ * same flags as at start. The labelling key (and agent.nat) goes to every labelling worker: each
+ * loads the new key before it switches, between two segments, so every segment leaves labelled
+ * with the old key or the new one; all must confirm, or all go back to the running key. Then a
+ * new egress policy (agent.egress, with its tags) goes to the egress worker for new flows.
+ * Anything wrong (file:line:col: key: reason, an unreadable key) keeps the running state.
+ * Queues, interfaces, selection, marks, profile and fail mode take effect at the next start.
  */
-async function reloadAgent(
-  file: string | undefined,
-  running: LabelwallConfig,
-  r: ResolvedAgent,
-  hashOn: boolean,
-  service: () => AgentFlowService | undefined,
-  log: Logger,
-): Promise<void> {
-  if (!file) {
-    log.warn('SIGHUP: the agent was started without --config: nothing to reload');
-    return;
+class AgentReloader {
+  readonly describe: Record<string, unknown>;
+  private main: QueueSet | undefined;
+  private generation = 0;
+  private waiting = new Map<number, { left: number; errors: string[]; done: () => void }>();
+
+  constructor(
+    private readonly flags: AgentFlags,
+    private running: ResolvedAgent,
+    private readonly hashOn: boolean,
+    private readonly service: () => AgentFlowService | undefined,
+    private readonly log: Logger,
+  ) {
+    this.describe = describeAgent(running, flags.config);
   }
-  let next: LabelwallConfig;
-  try {
-    next = loadConfig(file);
-  } catch (err) {
-    if (!(err instanceof ConfigError)) throw err;
-    log.error({ file, problems: err.problems.map(formatProblem) }, `SIGHUP: config rejected, the running egress policy stays: ${err.problems.map(formatProblem).join('; ')}`);
-    return;
+
+  setQueues(main: QueueSet): void {
+    this.main = main;
   }
-  const fx = service();
-  if (!fx || !r.egress) {
-    log.warn({ file }, 'SIGHUP: config is valid, but egress policy is off in this agent (--no-egress): nothing to apply');
-    return;
+
+  onWorkerMessage(msg: unknown): void {
+    const m = msg as AgentKeyApplied | undefined;
+    if (m?.kind !== 'agent-key-applied') return;
+    const w = this.waiting.get(m.generation);
+    if (!w) return;
+    if (!m.ok) w.errors.push(m.error ?? 'unknown error');
+    if (--w.left === 0) w.done();
   }
-  const applied = await fx.applyPolicy(next.agent.egress);
-  log.info({ file, generation: applied.generation, rules: applied.rules, default: applied.default, unknown: applied.unknown }, 'SIGHUP: egress policy reloaded (applies to new flows)');
-  if (!hashOn && policyNeedsHash(next.agent.egress)) {
-    log.warn('SIGHUP: the new policy has sha256 rules but executables are not hashed (identity.hash: false at start): they match nothing until a restart');
+
+  /** Posts the key to every labelling worker and waits for all of them; returns their errors. */
+  private async toWorkers(r: ResolvedAgent): Promise<string[]> {
+    const set = this.main;
+    if (!set) return ['the queues are not bound yet'];
+    const generation = ++this.generation;
+    const acked = new Promise<string[]>((resolve) => {
+      const w = { left: set.queues.length, errors: [] as string[], done: () => resolve(w.errors) };
+      this.waiting.set(generation, w);
+      setTimeout(() => resolve([...w.errors, `${w.left} worker(s) did not answer within 5 s`]), 5000).unref();
+    });
+    set.post({ kind: 'agent-key', generation, keyFile: r.keyFile, keyId: r.keyId, nat: r.nat } satisfies AgentKeyMessage);
+    const errors = await acked;
+    this.waiting.delete(generation);
+    return errors;
   }
-  const rest = (c: LabelwallConfig): string => JSON.stringify({ ...c, source: undefined, agent: { ...c.agent, egress: undefined } });
-  if (rest(next) !== rest(running)) log.warn('SIGHUP: only agent.egress is reloaded; the other changes in the file take effect at the next start');
+
+  async reload(): Promise<void> {
+    const file = this.flags.config;
+    const log = this.log;
+    let cfg: LabelwallConfig;
+    let next: ResolvedAgent;
+    try {
+      cfg = readConfig(file);
+      next = resolveAgent(cfg, this.flags);
+    } catch (err) {
+      if (err instanceof ConfigError) {
+        const problems = err.problems.map(formatProblem);
+        log.error({ file, problems }, `SIGHUP: config rejected, the running key and egress policy stay: ${problems.join('; ')}`);
+        return;
+      }
+      if (err instanceof KeyFileError || err instanceof UsageError) {
+        log.error({ file }, `SIGHUP: ${err.message}; the running key and egress policy stay`);
+        return;
+      }
+      throw err;
+    }
+    const prev = this.running;
+    const errors = await this.toWorkers(next);
+    if (errors.length) {
+      await this.toWorkers(prev); // some workers may have switched: all back to the running key
+      log.error({ errors }, `SIGHUP: a labelling worker could not load the new key, the running key stays: ${errors.join('; ')}`);
+      return;
+    }
+    log.info({ file, generation: this.generation, key: next.keyFingerprint, keyId: next.keyId, previousKey: prev.keyFingerprint, previousKeyId: prev.keyId }, 'SIGHUP: labelling key reloaded (applies from the next segment)');
+    const fx = this.service();
+    let egress = prev.egress;
+    if (file && fx && prev.egress && next.egress) {
+      fx.tagNames = next.tagNames;
+      const applied = await fx.applyPolicy(next.egress.policy);
+      egress = { ...prev.egress, policy: next.egress.policy };
+      log.info({ file, generation: applied.generation, rules: applied.rules, default: applied.default, unknown: applied.unknown }, 'SIGHUP: egress policy reloaded (applies to new flows)');
+      if (!this.hashOn && policyNeedsHash(next.egress.policy)) {
+        log.warn('SIGHUP: the new policy has sha256 rules but executables are not hashed (identity.hash: false at start): they match nothing until a restart');
+      }
+    } else if (file && !prev.egress) {
+      log.warn({ file }, 'SIGHUP: config is valid, but egress policy is off in this agent (--no-egress): no egress policy to apply');
+    }
+    const restartOnly = (x: ResolvedAgent): string =>
+      JSON.stringify([x.profile, x.queues, x.failOpen, x.families, x.controlSocket, x.interfaces, x.destinations, x.ports, x.mark, x.tagMask, x.egress?.queue, x.egress?.identity]);
+    if (restartOnly(next) !== restartOnly(prev)) {
+      log.warn('SIGHUP: profile, queues, interfaces, label selection, marks, identity, fail mode, families and the control socket are not reloaded: they take effect at the next start');
+    }
+    this.running = { ...prev, keyFile: next.keyFile, keyId: next.keyId, keyFingerprint: next.keyFingerprint, nat: next.nat, tagNames: next.tagNames, ...(egress ? { egress } : {}) };
+    Object.assign(this.describe, describeAgent(this.running, file));
+  }
 }
 
 function pad(s: string, n: number): string {

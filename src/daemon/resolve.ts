@@ -3,10 +3,21 @@
 // config key and the whole is validated by the config's own schema and semantic checks
 // (withOverrides), so a flag is refused exactly when the same value in the file would be, with
 // the same message, naming the flag.
-import { loadKeyFile } from '../label/keys.js';
-import { DEFAULT_PROFILE } from '../label/registry.js';
+import { loadKeyFile, MAX_KEY_ID } from '../label/keys.js';
 import type { Cidr, PortRange } from '../util/match.js';
-import { DEFAULT_CONTROL_SOCKET, type EgressPolicy, type FamilyName, type IdentityConfig, type LabelwallConfig, type MarkBits, type VerifierAction } from '../config/model.js';
+import {
+  DEFAULT_CONTROL_SOCKET,
+  type AgentNatRule,
+  type AgentProfileName,
+  type EgressPolicy,
+  type FamilyName,
+  type IdentityConfig,
+  type KeyEntry,
+  type LabelwallConfig,
+  type MarkBits,
+  type VerifierAction,
+  type VerifierProfileName,
+} from '../config/model.js';
 import { withOverrides, type ConfigOverride } from '../config/load.js';
 import type { AgentMarks } from '../config/marks.js';
 import type { Family } from '../wire/packet.js';
@@ -18,6 +29,7 @@ export class UsageError extends Error {}
 // config schema checks them.
 export interface CommonFlags {
   config?: string;
+  profile?: string;
   queues?: number | string;
   queueBase?: number | string;
   fail?: string;
@@ -58,8 +70,17 @@ export interface ResolvedCommon {
 }
 
 export interface ResolvedAgent extends ResolvedCommon {
+  profile: AgentProfileName;
   keyFile: string;
+  /** The v1 key id the labels name (0-7; compat labels carry none). */
+  keyId: number;
   keyFingerprint: string;
+  /** v1 NAT flags per destination (agent.nat), first match wins. */
+  nat: AgentNatRule[];
+  /** Tag names by number (`tags:`), for status and flows. */
+  tagNames: Record<number, string>;
+  /** Mark bits that carry the app tag from the egress worker to the labellers; 0 = no tags (no rule gives one). */
+  tagMask: number;
   mark: AgentMarks;
   interfaces: string[];
   destinations: Cidr[];
@@ -75,6 +96,9 @@ export interface ResolvedEgress {
 }
 
 export interface ResolvedVerifier extends ResolvedCommon {
+  profile: VerifierProfileName;
+  /** v1 epochs accepted: [now - before, now + after] (16 s each). */
+  epochWindow: { before: number; after: number };
   hook: 'input' | 'forward';
   mark: MarkBits;
   rules: VerifierRuleData[];
@@ -103,6 +127,7 @@ function portItems(list: readonly string[] | undefined): string[] | undefined {
 
 function commonOverrides(role: 'agent' | 'verifier', f: CommonFlags): Overrides {
   const o: Overrides = [];
+  put(o, [role, 'profile'], f.profile, '--profile');
   put(o, [role, 'queues'], f.queues, '--queues');
   put(o, [role, 'queue_base'], f.queueBase, '--queue-base');
   put(o, [role, 'fail'], f.fail, '--fail');
@@ -156,21 +181,47 @@ function flagInt(v: number | string | undefined, flag: string): number | undefin
   throw new UsageError(`${flag}: must be an integer (decimal digits), got ${JSON.stringify(v)}`);
 }
 
+/**
+ * `--key-file FILE` is key id 0; `--key-file ID=FILE` gives the v1 key id (0-7), as in the pcap
+ * commands. A file whose name starts with digits and '=' is written ./5=name.
+ */
+export function parseKeyFlag(text: string): KeyEntry {
+  const m = /^(\d+)=(.*)$/s.exec(text);
+  if (!m) return { file: text, id: 0 };
+  const id = Number(m[1]);
+  if (id > MAX_KEY_ID) throw new UsageError(`--key-file ${text}: key id ${m[1]} is not 0-${MAX_KEY_ID} (a file of that name: ./${text})`);
+  if (m[2] === '') throw new UsageError(`--key-file ${text}: no file after '${m[1]}='`);
+  return { file: m[2]!, id };
+}
+
+/** Tag numbers -> names (the config's `tags:`). */
+export function tagNamesOf(cfg: LabelwallConfig): Record<number, string> {
+  return Object.fromEntries(Object.entries(cfg.tags).map(([name, n]) => [n, name]));
+}
+
+/** A key as the verifier worker data carries it: a key file for id 0, else { file, id }. */
+function keyData(e: KeyEntry): VerifierRuleData['keys'][number] {
+  // Plain files for id 0 keep the worker data of the compat days; workers read both forms.
+  return (e.id === 0 ? e.file : { file: e.file, id: e.id }) as unknown as VerifierRuleData['keys'][number];
+}
+
 export function resolveAgent(fileCfg: LabelwallConfig, f: AgentFlags): ResolvedAgent {
   const cfg = withOverrides(fileCfg, agentOverrides(f));
-  let keyFile: string | undefined;
+  let entry: KeyEntry | undefined;
   if (f.keyFile?.length) {
     if (f.keyFile.length > 1) throw new UsageError('the agent labels with one key: give --key-file once');
-    keyFile = f.keyFile[0];
-  } else if (cfg.agent.key) keyFile = cfg.keys[cfg.agent.key]?.file;
-  if (!keyFile) throw new UsageError('no labelling key: give --key-file FILE or set agent.key in the config');
-  const key = loadKeyFile(keyFile); // refuses readable-by-others files, with the reason
+    entry = parseKeyFlag(f.keyFile[0]!);
+  } else if (cfg.agent.key) entry = cfg.keys[cfg.agent.key];
+  if (!entry) throw new UsageError('no labelling key: give --key-file FILE or set agent.key in the config');
+  const key = loadKeyFile(entry.file, entry.id); // refuses readable-by-others files, with the reason
   const queues = queueList(cfg.agent.queueBase, cfg.agent.queues);
   return {
-    profile: DEFAULT_PROFILE, // the only one there is: no flag or config key chooses yet
-    keyFile,
+    profile: cfg.agent.profile,
+    keyFile: entry.file,
+    keyId: key.keyId,
     keyFingerprint: key.fingerprint,
-    mark: cfg.agent.mark,
+    nat: cfg.agent.nat,
+    tagNames: tagNamesOf(cfg),
     interfaces: cfg.agent.interfaces,
     destinations: cfg.agent.label.destinations,
     ports: cfg.agent.label.ports,
@@ -178,8 +229,17 @@ export function resolveAgent(fileCfg: LabelwallConfig, f: AgentFlags): ResolvedA
     failOpen: cfg.agent.fail === 'open',
     families: families(cfg.agent.families),
     controlSocket: f.controlSocket ?? controlSocketFor(fileCfg, 'agent'),
-    ...resolveEgress(cfg, f, queues),
+    ...withEgress(cfg, resolveEgress(cfg, f, queues)),
   };
+}
+
+/**
+ * The tag bits are used only when some flow can get a tag: with an egress queue and a rule that
+ * gives one. Otherwise (tagMask 0) the agent adds no CONNMARK rules and leaves those bits alone.
+ */
+function withEgress(cfg: LabelwallConfig, e: { egress?: ResolvedEgress }): { egress?: ResolvedEgress; mark: AgentMarks; tagMask: number } {
+  const tagged = e.egress?.policy.rules.some((x) => x.tag !== undefined) ?? false;
+  return { ...e, mark: cfg.agent.mark, tagMask: tagged ? cfg.agent.tagMask : 0 };
 }
 
 /**
@@ -204,12 +264,18 @@ function resolveEgress(cfg: LabelwallConfig, f: AgentFlags, queues: number[]): {
 export function resolveVerifier(fileCfg: LabelwallConfig, f: VerifierFlags): ResolvedVerifier {
   const cfg = withOverrides(fileCfg, verifierOverrides(f));
   const keyFingerprints: Record<string, string> = {};
-  const named = new Map<string, string>(); // key name -> file
-  for (const [name, entry] of Object.entries(cfg.keys)) named.set(name, entry.file);
-  const flagFiles = f.keyFile ?? [];
-  for (const file of [...flagFiles, ...named.values()]) keyFingerprints[file] = loadKeyFile(file).fingerprint;
-  const allFiles = [...new Set([...flagFiles, ...named.values()])];
-  if (allFiles.length === 0) throw new UsageError('no verification key: give --key-file FILE (repeatable) or keys in the config');
+  const named = new Map<string, KeyEntry>(); // key name -> file and id
+  for (const [name, entry] of Object.entries(cfg.keys)) named.set(name, entry);
+  const flagKeys = (f.keyFile ?? []).map(parseKeyFlag);
+  for (const e of [...flagKeys, ...named.values()]) keyFingerprints[e.file] = loadKeyFile(e.file, e.id).fingerprint;
+  const allKeys = uniqueKeys([...flagKeys, ...named.values()]);
+  if (allKeys.length === 0) throw new UsageError('no verification key: give --key-file FILE (repeatable) or keys in the config');
+  const v1 = cfg.verifier.profile !== 'compat';
+  const ruleKeys = (name: string, list: KeyEntry[]): VerifierRuleData['keys'] => {
+    const keys = uniqueKeys(list);
+    if (v1) checkKeyIds(name, keys, named);
+    return keys.map(keyData);
+  };
 
   // --action overrides every rule's action (the config's rules default to verifier.action).
   const action = (f.action as VerifierAction | undefined) ?? cfg.verifier.action;
@@ -223,14 +289,17 @@ export function resolveVerifier(fileCfg: LabelwallConfig, f: VerifierFlags): Res
       destinations: r.destinations,
       ports: r.ports,
       // Flags add keys to every rule: they are the operator's explicit choice.
-      keys: r.keys ? [...new Set([...r.keys.map((k) => named.get(k)!), ...flagFiles])] : allFiles,
+      keys: ruleKeys(r.name, r.keys ? [...r.keys.map((k) => named.get(k)!), ...flagKeys] : allKeys),
       action: (f.action as VerifierAction | undefined) ?? r.action,
+      ...(r.tags !== undefined ? { tags: r.tags } : {}),
+      ...(r.allowNat !== undefined ? { allowNat: r.allowNat } : {}),
     }));
   } else {
-    rules = [{ name: 'all-tcp', inInterfaces: [], outInterfaces: [], sources: [], destinations: [], ports: [], keys: allFiles, action }];
+    rules = [{ name: 'all-tcp', inInterfaces: [], outInterfaces: [], sources: [], destinations: [], ports: [], keys: ruleKeys('all-tcp', allKeys), action }];
   }
   return {
-    profile: DEFAULT_PROFILE,
+    profile: cfg.verifier.profile,
+    epochWindow: cfg.verifier.epochWindow,
     hook: cfg.verifier.hook,
     mark: cfg.verifier.mark,
     rules,
@@ -240,4 +309,37 @@ export function resolveVerifier(fileCfg: LabelwallConfig, f: VerifierFlags): Res
     families: families(cfg.verifier.families),
     controlSocket: f.controlSocket ?? controlSocketFor(fileCfg, 'verifier'),
   };
+}
+
+/** The same file with the same id once. */
+function uniqueKeys(list: readonly KeyEntry[]): KeyEntry[] {
+  const seen = new Set<string>();
+  return list.filter((e) => {
+    const k = `${e.id} ${e.file}`;
+    if (seen.has(k)) return false;
+    seen.add(k);
+    return true;
+  });
+}
+
+/**
+ * A v1 label names its key by id, so the keys of one rule need distinct ids (the config's checks
+ * say so at the line; this also covers --key-file and the implicit rule of a file without a
+ * verifier section).
+ */
+function checkKeyIds(rule: string, keys: readonly KeyEntry[], named: ReadonlyMap<string, KeyEntry>): void {
+  const nameOf = (e: KeyEntry): string => {
+    for (const [n, x] of named) if (x.file === e.file && x.id === e.id) return `key "${n}" (${e.file})`;
+    return `--key-file ${e.id ? `${e.id}=` : ''}${e.file}`;
+  };
+  const byId = new Map<number, KeyEntry>();
+  for (const e of keys) {
+    const other = byId.get(e.id);
+    if (other) {
+      throw new UsageError(
+        `verifier rule "${rule}": ${nameOf(e)} and ${nameOf(other)} both have key id ${e.id}; a v1 label names its key by id: give each key its own id (--key-file ID=FILE, or keys: NAME: { file: PATH, id: N })`,
+      );
+    }
+    byId.set(e.id, e);
+  }
 }

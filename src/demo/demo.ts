@@ -48,8 +48,8 @@ export async function runDemo(opts: { iperfSeconds?: number; say?: Say } = {}): 
     const ssh = await startSshServer(topo, 'srv', { port: 2222 });
     const iperf = await startIperfServer(topo, 'srv', 5201);
 
-    agent = await startDaemon(topo, 'pc', 'agent', ['--key-file', key.path], dir);
-    verifier = await startDaemon(topo, 'mb', 'verifier', [
+    agent = await startDaemon(topo, 'pc', 'agent', ['--profile', 'compat', '--key-file', key.path], dir);
+    verifier = await startDaemon(topo, 'mb', 'verifier', ['--profile', 'compat', 
       '--key-file', key.path, '--hook', 'forward', '--action', 'drop',
       '--in-interface', topo.iface('mb', 'pc').name, '--in-interface', topo.iface('mb', 'uc').name,
     ], dir);

@@ -17,6 +17,8 @@ export interface FlowEntry {
   tuple: FlowTuple;
   action: EgressAction;
   rule: string;
+  /** v1 app tag of the flow's labels (the allowing rule's `tag`); 0 = unclassified. */
+  tag: number;
   unknown: boolean;
   holders: FlowHolderSummary[];
   firstSeen: number;
@@ -115,6 +117,7 @@ export class EgressGate {
       tuple: { ...t },
       action: d.action,
       rule: d.rule,
+      tag: d.action === 'deny' ? 0 : (d.tag ?? 0),
       unknown: attribution.unknown,
       holders: attribution.holders.map((h) => ({ pid: h.pid, exe: h.exe, uid: h.uid, ...(h.user !== undefined ? { user: h.user } : {}) })),
       firstSeen: now,

@@ -21,6 +21,8 @@ export interface EgressDecision {
   rule: string;
   /** Pids of the holders that satisfied the rule's app matcher (empty for rules without one). */
   matchedHolders: number[];
+  /** The v1 app tag of the deciding rule (`tag:`); absent = 0, unclassified. */
+  tag?: number;
 }
 
 interface CompiledApp {
@@ -86,11 +88,12 @@ export function decideEgress(policy: EgressPolicy, flow: EgressFlow, attribution
   for (const rule of policy.rules) {
     if (!dstMatches(rule, flow, dstBytes)) continue;
     const app = appOf(rule);
-    if (app === null) return { action: rule.action, rule: rule.name, matchedHolders: [] };
+    const tag = rule.tag !== undefined ? { tag: rule.tag } : {};
+    if (app === null) return { action: rule.action, rule: rule.name, matchedHolders: [], ...tag };
     if (holders.length === 0) continue;
     const matched = holders.filter(app.test);
     const ok = app.holders === 'any' ? matched.length > 0 : matched.length === holders.length;
-    if (ok) return { action: rule.action, rule: rule.name, matchedHolders: matched.map((p) => p.pid) };
+    if (ok) return { action: rule.action, rule: rule.name, matchedHolders: matched.map((p) => p.pid), ...tag };
   }
   if (holders.length === 0) return { action: policy.unknown, rule: 'unknown', matchedHolders: [] };
   return { action: policy.default, rule: 'default', matchedHolders: [] };
@@ -141,6 +144,8 @@ export interface EgressLogRecord {
   event: 'egress';
   action: EgressAction;
   rule: string;
+  /** The app tag the flow's labels carry (v1), when the rule gives one. */
+  tag?: number;
   proto: FlowProto;
   family: 4 | 6;
   src?: string;
@@ -164,6 +169,7 @@ export function egressLogRecord(
     event: 'egress',
     action: decision.action,
     rule: decision.rule,
+    ...(decision.tag !== undefined && decision.action !== 'deny' ? { tag: decision.tag } : {}),
     proto: flow.proto,
     family: flow.family,
     dst: text(flow.dst),

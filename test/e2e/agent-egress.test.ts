@@ -125,8 +125,8 @@ agent:
     await topo.check('pc', ['sysctl', '-qw', 'net.ipv4.ping_group_range=0 2147483647']);
     server = topo.spawn('srv', [PY, PEER, 'serve', '9000,9101,9102,9103', '9001']);
     await server.waitForOutput(/"ready": true/, 10_000, 'stdout');
-    verifier = await startDaemon(topo, 'srv', 'verifier', ['--key-file', key.path, '--hook', 'input', '--action', 'drop', '--queue-base', '40'], dir);
-    agent = await startDaemon(topo, 'pc', 'agent', ['--key-file', key.path, '--config', cfgPath, '--queue-base', '30'], dir);
+    verifier = await startDaemon(topo, 'srv', 'verifier', ['--profile', 'compat', '--key-file', key.path, '--hook', 'input', '--action', 'drop', '--queue-base', '40'], dir);
+    agent = await startDaemon(topo, 'pc', 'agent', ['--profile', 'compat', '--key-file', key.path, '--config', cfgPath, '--queue-base', '30'], dir);
   });
 
   after(async () => {

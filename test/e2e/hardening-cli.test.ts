@@ -65,7 +65,7 @@ describe('hardening: interface wildcards, flags checked like the config, agent m
   }
 
   const startVerifier = (action: 'drop' | 'log'): Promise<Daemon> =>
-    startDaemon(topo, 'srv', 'verifier', ['--key-file', key.path, '--hook', 'input', '--action', action, '--in-interface', wildcard, '--queue-base', '60'], dir);
+    startDaemon(topo, 'srv', 'verifier', ['--profile', 'compat', '--key-file', key.path, '--hook', 'input', '--action', action, '--in-interface', wildcard, '--queue-base', '60'], dir);
 
   before(async () => {
     dir = makeTempDir('lw-hard-cli-');
@@ -83,7 +83,7 @@ describe('hardening: interface wildcards, flags checked like the config, agent m
     assert.notEqual(wildcard.slice(0, -1), srvIf);
     server = topo.spawn('srv', [PYTHON, PEER, 'serve', '9000,9101']);
     await server.waitForOutput(/"ready": true/, 10_000, 'stdout');
-    agent = await startDaemon(topo, 'pc', 'agent', ['--key-file', key.path, '--config', cfg, '--queue-base', '50'], dir);
+    agent = await startDaemon(topo, 'pc', 'agent', ['--profile', 'compat', '--key-file', key.path, '--config', cfg, '--queue-base', '50'], dir);
   });
 
   after(async () => {
@@ -133,7 +133,7 @@ describe('hardening: interface wildcards, flags checked like the config, agent m
   test('--family IPv4 and --hook input --out-interface X: exit 2, the config\'s message naming the flag, no iptables change', async () => {
     const before = await labelwallRules(topo, 'srv');
     const lw = (args: string[]) =>
-      topo.exec('srv', [process.execPath, LABELWALL_BIN, 'verifier', '--key-file', key.path, '--control-socket', join(dir, 'refused.sock'), ...args], { timeoutMs: 20_000 });
+      topo.exec('srv', [process.execPath, LABELWALL_BIN, 'verifier', '--profile', 'compat', '--key-file', key.path, '--control-socket', join(dir, 'refused.sock'), ...args], { timeoutMs: 20_000 });
     const fam = await lw(['--family', 'IPv4']);
     assert.equal(fam.code, 2, fam.stderr);
     assert.equal(fam.stderr, 'labelwall: --family: must be one of ipv4, ipv6, got "IPv4" (did you mean "ipv4"?)\n');

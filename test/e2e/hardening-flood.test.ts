@@ -49,7 +49,7 @@ describe('verifier under flood (issue 7, item 10)', { timeout: 240_000 }, () => 
 
   const startVerifier = async (action: 'drop' | 'mark' | 'log'): Promise<Daemon> => {
     await verifier?.stop();
-    verifier = await startDaemon(topo, 'mb', 'verifier', [
+    verifier = await startDaemon(topo, 'mb', 'verifier', ['--profile', 'compat', 
       '--key-file', key.path, '--hook', 'forward', '--action', action,
       '--in-interface', topo.iface('mb', 'pc').name, '--in-interface', topo.iface('mb', 'uc').name,
       '--queue-base', '40', '--family', 'ipv4',
@@ -68,7 +68,7 @@ describe('verifier under flood (issue 7, item 10)', { timeout: 240_000 }, () => 
     topo = await createTopology(standardTopology({ subnetBase: 231 }));
     // Counts what reaches srv's stack from uc on the flood port (no target: counting only).
     await topo.check('srv', ['iptables', '-A', 'INPUT', '-s', topo.addr('uc'), '-p', 'tcp', '--dport', String(PORT)]);
-    await startDaemon(topo, 'pc', 'agent', ['--key-file', key.path, '--queue-base', '30'], dir);
+    await startDaemon(topo, 'pc', 'agent', ['--profile', 'compat', '--key-file', key.path, '--queue-base', '30'], dir);
   });
   after(async () => {
     await verifier?.stop().catch(() => undefined);

@@ -68,7 +68,7 @@ describe('hardening: inspector, log destination, hostile files, decision logs, c
     assert.equal((await probe('pc')).connected, false, 'port closed again once the plain process is gone');
 
     // The daemon: SIGUSR1 (three times) changes nothing, it keeps answering.
-    const v = await startDaemon(topo, 'pc', 'verifier', ['--key-file', key.path, '--hook', 'input', '--queue-base', '50'], dir);
+    const v = await startDaemon(topo, 'pc', 'verifier', ['--profile', 'compat', '--key-file', key.path, '--hook', 'input', '--queue-base', '50'], dir);
     for (let i = 0; i < 3; i++) {
       v.proc.signal('SIGUSR1');
       await new Promise((r) => setTimeout(r, 300));
@@ -86,7 +86,7 @@ describe('hardening: inspector, log destination, hostile files, decision logs, c
   test('NODE_OPTIONS=--inspect is dropped by bin/labelwall; node --inspect bin/labelwall is refused (exit 2)', async () => {
     // Executed directly (the shebang): NODE_OPTIONS never reaches node.
     const sock = join(dir, 'env.sock');
-    const d = topo.spawn('pc', ['env', 'NODE_OPTIONS=--inspect=127.0.0.1:9229', LABELWALL_BIN, 'verifier', '--key-file', key.path, '--hook', 'input', '--queue-base', '52', '--control-socket', sock]);
+    const d = topo.spawn('pc', ['env', 'NODE_OPTIONS=--inspect=127.0.0.1:9229', LABELWALL_BIN, 'verifier', '--profile', 'compat', '--key-file', key.path, '--hook', 'input', '--queue-base', '52', '--control-socket', sock]);
     await waitFor(async () => {
       if (!d.running) throw new Error(`exited: ${d.describe()}`);
       return (await lw('pc', ['status', '--control-socket', sock], 10_000)).code === 0;
@@ -95,7 +95,7 @@ describe('hardening: inspector, log destination, hostile files, decision logs, c
     assert.doesNotMatch(d.stderr, /Debugger listening/);
     await d.stop(5000);
     // On the node command line: the inspector is closed at once and labelwall refuses to run.
-    const r = await topo.exec('pc', [process.execPath, '--inspect=127.0.0.1:9229', LABELWALL_BIN, 'verifier', '--key-file', key.path, '--control-socket', join(dir, 'x.sock')], { timeoutMs: 20_000 });
+    const r = await topo.exec('pc', [process.execPath, '--inspect=127.0.0.1:9229', LABELWALL_BIN, 'verifier', '--profile', 'compat', '--key-file', key.path, '--control-socket', join(dir, 'x.sock')], { timeoutMs: 20_000 });
     assert.equal(r.code, 2, r.stderr);
     assert.match(r.stderr, /^labelwall: refusing to run with the Node\.js inspector enabled/m);
     assert.deepEqual(await labelwallRules(topo, 'pc'), [], 'nothing installed');
@@ -110,7 +110,7 @@ describe('hardening: inspector, log destination, hostile files, decision logs, c
         if (fill) execFileSync('sh', ['-c', `dd if=/dev/zero of=${mnt}/fill bs=4k 2>/dev/null; true`]);
         const logFile = join(mnt, `labelwall-${fill ? 'full' : 'room'}.log`);
         // --action log: every unlabelled segment is judged, passes, and is logged (rate-limited).
-        const v = await startDaemon(topo, 'srv', 'verifier', ['--key-file', key.path, '--hook', 'input', '--action', 'log', '--log-file', logFile, '--log-level', 'debug', '--queue-base', '54'], dir);
+        const v = await startDaemon(topo, 'srv', 'verifier', ['--profile', 'compat', '--key-file', key.path, '--hook', 'input', '--action', 'log', '--log-file', logFile, '--log-level', 'debug', '--queue-base', '54'], dir);
         const server = topo.spawn('srv', [PYTHON, EGRESS_PEER, 'serve', '9000', '9001']);
         await server.waitForOutput(/"ready": true/, 10_000, 'stdout');
         for (let i = 0; i < 5; i++) {
@@ -234,7 +234,7 @@ for i in range(600):
     }
     // Control: the same key owned by root is accepted (the verifier starts).
     chownSync(foreign.path, 0, 0);
-    const ok = await startDaemon(topo, 'pc', 'verifier', ['--key-file', foreign.path, '--hook', 'input', '--queue-base', '58'], dir);
+    const ok = await startDaemon(topo, 'pc', 'verifier', ['--profile', 'compat', '--key-file', foreign.path, '--hook', 'input', '--queue-base', '58'], dir);
     assert.equal(await ok.stop(), 0);
   });
 
@@ -283,7 +283,7 @@ for i in range(600):
 
     const server = topo.spawn('srv', [PYTHON, EGRESS_PEER, 'serve', '9000,9101', '9000,9101']);
     await server.waitForOutput(/"ready": true/, 10_000, 'stdout');
-    const agent = await startDaemon(topo, 'pc', 'agent', ['--key-file', key.path, '--config', cfg, '--queue-base', '60'], dir);
+    const agent = await startDaemon(topo, 'pc', 'agent', ['--profile', 'compat', '--key-file', key.path, '--config', cfg, '--queue-base', '60'], dir);
     try {
       const connect = `import socket,sys,time
 t=time.time()

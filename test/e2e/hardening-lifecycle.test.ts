@@ -106,7 +106,7 @@ describe('lifecycle hardening: restart, second instance, cleanup, SIGHUP never o
   const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
   const verifierArgs = (base: number, extra: string[] = []): string[] => [
-    '--key-file', keyA.path, '--hook', 'input', '--in-interface', srvIf(), '--queue-base', String(base), '--family', 'ipv4', ...extra,
+    '--profile', 'compat', '--key-file', keyA.path, '--hook', 'input', '--in-interface', srvIf(), '--queue-base', String(base), '--family', 'ipv4', ...extra,
   ];
   /** Runs `labelwall ARGS` in a host to its end. */
   const lw = (host: string, args: string[], opts: { uid?: number } = {}) =>
@@ -136,7 +136,7 @@ describe('lifecycle hardening: restart, second instance, cleanup, SIGHUP never o
     const c = await a.counters();
     assert.ok(c.unlabelled! > 1000, `the stream went through the first verifier: ${JSON.stringify(c)}`);
     // The lock is per network namespace: a verifier in another namespace starts.
-    const other = await daemon('uc', 'verifier', ['--key-file', keyA.path, '--hook', 'input', '--queue-base', '50', '--family', 'ipv4', '--port', '1']);
+    const other = await daemon('uc', 'verifier', ['--profile', 'compat', '--key-file', keyA.path, '--hook', 'input', '--queue-base', '50', '--family', 'ipv4', '--port', '1']);
     assert.equal(await other.stop(), 0);
     // Control: with the verifier stopped, the same stream reaches srv's counting rule.
     assert.equal(await a.stop(), 0);
@@ -151,11 +151,11 @@ describe('lifecycle hardening: restart, second instance, cleanup, SIGHUP never o
   test('item 1: a second agent on another queue base neither takes over nor removes the running agent\'s rules', async () => {
     await addCounter('unl', 9000, false);
     await addCounter('lab', 9000, true);
-    const a = await daemon('uc', 'agent', ['--key-file', keyA.path, '--queue-base', '70', '--family', 'ipv4']);
+    const a = await daemon('uc', 'agent', ['--profile', 'compat', '--key-file', keyA.path, '--queue-base', '70', '--family', 'ipv4']);
     const rulesBefore = await labelwallRules(topo, 'uc');
     await zero();
     const s = await stream(9000, 1000);
-    const r = await lw('uc', ['agent', '--control-socket', join(dir, 'agent2.sock'), '--key-file', keyA.path, '--queue-base', '80', '--family', 'ipv4']);
+    const r = await lw('uc', ['agent', '--profile', 'compat', '--control-socket', join(dir, 'agent2.sock'), '--key-file', keyA.path, '--queue-base', '80', '--family', 'ipv4']);
     assert.equal(r.code, 2, r.stderr);
     assert.match(r.stderr, new RegExp(`another labelwall agent \\(pid ${a.proc.pid}\\)`));
     await sleep(1000);
@@ -252,7 +252,7 @@ describe('lifecycle hardening: restart, second instance, cleanup, SIGHUP never o
   test('item 3: the agent too: SIGKILL and restart never let an unlabelled segment leave', async () => {
     await addCounter('unl', 9000, false);
     await addCounter('lab', 9000, true);
-    const args = ['--key-file', keyA.path, '--queue-base', '70', '--family', 'ipv4'];
+    const args = ['--profile', 'compat', '--key-file', keyA.path, '--queue-base', '70', '--family', 'ipv4'];
     let a = await daemon('uc', 'agent', args);
     await zero();
     const s = await stream(9000, 3000);
@@ -285,7 +285,7 @@ describe('lifecycle hardening: restart, second instance, cleanup, SIGHUP never o
       `    - { name: r1, in_interfaces: [${srvIf()}], ports: [${ports.join(', ')}] }`, '',
     ].join('\n');
     writeFileSync(cfg, config([9000, 9002]));
-    const v = await daemon('srv', 'verifier', ['--config', cfg, '--family', 'ipv4']);
+    const v = await daemon('srv', 'verifier', ['--profile', 'compat', '--config', cfg, '--family', 'ipv4']);
     const pid = v.proc.pid!;
     await zero();
     const sLab = await stream(9000, 500, keyB.hex);
@@ -377,7 +377,7 @@ describe('lifecycle hardening: restart, second instance, cleanup, SIGHUP never o
   test('item 4: a SIGHUP early in start-up does not kill the agent or the verifier', async () => {
     for (const role of ['verifier', 'agent'] as const) {
       const socket = join(dir, `early-${role}.sock`);
-      const args = role === 'verifier' ? verifierArgs(50) : ['--key-file', keyA.path, '--queue-base', '70', '--family', 'ipv4'];
+      const args = role === 'verifier' ? verifierArgs(50) : ['--profile', 'compat', '--key-file', keyA.path, '--queue-base', '70', '--family', 'ipv4'];
       const t0 = Date.now();
       const p = topo.spawn(role === 'verifier' ? 'srv' : 'uc', [process.execPath, LABELWALL_BIN, role, '--control-socket', socket, ...args]);
       const pid = p.pid!;

@@ -34,7 +34,7 @@ describe('agent on pc, verifier on mb', { timeout: 600_000 }, () => {
   let ssh: SshServer;
 
   const startVerifier = (action: 'drop' | 'mark' | 'log') =>
-    startDaemon(topo, 'mb', 'verifier', [
+    startDaemon(topo, 'mb', 'verifier', ['--profile', 'compat', 
       '--key-file', key.path, '--hook', 'forward', '--action', action,
       '--in-interface', topo.iface('mb', 'pc').name, '--in-interface', topo.iface('mb', 'uc').name,
       '--queue-base', '20',
@@ -47,7 +47,7 @@ describe('agent on pc, verifier on mb', { timeout: 600_000 }, () => {
     topo = await createTopology(standardTopology({ subnetBase: 210 }));
     http = await startHttpServer(topo, 'srv', { port: 8080 });
     ssh = await startSshServer(topo, 'srv', { port: 2222 });
-    agent = await startDaemon(topo, 'pc', 'agent', ['--key-file', key.path, '--queue-base', '10'], dir);
+    agent = await startDaemon(topo, 'pc', 'agent', ['--profile', 'compat', '--key-file', key.path, '--queue-base', '10'], dir);
     verifier = await startVerifier('drop');
   });
   after(async () => {
@@ -206,7 +206,7 @@ describe('agent on pc, verifier on mb', { timeout: 600_000 }, () => {
     assert.equal(v.summary.unlabelled, 0, 'no unlabelled segment left pc');
     assert.equal(v.summary.invalid, 0);
 
-    agent = await startDaemon(topo, 'pc', 'agent', ['--key-file', key.path, '--queue-base', '10'], dir);
+    agent = await startDaemon(topo, 'pc', 'agent', ['--profile', 'compat', '--key-file', key.path, '--queue-base', '10'], dir);
     const warn = agent.logs().find((l) => typeof l.msg === 'string' && /earlier run/.test(l.msg as string));
     assert.ok(warn, 'the restart reports the stale rules it removed');
     const again = await httpRequests(topo, 'pc', http.url(topo.addr('srv')), [{ method: 'GET', path: '/blob/70000' }]);

@@ -643,7 +643,7 @@ describe('Wireshark dissector on a capture of the real labelwall agent', { timeo
 
   test('compat agent: every TCP segment from pc shows profile compat, as pcap verify finds them valid', async () => {
     const http = await startHttpServer(topo, 'srv', { port: 8080 });
-    agent = await startDaemon(topo, 'pc', 'agent', ['--key-file', key.path, '--queue-base', '70'], dir);
+    agent = await startDaemon(topo, 'pc', 'agent', ['--profile', 'compat', '--key-file', key.path, '--queue-base', '70'], dir);
     const pcap = join(dir, 'agent.pcap');
     // --immediate-mode: a small capture would otherwise still sit in libpcap's buffer at SIGINT.
     const cap = topo.spawn('mb', [

@@ -146,6 +146,7 @@ test('flows table: application is the first holder, unknown flows say so; text c
     tuple: { family: 4, proto: 'tcp', src: '10.0.0.1', sport: 40000, dst: '10.0.0.2', dport: 443 },
     action: 'allow',
     rule: 'default',
+    tag: 0,
     unknown: false,
     holders: [{ pid: 10, exe: '/usr/bin/curl', uid: 0, user: 'root' }, { pid: 11, exe: '/bin/bash', uid: 0, user: 'root' }],
     firstSeen: Date.UTC(2026, 0, 1, 12, 0, 0),
