@@ -14,7 +14,7 @@ import { readFileSync } from 'node:fs';
 import { acquireInstanceLock, LockHeldError, type InstanceLock } from '../daemon/lock.js';
 import type { QueueSet } from '../datapath/queue.js';
 import type { ReloadResult } from '../daemon/run.js';
-import type { VerifierRulesMessage } from '../verifier/handler.js';
+import type { VerifierHandlerData, VerifierKeyData, VerifierRulesMessage } from '../verifier/handler.js';
 import type { AgentHandlerData, AgentKeyApplied, AgentKeyMessage } from '../agent/handler.js';
 import { KeyFileError } from '../label/keys.js';
 import { getProfile } from '../label/registry.js';
@@ -178,7 +178,7 @@ export function registerDaemons(program: Command): void {
     let r;
     try {
       cfg = readConfig(flags.config);
-      r = resolveVerifier(cfg, flags);
+      r = withVerifierExtras(cfg, resolveVerifier(cfg, flags));
     } catch (err) {
       fail(err);
     }
@@ -190,7 +190,7 @@ export function registerDaemons(program: Command): void {
     // Loaded here, not at start-up: `pcap` and `keygen` need none of the datapath.
     const { runDaemon } = await import('../daemon/run.js');
     let exemptions: FlowExemptions | undefined;
-    const handlerData = { profile: r.profile, rules: r.rules, mark: r.mark, logBad: true };
+    const handlerData = { profile: r.profile, rules: r.rules, mark: r.mark, logBad: true, epochWindow: r.epochWindow, tagNames: r.tagNames } satisfies VerifierHandlerData;
     await runDaemon({
       role: 'verifier',
       plans: verifierPlans(r, suspectQueue),
@@ -296,15 +296,32 @@ function hasNetAdmin(): boolean {
 }
 
 function describeVerifier(r: ResolvedVerifier, suspectQueue: number | undefined): Record<string, unknown> {
+  // A key file with a v1 key id other than 0 is shown as "id:fingerprint".
+  const keyName = (k: VerifierKeyData): string | undefined =>
+    typeof k === 'string' ? r.keyFingerprints[k] : k.id === 0 ? r.keyFingerprints[k.file] : `${k.id}:${r.keyFingerprints[k.file]}`;
   return {
+    profile: r.profile,
     hook: r.hook,
     keys: Object.values(r.keyFingerprints),
-    rules: r.rules.map((x) => ({ name: x.name, action: x.action, keys: x.keys.map((f) => r.keyFingerprints[f]) })),
+    rules: r.rules.map((x) => ({
+      name: x.name,
+      action: x.action,
+      keys: x.keys.map(keyName),
+      ...(x.tags ? { tags: x.tags } : {}),
+      ...(x.allowNat ? { allowNat: x.allowNat } : {}),
+    })),
     mark: Object.fromEntries(Object.entries(r.mark).map(([k, v]) => [k, `0x${(v as number).toString(16)}`])),
     families: r.families.map((f) => `ipv${f}`),
     fail: r.failOpen ? 'open' : 'closed',
     suspects: { queue: suspectQueue, perSourceRate: SUSPECT_RATE, listedSeconds: SUSPECT_SECONDS, list: SUSPECT_LIST },
   };
+}
+
+/** A resolved verifier with what its queue workers need from the config besides rules and keys. */
+type LiveVerifier = ResolvedVerifier & Required<Pick<VerifierHandlerData, 'epochWindow' | 'tagNames'>>;
+
+function withVerifierExtras(cfg: LabelwallConfig, r: ResolvedVerifier): LiveVerifier {
+  return { ...r, epochWindow: cfg.verifier.epochWindow, tagNames: cfg.tags };
 }
 
 /** The verifier's rule plans per family: the same at start and after a SIGHUP. */
@@ -333,7 +350,7 @@ class VerifierReloader {
 
   constructor(
     private readonly flags: VerifierFlags,
-    private running: ResolvedVerifier,
+    private running: LiveVerifier,
     private readonly log: Logger,
     private readonly suspectQueue: number | undefined,
   ) {
@@ -354,7 +371,7 @@ class VerifierReloader {
   }
 
   /** Posts rules to every worker and waits for all of them; returns the workers' errors. */
-  private async toWorkers(r: ResolvedVerifier): Promise<string[]> {
+  private async toWorkers(r: LiveVerifier): Promise<string[]> {
     const sets = this.queues;
     if (sets.length === 0) return ['the queues are not bound yet'];
     const generation = ++this.generation;
@@ -363,7 +380,7 @@ class VerifierReloader {
       this.waiting.set(generation, w);
       setTimeout(() => resolve([...w.errors, `${w.left} worker(s) did not answer within 5 s`]), 5000).unref();
     });
-    for (const q of sets) q.post({ kind: 'verifier-rules', generation, rules: r.rules, mark: r.mark } satisfies VerifierRulesMessage);
+    for (const q of sets) q.post({ kind: 'verifier-rules', generation, rules: r.rules, mark: r.mark, epochWindow: r.epochWindow, tagNames: r.tagNames } satisfies VerifierRulesMessage);
     const errors = await acked;
     this.waiting.delete(generation);
     return errors;
@@ -371,9 +388,10 @@ class VerifierReloader {
 
   async reload(): Promise<ReloadResult | undefined> {
     const file = this.flags.config;
-    let next: ResolvedVerifier;
+    let next: LiveVerifier;
     try {
-      next = resolveVerifier(readConfig(file), this.flags);
+      const cfg = readConfig(file);
+      next = withVerifierExtras(cfg, resolveVerifier(cfg, this.flags));
     } catch (err) {
       if (err instanceof ConfigError) {
         const problems = err.problems.map(formatProblem);
@@ -559,6 +577,8 @@ export function formatStatus(r: StatusReport, socket: string): string {
   for (const [k, v] of Object.entries(r.config)) lines.push(`  ${pad(k + ':', 14)}${typeof v === 'string' ? v : JSON.stringify(v)}`);
   lines.push('  counter                       total        per second');
   for (const [k, v] of Object.entries(r.counters)) {
+    // Per-reason counters (VERDICT:REASON) only when something was counted: the list is long.
+    if (k.includes(':') && !v) continue;
     lines.push(`  ${pad(k, 26)}${String(v).padStart(10)}  ${(r.ratesPerSecond[k] ?? 0).toFixed(1).padStart(14)}`);
   }
   const d = r.datapath;

@@ -362,10 +362,24 @@ export async function runDaemon(spec: DaemonSpec): Promise<void> {
     registers: [registry],
     collect() {
       this.reset();
-      for (const [k, v] of Object.entries(status().counters)) this.inc({ role: spec.role, outcome: k }, v);
+      // VERDICT:REASON counters (the verifier's) go to labelwall_verdict_reasons_total.
+      for (const [k, v] of Object.entries(status().counters)) if (!k.includes(':')) this.inc({ role: spec.role, outcome: k }, v);
     },
   });
   void handlerTotal;
+  new Counter({
+    name: 'labelwall_verdict_reasons_total',
+    help: 'Segments judged invalid or malformed, by reason (a bounded list: verifier/handler.ts invalidReasons, malformedReasons)',
+    labelNames: ['role', 'verdict', 'reason'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [k, v] of Object.entries(status().counters)) {
+        const i = k.indexOf(':');
+        if (i > 0) this.inc({ role: spec.role, verdict: k.slice(0, i), reason: k.slice(i + 1) }, v);
+      }
+    },
+  });
   new Gauge({
     name: 'labelwall_queue_drops',
     help: 'Packets the kernel dropped at the queue (queue_dropped + user_dropped)',

@@ -3,6 +3,8 @@
 //   drop: valid goes on (marked), everything else is dropped.
 //   mark: everything goes on with mark bits for its verdict (NF_REPEAT).
 //   log:  everything goes on (marked) and is counted.
+// A rule's `tags` narrow what is valid: a valid label whose app tag is not listed is judged
+// 'invalid' (reason 'tag-denied') and meets the rule's action as an invalid one would.
 import { parseIpPacket, type ParsedPacket } from '../wire/packet.js';
 import type { LabelProfile, PacketContext, Verdict } from '../label/profile.js';
 import type { LabelKey } from '../label/keys.js';
@@ -20,6 +22,10 @@ export interface VerifierDecision {
   rule: number;
   reason?: string;
   keyFingerprint?: string;
+  /** From the label, when the profile parsed it (v1): its profile, key id and app tag. */
+  profile?: string;
+  keyId?: number;
+  tag?: number;
   /**
    * No rule matched in userspace although iptables queued the packet (an interface unknown or
    * renamed since the handler last read the names): it was judged by the first rule whose
@@ -61,18 +67,34 @@ export function selectRule(
 
 function markFor(bits: MarkBits, v: Verdict): number {
   switch (v) {
-    case 'valid': return bits.valid;
-    case 'invalid': return bits.invalid;
-    case 'unlabelled': return bits.unlabelled;
+    case 'valid':
+      return bits.valid;
+    case 'invalid':
+      return bits.invalid;
+    case 'unlabelled':
+      return bits.unlabelled;
     // Not TCP cannot be selected by our rules; if it ever is, it is as unjudgeable as malformed.
     case 'malformed':
-    case 'skipped': return bits.malformed;
+    case 'skipped':
+      return bits.malformed;
   }
 }
 
+/** Shift that puts a value's lowest bit on `mask`'s lowest set bit (0 for mask 0). */
+export function maskShift(mask: number): number {
+  return mask === 0 ? 0 : 31 - Math.clz32(mask & -mask);
+}
+
+/** `oldMark` with the tag in `tagMask` (shifted to the mask's lowest set bit; bits beyond the mask are cut). */
+export function withTagMark(oldMark: number, tagMask: number, tag: number): number {
+  if (tagMask === 0) return oldMark >>> 0;
+  return ((oldMark & ~tagMask) | ((tag << maskShift(tagMask)) & tagMask)) >>> 0;
+}
+
 /**
- * Judges one queued packet with the label profile `profile`; `ctx` is what the profile may need
- * besides the packet (reused by the caller).
+ * Judges one queued packet with the label profile `profile`. `ctx` carries what the profile
+ * needs besides the packet; the caller sets its epoch window once and reuses it, this function
+ * sets the clock (`nowMs`) and the rule's NAT tolerance on it for every packet.
  */
 export function decideVerifierPacket(
   profile: LabelProfile,
@@ -82,7 +104,8 @@ export function decideVerifierPacket(
   bits: MarkBits,
   inName: string | undefined,
   outName: string | undefined,
-  ctx?: PacketContext,
+  ctx: PacketContext = {},
+  nowMs: number = Date.now(),
 ): VerifierDecision {
   const p = parseIpPacket(pkt);
   // An unparseable packet can only be placed by rules that do not look at addresses or ports.
@@ -100,9 +123,34 @@ export function decideVerifierPacket(
   }
   if (ruleIndex < 0) return { verdict: 'accept', mark: oldMark, judged: 'unmatched', rule: -1 };
   const rule = rules[ruleIndex]!;
+  ctx.timeMs = nowMs;
+  ctx.allowNat = rule.allowNat ?? 0;
   const v = p.ok ? profile.verify(pkt, p, rule.keys, ctx) : { verdict: 'malformed' as const, reason: p.reason };
-  const mark = ((oldMark & ~bits.mask) | markFor(bits, v.verdict)) >>> 0;
-  const keyFingerprint = v.verdict === 'valid' && v.keyIndex !== undefined ? rule.keys[v.keyIndex]?.fingerprint : undefined;
-  const pass = rule.action !== 'drop' || v.verdict === 'valid';
-  return { verdict: pass ? 'repeat' : 'drop', mark, judged: v.verdict, rule: ruleIndex, reason: v.reason, keyFingerprint, src: p.ok ? p.src : undefined, packet: p.ok ? p : undefined, ...(fallback ? { fallback } : {}) };
+  let judged = v.verdict;
+  let reason = v.reason;
+  // A label without a tag (compat, or v1's 0) is unclassified: tag 0.
+  if (judged === 'valid' && rule.tags && !rule.tags.includes(v.tag ?? 0)) {
+    judged = 'invalid';
+    reason = 'tag-denied';
+  }
+  let mark = ((oldMark & ~bits.mask) | markFor(bits, judged)) >>> 0;
+  // Mark mode hands the decision to the administrator's rules: the app tag rides in its own
+  // bits, cleared on everything else so that only a valid label can put a tag there.
+  if (rule.action === 'mark') mark = withTagMark(mark, bits.tagMask, judged === 'valid' ? (v.tag ?? 0) : 0);
+  const keyFingerprint = judged === 'valid' && v.keyIndex !== undefined ? rule.keys[v.keyIndex]?.fingerprint : undefined;
+  const pass = rule.action !== 'drop' || judged === 'valid';
+  return {
+    verdict: pass ? 'repeat' : 'drop',
+    mark,
+    judged,
+    rule: ruleIndex,
+    reason,
+    keyFingerprint,
+    ...(v.profile !== undefined ? { profile: v.profile } : {}),
+    ...(v.keyId !== undefined ? { keyId: v.keyId } : {}),
+    ...(v.tag !== undefined ? { tag: v.tag } : {}),
+    src: p.ok ? p.src : undefined,
+    packet: p.ok ? p : undefined,
+    ...(fallback ? { fallback } : {}),
+  };
 }

@@ -2,7 +2,7 @@
 import { join } from 'node:path';
 import { REPO_ROOT } from '../../src/lab/paths.js';
 
-/** Python scripts only the tests run (segstream.py, inspector_probe.py, icmp.py). */
+/** Python scripts only the tests run (segstream.py, inspector_probe.py, icmp.py, replay.py). */
 export const TEST_PEERS_DIR = join(REPO_ROOT, 'test', 'peers');
 
 /** Absolute path of a test-only peer script, e.g. testPeer('segstream.py'). */
