@@ -12,7 +12,6 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { controlGet } from '../../src/control/client.js';
-import { PYTHON } from '../../src/lab/paths.js';
 import { createTopology, run, standardTopology, waitFor, type Topology } from '../../src/lab/netns.js';
 import { startFlowClient, startSink } from '../../src/lab/inject.js';
 import { httpRequests, startHttpServer } from '../../src/lab/http.js';
@@ -21,33 +20,7 @@ import { runIperf, startIperfServer } from '../../src/lab/iperf.js';
 import { blob, firstDifference } from '../../src/lab/blob.js';
 import { makeTempDir } from '../../src/lab/tmp.js';
 import { LABELWALL_BIN, startDaemon, writeKey, type Daemon } from '../../src/lab/labelwall.js';
-import { testPeer } from '../helpers/paths.js';
-
-interface Replayed {
-  sent: number;
-  sport: number;
-  segments: Array<{ seq: number; ack: number; flags: number; len: number; label_hex: string }>;
-}
-
-/** tcpdump on one of mb's interfaces; stop() ends it and returns the file. */
-async function capture(topo: Topology, host: string, ifname: string, file: string, filter: string): Promise<{ stop(): Promise<string> }> {
-  const cap = topo.spawn(host, ['tcpdump', '-i', ifname, '-nn', '--immediate-mode', '-U', '-s', '0', '-w', file, filter]);
-  await cap.waitForOutput(/listening on/, 10_000, 'stderr');
-  return {
-    async stop() {
-      await new Promise((r) => setTimeout(r, 300));
-      await cap.stop(3000, 'SIGINT');
-      return file;
-    },
-  };
-}
-
-/** test/peers/replay.py in `host`: resends segments of the capture (see its docstring). */
-async function replay(topo: Topology, host: string, args: string[]): Promise<Replayed> {
-  const r = await topo.exec(host, [PYTHON, testPeer('replay.py'), ...args]);
-  if (r.code !== 0) throw new Error(`replay.py ${args.join(' ')}: exit ${r.code}\n${r.stderr}`);
-  return JSON.parse(r.stdout.trim().split('\n').pop()!) as Replayed;
-}
+import { capture, replay } from '../../src/lab/replay.js';
 
 /** A counting rule (no target) appended to mb's FORWARD chain, after labelwall's jump. */
 async function countingRule(topo: Topology, family: 4 | 6, name: string, match: string[]): Promise<() => Promise<number>> {

@@ -29,7 +29,7 @@ import struct
 import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "lab", "peers"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from forge import send_packet_frame  # noqa: E402
 
 TCP_FIN, TCP_SYN, TCP_RST, TCP_ACK = 0x01, 0x02, 0x04, 0x10
