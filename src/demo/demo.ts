@@ -1,9 +1,12 @@
 // `labelwall demo`: the whole system on real traffic, in namespaces it builds and removes.
 //   pc  (protected client, runs `labelwall agent`)   ─┐
 //   uc  (unprotected client, no agent)               ─┼─ mb (middlebox, `labelwall verifier`) ── srv
-// srv runs flask, OpenSSH and iperf3. The demo sends HTTP, SSH and iperf3 from both clients,
-// then injects forged segments (scapy) into a live flow, and shows what was labelled,
-// verified and blocked. The lab pieces (src/lab: namespaces, peers) are the ones the e2e tests use.
+// srv runs flask, OpenSSH and iperf3. With the v1 profile, the demo sends HTTP, SSH and iperf3
+// from both clients (TCP's options kept: window scaling, SACK, timestamps), lets a tag rule at
+// the middlebox refuse a flow the agent did not tag, injects forged segments (scapy) into a
+// live flow, replays a captured stream from another host, and shows what was labelled,
+// verified and blocked. Then the same pair with the compat profile, the paper's format. The
+// lab pieces (src/lab: namespaces, peers) are the ones the e2e tests use.
 import { createTopology, standardTopology, type Topology } from '../lab/netns.js';
 import { startHttpServer, httpRequests } from '../lab/http.js';
 import { startSshServer, sshEchoParamiko } from '../lab/ssh.js';
@@ -12,6 +15,9 @@ import { injectIntoFlow, startFlowClient, startSink, type ForgeKind } from '../l
 import { blob, firstDifference } from '../lab/blob.js';
 import { makeTempDir } from '../lab/tmp.js';
 import { labelwallRules, startDaemon, writeKey, type Daemon } from '../lab/labelwall.js';
+import { capture, replay } from '../lab/replay.js';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 
 type Say = (line: string) => void;
 
@@ -48,12 +54,25 @@ export async function runDemo(opts: { iperfSeconds?: number; say?: Say } = {}): 
     const ssh = await startSshServer(topo, 'srv', { port: 2222 });
     const iperf = await startIperfServer(topo, 'srv', 5201);
 
-    agent = await startDaemon(topo, 'pc', 'agent', ['--profile', 'compat', '--key-file', key.path], dir);
-    verifier = await startDaemon(topo, 'mb', 'verifier', ['--profile', 'compat', 
-      '--key-file', key.path, '--hook', 'forward', '--action', 'drop',
-      '--in-interface', topo.iface('mb', 'pc').name, '--in-interface', topo.iface('mb', 'uc').name,
-    ], dir);
-    say(`  agent on pc (pid ${agent.proc.pid}) labels every outgoing TCP segment; verifier on mb (pid ${verifier.proc.pid}) drops what is not validly labelled`);
+    const http2 = await startHttpServer(topo, 'srv', { port: 8081 });
+    // One config for both roles: the agent tags flows to srv:8080 as `web` (the egress rule that
+    // allows them), the middlebox lets only `web` reach ports 8080-8081.
+    const ifs = `[${topo.iface('mb', 'pc').name}, ${topo.iface('mb', 'uc').name}]`;
+    const config = join(dir, 'labelwall.yaml');
+    writeFileSync(
+      config,
+      `keys:\n  site: ${key.path}\ntags:\n  web: 300\n` +
+        `agent:\n  profile: v1\n  key: site\n  egress:\n    default: allow\n    rules:\n` +
+        `      - { name: web, dst: { ports: [8080], proto: tcp }, action: allow, tag: web }\n` +
+        `verifier:\n  profile: v1\n  hook: forward\n  rules:\n` +
+        `    - { name: web-only, in_interfaces: ${ifs}, ports: [8080, 8081], tags: [web], action: drop }\n` +
+        `    - { name: all-tcp, in_interfaces: ${ifs}, action: drop }\n`,
+      { mode: 0o600 },
+    );
+    agent = await startDaemon(topo, 'pc', 'agent', ['--config', config], dir);
+    verifier = await startDaemon(topo, 'mb', 'verifier', ['--config', config], dir);
+    say(`  agent on pc (pid ${agent.proc.pid}) labels every outgoing TCP segment with profile v1; verifier on mb (pid ${verifier.proc.pid}) drops what is not validly labelled`);
+    say(`  config ${config}: tag web = 300 for flows to port 8080; at mb, ports 8080-8081 accept only tag web`);
 
     say('\nHTTP (flask on srv):');
     const reqs = [
@@ -67,6 +86,13 @@ export async function runDemo(opts: { iperfSeconds?: number; say?: Say } = {}): 
         `pc -> srv IPv${family}: GET 1 MB and POST 200 kB echoed, byte for byte`,
       );
     }
+    const t0 = await verifier.counters();
+    const t = await httpRequests(topo, 'pc', http2.url(srvAddr), [{ method: 'GET', path: '/blob/100', timeoutSec: 3 }]);
+    const t1 = await verifier.counters();
+    check(
+      t[0]!.status === null && (t1['invalid:tag-denied'] ?? 0) > (t0['invalid:tag-denied'] ?? 0),
+      `pc -> srv:8081 (labelled, but no egress rule tags it web): refused at mb, counted tag-denied`,
+    );
     const u = await httpRequests(topo, 'uc', http.url(srvAddr), [{ method: 'GET', path: '/blob/100', timeoutSec: 3 }]);
     check(u[0]!.status === null, `uc -> srv: no answer (${u[0]!.error ?? 'status ' + u[0]!.status})`);
 
@@ -91,10 +117,13 @@ export async function runDemo(opts: { iperfSeconds?: number; say?: Say } = {}): 
     const sink = await startSink(topo, 'srv', { port: 9000 });
     const flow = await startFlowClient(topo, 'pc', srvAddr, 9000);
     await flow.send(1000, 'real');
+    const ss = (await topo.exec('pc', ['ss', '-Htin', 'dst', srvAddr, 'dport', '=', '9000'])).stdout;
+    const wscale = /wscale:\d+,\d+/.exec(ss)?.[0];
+    check(wscale !== undefined, `the labelled flow negotiated window scaling (ss -ti on pc: ${wscale ?? 'no wscale'}, ${/mss:\d+/.exec(ss)?.[0] ?? ''})`);
     const forgedPayloads: Buffer[] = [];
     for (const [kind, from, what] of kinds) {
       const before = await verifier.counters();
-      const f = await injectIntoFlow(topo, from, flow, kind, { keyHex: key.hex, wrongKeyHex: wrong.hex });
+      const f = await injectIntoFlow(topo, from, flow, kind, { keyHex: key.hex, wrongKeyHex: wrong.hex, profile: 'v1' });
       forgedPayloads.push(f.payload);
       await new Promise((r) => setTimeout(r, 300));
       const after = await verifier.counters();
@@ -111,6 +140,24 @@ export async function runDemo(opts: { iperfSeconds?: number; say?: Say } = {}): 
       `the server's socket read exactly the ${expected.length} real bytes and none of the forged ones`,
     );
 
+    say('\nA labelled stream captured at mb and replayed from uc (an on-path attacker who saw it):');
+    const cap = await capture(topo, 'mb', topo.iface('mb', 'pc').name, join(dir, 'seen.pcap'), 'tcp port 9001');
+    const sink2 = await startSink(topo, 'srv', { port: 9001 });
+    const seen = await startFlowClient(topo, 'pc', srvAddr, 9001);
+    await seen.send(20_000, 'seen');
+    await seen.close();
+    await sink2.done();
+    const pcap = await cap.stop();
+    const r0 = await verifier.counters();
+    const rp = await replay(topo, 'uc', ['--pcap', pcap, '--from-src', topo.addr('pc'), '--dport', '9001', '--select', 'stream', '--new-src', topo.addr('uc')]);
+    await new Promise((r) => setTimeout(r, 500));
+    const r1 = await verifier.counters();
+    const refused = (r1.invalid ?? 0) - (r0.invalid ?? 0);
+    check(
+      rp.sent > 0 && refused === rp.sent && r1.valid === r0.valid,
+      `${rp.sent} segments replayed byte for byte (labels and all) from uc: ${refused} judged invalid (v1 binds each label to its flow), none valid`,
+    );
+
     say('\nlabelwall status on pc and mb:');
     for (const d of [agent, verifier]) {
       const st = await d.status();
@@ -121,6 +168,20 @@ export async function runDemo(opts: { iperfSeconds?: number; say?: Say } = {}): 
     say('\nStopping (SIGTERM) ...');
     check((await agent.stop()) === 0 && (await labelwallRules(topo, 'pc')).length === 0, 'agent stopped and removed its iptables rules');
     check((await verifier.stop()) === 0 && (await labelwallRules(topo, 'mb')).length === 0, 'verifier stopped and removed its iptables rules');
+
+    say("\nThe compat profile (the paper's 40-byte label, byte-identical to its Windows driver):");
+    agent = await startDaemon(topo, 'pc', 'agent', ['--profile', 'compat', '--key-file', key.path], dir);
+    verifier = await startDaemon(topo, 'mb', 'verifier', [
+      '--profile', 'compat', '--key-file', key.path, '--hook', 'forward', '--action', 'drop',
+      '--in-interface', topo.iface('mb', 'pc').name, '--in-interface', topo.iface('mb', 'uc').name,
+    ], dir);
+    const c = await httpRequests(topo, 'pc', http.url(srvAddr), [{ method: 'GET', path: '/blob/1000000' }]);
+    check(c[0]!.status === 200 && firstDifference(c[0]!.body, blob(1_000_000)) === -1, 'pc -> srv: GET 1 MB with compat labels, byte for byte');
+    const cu = await httpRequests(topo, 'uc', http.url(srvAddr), [{ method: 'GET', path: '/blob/100', timeoutSec: 3 }]);
+    check(cu[0]!.status === null, 'uc -> srv: no answer');
+    const cs = await verifier.counters();
+    say(`  verifier (compat): valid=${cs.valid ?? 0} unlabelled=${cs.unlabelled ?? 0} dropped=${cs.dropped ?? 0}`);
+    check((await agent.stop()) === 0 && (await verifier.stop()) === 0, 'compat agent and verifier stopped');
   } finally {
     await topo.destroy();
     say(`Namespaces removed.`);
