@@ -197,11 +197,13 @@ export function formatFlows(r: FlowsReport): string {
   // The TAG column (v1 app tags) only when some flow has one: untagged agents print as before.
   if (r.flows.some((f) => f.tag)) {
     head.splice(4, 0, 'TAG');
-    r.flows.forEach((f, i) => rows[i]!.splice(4, 0, f.tagName ?? (f.tag ? String(f.tag) : '-')));
+    r.flows.forEach((f, i) => {
+      rows[i]!.splice(4, 0, f.tagName ?? (f.tag ? String(f.tag) : '-'));
+    });
   }
   const widths = head.map((h, i) => Math.min(60, Math.max(h.length, ...rows.map((row) => row[i]!.length))));
   const line = (cols: string[]): string => cols.map((c, i) => (i === cols.length - 1 ? c : pad(c, widths[i]!))).join('  ').trimEnd();
   const out = [line(head), ...rows.map(line)];
   out.push(`${r.flows.length} flow(s)${r.missingByteReports ? `; ${r.missingByteReports} labelling worker(s) did not report bytes in time` : ''}`);
-  return out.join('\n') + '\n';
+  return `${out.join('\n')}\n`;
 }

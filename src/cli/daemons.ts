@@ -1,5 +1,5 @@
 // `labelwall agent`, `labelwall verifier`, `labelwall status`, `labelwall cleanup`.
-import { Command, Option } from 'commander';
+import { type Command, Option } from 'commander';
 import type { LabelwallConfig } from '../config/model.js';
 import { defaultConfig, loadConfig } from '../config/load.js';
 import { ConfigError, formatProblem } from '../config/messages.js';
@@ -92,7 +92,7 @@ export function registerDaemons(program: Command): void {
     'agent',
   ).action(async (flags: AgentFlags) => {
     let cfg: LabelwallConfig;
-    let r;
+    let r: ReturnType<typeof resolveAgent>;
     try {
       cfg = readConfig(flags.config);
       r = resolveAgent(cfg, flags);
@@ -147,7 +147,7 @@ export function registerDaemons(program: Command): void {
       extraRoutes: {
         '/flows': async () => {
           if (!flowService) throw new Error('egress policy is off in this agent (started without --config, or with --no-egress): it keeps no flow table');
-          return { type: 'application/json', body: JSON.stringify(await flowService.query()) + '\n' };
+          return { type: 'application/json', body: `${JSON.stringify(await flowService.query())}\n` };
         },
       },
       onReload: () => live.reload(),
@@ -175,7 +175,7 @@ export function registerDaemons(program: Command): void {
     'verifier',
   ).action(async (flags: VerifierFlags) => {
     let cfg: LabelwallConfig;
-    let r;
+    let r: ReturnType<typeof withVerifierExtras>;
     try {
       cfg = readConfig(flags.config);
       r = withVerifierExtras(cfg, resolveVerifier(cfg, flags));
@@ -235,7 +235,7 @@ export function registerDaemons(program: Command): void {
           continue;
         }
         found++;
-        process.stdout.write(flags.json ? JSON.stringify(report) + '\n' : formatStatus(report, s));
+        process.stdout.write(flags.json ? `${JSON.stringify(report)}\n` : formatStatus(report, s));
       }
       if (found === 0) {
         process.stderr.write(`labelwall status: ${errors.join('; ')}\n`);
@@ -574,7 +574,7 @@ function pad(s: string, n: number): string {
 
 export function formatStatus(r: StatusReport, socket: string): string {
   const lines = [`${r.role} (pid ${r.pid}, up ${r.uptimeSeconds}s, ${socket})`];
-  for (const [k, v] of Object.entries(r.config)) lines.push(`  ${pad(k + ':', 14)}${typeof v === 'string' ? v : JSON.stringify(v)}`);
+  for (const [k, v] of Object.entries(r.config)) lines.push(`  ${pad(`${k}:`, 14)}${typeof v === 'string' ? v : JSON.stringify(v)}`);
   lines.push('  counter                       total        per second');
   for (const [k, v] of Object.entries(r.counters)) {
     // Per-reason counters (VERDICT:REASON) only when something was counted: the list is long.
@@ -585,5 +585,5 @@ export function formatStatus(r: StatusReport, socket: string): string {
   lines.push(`  packets received ${d.received} (${(r.ratesPerSecond.received ?? 0).toFixed(1)}/s), verdicts ${d.verdicts}`);
   lines.push(`  queue drops: queue_dropped ${d.queueDropped}, user_dropped ${d.userDropped}, socket overruns ${d.enobufs}; handler errors ${d.handlerErrors}, kernel errors ${d.kernelErrors}`);
   if (r.log) lines.push(`  log: ${r.log.destination}, ${r.log.dropped} line(s) dropped (could not be written)${r.log.lastError ? `, last error ${r.log.lastError}` : ''}`);
-  return lines.join('\n') + '\n';
+  return `${lines.join('\n')}\n`;
 }

@@ -23,6 +23,6 @@ export function registerFlows(program: Command, defaultSocket: string): void {
         process.exitCode = 1;
         return;
       }
-      process.stdout.write(flags.json ? JSON.stringify(report) + '\n' : formatFlows(report));
+      process.stdout.write(flags.json ? `${JSON.stringify(report)}\n` : formatFlows(report));
     });
 }

@@ -18,7 +18,7 @@ export class LineOutput {
 
   async flush(): Promise<void> {
     if (this.buf.length === 0) return;
-    const text = this.buf.join('\n') + '\n';
+    const text = `${this.buf.join('\n')}\n`;
     this.buf = [];
     this.size = 0;
     if (!this.out.write(text)) await once(this.out, 'drain');

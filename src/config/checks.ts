@@ -39,7 +39,7 @@ function checkGlob(v: unknown, path: Seg[], add: Add): void {
 
 function checkKeyRef(name: unknown, keys: Obj, path: Seg[], add: Add): void {
   if (typeof name !== 'string') return;
-  if (Object.prototype.hasOwnProperty.call(keys, name)) return;
+  if (Object.hasOwn(keys, name)) return;
   const defined = Object.keys(keys);
   const near = nearest(name, defined);
   const tail = near !== undefined ? ` (did you mean "${near}"?)` : defined.length > 0 ? ` (defined: ${defined.join(', ')})` : ' (the keys section defines none)';
@@ -147,7 +147,7 @@ function checkTagRef(ref: unknown, tags: Obj, path: Seg[], add: Add): void {
     return;
   }
   if (typeof ref !== 'string') return;
-  if (Object.prototype.hasOwnProperty.call(tags, ref)) return;
+  if (Object.hasOwn(tags, ref)) return;
   const defined = Object.keys(tags);
   const near = nearest(ref, defined);
   const tail = near !== undefined ? ` (did you mean "${near}"?)` : defined.length > 0 ? ` (defined: ${defined.join(', ')})` : ' (the tags section defines none)';
@@ -178,7 +178,7 @@ function keyIdOf(entry: unknown): number | undefined {
 function checkKeyIds(names: readonly string[], keys: Obj, at: (j: number) => Seg[], add: Add, whose: string): void {
   const byId = new Map<number, string>();
   names.forEach((name, j) => {
-    if (!Object.prototype.hasOwnProperty.call(keys, name)) return; // reported as undefined
+    if (!Object.hasOwn(keys, name)) return; // reported as undefined
     const id = keyIdOf(keys[name]);
     if (id === undefined) return;
     const other = byId.get(id);
@@ -313,7 +313,9 @@ export function semanticChecks(data: Obj, add: Add, flagAt: (path: readonly Seg[
       checkCidrs(rule.sources, [...base, 'sources'], add);
       checkCidrs(rule.destinations, [...base, 'destinations'], add);
       checkPorts(rule.ports, [...base, 'ports'], add);
-      asArr(rule.keys).forEach((k, j) => checkKeyRef(k, keys, [...base, 'keys', j], add));
+      asArr(rule.keys).forEach((k, j) => {
+        checkKeyRef(k, keys, [...base, 'keys', j], add);
+      });
       for (const [j, t] of asArr(rule.tags).entries()) checkTagRef(t, tags, [...base, 'tags', j], add);
       checkNatParts(rule.allow_nat, [...base, 'allow_nat'], add);
       if (verifier.profile !== 'compat') {

@@ -3,7 +3,7 @@
 //   GET /metrics  -> Prometheus text (prom-client)
 //   GET /flows    -> JSON: the agent's flow table (when the role has one)
 import { createServer, type Server } from 'node:http';
-import { chmodSync, mkdirSync, rmSync, existsSync, lstatSync } from 'node:fs';
+import { chmodSync, mkdirSync, rmSync, existsSync, lstatSync, type Stats } from 'node:fs';
 import { dirname } from 'node:path';
 import { connect } from 'node:net';
 
@@ -25,7 +25,7 @@ export class ControlPathError extends Error {}
 
 /** Refuses a control socket path that names anything but a socket (or nothing): it would be deleted. */
 export function checkControlPath(path: string): void {
-  let st;
+  let st: Stats;
   try {
     st = lstatSync(path);
   } catch (err) {

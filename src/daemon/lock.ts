@@ -93,7 +93,7 @@ export function acquireInstanceLock(role: string, owner: string, dir = RUN_DIR):
       throw new Error(`${path} keeps changing: cannot lock it`);
     }
     ftruncateSync(fd, 0);
-    writeSync(fd, JSON.stringify({ pid: process.pid, owner, role, startedAt: new Date().toISOString() }) + '\n', 0);
+    writeSync(fd, `${JSON.stringify({ pid: process.pid, owner, role, startedAt: new Date().toISOString() })}\n`, 0);
     let open = true;
     return {
       role,

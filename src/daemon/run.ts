@@ -40,6 +40,7 @@ export interface DaemonSpec {
    * Called on SIGHUP (also once after start when one came during start-up). May return new rule
    * plans: they replace the installed ones in one iptables-restore transaction per family.
    */
+  // biome-ignore lint/suspicious/noConfusingVoidType: a reload hook may return nothing
   onReload?: () => void | ReloadResult | Promise<void | ReloadResult>;
   /**
    * Counters of packets decided in the kernel by the role's own rules (read from iptables rule
@@ -394,8 +395,14 @@ export async function runDaemon(spec: DaemonSpec): Promise<void> {
 
   try {
     server = await startControlServer(spec.controlSocket, {
-      '/status': async () => (await refreshKernel(), { type: 'application/json', body: JSON.stringify(status()) + '\n' }),
-      '/metrics': async () => (await refreshKernel(), { type: registry.contentType, body: await registry.metrics() }),
+      '/status': async () => {
+        await refreshKernel();
+        return { type: 'application/json', body: `${JSON.stringify(status())}\n` };
+      },
+      '/metrics': async () => {
+        await refreshKernel();
+        return { type: registry.contentType, body: await registry.metrics() };
+      },
       ...spec.extraRoutes,
     });
   } catch (err) {

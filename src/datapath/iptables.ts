@@ -107,7 +107,7 @@ export function renderRestore(plan: RulePlan, opts: { owner?: string; stale?: Re
     for (const n of gone) lines.push(`-X ${quote(n)}`);
     lines.push('COMMIT');
   }
-  return lines.length ? lines.join('\n') + '\n' : '';
+  return lines.length ? `${lines.join('\n')}\n` : '';
 }
 
 /** The iptables-restore text that removes `state` (jumps first, then the chains), one transaction per table (pure). */
@@ -121,7 +121,7 @@ export function renderRemove(state: ReadonlyMap<Table, TableState>): string {
     for (const n of s.chains) lines.push(`-X ${quote(n)}`);
     lines.push('COMMIT');
   }
-  return lines.length ? lines.join('\n') + '\n' : '';
+  return lines.length ? `${lines.join('\n')}\n` : '';
 }
 
 /**

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { NLMSG_ERROR, NlWriter, parseNlError, readNlHeader } from './netlink.js';
 import {
   CONFIG_MSG_MAX,
-  ConfigRequest,
+  type ConfigRequest,
   NFQA_CFG_F_FAIL_OPEN,
   NFQA_CFG_F_GSO,
   NFQA_CFG_F_UID_GID,
@@ -18,7 +18,7 @@ import {
   EAGAIN,
   EINTR,
   NETLINK_CAP_ACK,
-  NativeBuf,
+  type NativeBuf,
   SOL_NETLINK,
   SOL_SOCKET,
   SO_RCVBUFFORCE,

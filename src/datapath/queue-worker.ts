@@ -46,7 +46,7 @@ async function loadHandler(): Promise<{ mod: HandlerModule; handler: PacketHandl
 }
 
 async function main(): Promise<void> {
-  let loaded;
+  let loaded: Awaited<ReturnType<typeof loadHandler>>;
   try {
     loaded = await loadHandler();
   } catch (e) {

@@ -64,7 +64,9 @@ export class QueueSet extends EventEmitter {
     const workers: WorkerStats[] = this.slots.map((s) => {
       const st = s.stats;
       const handler: Record<string, number> = {};
-      s.counterNames.forEach((n, i) => (handler[n] = s.handlerCounters[i]!));
+      s.counterNames.forEach((n, i) => {
+        handler[n] = s.handlerCounters[i]!;
+      });
       return {
         queueNum: s.queueNum,
         received: st[S.S_RECEIVED]!,

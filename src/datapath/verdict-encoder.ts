@@ -10,7 +10,7 @@
 // already answered by an earlier message. The one hazard is a packet we could not answer
 // (a failed send, an unreadable id): a later batch would then sweep it up with the run's
 // verdict. `disableBatching()` is called in those cases and stays off for the socket's life.
-import { NlWriter } from './netlink.js';
+import type { NlWriter } from './netlink.js';
 import { VERDICT_BATCH_MSG_SIZE, verdictMsgSize, writeVerdict, writeVerdictBatch } from './nfqueue-proto.js';
 
 export interface EncoderCounters {

@@ -31,7 +31,7 @@ export interface DemoResult {
 }
 
 export async function runDemo(opts: { iperfSeconds?: number; say?: Say } = {}): Promise<DemoResult> {
-  const say: Say = opts.say ?? ((l) => process.stdout.write(l + '\n'));
+  const say: Say = opts.say ?? ((l) => process.stdout.write(`${l}\n`));
   let checks = 0;
   let failed = 0;
   const check = (cond: boolean, what: string): void => {
@@ -94,7 +94,7 @@ export async function runDemo(opts: { iperfSeconds?: number; say?: Say } = {}): 
       `pc -> srv:8081 (labelled, but no egress rule tags it web): refused at mb, counted tag-denied`,
     );
     const u = await httpRequests(topo, 'uc', http.url(srvAddr), [{ method: 'GET', path: '/blob/100', timeoutSec: 3 }]);
-    check(u[0]!.status === null, `uc -> srv: no answer (${u[0]!.error ?? 'status ' + u[0]!.status})`);
+    check(u[0]!.status === null, `uc -> srv: no answer (${u[0]!.error ?? `status ${u[0]!.status}`})`);
 
     say('\nSSH (OpenSSH on srv, paramiko client):');
     const s = await sshEchoParamiko(topo, 'pc', ssh, srvAddr, { kb: 256 });

@@ -127,7 +127,7 @@ export async function startFlowClient(topo: Topology, host: string, dst: string,
   let answered = 1;
   const ask = async (cmd: string, answer: string, timeoutMs = 15_000): Promise<JsonEvent> => {
     const from = answered;
-    proc.write(cmd + '\n');
+    proc.write(`${cmd}\n`);
     const ev = await nextEvent(proc, from, answer, timeoutMs);
     answered = events(proc).length;
     return ev;

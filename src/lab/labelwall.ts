@@ -12,7 +12,7 @@ export const LABELWALL_BIN = join(REPO_ROOT, 'bin', 'labelwall');
 /** Writes a key file (mode 0600) and returns its path and hex. */
 export function writeKey(dir: string, name: string, bytes: Buffer = randomBytes(32)): { path: string; hex: string } {
   const path = join(dir, `${name}.key`);
-  writeFileSync(path, bytes.toString('hex') + '\n', { mode: 0o600 });
+  writeFileSync(path, `${bytes.toString('hex')}\n`, { mode: 0o600 });
   return { path, hex: bytes.toString('hex') };
 }
 

@@ -766,5 +766,5 @@ export async function listNamespaces(prefix = ''): Promise<string[]> {
   return r.stdout
     .split('\n')
     .map((l) => l.split(' ')[0]!)
-    .filter((n) => n && n.startsWith(prefix));
+    .filter((n) => n?.startsWith(prefix));
 }

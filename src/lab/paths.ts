@@ -9,7 +9,7 @@ function findRepoRoot(): string {
   for (;;) {
     if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'lab', 'peers'))) return dir;
     const up = dirname(dir);
-    if (up === dir) throw new Error('cannot find the labelwall repository root from ' + import.meta.url);
+    if (up === dir) throw new Error(`cannot find the labelwall repository root from ${import.meta.url}`);
     dir = up;
   }
 }

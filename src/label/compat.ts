@@ -15,7 +15,7 @@ import { ipv4HeaderChecksum, tcpChecksumV4, tcpChecksumV6 } from '../wire/checks
 import { IPPROTO_TCP, parseIpPacket, type ParsedPacket } from '../wire/packet.js';
 import type { TcpView } from '../wire/tcp.js';
 import { checkTcpOptions, findExperimentalOption, OPT_DUPLICATE, OPT_MALFORMED, OPT_NOT_FOUND } from '../wire/tcpopts.js';
-import { LabelKey } from './keys.js';
+import type { LabelKey } from './keys.js';
 import type { FindLabelResult, LabelProfile, LabelResult, VerifyResult } from './profile.js';
 
 export const LABEL_KIND = 253;

@@ -307,7 +307,6 @@ export class CaptureReader {
       if (batch.length) yield batch;
       throw e;
     }
-    if (batch.length) yield batch;
   }
 }
 

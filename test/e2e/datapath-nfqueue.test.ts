@@ -13,7 +13,7 @@ const RUNNER = fileURLToPath(new URL('../helpers/queue-runner.js', import.meta.u
 const ACCEPT_ALL = new URL('../helpers/queue-handlers/accept-all.js', import.meta.url).href;
 const TEST_RULES = new URL('../helpers/queue-handlers/test-rules.js', import.meta.url).href;
 
-const tag = 'lw' + randomBytes(3).toString('hex');
+const tag = `lw${randomBytes(3).toString('hex')}`;
 const A = `${tag}a`; // sender, where the queue and rules are
 const B = `${tag}b`; // receiver
 const net = 10 + (randomBytes(1)[0]! % 200);
@@ -63,7 +63,7 @@ function startRunner(opts: Record<string, unknown>): Runner {
     } catch {
       queue.push({ event: 'garbage', line: l });
     }
-    waiters.splice(0).forEach((w) => w());
+    for (const w of waiters.splice(0)) w();
   });
   const next = async (event: string, timeoutMs = 10000): Promise<Record<string, unknown>> => {
     const deadline = Date.now() + timeoutMs;
@@ -84,7 +84,7 @@ function startRunner(opts: Record<string, unknown>): Runner {
   const r: Runner = {
     proc,
     next,
-    send: (line) => proc.stdin.write(line + '\n'),
+    send: (line) => proc.stdin.write(`${line}\n`),
     stats: async () => {
       r.send('stats');
       return (await next('stats')).stats as Awaited<ReturnType<Runner['stats']>>;
@@ -286,7 +286,7 @@ describe('NFQUEUE datapath in network namespaces', { concurrency: false }, () =>
       assert.equal(w.handler.marked, 10);
       assert.equal(w.handlerErrors, 5);
       // Config reload through onMessage.
-      r.send('post ' + JSON.stringify({ dropPorts: [5005] }));
+      r.send(`post ${JSON.stringify({ dropPorts: [5005] })}`);
       await new Promise((res) => setTimeout(res, 300));
       const reloaded = await udpRoundTrip(5005, 5, 'p', 800);
       assert.equal(reloaded.length, 0, 'the handler applied the message from the main thread');

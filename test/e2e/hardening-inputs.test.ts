@@ -211,7 +211,7 @@ for i in range(600):
     const bomb = join(dir, 'bomb.yaml');
     const lines = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]'];
     for (let i = 1; i < 9; i++) lines.push(`${String.fromCharCode(97 + i)}: &${String.fromCharCode(97 + i)} [${Array(9).fill(`*${String.fromCharCode(96 + i)}`).join(',')}]`);
-    writeFileSync(bomb, lines.join('\n') + '\n');
+    writeFileSync(bomb, `${lines.join('\n')}\n`);
     const foreign = writeKey(dir, 'foreign');
     chownSync(foreign.path, 65534, 65534);
     const ctl = join(dir, 'h.sock');
@@ -301,7 +301,7 @@ print(ok, round((time.time()-t)*1000, 1))`;
       await timed('warm-up');
       const plain = await timed('plain');
       // The argv that stalled a backtracking engine for 39 s: its flow is judged at once (no match: allowed).
-      const evil = await timed('a'.repeat(32) + '!');
+      const evil = await timed(`${'a'.repeat(32)}!`);
       assert.equal(evil.ok, true);
       assert.ok(evil.ms < 1000, `connect with the evil argv took ${evil.ms} ms`);
       t.diagnostic(`connect() with the evil argv: ${evil.ms} ms; with a plain one: ${plain.ms} ms`);

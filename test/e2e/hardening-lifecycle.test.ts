@@ -278,7 +278,7 @@ describe('lifecycle hardening: restart, second instance, cleanup, SIGHUP never o
     await addCounter('unl1', 9001, false); // checked only after the reload
     await addCounter('unl2', 9002, false); // checked before and after: must stay 0
     const keyFile = join(dir, 'live.key');
-    writeFileSync(keyFile, keyA.hex + '\n', { mode: 0o600 });
+    writeFileSync(keyFile, `${keyA.hex}\n`, { mode: 0o600 });
     const cfg = join(dir, 'verifier.yaml');
     const config = (ports: number[]): string => [
       'keys:', `  live: ${keyFile}`, 'verifier:', '  hook: input', '  queue_base: 50', '  rules:',
@@ -305,7 +305,7 @@ describe('lifecycle hardening: restart, second instance, cleanup, SIGHUP never o
     writeFileSync(keyFile, 'not a key\n', { mode: 0o600 });
     await hup(/SIGHUP: .*the running rules and keys stay/);
     // New key (B) in the same file: labelled-with-B segments are valid from now on.
-    writeFileSync(keyFile, keyB.hex + '\n', { mode: 0o600 });
+    writeFileSync(keyFile, `${keyB.hex}\n`, { mode: 0o600 });
     await hup(/SIGHUP: verifier: iptables selection unchanged/);
     await sleep(700);
     assert.ok((await counts()).lab0! > 100, 'after the reload, key B is accepted');
@@ -321,7 +321,7 @@ describe('lifecycle hardening: restart, second instance, cleanup, SIGHUP never o
 
     // A config with a mistake: every problem as FILE:LINE:COL: KEY: REASON, nothing changes.
     const rulesBefore = await labelwallRules(topo, 'srv');
-    writeFileSync(cfg, config([9001, 9002]).replace('hook: input', 'hook: inptu') + 'verifier2: 1\n');
+    writeFileSync(cfg, `${config([9001, 9002]).replace('hook: input', 'hook: inptu')}verifier2: 1\n`);
     await hup(/SIGHUP: config rejected/);
     const rejected = v.logs().find((l) => /SIGHUP: config rejected/.test(String(l.msg)))!;
     const problems = rejected.problems as string[];

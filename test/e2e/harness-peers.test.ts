@@ -131,7 +131,7 @@ describe('independent implementations agree', () => {
     for (const [key, seq, payload] of vectors) {
       const py = await pythonCompatLabel(key.toString('hex'), seq, payload);
       const mac = createHmac('sha256', key).update(Buffer.concat([u32(seq), payload])).digest();
-      assert.equal(py, 'fd284677' + '00000000' + mac.toString('hex'), `seq ${seq}, ${payload.length} bytes`);
+      assert.equal(py, `fd28467700000000${mac.toString('hex')}`, `seq ${seq}, ${payload.length} bytes`);
     }
   });
 

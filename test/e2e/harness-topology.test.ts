@@ -40,7 +40,7 @@ describe('standard topology', () => {
   test('names are unique per run, fit IFNAMSIZ, and addresses are where the map says', async () => {
     assert.match(topo.id, /^lw[0-9a-f]{6}$/);
     for (const h of Object.values(topo.hosts)) {
-      assert.ok(h.ns.startsWith(topo.id + '-'));
+      assert.ok(h.ns.startsWith(`${topo.id}-`));
       const out = (await topo.check(h.name, ['ip', '-o', 'addr', 'show'])).stdout;
       for (const i of Object.values(h.ifaces)) {
         assert.ok(i.name.length <= 15, i.name);
@@ -80,7 +80,7 @@ describe('standard topology', () => {
       expected.push(Buffer.from('{"deleted":"42"}\n'));
       const big = blob(2_000_000, 'digest');
       reqs.push({ method: 'POST', path: '/sha256', body: big });
-      expected.push(Buffer.from(JSON.stringify({ length: big.length, sha256: sha256hex(big) }) + '\n'));
+      expected.push(Buffer.from(`${JSON.stringify({ length: big.length, sha256: sha256hex(big) })}\n`));
       const res = await httpRequests(topo, 'pc', base, reqs);
       res.forEach((r, i) => {
         const what = `${reqs[i]!.method} ${reqs[i]!.path} (${reqs[i]!.body?.length ?? 0} bytes up)`;

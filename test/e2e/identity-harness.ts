@@ -61,7 +61,7 @@ export class LineProc {
     });
   }
   send(line: string): void {
-    this.proc.stdin.write(line + '\n');
+    this.proc.stdin.write(`${line}\n`);
   }
   async stop(): Promise<void> {
     if (this.proc.exitCode !== null || this.proc.signalCode !== null) return;

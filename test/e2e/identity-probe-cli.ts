@@ -11,14 +11,14 @@ const opt = (name: string): string | undefined => {
 };
 const bpf = (opt('--bpf') ?? 'auto') as 'on' | 'off' | 'auto';
 const a = new Attributor({ bpf, exhaustive: args.includes('--exhaustive'), indexIntervalMs: Number(opt('--index-ms') ?? 0) });
-process.stdout.write(JSON.stringify({ ready: true, bpf: a.bpfMode, bpfError: a.bpfError ?? null }) + '\n');
+process.stdout.write(`${JSON.stringify({ ready: true, bpf: a.bpfMode, bpfError: a.bpfError ?? null })}\n`);
 const rl = createInterface({ input: process.stdin });
 rl.on('line', (line) => {
   const t = JSON.parse(line) as FlowTuple;
   const t0 = performance.now();
   const r = a.attribute(t);
   const ms = performance.now() - t0;
-  process.stdout.write(JSON.stringify({ ...r, ms, stats: a.stats }) + '\n');
+  process.stdout.write(`${JSON.stringify({ ...r, ms, stats: a.stats })}\n`);
 });
 rl.on('close', () => {
   void a.close().then(() => process.exit(0));

@@ -8,12 +8,12 @@ import { startQueues } from '../../src/datapath/queue.js';
 import type { StartOptions } from '../../src/datapath/types.js';
 
 function out(o: unknown): void {
-  process.stdout.write(JSON.stringify(o) + '\n');
+  process.stdout.write(`${JSON.stringify(o)}\n`);
 }
 
 async function main(): Promise<void> {
   const opts = JSON.parse(process.argv[2] ?? '{}') as StartOptions;
-  let set;
+  let set: Awaited<ReturnType<typeof startQueues>>;
   try {
     set = await startQueues(opts);
   } catch (e) {

@@ -15,7 +15,7 @@ const bin = path.join(root, 'bin', 'labelwall');
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lw-agentcfg-'));
 after(() => fs.rmSync(dir, { recursive: true, force: true }));
 const keyFile = path.join(dir, 'k.key');
-fs.writeFileSync(keyFile, 'ab'.repeat(32) + '\n', { mode: 0o600 });
+fs.writeFileSync(keyFile, `${'ab'.repeat(32)}\n`, { mode: 0o600 });
 
 function lw(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {

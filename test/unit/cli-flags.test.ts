@@ -19,7 +19,7 @@ const bin = path.join(root, 'bin', 'labelwall');
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lw-flags-'));
 after(() => fs.rmSync(dir, { recursive: true, force: true }));
 const keyFile = path.join(dir, 'open.key');
-fs.writeFileSync(keyFile, 'ab'.repeat(32) + '\n', { mode: 0o644 });
+fs.writeFileSync(keyFile, `${'ab'.repeat(32)}\n`, { mode: 0o644 });
 fs.chmodSync(keyFile, 0o644);
 
 function lw(args: string[]): Promise<{ code: number | null; stderr: string }> {

@@ -46,7 +46,7 @@ test('agent: v1 by default, --profile compat, key id from the flag or the config
   assert.deepEqual(r.tagNames, { 300: 'web' });
   assert.equal(r.tagMask, 0xffff0000);
   assert.equal(r.nat[0]!.nat, 1);
-  assert.equal(r.egress?.policy.rules[0]!.tag, 300);
+  assert.equal(r.egress?.policy.rules[0]?.tag, 300);
   const plan = renderRestore(
     agentRulePlan(4, { queues: [100], failOpen: false, interfaces: [], destinations: [], ports: [], egressQueue: 101, tagMask: r.tagMask }),
   );

@@ -78,7 +78,7 @@ describe('nfqueue builders', () => {
 
 /** A packet message as the kernel builds it: final payload attribute not padded. */
 function packetMsg(id: number, payload: Buffer, extra: Buffer = Buffer.alloc(0)): Buffer {
-  const hdrAttr = hex('0b00 0100' + id.toString(16).padStart(8, '0') + '0800 03 00'); // len 11: id, hw 0x0800, hook 3, pad
+  const hdrAttr = hex(`0b00 0100${id.toString(16).padStart(8, '0')}0800 03 00`); // len 11: id, hw 0x0800, hook 3, pad
   const attrs = Buffer.concat([
     hdrAttr,
     hex('0800 0600 00000007'), // OUTDEV 7

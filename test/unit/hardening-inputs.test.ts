@@ -107,7 +107,7 @@ test('parseConfig: a YAML alias bomb is a ConfigError at its first alias, quickl
   }
   const t0 = Date.now();
   assert.throws(
-    () => parseConfig(lines.join('\n') + '\n', 'bomb.yaml'),
+    () => parseConfig(`${lines.join('\n')}\n`, 'bomb.yaml'),
     (e: unknown) => e instanceof ConfigError && /^bomb\.yaml:2:8: \(document\): YAML aliases expand too much \(more than 100 aliased nodes\)/.test(e.message),
   );
   assert.ok(Date.now() - t0 < 2000);
@@ -124,8 +124,8 @@ test('cmdline patterns: RE2 syntax only, linear time on the evil argv, argv cut 
   const evil = compileCmdline('(a+)+$');
   // The argv that took a backtracking engine 39 s: 32 "a"s and a "!". Also one as long as is matched.
   const t0 = performance.now();
-  assert.equal(evil(['prog', 'a'.repeat(32) + '!']), false);
-  assert.equal(evil(['a'.repeat(MAX_CMDLINE_MATCH - 1) + '!']), false);
+  assert.equal(evil(['prog', `${'a'.repeat(32)}!`]), false);
+  assert.equal(evil([`${'a'.repeat(MAX_CMDLINE_MATCH - 1)}!`]), false);
   const ms = performance.now() - t0;
   assert.ok(ms < 200, `took ${ms} ms`);
   assert.equal(evil(['prog', 'aaa']), true);

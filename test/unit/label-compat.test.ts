@@ -27,7 +27,7 @@ test('known answer: HMAC with the paper key over seq 01020304 and "hello"', () =
   const expected = '342af37e4381e2af45eaba41b660d215d9d67a23ca62f6ad641c6b9172754aa8';
   assert.equal(computeMac(paperKey, Uint8Array.of(1, 2, 3, 4), Buffer.from('hello')).toString('hex'), expected);
   // ...and with node:crypto directly over the concatenation, as a second derivation.
-  assert.equal(createHmac('sha256', PAPER_TEST_KEY).update(Buffer.from('01020304' + Buffer.from('hello').toString('hex'), 'hex')).digest('hex'), expected);
+  assert.equal(createHmac('sha256', PAPER_TEST_KEY).update(Buffer.from(`01020304${Buffer.from('hello').toString('hex')}`, 'hex')).digest('hex'), expected);
 });
 
 test('known answer: whole labelled IPv4 and IPv6 packets, byte for byte (scapy-built expected vectors)', () => {

@@ -73,9 +73,9 @@ test('loadKeyFile: missing, not hex, odd length, too short, directory', () => {
     return f;
   };
   expectKeyError(() => loadKeyFile(path.join(d, 'nope')), 'missing', /nope: no such file/);
-  expectKeyError(() => loadKeyFile(w('nothex', 'zz' + HEX)), 'not-hex', /nothex: not hexadecimal/);
-  expectKeyError(() => loadKeyFile(w('inner', HEX.slice(0, 32) + ' ' + HEX.slice(32))), 'not-hex', /not hexadecimal/);
-  expectKeyError(() => loadKeyFile(w('odd', HEX + 'a')), 'odd-length', /odd number of hex digits \(65\)/);
+  expectKeyError(() => loadKeyFile(w('nothex', `zz${HEX}`)), 'not-hex', /nothex: not hexadecimal/);
+  expectKeyError(() => loadKeyFile(w('inner', `${HEX.slice(0, 32)} ${HEX.slice(32)}`)), 'not-hex', /not hexadecimal/);
+  expectKeyError(() => loadKeyFile(w('odd', `${HEX}a`)), 'odd-length', /odd number of hex digits \(65\)/);
   expectKeyError(() => loadKeyFile(w('short', HEX.slice(0, 30))), 'too-short', /15 bytes; at least 16/);
   expectKeyError(() => loadKeyFile(w('empty', '  \n')), 'too-short', /empty/);
   fs.mkdirSync(path.join(d, 'dir'), { mode: 0o700 });

@@ -95,7 +95,9 @@ const formats: Format[] = [
     linktypes: [1, 276],
     encode: (frames) => {
       const blocks: NgBlock[] = [{ shb: true }, { idb: { linktype: 1, name: 'eth0' } }, { idb: { linktype: 276, tsresol: 9 } }];
-      frames.forEach((f, i) => blocks.push({ epb: { ifIndex: f.linktype === 1 ? 0 : 1, ts: frameTs(i), data: f.data } }));
+      frames.forEach((f, i) => {
+        blocks.push({ epb: { ifIndex: f.linktype === 1 ? 0 : 1, ts: frameTs(i), data: f.data } });
+      });
       return encodePcapng(be, blocks);
     },
   })),

@@ -81,7 +81,7 @@ test('values are typed and defaults fill rules', () => {
       'agent:',
       '  egress:',
       '    rules:',
-      '      - app: { sha256: ' + 'AB'.repeat(32) + ' }',
+      `      - app: { sha256: ${'AB'.repeat(32)} }`,
       '        action: deny',
       'verifier:',
       '  action: log',
@@ -235,7 +235,7 @@ test('unreadable file is a ConfigError', () => {
 });
 
 test('an unquoted all-digit digest is flagged as read as a number', () => {
-  one('agent:\n  egress:\n    rules:\n      - action: deny\n        app: { sha256: ' + '1'.repeat(64) + ' }\n', 5, 'agent.egress.rules[0].app.sha256', /64 hex digits, got .* \(quote the value: YAML read it as a number\)/);
+  one(`agent:\n  egress:\n    rules:\n      - action: deny\n        app: { sha256: ${'1'.repeat(64)} }\n`, 5, 'agent.egress.rules[0].app.sha256', /64 hex digits, got .* \(quote the value: YAML read it as a number\)/);
 });
 
 test('agent.identity maps onto the attributor options', () => {

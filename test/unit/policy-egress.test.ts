@@ -111,7 +111,7 @@ rules:
   const c = policy(`default: deny
 rules:
   - { name: ctr, app: { cgroup: "0123*" }, action: allow }`);
-  const id = '0123' + 'f'.repeat(60);
+  const id = `0123${'f'.repeat(60)}`;
   assert.equal(decideEgress(c, tcp('1.1.1.1', 1), att({ ...curl, cgroup: `/system.slice/docker-${id}.scope`, unit: `docker-${id}.scope`, containerId: id })).rule, 'ctr');
 });
 
