@@ -28,7 +28,9 @@ async function run(label: string, opts: AttributorOptions, count: number): Promi
   const server = net.createServer((c) => c.on('error', () => {}).resume()).listen(0, '127.0.0.1');
   await new Promise((r) => server.once('listening', r));
   const port = (server.address() as net.AddressInfo).port;
-  const client = spawn('/usr/bin/python3', [join(root, 'bench', 'identity-client.py'), String(port), String(count + WARMUP)], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const client = spawn('/usr/bin/python3', [join(root, 'bench', 'identity-client.py'), String(port), String(count + WARMUP)], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
   const times: number[] = [];
   let unknown = 0;
   let holdersOk = 0;

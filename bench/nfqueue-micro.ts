@@ -59,34 +59,59 @@ const encSingle = new VerdictEncoder(new NlWriter(Buffer.alloc(1 << 20)), 0, fal
 const key = LabelKey.fromBytes(Buffer.alloc(32, 7));
 const scratch = Buffer.alloc(65536);
 
-run('parse only', 1_000_000, (m) => {
-  const h = readNlHeader(m, 0, m.length);
-  if (h.ok) parsePacket(m, h.msg, table, pp);
-}, msgs);
-run('parse + accept (batch verdict per 64)', 1_000_000, (m, i) => {
-  const h = readNlHeader(m, 0, m.length);
-  if (h.ok && parsePacket(m, h.msg, table, pp) === null) enc.plain(pp.id, NF_ACCEPT, -1);
-  if ((i & 63) === 63) enc.finish();
-}, msgs);
-run('parse + accept (one verdict per packet)', 1_000_000, (m, i) => {
-  const h = readNlHeader(m, 0, m.length);
-  if (h.ok && parsePacket(m, h.msg, table, pp) === null) encSingle.plain(pp.id, NF_ACCEPT, -1);
-  if ((i & 63) === 63) encSingle.finish();
-  if ((i & 63) === 63) enc.finish();
-}, msgs);
-run('labelPacket only (HMAC + checksums)', 200_000, (m) => {
-  const r = labelPacket(m.subarray(44), key, scratch);
-  if (!r.ok) throw new Error(r.reason);
-}, msgs);
-run('parse + labelPacket + payload verdict', 200_000, (m, i) => {
-  const h = readNlHeader(m, 0, m.length);
-  if (h.ok && parsePacket(m, h.msg, table, pp) === null) {
-    const r = labelPacket(pp.payload, key, scratch);
+run(
+  'parse only',
+  1_000_000,
+  (m) => {
+    const h = readNlHeader(m, 0, m.length);
+    if (h.ok) parsePacket(m, h.msg, table, pp);
+  },
+  msgs,
+);
+run(
+  'parse + accept (batch verdict per 64)',
+  1_000_000,
+  (m, i) => {
+    const h = readNlHeader(m, 0, m.length);
+    if (h.ok && parsePacket(m, h.msg, table, pp) === null) enc.plain(pp.id, NF_ACCEPT, -1);
+    if ((i & 63) === 63) enc.finish();
+  },
+  msgs,
+);
+run(
+  'parse + accept (one verdict per packet)',
+  1_000_000,
+  (m, i) => {
+    const h = readNlHeader(m, 0, m.length);
+    if (h.ok && parsePacket(m, h.msg, table, pp) === null) encSingle.plain(pp.id, NF_ACCEPT, -1);
+    if ((i & 63) === 63) encSingle.finish();
+    if ((i & 63) === 63) enc.finish();
+  },
+  msgs,
+);
+run(
+  'labelPacket only (HMAC + checksums)',
+  200_000,
+  (m) => {
+    const r = labelPacket(m.subarray(44), key, scratch);
     if (!r.ok) throw new Error(r.reason);
-    enc.withPayload(pp.id, NF_ACCEPT, -1, r.packet, r.packet.length);
-  }
-  if ((i & 63) === 63) enc.finish();
-}, msgs);
+  },
+  msgs,
+);
+run(
+  'parse + labelPacket + payload verdict',
+  200_000,
+  (m, i) => {
+    const h = readNlHeader(m, 0, m.length);
+    if (h.ok && parsePacket(m, h.msg, table, pp) === null) {
+      const r = labelPacket(pp.payload, key, scratch);
+      if (!r.ok) throw new Error(r.reason);
+      enc.withPayload(pp.id, NF_ACCEPT, -1, r.packet, r.packet.length);
+    }
+    if ((i & 63) === 63) enc.finish();
+  },
+  msgs,
+);
 
 const libc = koffi.load('libc.so.6');
 const memset = libc.func('void *memset(void *, int, size_t)');

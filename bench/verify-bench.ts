@@ -76,7 +76,9 @@ async function main(): Promise<void> {
     }
     await w.close();
     const genSecs = now() - t;
-    log(`generated ${packets} segments (${payloadLen}-byte payloads), ${(fs.statSync(plain).size / 1e6).toFixed(0)} MB in ${genSecs.toFixed(1)} s`);
+    log(
+      `generated ${packets} segments (${payloadLen}-byte payloads), ${(fs.statSync(plain).size / 1e6).toFixed(0)} MB in ${genSecs.toFixed(1)} s`,
+    );
 
     // Labelling the whole file (pcap label path).
     t = now();
@@ -85,7 +87,9 @@ async function main(): Promise<void> {
     fs.unlinkSync(plain);
     const fileBytes = fs.statSync(labelled).size;
     const macBytes = lc.labelled * (4 + payloadLen);
-    log(`pcap label: ${lc.labelled} segments labelled in ${labelSecs.toFixed(2)} s = ${(lc.labelled / labelSecs / 1e3).toFixed(0)} k segments/s, ${mb(fileBytes, labelSecs).toFixed(0)} MB/s of output file`);
+    log(
+      `pcap label: ${lc.labelled} segments labelled in ${labelSecs.toFixed(2)} s = ${(lc.labelled / labelSecs / 1e3).toFixed(0)} k segments/s, ${mb(fileBytes, labelSecs).toFixed(0)} MB/s of output file`,
+    );
 
     // 2. Verify (the pcap verify path), median of runs.
     const verifySecs: number[] = [];
@@ -113,7 +117,10 @@ async function main(): Promise<void> {
       hmacSecs.push(now() - t);
       t = now();
       for (let i = 0; i < lc.labelled; i++) {
-        createHmac('sha256', keyBytes).update(seqs[i & (sample - 1)]!).update(payloads[i & (sample - 1)]!).digest();
+        createHmac('sha256', keyBytes)
+          .update(seqs[i & (sample - 1)]!)
+          .update(payloads[i & (sample - 1)]!)
+          .digest();
       }
       nodeHmacSecs.push(now() - t);
     }
@@ -123,13 +130,23 @@ async function main(): Promise<void> {
     const hn = median(nodeHmacSecs);
     log('');
     log(`runs: ${runs} (median); MAC'd bytes per segment: ${4 + payloadLen}; capture file ${(fileBytes / 1e6).toFixed(0)} MB`);
-    log(`pcap verify path : ${mb(macBytes, v).toFixed(0).padStart(6)} MB/s MAC'd bytes (${mb(fileBytes, v).toFixed(0)} MB/s of file, ${(lc.labelled / v / 1e3).toFixed(0)} k segments/s)  runs: ${verifySecs.map((s) => s.toFixed(2)).join(' ')} s`);
-    log(`bare HMAC-SHA256 : ${mb(macBytes, h).toFixed(0).padStart(6)} MB/s (${(lc.labelled / h / 1e3).toFixed(0)} k segments/s, ${key.macBackend} engine)  runs: ${hmacSecs.map((s) => s.toFixed(2)).join(' ')} s`);
+    log(
+      `pcap verify path : ${mb(macBytes, v).toFixed(0).padStart(6)} MB/s MAC'd bytes (${mb(fileBytes, v).toFixed(0)} MB/s of file, ${(lc.labelled / v / 1e3).toFixed(0)} k segments/s)  runs: ${verifySecs.map((s) => s.toFixed(2)).join(' ')} s`,
+    );
+    log(
+      `bare HMAC-SHA256 : ${mb(macBytes, h).toFixed(0).padStart(6)} MB/s (${(lc.labelled / h / 1e3).toFixed(0)} k segments/s, ${key.macBackend} engine)  runs: ${hmacSecs.map((s) => s.toFixed(2)).join(' ')} s`,
+    );
     log(`node createHmac  : ${mb(macBytes, hn).toFixed(0).padStart(6)} MB/s (${(lc.labelled / hn / 1e3).toFixed(0)} k segments/s)`);
     log(`ratio verify/HMAC: ${((h / v) * 100).toFixed(1)} %`);
 
     // 4. In-memory per-packet rates of the functions the datapath calls.
-    const ip = buildTcpPacket({ family: 4, seq: 1, flags: 0x18, options: Uint8Array.of(2, 4, 5, 0xb4, 1, 1, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0, 1, 3, 3, 7), payload: pool.subarray(0, payloadLen) });
+    const ip = buildTcpPacket({
+      family: 4,
+      seq: 1,
+      flags: 0x18,
+      options: Uint8Array.of(2, 4, 5, 0xb4, 1, 1, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0, 1, 3, 3, 7),
+      payload: pool.subarray(0, payloadLen),
+    });
     const labelledIp = labelPacket(ip, key);
     if (!labelledIp.ok) throw new Error('label failed');
     const out = Buffer.alloc(70000);
@@ -143,7 +160,9 @@ async function main(): Promise<void> {
     const lp = median([0, 1, 2].map(() => rate(() => void labelPacket(ip, key, out))));
     const vp = median([0, 1, 2].map(() => rate(() => void verifyPacket(labelledIp.packet, [key]))));
     const hp = median([0, 1, 2].map(() => rate(() => void key.mac(ip.subarray(24, 28), ip.subarray(ip.length - payloadLen)))));
-    log(`in memory, ${payloadLen}-byte payload: labelPacket ${(lp / 1e3).toFixed(0)} k pkt/s, verifyPacket ${(vp / 1e3).toFixed(0)} k pkt/s, bare HMAC ${(hp / 1e3).toFixed(0)} k pkt/s`);
+    log(
+      `in memory, ${payloadLen}-byte payload: labelPacket ${(lp / 1e3).toFixed(0)} k pkt/s, verifyPacket ${(vp / 1e3).toFixed(0)} k pkt/s, bare HMAC ${(hp / 1e3).toFixed(0)} k pkt/s`,
+    );
   } finally {
     if (!keepDir) fs.rmSync(dir, { recursive: true, force: true });
   }

@@ -83,7 +83,9 @@ export function createHandler(data: unknown, ctx: HandlerContext): PacketHandler
   attributor = a;
   const slot = new Map<string, number>(EGRESS_COUNTERS.map((n, i) => [n, i]));
   const c = ctx.counters;
-  const [cPackets, cDecisions, cAllowed, cDenied, cLogged, cUnknown, cUnparsed, cErrors, cSupp] = EGRESS_COUNTERS.map((n) => slot.get(n)!) as number[];
+  const [cPackets, cDecisions, cAllowed, cDenied, cLogged, cUnknown, cUnparsed, cErrors, cSupp] = EGRESS_COUNTERS.map(
+    (n) => slot.get(n)!,
+  ) as number[];
   let lastMs = 0;
   const attribute = (t: FlowTuple): Attribution => {
     const t0 = performance.now();
@@ -104,7 +106,13 @@ export function createHandler(data: unknown, ctx: HandlerContext): PacketHandler
         c[cSupp!]!++;
         return;
       }
-      ctx.post({ kind: 'log', level: rec.action === 'log' ? 'warn' : 'info', msg: 'egress decision', ...rec, attributionMs: Math.round(lastMs * 1000) / 1000 });
+      ctx.post({
+        kind: 'log',
+        level: rec.action === 'log' ? 'warn' : 'info',
+        msg: 'egress decision',
+        ...rec,
+        attributionMs: Math.round(lastMs * 1000) / 1000,
+      });
     },
   });
   // Sent when the main thread says hello: messages posted before the queue set exists are lost.
@@ -136,7 +144,14 @@ export function createHandler(data: unknown, ctx: HandlerContext): PacketHandler
       return decision;
     } catch (err) {
       c[cErrors!]!++;
-      if (events.take()) ctx.post({ kind: 'log', level: 'error', msg: 'egress: decision failed; fail mode applies', err: String((err as Error)?.stack ?? err), failOpen: ctx.failOpen });
+      if (events.take())
+        ctx.post({
+          kind: 'log',
+          level: 'error',
+          msg: 'egress: decision failed; fail mode applies',
+          err: String((err as Error)?.stack ?? err),
+          failOpen: ctx.failOpen,
+        });
       decision.mark = withMark(p.mark, failMark, egressMask);
       return decision;
     }
@@ -164,7 +179,13 @@ export function onMessage(msg: unknown): void {
     } satisfies EgressWorkerMessage);
   } else if (m?.kind === 'tick') {
     const sum = limiter?.summary();
-    if (sum) context.post({ kind: 'log', level: sum.suppressed.deny + sum.suppressed.log > 0 ? 'warn' : 'info', msg: `egress decisions not logged (rate limit): ${sum.total} in ${sum.periodSeconds} s`, ...sum });
+    if (sum)
+      context.post({
+        kind: 'log',
+        level: sum.suppressed.deny + sum.suppressed.log > 0 ? 'warn' : 'info',
+        msg: `egress decisions not logged (rate limit): ${sum.total} in ${sum.periodSeconds} s`,
+        ...sum,
+      });
   } else if (m?.kind === 'flow-bytes') {
     const now = Date.now();
     for (const [k, bytes] of m.entries) {

@@ -27,7 +27,11 @@ export function flowTupleOf(pkt: Uint8Array): TupleResult {
   }
   if (p.protocol === IPPROTO_UDP) {
     if (avail < 8) return { ok: false, reason: 'truncated-udp' };
-    return { ok: true, syn: false, tuple: { ...base, proto: 'udp', sport: (pkt[l4]! << 8) | pkt[l4 + 1]!, dport: (pkt[l4 + 2]! << 8) | pkt[l4 + 3]! } };
+    return {
+      ok: true,
+      syn: false,
+      tuple: { ...base, proto: 'udp', sport: (pkt[l4]! << 8) | pkt[l4 + 1]!, dport: (pkt[l4 + 2]! << 8) | pkt[l4 + 3]! },
+    };
   }
   if ((p.family === 4 && p.protocol === IPPROTO_ICMP) || (p.family === 6 && p.protocol === IPPROTO_ICMPV6)) {
     if (avail < 8) return { ok: false, reason: 'truncated-icmp' };

@@ -182,7 +182,17 @@ function endpoint(addr: string, port: number, proto: string): string {
 
 /** The human-readable table of `labelwall flows`. */
 export function formatFlows(r: FlowsReport): string {
-  const head = ['PROTO', 'DESTINATION', 'VERDICT', 'RULE', 'APPLICATION', 'HOLDERS (pid exe user)', 'BYTES LABELLED', 'FIRST SEEN', 'LAST SEEN'];
+  const head = [
+    'PROTO',
+    'DESTINATION',
+    'VERDICT',
+    'RULE',
+    'APPLICATION',
+    'HOLDERS (pid exe user)',
+    'BYTES LABELLED',
+    'FIRST SEEN',
+    'LAST SEEN',
+  ];
   const rows = r.flows.map((f) => [
     `${f.proto}${f.family === 6 ? '6' : ''}`,
     f.proto === 'icmp' ? f.dst : endpoint(f.dst, f.dport, f.proto),
@@ -202,8 +212,14 @@ export function formatFlows(r: FlowsReport): string {
     });
   }
   const widths = head.map((h, i) => Math.min(60, Math.max(h.length, ...rows.map((row) => row[i]!.length))));
-  const line = (cols: string[]): string => cols.map((c, i) => (i === cols.length - 1 ? c : pad(c, widths[i]!))).join('  ').trimEnd();
+  const line = (cols: string[]): string =>
+    cols
+      .map((c, i) => (i === cols.length - 1 ? c : pad(c, widths[i]!)))
+      .join('  ')
+      .trimEnd();
   const out = [line(head), ...rows.map(line)];
-  out.push(`${r.flows.length} flow(s)${r.missingByteReports ? `; ${r.missingByteReports} labelling worker(s) did not report bytes in time` : ''}`);
+  out.push(
+    `${r.flows.length} flow(s)${r.missingByteReports ? `; ${r.missingByteReports} labelling worker(s) did not report bytes in time` : ''}`,
+  );
   return `${out.join('\n')}\n`;
 }

@@ -56,7 +56,10 @@ export function rewriteInboundSyn(profile: LabelProfile, pkt: Uint8Array, mtu: n
   while (i < end) {
     const kind = out[i]!;
     if (kind === TCPOPT_EOL) break;
-    if (kind === TCPOPT_NOP) { i++; continue; }
+    if (kind === TCPOPT_NOP) {
+      i++;
+      continue;
+    }
     if (i + 1 >= end) return { kind: 'malformed', reason: 'bad-option-length' };
     const olen = out[i + 1]!;
     if (olen < 2 || i + olen > end) return { kind: 'malformed', reason: 'bad-option-length' };

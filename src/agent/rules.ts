@@ -39,7 +39,8 @@ export function newFlowMatches(family: Family): Array<{ proto: 'tcp' | 'udp' | '
     { proto: 'udp', match: ['-p', 'udp', ...ct] },
     {
       proto: 'icmp',
-      match: family === 4 ? ['-p', 'icmp', '--icmp-type', 'echo-request', ...ct] : ['-p', 'ipv6-icmp', '--icmpv6-type', 'echo-request', ...ct],
+      match:
+        family === 4 ? ['-p', 'icmp', '--icmp-type', 'echo-request', ...ct] : ['-p', 'ipv6-icmp', '--icmpv6-type', 'echo-request', ...ct],
     },
   ];
 }
@@ -66,10 +67,7 @@ export function agentRulePlan(family: Family, o: AgentRuleOptions): RulePlan {
   const m = o.marks ?? DEFAULT_AGENT_MARK;
   const skip = [['-m', 'mark', '--mark', hexMark(m.done, m.done), '-j', 'RETURN']];
   const out = selectionMatches({ outInterfaces: o.interfaces, destinations: o.destinations, ports: o.ports }, family);
-  const inbound = selectionMatches(
-    { inInterfaces: o.interfaces, sources: o.destinations, ports: o.ports, portsAreSource: true },
-    family,
-  );
+  const inbound = selectionMatches({ inInterfaces: o.interfaces, sources: o.destinations, ports: o.ports, portsAreSource: true }, family);
   const egress: string[][] = [];
   // The app tag (v1): the egress verdict sets it in the mark of a flow's first packet; the
   // conntrack mark keeps it (save, on the packet the egress queue allowed) and every packet of
@@ -103,11 +101,7 @@ export function agentRulePlan(family: Family, o: AgentRuleOptions): RulePlan {
         table: 'mangle',
         hook: 'INPUT',
         chain: `${AGENT_PREFIX}-IN`,
-        rules: [
-          ['-i', 'lo', '-j', 'RETURN'],
-          ...skip,
-          ...inbound.map((m) => [...m, '--tcp-flags', 'SYN', 'SYN', ...target]),
-        ],
+        rules: [['-i', 'lo', '-j', 'RETURN'], ...skip, ...inbound.map((m) => [...m, '--tcp-flags', 'SYN', 'SYN', ...target])],
       },
     ],
   };

@@ -40,7 +40,9 @@ const collect = (v: string, prev: string[] | undefined): string[] => [...(prev ?
 
 /** The values the config schema allows at a key, for the help text (the schema checks them). */
 function choices(section: 'agent' | 'verifier' | 'log', key: string): string {
-  const props = (configSchema.properties[section] as { properties: Record<string, { enum?: readonly string[]; items?: { enum?: readonly string[] } }> }).properties;
+  const props = (
+    configSchema.properties[section] as { properties: Record<string, { enum?: readonly string[]; items?: { enum?: readonly string[] } }> }
+  ).properties;
   return (props[key]?.enum ?? props[key]?.items?.enum ?? []).join('|');
 }
 
@@ -65,7 +67,10 @@ function commonOptions(cmd: Command, role: 'agent' | 'verifier'): Command {
     .option('-c, --config <file>', 'YAML config file (see docs/config.md); flags override it')
     .option('--queues <n>', 'number of NFQUEUE queues / worker threads (1-64)', int)
     .option('--queue-base <n>', 'first NFQUEUE number', int)
-    .option('--fail <mode>', `when labelwall cannot answer (not running, queue full): closed = traffic stops, open = it passes unseen (${choices(role, 'fail')})`)
+    .option(
+      '--fail <mode>',
+      `when labelwall cannot answer (not running, queue full): closed = traffic stops, open = it passes unseen (${choices(role, 'fail')})`,
+    )
     .option('--family <family>', `address family to handle (repeatable; default both) (${choices(role, 'families')})`, collect)
     .option('--control-socket <path>', 'UNIX socket for `labelwall status` (default /run/labelwall/<role>.sock)')
     .option('--log-level <level>', `log level (${choices('log', 'level')})`)
@@ -81,12 +86,26 @@ export function registerDaemons(program: Command): void {
     program
       .command('agent')
       .description('protected host: label every outgoing TCP segment and rewrite inbound handshakes')
-      .option('--profile <name>', `label profile (${choices('agent', 'profile')}; default v1; compat = the paper's 40-byte label, no TCP options)`)
-      .option('-k, --key-file <[id=]file>', 'labelling key (hex, mode 0600); ID=FILE gives the v1 key id 0-7 its labels carry (default 0); default: agent.key of the config', collect)
-      .option('-i, --interface <name>', 'label only on this outgoing interface (repeatable; default all but loopback; a trailing + matches every name with that prefix, as in iptables)', collect)
+      .option(
+        '--profile <name>',
+        `label profile (${choices('agent', 'profile')}; default v1; compat = the paper's 40-byte label, no TCP options)`,
+      )
+      .option(
+        '-k, --key-file <[id=]file>',
+        'labelling key (hex, mode 0600); ID=FILE gives the v1 key id 0-7 its labels carry (default 0); default: agent.key of the config',
+        collect,
+      )
+      .option(
+        '-i, --interface <name>',
+        'label only on this outgoing interface (repeatable; default all but loopback; a trailing + matches every name with that prefix, as in iptables)',
+        collect,
+      )
       .option('-d, --destination <cidr>', 'label only traffic to this network (repeatable)', collect)
       .option('-p, --port <ports>', 'label only traffic to these destination ports, e.g. 80 or 8000-9000 (repeatable)', collect)
-      .option('--egress', 'enforce the egress policy (agent.egress of the config; allow-all without one); default: on when --config is given')
+      .option(
+        '--egress',
+        'enforce the egress policy (agent.egress of the config; allow-all without one); default: on when --config is given',
+      )
       .option('--no-egress', 'no egress policy: no egress queue, every flow allowed, no flow table')
       .option('--egress-queue <n>', 'NFQUEUE number of the egress decisions (default: the one after the labelling queues)', int),
     'agent',
@@ -123,9 +142,31 @@ export function registerDaemons(program: Command): void {
       queues: r.queues,
       failOpen: r.failOpen,
       handlerModule: new URL('../agent/handler.js', import.meta.url).href,
-      handlerData: { profile: r.profile, keyFile: r.keyFile, keyId: r.keyId, nat: r.nat, countFlows: eg !== undefined, marks: r.mark, tagMask: r.tagMask } satisfies AgentHandlerData,
+      handlerData: {
+        profile: r.profile,
+        keyFile: r.keyFile,
+        keyId: r.keyId,
+        nat: r.nat,
+        countFlows: eg !== undefined,
+        marks: r.mark,
+        tagMask: r.tagMask,
+      } satisfies AgentHandlerData,
       extraQueueSets: eg
-        ? [{ name: 'egress', queues: [eg.queue], failOpen: r.failOpen, handlerModule: new URL('../agent/egress-handler.js', import.meta.url).href, handlerData: { policy: eg.policy, identity: eg.identity, marks: r.mark, tagMask: r.tagMask, logLimits: cfg.log.egressDecisions } }]
+        ? [
+            {
+              name: 'egress',
+              queues: [eg.queue],
+              failOpen: r.failOpen,
+              handlerModule: new URL('../agent/egress-handler.js', import.meta.url).href,
+              handlerData: {
+                policy: eg.policy,
+                identity: eg.identity,
+                marks: r.mark,
+                tagMask: r.tagMask,
+                logLimits: cfg.log.egressDecisions,
+              },
+            },
+          ]
         : [],
       onQueues: ({ main, extra }) => {
         live.setQueues(main);
@@ -140,13 +181,18 @@ export function registerDaemons(program: Command): void {
       },
       onWorkerMessage: (msg) => {
         const m = msg as { kind?: string; bpf?: boolean; bpfError?: string; hash?: boolean };
-        if (m?.kind === 'egress-ready') log.info({ bpf: m.bpf, bpfError: m.bpfError, hash: m.hash }, `agent: egress attribution ${m.bpf ? 'with eBPF socket tracking' : 'through /proc only (no eBPF)'}`);
+        if (m?.kind === 'egress-ready')
+          log.info(
+            { bpf: m.bpf, bpfError: m.bpfError, hash: m.hash },
+            `agent: egress attribution ${m.bpf ? 'with eBPF socket tracking' : 'through /proc only (no eBPF)'}`,
+          );
         live.onWorkerMessage(msg);
         flowService?.onWorkerMessage(msg);
       },
       extraRoutes: {
         '/flows': async () => {
-          if (!flowService) throw new Error('egress policy is off in this agent (started without --config, or with --no-egress): it keeps no flow table');
+          if (!flowService)
+            throw new Error('egress policy is off in this agent (started without --config, or with --no-egress): it keeps no flow table');
           return { type: 'application/json', body: `${JSON.stringify(await flowService.query())}\n` };
         },
       },
@@ -164,11 +210,26 @@ export function registerDaemons(program: Command): void {
       .command('verifier')
       .description('middlebox or server: check labels and drop, mark or log what is unlabelled, forged or tampered')
       .option('--profile <name>', `label profile accepted (${choices('verifier', 'profile')}; default v1; any = v1 and compat labels)`)
-      .option('-k, --key-file <[id=]file>', 'a valid key (repeatable: several keys are valid at once); ID=FILE gives its v1 key id 0-7 (default 0; the keys of a v1 verifier rule need different ids); default: the keys of the config', collect)
+      .option(
+        '-k, --key-file <[id=]file>',
+        'a valid key (repeatable: several keys are valid at once); ID=FILE gives its v1 key id 0-7 (default 0; the keys of a v1 verifier rule need different ids); default: the keys of the config',
+        collect,
+      )
       .option('--hook <hook>', `where to check: input (this host) or forward (a middlebox) (${choices('verifier', 'hook')})`)
-      .option('--action <action>', `drop: drop all but valid; mark: set mark bits per verdict and go on; log: accept and count (${choices('verifier', 'action')})`)
-      .option('--in-interface <name>', 'check only traffic arriving on this interface (repeatable; a trailing + matches every name with that prefix, as in iptables)', collect)
-      .option('--out-interface <name>', 'check only traffic leaving on this interface (repeatable; forward hook; trailing + as for --in-interface)', collect)
+      .option(
+        '--action <action>',
+        `drop: drop all but valid; mark: set mark bits per verdict and go on; log: accept and count (${choices('verifier', 'action')})`,
+      )
+      .option(
+        '--in-interface <name>',
+        'check only traffic arriving on this interface (repeatable; a trailing + matches every name with that prefix, as in iptables)',
+        collect,
+      )
+      .option(
+        '--out-interface <name>',
+        'check only traffic leaving on this interface (repeatable; forward hook; trailing + as for --in-interface)',
+        collect,
+      )
       .option('-s, --source <cidr>', 'check only traffic from this network (repeatable)', collect)
       .option('-d, --destination <cidr>', 'check only traffic to this network (repeatable)', collect)
       .option('-p, --port <ports>', 'check only traffic to these destination ports (repeatable)', collect),
@@ -190,7 +251,14 @@ export function registerDaemons(program: Command): void {
     // Loaded here, not at start-up: `pcap` and `keygen` need none of the datapath.
     const { runDaemon } = await import('../daemon/run.js');
     let exemptions: FlowExemptions | undefined;
-    const handlerData = { profile: r.profile, rules: r.rules, mark: r.mark, logBad: true, epochWindow: r.epochWindow, tagNames: r.tagNames } satisfies VerifierHandlerData;
+    const handlerData = {
+      profile: r.profile,
+      rules: r.rules,
+      mark: r.mark,
+      logBad: true,
+      epochWindow: r.epochWindow,
+      tagNames: r.tagNames,
+    } satisfies VerifierHandlerData;
     await runDaemon({
       role: 'verifier',
       plans: verifierPlans(r, suspectQueue),
@@ -198,15 +266,25 @@ export function registerDaemons(program: Command): void {
       failOpen: r.failOpen,
       handlerModule: new URL('../verifier/handler.js', import.meta.url).href,
       handlerData,
-      extraQueueSets: suspectQueue === undefined ? [] : [
-        { name: 'suspect', queues: [suspectQueue], handlerModule: new URL('../verifier/handler.js', import.meta.url).href, handlerData: { ...handlerData, suspect: true }, failOpen: r.failOpen },
-      ],
+      extraQueueSets:
+        suspectQueue === undefined
+          ? []
+          : [
+              {
+                name: 'suspect',
+                queues: [suspectQueue],
+                handlerModule: new URL('../verifier/handler.js', import.meta.url).href,
+                handlerData: { ...handlerData, suspect: true },
+                failOpen: r.failOpen,
+              },
+            ],
       kernelCounters: () => readKernelCounters(r.families, r.failOpen),
       onQueues: ({ main, extra }) => live.setQueues([main, ...Object.values(extra)]),
       onWorkerMessage: (msg, set) => {
         live.onWorkerMessage(msg);
         const m = msg as ValidFlowReport | undefined;
-        if (set === 'suspect' && m?.kind === 'suspect-valid') (exemptions ??= new FlowExemptions(nfqueueTarget(r.queues, r.failOpen), log)).note(m);
+        if (set === 'suspect' && m?.kind === 'suspect-valid')
+          (exemptions ??= new FlowExemptions(nfqueueTarget(r.queues, r.failOpen), log)).note(m);
       },
       onReload: () => live.reload(),
       controlSocket: r.controlSocket,
@@ -279,7 +357,9 @@ export function registerDaemons(program: Command): void {
       }
       if (n > 0 || refused.length === 0) process.stdout.write(`removed ${n} labelwall chain(s) and jump(s)\n`);
       if (refused.length) {
-        process.stderr.write(`labelwall cleanup: ${refused.join('; ')}: its rules stay (stop it with SIGTERM to remove them, or give --force)\n`);
+        process.stderr.write(
+          `labelwall cleanup: ${refused.join('; ')}: its rules stay (stop it with SIGTERM to remove them, or give --force)\n`,
+        );
         process.exit(1);
       }
     });
@@ -328,8 +408,14 @@ function withVerifierExtras(cfg: LabelwallConfig, r: ResolvedVerifier): LiveVeri
 function verifierPlans(r: ResolvedVerifier, suspectQueue: number | undefined): Map<Family, RulePlan> {
   return plans(r.families, (f) =>
     verifierRulePlan(f, {
-      hook: r.hook, queues: r.queues, failOpen: r.failOpen, markMask: r.mark.mask, optionKind: getProfile(r.profile).optionKind, selections: r.rules,
-      unlabelledMark: r.mark.unlabelled, suspectQueue,
+      hook: r.hook,
+      queues: r.queues,
+      failOpen: r.failOpen,
+      markMask: r.mark.mask,
+      optionKind: getProfile(r.profile).optionKind,
+      selections: r.rules,
+      unlabelledMark: r.mark.unlabelled,
+      suspectQueue,
     }),
   );
 }
@@ -380,7 +466,15 @@ class VerifierReloader {
       this.waiting.set(generation, w);
       setTimeout(() => resolve([...w.errors, `${w.left} worker(s) did not answer within 5 s`]), 5000).unref();
     });
-    for (const q of sets) q.post({ kind: 'verifier-rules', generation, rules: r.rules, mark: r.mark, epochWindow: r.epochWindow, tagNames: r.tagNames } satisfies VerifierRulesMessage);
+    for (const q of sets)
+      q.post({
+        kind: 'verifier-rules',
+        generation,
+        rules: r.rules,
+        mark: r.mark,
+        epochWindow: r.epochWindow,
+        tagNames: r.tagNames,
+      } satisfies VerifierRulesMessage);
     const errors = await acked;
     this.waiting.delete(generation);
     return errors;
@@ -408,7 +502,10 @@ class VerifierReloader {
     if (errors.length) {
       // Some workers may have switched: give every worker the running state again.
       await this.toWorkers(this.running);
-      this.log.error({ errors }, `SIGHUP: a queue worker could not load the new rules, the running rules and keys stay: ${errors.join('; ')}`);
+      this.log.error(
+        { errors },
+        `SIGHUP: a queue worker could not load the new rules, the running rules and keys stay: ${errors.join('; ')}`,
+      );
       return undefined;
     }
     const restartOnly = (x: ResolvedVerifier): string => JSON.stringify([x.queues, x.failOpen, x.families, x.controlSocket]);
@@ -421,7 +518,13 @@ class VerifierReloader {
     Object.assign(this.describe, describeVerifier(this.running, this.suspectQueue));
     const r = this.running;
     this.log.info(
-      { file, generation: this.generation, hook: r.hook, keys: Object.values(r.keyFingerprints), rules: r.rules.map((x) => ({ name: x.name, action: x.action })) },
+      {
+        file,
+        generation: this.generation,
+        hook: r.hook,
+        keys: Object.values(r.keyFingerprints),
+        rules: r.rules.map((x) => ({ name: x.name, action: x.action })),
+      },
       'SIGHUP: verifier rules and keys reloaded',
     );
     return {
@@ -544,26 +647,64 @@ class AgentReloader {
       log.error({ errors }, `SIGHUP: a labelling worker could not load the new key, the running key stays: ${errors.join('; ')}`);
       return;
     }
-    log.info({ file, generation: this.generation, key: next.keyFingerprint, keyId: next.keyId, previousKey: prev.keyFingerprint, previousKeyId: prev.keyId }, 'SIGHUP: labelling key reloaded (applies from the next segment)');
+    log.info(
+      {
+        file,
+        generation: this.generation,
+        key: next.keyFingerprint,
+        keyId: next.keyId,
+        previousKey: prev.keyFingerprint,
+        previousKeyId: prev.keyId,
+      },
+      'SIGHUP: labelling key reloaded (applies from the next segment)',
+    );
     const fx = this.service();
     let egress = prev.egress;
     if (file && fx && prev.egress && next.egress) {
       fx.tagNames = next.tagNames;
       const applied = await fx.applyPolicy(next.egress.policy);
       egress = { ...prev.egress, policy: next.egress.policy };
-      log.info({ file, generation: applied.generation, rules: applied.rules, default: applied.default, unknown: applied.unknown }, 'SIGHUP: egress policy reloaded (applies to new flows)');
+      log.info(
+        { file, generation: applied.generation, rules: applied.rules, default: applied.default, unknown: applied.unknown },
+        'SIGHUP: egress policy reloaded (applies to new flows)',
+      );
       if (!this.hashOn && policyNeedsHash(next.egress.policy)) {
-        log.warn('SIGHUP: the new policy has sha256 rules but executables are not hashed (identity.hash: false at start): they match nothing until a restart');
+        log.warn(
+          'SIGHUP: the new policy has sha256 rules but executables are not hashed (identity.hash: false at start): they match nothing until a restart',
+        );
       }
     } else if (file && !prev.egress) {
       log.warn({ file }, 'SIGHUP: config is valid, but egress policy is off in this agent (--no-egress): no egress policy to apply');
     }
     const restartOnly = (x: ResolvedAgent): string =>
-      JSON.stringify([x.profile, x.queues, x.failOpen, x.families, x.controlSocket, x.interfaces, x.destinations, x.ports, x.mark, x.tagMask, x.egress?.queue, x.egress?.identity]);
+      JSON.stringify([
+        x.profile,
+        x.queues,
+        x.failOpen,
+        x.families,
+        x.controlSocket,
+        x.interfaces,
+        x.destinations,
+        x.ports,
+        x.mark,
+        x.tagMask,
+        x.egress?.queue,
+        x.egress?.identity,
+      ]);
     if (restartOnly(next) !== restartOnly(prev)) {
-      log.warn('SIGHUP: profile, queues, interfaces, label selection, marks, identity, fail mode, families and the control socket are not reloaded: they take effect at the next start');
+      log.warn(
+        'SIGHUP: profile, queues, interfaces, label selection, marks, identity, fail mode, families and the control socket are not reloaded: they take effect at the next start',
+      );
     }
-    this.running = { ...prev, keyFile: next.keyFile, keyId: next.keyId, keyFingerprint: next.keyFingerprint, nat: next.nat, tagNames: next.tagNames, ...(egress ? { egress } : {}) };
+    this.running = {
+      ...prev,
+      keyFile: next.keyFile,
+      keyId: next.keyId,
+      keyFingerprint: next.keyFingerprint,
+      nat: next.nat,
+      tagNames: next.tagNames,
+      ...(egress ? { egress } : {}),
+    };
     Object.assign(this.describe, describeAgent(this.running, file));
   }
 }
@@ -583,7 +724,12 @@ export function formatStatus(r: StatusReport, socket: string): string {
   }
   const d = r.datapath;
   lines.push(`  packets received ${d.received} (${(r.ratesPerSecond.received ?? 0).toFixed(1)}/s), verdicts ${d.verdicts}`);
-  lines.push(`  queue drops: queue_dropped ${d.queueDropped}, user_dropped ${d.userDropped}, socket overruns ${d.enobufs}; handler errors ${d.handlerErrors}, kernel errors ${d.kernelErrors}`);
-  if (r.log) lines.push(`  log: ${r.log.destination}, ${r.log.dropped} line(s) dropped (could not be written)${r.log.lastError ? `, last error ${r.log.lastError}` : ''}`);
+  lines.push(
+    `  queue drops: queue_dropped ${d.queueDropped}, user_dropped ${d.userDropped}, socket overruns ${d.enobufs}; handler errors ${d.handlerErrors}, kernel errors ${d.kernelErrors}`,
+  );
+  if (r.log)
+    lines.push(
+      `  log: ${r.log.destination}, ${r.log.dropped} line(s) dropped (could not be written)${r.log.lastError ? `, last error ${r.log.lastError}` : ''}`,
+    );
   return `${lines.join('\n')}\n`;
 }

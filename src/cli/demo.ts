@@ -4,7 +4,9 @@ import type { Command } from 'commander';
 export function register(program: Command): void {
   program
     .command('demo')
-    .description('build a test network in namespaces (protected client, unprotected client, middlebox, server), run the agent and the verifier on real HTTP, SSH, iperf3 and forged traffic, print what happened, remove everything (root)')
+    .description(
+      'build a test network in namespaces (protected client, unprotected client, middlebox, server), run the agent and the verifier on real HTTP, SSH, iperf3 and forged traffic, print what happened, remove everything (root)',
+    )
     .option('--iperf-seconds <n>', 'length of the iperf3 run', (v: string) => Number(v), 3)
     .action(async (flags: { iperfSeconds: number }) => {
       if (process.getuid?.() !== 0) {

@@ -10,7 +10,10 @@ export function registerFlows(program: Command, defaultSocket: string): void {
     .command('flows')
     .description('flows the running agent has judged: application, holders, destination, rule, verdict, bytes labelled')
     .option('--control-socket <path>', `socket of the agent (default ${defaultSocket})`)
-    .option('--json', 'print the report as one JSON object: {generatedAt, flows: [{proto, family, src, sport, dst, dport, app, holders, unknown, rule, verdict, bytesLabelled, egressPackets, firstSeen, lastSeen}], attribution, missingByteReports}')
+    .option(
+      '--json',
+      'print the report as one JSON object: {generatedAt, flows: [{proto, family, src, sport, dst, dport, app, holders, unknown, rule, verdict, bytesLabelled, egressPackets, firstSeen, lastSeen}], attribution, missingByteReports}',
+    )
     .action(async (flags: { controlSocket?: string; json?: boolean }) => {
       const socket = flags.controlSocket ?? defaultSocket;
       // Same rule as control.socket in the config; Node would read "" as a port.

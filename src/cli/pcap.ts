@@ -154,7 +154,9 @@ export function register(program: Command): void {
     .argument('<file>', 'capture file (pcap or pcapng)')
     .option('-k, --key-file <[id=]file>', 'key file (hex), optionally with its v1 key id (id=file); repeat for several keys', collect)
     .option('--profile <name>', `label profile: ${VERIFY_PROFILES.join(', ')}`, profileOption(VERIFY_PROFILES), DEFAULT_VERIFY_PROFILE)
-    .option('--allow-nat <list>', 'v1: NAT flags a label may carry (src,dst,ports or none; default none)', (v) => parseNatList('--allow-nat', v))
+    .option('--allow-nat <list>', 'v1: NAT flags a label may carry (src,dst,ports or none; default none)', (v) =>
+      parseNatList('--allow-nat', v),
+    )
     .option('--json', 'one JSON object per frame, then a summary line')
     .option(
       '--max-bad <n>',

@@ -42,7 +42,12 @@ function checkKeyRef(name: unknown, keys: Obj, path: Seg[], add: Add): void {
   if (Object.hasOwn(keys, name)) return;
   const defined = Object.keys(keys);
   const near = nearest(name, defined);
-  const tail = near !== undefined ? ` (did you mean "${near}"?)` : defined.length > 0 ? ` (defined: ${defined.join(', ')})` : ' (the keys section defines none)';
+  const tail =
+    near !== undefined
+      ? ` (did you mean "${near}"?)`
+      : defined.length > 0
+        ? ` (defined: ${defined.join(', ')})`
+        : ' (the keys section defines none)';
   add(path, `key "${name}" is not defined under keys${tail}`);
 }
 
@@ -91,7 +96,11 @@ function checkAgentMarks(agent: Obj | undefined, verifier: Obj | undefined, add:
     const v = vals[k];
     if (v === undefined) continue;
     const clash = seen.find(([, o]) => (o & v) !== 0);
-    if (clash) add(['agent', 'mark', k], `${hex(v)} shares bits ${hex((clash[1] & v) >>> 0)} with agent.mark.${clash[0]} (each mark needs bits of its own)`);
+    if (clash)
+      add(
+        ['agent', 'mark', k],
+        `${hex(v)} shares bits ${hex((clash[1] & v) >>> 0)} with agent.mark.${clash[0]} (each mark needs bits of its own)`,
+      );
     seen.push([k, v]);
   }
   // The tag bits: 0 (no tags) or 16 contiguous bits, clear of the three marks.
@@ -100,13 +109,18 @@ function checkAgentMarks(agent: Obj | undefined, verifier: Obj | undefined, add:
   if (rawTag !== undefined) {
     tagMask = typeof rawTag === 'number' || typeof rawTag === 'string' ? parseMarkValue(rawTag) : undefined;
     if (tagMask === undefined) {
-      if (typeof rawTag === 'number' || typeof rawTag === 'string') add(['agent', 'mark', 'tag_mask'], `${describeValue(rawTag)} is not a 32-bit unsigned integer`);
+      if (typeof rawTag === 'number' || typeof rawTag === 'string')
+        add(['agent', 'mark', 'tag_mask'], `${describeValue(rawTag)} is not a 32-bit unsigned integer`);
     } else if (tagMask !== 0 && !isTagMask(tagMask)) {
       add(['agent', 'mark', 'tag_mask'], `${hex(tagMask)} is not 16 contiguous bits (a tag is 16 bits; 0 = no tags), e.g. 0xffff0000`);
       tagMask = undefined;
     } else {
       const clash = seen.find(([, o]) => (o & tagMask!) !== 0);
-      if (clash) add(['agent', 'mark', 'tag_mask'], `${hex(tagMask)} shares bits ${hex((clash[1] & tagMask) >>> 0)} with agent.mark.${clash[0]} (each mark needs bits of its own)`);
+      if (clash)
+        add(
+          ['agent', 'mark', 'tag_mask'],
+          `${hex(tagMask)} shares bits ${hex((clash[1] & tagMask) >>> 0)} with agent.mark.${clash[0]} (each mark needs bits of its own)`,
+        );
     }
   }
   const vm = vmark?.mask === undefined ? DEFAULT_MARK.mask : parseMarkValue(vmark.mask);
@@ -114,18 +128,32 @@ function checkAgentMarks(agent: Obj | undefined, verifier: Obj | undefined, add:
   // The default tag bits are used only when an egress rule gives a tag (daemon/resolve.ts).
   const tagged = asArr(asObj(agent?.egress)?.rules).some((r) => asObj(r)?.tag !== undefined);
   if (tagMask !== undefined && (tagMask & vm) !== 0 && (rawTag !== undefined || tagged)) {
-    if (rawTag !== undefined) add(['agent', 'mark', 'tag_mask'], `${hex(tagMask)} overlaps the verifier's mark mask ${hex(vm)}: a verifier on the same host would take the agent's packets as already judged`);
-    else add(['verifier', 'mark', 'mask'], `${hex(vm)} overlaps the agent's default tag bits ${hex(tagMask)}: set agent.mark.tag_mask to bits outside the mask (or 0)`);
+    if (rawTag !== undefined)
+      add(
+        ['agent', 'mark', 'tag_mask'],
+        `${hex(tagMask)} overlaps the verifier's mark mask ${hex(vm)}: a verifier on the same host would take the agent's packets as already judged`,
+      );
+    else
+      add(
+        ['verifier', 'mark', 'mask'],
+        `${hex(vm)} overlaps the agent's default tag bits ${hex(tagMask)}: set agent.mark.tag_mask to bits outside the mask (or 0)`,
+      );
   }
   const defaults: string[] = [];
   for (const [k, v] of seen) {
     if ((v & vm) === 0) continue;
     if (given?.[k] !== undefined) {
-      add(['agent', 'mark', k], `${hex(v)} overlaps the verifier's mark mask ${hex(vm)}: a verifier on the same host would take the agent's packets as already judged`);
+      add(
+        ['agent', 'mark', k],
+        `${hex(v)} overlaps the verifier's mark mask ${hex(vm)}: a verifier on the same host would take the agent's packets as already judged`,
+      );
     } else defaults.push(`${k} ${hex(v)}`);
   }
   if (defaults.length > 0) {
-    add(['verifier', 'mark', 'mask'], `${hex(vm)} overlaps the agent's default marks (${defaults.join(', ')}): set agent.mark to bits outside the mask`);
+    add(
+      ['verifier', 'mark', 'mask'],
+      `${hex(vm)} overlaps the agent's default marks (${defaults.join(', ')}): set agent.mark to bits outside the mask`,
+    );
   }
 }
 
@@ -143,14 +171,20 @@ function checkTags(tags: Obj, add: Add): void {
 /** A `tag:` value: a name defined under `tags`, or a number 1-65535. */
 function checkTagRef(ref: unknown, tags: Obj, path: Seg[], add: Add): void {
   if (typeof ref === 'number') {
-    if (Number.isInteger(ref) && (ref < 1 || ref > 65535)) add(path, `tag number ${ref} is out of range: tags are 1-65535 (0 means unclassified)`);
+    if (Number.isInteger(ref) && (ref < 1 || ref > 65535))
+      add(path, `tag number ${ref} is out of range: tags are 1-65535 (0 means unclassified)`);
     return;
   }
   if (typeof ref !== 'string') return;
   if (Object.hasOwn(tags, ref)) return;
   const defined = Object.keys(tags);
   const near = nearest(ref, defined);
-  const tail = near !== undefined ? ` (did you mean "${near}"?)` : defined.length > 0 ? ` (defined: ${defined.join(', ')})` : ' (the tags section defines none)';
+  const tail =
+    near !== undefined
+      ? ` (did you mean "${near}"?)`
+      : defined.length > 0
+        ? ` (defined: ${defined.join(', ')})`
+        : ' (the tags section defines none)';
   add(path, `tag "${ref}" is not defined under tags${tail}`);
 }
 
@@ -182,7 +216,11 @@ function checkKeyIds(names: readonly string[], keys: Obj, at: (j: number) => Seg
     const id = keyIdOf(keys[name]);
     if (id === undefined) return;
     const other = byId.get(id);
-    if (other !== undefined) add(at(j), `key "${name}" has key id ${id}, like key "${other}" (${whose}; a v1 label names its key by id: give each key its own id, { file: PATH, id: 0-7 })`);
+    if (other !== undefined)
+      add(
+        at(j),
+        `key "${name}" has key id ${id}, like key "${other}" (${whose}; a v1 label names its key by id: give each key its own id, { file: PATH, id: 0-7 })`,
+      );
     else byId.set(id, name);
   });
 }
@@ -240,7 +278,8 @@ export function semanticChecks(data: Obj, add: Add, flagAt: (path: readonly Seg[
         if (typeof app.cmdline === 'string' && app.cmdline !== '') {
           // The engine that matches it (RE2, linear time) decides what is valid: no backreferences, no lookaround.
           const err = cmdlinePatternError(app.cmdline);
-          if (err !== undefined) add([...base, 'app', 'cmdline'], `bad regular expression (RE2 syntax: no backreferences or lookaround): ${err}`);
+          if (err !== undefined)
+            add([...base, 'app', 'cmdline'], `bad regular expression (RE2 syntax: no backreferences or lookaround): ${err}`);
         }
         if (typeof app.user === 'number' && (!Number.isInteger(app.user) || app.user < 0 || app.user > 0xfffffffe)) {
           add([...base, 'app', 'user'], `uid ${app.user} is out of range`);
@@ -266,13 +305,18 @@ export function semanticChecks(data: Obj, add: Add, flagAt: (path: readonly Seg[
       const mask = mark.mask === undefined ? DEFAULT_MARK.mask : parseMarkValue(mark.mask);
       const p: Seg[] = ['verifier', 'mark', 'tag_mask'];
       if (t === undefined) add(p, `${describeValue(mark.tag_mask)} is not a 32-bit unsigned integer`);
-      else if (t !== 0 && !isTagMask(t)) add(p, `0x${t.toString(16)} is not 16 contiguous bits (a tag is 16 bits; 0 = tags not marked), e.g. 0xffff0000`);
-      else if (mask !== undefined && (t & mask) !== 0) add(p, `0x${t.toString(16)} overlaps the mask 0x${mask.toString(16)} (the verdict bits)`);
+      else if (t !== 0 && !isTagMask(t))
+        add(p, `0x${t.toString(16)} is not 16 contiguous bits (a tag is 16 bits; 0 = tags not marked), e.g. 0xffff0000`);
+      else if (mask !== undefined && (t & mask) !== 0)
+        add(p, `0x${t.toString(16)} overlaps the mask 0x${mask.toString(16)} (the verdict bits)`);
     } else if (mark?.mask !== undefined && (verifier.action === 'mark' || asArr(verifier.rules).some((r) => asObj(r)?.action === 'mark'))) {
       // The tag goes into the mark in `mark` mode only: there the default tag bits must be clear of the verdict bits.
       const mask = parseMarkValue(mark.mask);
       if (mask !== undefined && (mask & DEFAULT_MARK.tagMask) !== 0) {
-        add(['verifier', 'mark', 'mask'], `0x${mask.toString(16)} overlaps the default tag_mask 0x${DEFAULT_MARK.tagMask.toString(16)}: set verifier.mark.tag_mask to other bits (or 0)`);
+        add(
+          ['verifier', 'mark', 'mask'],
+          `0x${mask.toString(16)} overlaps the default tag_mask 0x${DEFAULT_MARK.tagMask.toString(16)}: set verifier.mark.tag_mask to other bits (or 0)`,
+        );
       }
     }
     if (mark) {
@@ -322,7 +366,8 @@ export function semanticChecks(data: Obj, add: Add, flagAt: (path: readonly Seg[
         if (rule.keys !== undefined) {
           const ks = asArr(rule.keys).filter((k): k is string => typeof k === 'string');
           checkKeyIds(ks, keys, (j) => [...base, 'keys', j], add, `both accepted by verifier rule "${name}"`);
-        } else checkKeyIds(Object.keys(keys), keys, (j) => ['keys', Object.keys(keys)[j]!], add, `verifier rule "${name}" accepts every key`);
+        } else
+          checkKeyIds(Object.keys(keys), keys, (j) => ['keys', Object.keys(keys)[j]!], add, `verifier rule "${name}" accepts every key`);
       }
       if (hook === 'input' && asArr(rule.out_interfaces).length > 0) {
         const hookFrom = flagAt(['verifier', 'hook']) !== undefined ? '--hook input' : 'hook: input';

@@ -102,7 +102,13 @@ export function parseConfig(text: string, fileName: string, overrides: readonly 
     // The yaml library refuses exponential alias expansion with a ReferenceError.
     if (!(e instanceof ReferenceError)) throw e;
     const { line, col } = where.firstAlias();
-    problems.push({ file: fileName, line, col, path: '', message: `YAML aliases expand too much (more than ${MAX_YAML_ALIASES} aliased nodes): ${firstLine(e.message)}` });
+    problems.push({
+      file: fileName,
+      line,
+      col,
+      path: '',
+      message: `YAML aliases expand too much (more than ${MAX_YAML_ALIASES} aliased nodes): ${firstLine(e.message)}`,
+    });
     throw new ConfigError(problems);
   }
   if (isObject(data)) for (const o of overrides) setIn(data, o.path, o.value);

@@ -38,7 +38,7 @@ export function maskShift(mask: number): number {
 
 /** Whether `mask` is 16 contiguous bits (one tag fits exactly). */
 export function isTagMask(mask: number): boolean {
-  return mask !== 0 && (mask >>> maskShift(mask)) === 0xffff;
+  return mask !== 0 && mask >>> maskShift(mask) === 0xffff;
 }
 
 /** The tag carried in a mark under `mask` (0 when the mask is 0). */

@@ -84,7 +84,10 @@ export function reportSchemaError(e: ErrorObject, add: Add): void {
       {
         const expects = String(params.type).split(',');
         // An unquoted digest or id made only of digits becomes a YAML number.
-        const quote = typeof e.data === 'number' && expects.includes('string') && !expects.includes('integer') ? ' (quote the value: YAML read it as a number)' : '';
+        const quote =
+          typeof e.data === 'number' && expects.includes('string') && !expects.includes('integer')
+            ? ' (quote the value: YAML read it as a number)'
+            : '';
         add(path, `${hint ?? `must be ${describeType(params.type)}`}, got ${describeValue(e.data)}${quote}`);
       }
       return;

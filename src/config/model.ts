@@ -2,7 +2,17 @@
 // defaults applied, CIDRs and ports parsed. Its enum types come from the schema (schema.ts).
 import type { Cidr, PortRange } from '../util/match.js';
 import type { AgentMarks } from './marks.js';
-import type { EbpfMode, EgressAction, FailMode, FamilyName, HolderMode, LogLevel, ProtoMatch, VerifierAction, VerifierHook } from './schema.js';
+import type {
+  EbpfMode,
+  EgressAction,
+  FailMode,
+  FamilyName,
+  HolderMode,
+  LogLevel,
+  ProtoMatch,
+  VerifierAction,
+  VerifierHook,
+} from './schema.js';
 
 export type { EgressAction, FailMode, FamilyName, LogLevel, ProtoMatch, VerifierAction, VerifierHook } from './schema.js';
 
@@ -156,7 +166,14 @@ export interface LabelwallConfig {
   control: { socket: string };
 }
 
-export const DEFAULT_MARK: Readonly<MarkBits> = { mask: 0xf00, valid: 0x100, invalid: 0x200, unlabelled: 0x300, malformed: 0x400, tagMask: 0xffff0000 };
+export const DEFAULT_MARK: Readonly<MarkBits> = {
+  mask: 0xf00,
+  valid: 0x100,
+  invalid: 0x200,
+  unlabelled: 0x300,
+  malformed: 0x400,
+  tagMask: 0xffff0000,
+};
 
 /** A `keys:` entry: a path (key id 0) or `{ file: PATH, id: N }`. */
 export interface KeyEntry {

@@ -3,7 +3,16 @@
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parseCidr, parsePortRange, type Cidr, type PortRange } from '../util/match.js';
 import { DEFAULT_AGENT_MARK, DEFAULT_AGENT_TAG_MASK, type AgentMarks } from './marks.js';
-import { DEFAULT_CONTROL_SOCKET, DEFAULT_DECISION_LOG_LIMITS, DEFAULT_MARK, type AppMatch, type EgressRule, type KeyEntry, type LabelwallConfig, type MarkBits } from './model.js';
+import {
+  DEFAULT_CONTROL_SOCKET,
+  DEFAULT_DECISION_LOG_LIMITS,
+  DEFAULT_MARK,
+  type AppMatch,
+  type EgressRule,
+  type KeyEntry,
+  type LabelwallConfig,
+  type MarkBits,
+} from './model.js';
 import type { NatPart, RawConfig } from './schema.js';
 import { NAT_DST, NAT_PORTS, NAT_SRC } from './nat.js';
 

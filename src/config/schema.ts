@@ -26,7 +26,8 @@ const cidrList = Type.Array(Type.String({ errorHint: 'must be a CIDR string such
 // the same to iptables(-restore), to the kernel and to the handler.
 const ifaceName = Type.String({
   pattern: '^(?!\\.\\.?$)[A-Za-z0-9_.-]{0,14}[A-Za-z0-9_.+-]$',
-  errorHint: 'must be an interface name: 1-15 characters of A-Z a-z 0-9 _ . - (a trailing "+" matches every name that starts with the rest, as in iptables)',
+  errorHint:
+    'must be an interface name: 1-15 characters of A-Z a-z 0-9 _ . - (a trailing "+" matches every name that starts with the rest, as in iptables)',
 });
 const ifaceList = Type.Array(ifaceName, { uniqueItems: true });
 
@@ -196,7 +197,9 @@ export const configSchema = Section({
       ),
       rules: Opt(Type.Array(verifierRule)),
       profile: Opt(Enum(verifierProfiles)),
-      epoch_window: Opt(Section({ before: Opt(Type.Integer({ minimum: 0, maximum: 16 })), after: Opt(Type.Integer({ minimum: 0, maximum: 16 })) })),
+      epoch_window: Opt(
+        Section({ before: Opt(Type.Integer({ minimum: 0, maximum: 16 })), after: Opt(Type.Integer({ minimum: 0, maximum: 16 })) }),
+      ),
     }),
   ),
   control: Opt(Section({ socket: Opt(nonEmpty()) })),

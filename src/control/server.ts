@@ -16,7 +16,10 @@ export function socketInUse(path: string): Promise<boolean> {
   return new Promise((resolve) => {
     if (!existsSync(path)) return resolve(false);
     const s = connect(path);
-    s.once('connect', () => { s.destroy(); resolve(true); });
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
     s.once('error', () => resolve(false));
   });
 }
@@ -33,8 +36,16 @@ export function checkControlPath(path: string): void {
     throw new ControlPathError(`control socket ${path}: ${(err as Error).message}`);
   }
   if (!st.isSocket()) {
-    const what = st.isFile() ? 'a regular file' : st.isDirectory() ? 'a directory' : st.isSymbolicLink() ? 'a symbolic link' : 'not a socket';
-    throw new ControlPathError(`control socket ${path} exists and is ${what}, not a socket: refusing to replace it (choose another --control-socket)`);
+    const what = st.isFile()
+      ? 'a regular file'
+      : st.isDirectory()
+        ? 'a directory'
+        : st.isSymbolicLink()
+          ? 'a symbolic link'
+          : 'not a socket';
+    throw new ControlPathError(
+      `control socket ${path} exists and is ${what}, not a socket: refusing to replace it (choose another --control-socket)`,
+    );
   }
 }
 

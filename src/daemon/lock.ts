@@ -5,7 +5,18 @@
 // <inode> names the network namespace (/run is shared by namespaces): the kernel drops it when
 // the holder dies, even by SIGKILL, so a crashed run never blocks the next one. The file holds
 // the owner's pid and instance id, for messages.
-import { closeSync, constants, fstatSync, ftruncateSync, mkdirSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  fstatSync,
+  ftruncateSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  statSync,
+  unlinkSync,
+  writeSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { errno, libc } from '../sys/libc.js';
 
@@ -32,7 +43,9 @@ export class LockHeldError extends Error {
     readonly path: string,
     readonly holder: LockHolder,
   ) {
-    super(`another labelwall ${role}${holder.pid ? ` (pid ${holder.pid})` : ''} runs in this network namespace and owns its iptables rules`);
+    super(
+      `another labelwall ${role}${holder.pid ? ` (pid ${holder.pid})` : ''} runs in this network namespace and owns its iptables rules`,
+    );
   }
 }
 

@@ -250,13 +250,17 @@ function withEgress(cfg: LabelwallConfig, e: { egress?: ResolvedEgress }): { egr
 function resolveEgress(cfg: LabelwallConfig, f: AgentFlags, queues: number[]): { egress?: ResolvedEgress } {
   const on = f.egress ?? f.config !== undefined;
   if (!on) {
-    if (f.egressQueue !== undefined) throw new UsageError('--egress-queue: egress policy is off (--no-egress, or no --config); give --egress or a config file');
+    if (f.egressQueue !== undefined)
+      throw new UsageError('--egress-queue: egress policy is off (--no-egress, or no --config); give --egress or a config file');
     return {};
   }
   const queue = flagInt(f.egressQueue, '--egress-queue') ?? queues[queues.length - 1]! + 1;
-  if (!Number.isInteger(queue) || queue < 0 || queue > 65535) throw new UsageError(`--egress-queue ${queue}: queue numbers must be 0..65535`);
+  if (!Number.isInteger(queue) || queue < 0 || queue > 65535)
+    throw new UsageError(`--egress-queue ${queue}: queue numbers must be 0..65535`);
   if (queues.includes(queue)) {
-    throw new UsageError(`--egress-queue ${queue} is one of the labelling queues ${queues[0]}..${queues[queues.length - 1]}: pick another number`);
+    throw new UsageError(
+      `--egress-queue ${queue} is one of the labelling queues ${queues[0]}..${queues[queues.length - 1]}: pick another number`,
+    );
   }
   return { egress: { queue, policy: cfg.agent.egress, identity: cfg.agent.identity } };
 }
@@ -295,7 +299,18 @@ export function resolveVerifier(fileCfg: LabelwallConfig, f: VerifierFlags): Res
       ...(r.allowNat !== undefined ? { allowNat: r.allowNat } : {}),
     }));
   } else {
-    rules = [{ name: 'all-tcp', inInterfaces: [], outInterfaces: [], sources: [], destinations: [], ports: [], keys: ruleKeys('all-tcp', allKeys), action }];
+    rules = [
+      {
+        name: 'all-tcp',
+        inInterfaces: [],
+        outInterfaces: [],
+        sources: [],
+        destinations: [],
+        ports: [],
+        keys: ruleKeys('all-tcp', allKeys),
+        action,
+      },
+    ];
   }
   return {
     profile: cfg.verifier.profile,

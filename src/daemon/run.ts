@@ -12,7 +12,14 @@ import { acquireInstanceLock, LockHeldError, type InstanceLock } from './lock.js
 import { takeEarlyHups } from './early-hup.js';
 import { startQueues, type QueueSet } from '../datapath/queue.js';
 import type { QueueStats } from '../datapath/types.js';
-import { startControlServer, closeControlServer, socketInUse, checkControlPath, ControlPathError, type ControlRoutes } from '../control/server.js';
+import {
+  startControlServer,
+  closeControlServer,
+  socketInUse,
+  checkControlPath,
+  ControlPathError,
+  type ControlRoutes,
+} from '../control/server.js';
 import { logStats, type Logger, type LogStats } from '../util/log.js';
 
 export interface DaemonSpec {
@@ -139,7 +146,8 @@ export async function runDaemon(spec: DaemonSpec): Promise<void> {
     stopping = true;
     log.info({ why }, `${spec.role}: stopping`);
     let removed = 0;
-    if (keepRules) log.warn(`${spec.role}: fail-closed: iptables rules left in place; run \`labelwall cleanup\` or start again to remove them`);
+    if (keepRules)
+      log.warn(`${spec.role}: fail-closed: iptables rules left in place; run \`labelwall cleanup\` or start again to remove them`);
     // An install or reload under way finishes first, so that what it adds is removed too.
     await Promise.all([installing, reloading].map((p) => p.catch(() => undefined)));
     // Without the lock we installed nothing: the rules there belong to the instance that holds it.
@@ -182,28 +190,32 @@ export async function runDaemon(spec: DaemonSpec): Promise<void> {
   let hupDuringStart = false;
   let reloading: Promise<void> = Promise.resolve();
   const reload = (): void => {
-    reloading = reloading.then(async () => {
-      if (stopping) return;
-      if (!spec.onReload) {
-        log.warn(`SIGHUP: the ${spec.role} has nothing to reload`);
-        return;
-      }
-      const r = await spec.onReload();
-      if (r?.plans && !stopping) {
-        const same = [...r.plans].every(([f, p]) => plans.has(f) && renderRestore(p) === renderRestore(plans.get(f)!)) && r.plans.size === plans.size;
-        if (same) log.info(`SIGHUP: ${spec.role}: iptables selection unchanged`);
-        else {
-          try {
-            await installPlan(r.plans, owner);
-          } catch (err) {
-            await r.revert?.();
-            throw err;
-          }
-          plans = r.plans;
-          log.info(`SIGHUP: ${spec.role}: iptables rules replaced (one transaction per family)`);
+    reloading = reloading
+      .then(async () => {
+        if (stopping) return;
+        if (!spec.onReload) {
+          log.warn(`SIGHUP: the ${spec.role} has nothing to reload`);
+          return;
         }
-      }
-    }).catch((err: Error) => log.error({ err: err.message }, 'SIGHUP: reload failed; the running state stays'));
+        const r = await spec.onReload();
+        if (r?.plans && !stopping) {
+          const same =
+            [...r.plans].every(([f, p]) => plans.has(f) && renderRestore(p) === renderRestore(plans.get(f)!)) &&
+            r.plans.size === plans.size;
+          if (same) log.info(`SIGHUP: ${spec.role}: iptables selection unchanged`);
+          else {
+            try {
+              await installPlan(r.plans, owner);
+            } catch (err) {
+              await r.revert?.();
+              throw err;
+            }
+            plans = r.plans;
+            log.info(`SIGHUP: ${spec.role}: iptables rules replaced (one transaction per family)`);
+          }
+        }
+      })
+      .catch((err: Error) => log.error({ err: err.message }, 'SIGHUP: reload failed; the running state stays'));
   };
   const duringStart = (): void => {
     if (!hupDuringStart) log.info(`SIGHUP during start-up: the ${spec.role} reloads once it runs`);
@@ -257,7 +269,12 @@ export async function runDaemon(spec: DaemonSpec): Promise<void> {
   }
   for (const x of spec.extraQueueSets ?? []) {
     try {
-      extra[x.name] = await startQueues({ queues: x.queues, handlerModule: x.handlerModule, handlerData: x.handlerData, failOpen: x.failOpen });
+      extra[x.name] = await startQueues({
+        queues: x.queues,
+        handlerModule: x.handlerModule,
+        handlerData: x.handlerData,
+        failOpen: x.failOpen,
+      });
     } catch (err) {
       log.error({ err: (err as Error).message }, `${spec.role}: cannot bind NFQUEUE ${x.queues.join(',')} (${x.name})`);
       return teardown('start failed', 1);
@@ -265,7 +282,10 @@ export async function runDaemon(spec: DaemonSpec): Promise<void> {
   }
   const relay = (set: QueueSet, name: string): void => {
     set.on('workerError', (index: number, err: Error) => {
-      log.error({ worker: index, set: name, err: err.message }, `${spec.role}: queue worker failed; its queue's traffic ${spec.failOpen ? 'passes unseen' : 'is dropped'}`);
+      log.error(
+        { worker: index, set: name, err: err.message },
+        `${spec.role}: queue worker failed; its queue's traffic ${spec.failOpen ? 'passes unseen' : 'is dropped'}`,
+      );
     });
     set.on('message', (_index: number, msg: unknown) => {
       const m = msg as { kind?: string; level?: string; msg?: string } | undefined;
@@ -284,7 +304,11 @@ export async function runDaemon(spec: DaemonSpec): Promise<void> {
     const install = installPlan(plans, owner);
     installing = install;
     const { staleRemoved } = await install;
-    if (staleRemoved) log.warn({ staleRemoved }, 'replaced the iptables state left by an earlier run (one iptables-restore transaction per family: no gap)');
+    if (staleRemoved)
+      log.warn(
+        { staleRemoved },
+        'replaced the iptables state left by an earlier run (one iptables-restore transaction per family: no gap)',
+      );
   } catch (err) {
     log.error({ err: (err as Error).message }, `${spec.role}: installing iptables rules failed`);
     return teardown('start failed', 1);
@@ -304,7 +328,10 @@ export async function runDaemon(spec: DaemonSpec): Promise<void> {
       kernel = await spec.kernelCounters();
       const now = Date.now();
       if (!kernelAt || now - kernelAt >= 1000) {
-        if (kernelAt) kernelRates = Object.fromEntries(Object.entries(kernel).map(([k, v]) => [k, (v - (rateBase[k] ?? 0)) / ((now - kernelAt) / 1000)]));
+        if (kernelAt)
+          kernelRates = Object.fromEntries(
+            Object.entries(kernel).map(([k, v]) => [k, (v - (rateBase[k] ?? 0)) / ((now - kernelAt) / 1000)]),
+          );
         rateBase = kernel;
         kernelAt = now;
       }
@@ -349,7 +376,13 @@ export async function runDaemon(spec: DaemonSpec): Promise<void> {
       config: spec.describe,
       counters: s.counters,
       ratesPerSecond: rates,
-      queues: qs.workers.map((w) => ({ queue: w.queueNum, received: w.received, batches: w.batches, sends: w.sends, handlerErrors: w.handlerErrors })),
+      queues: qs.workers.map((w) => ({
+        queue: w.queueNum,
+        received: w.received,
+        batches: w.batches,
+        sends: w.sends,
+        handlerErrors: w.handlerErrors,
+      })),
       datapath: s.datapath,
       log: logStats(log),
     };

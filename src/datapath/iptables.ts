@@ -238,7 +238,11 @@ export async function removeInstalled(plans: ReadonlyMap<Family, RulePlan>, owne
     const state = await readOwned(plan.prefix, family);
     const mine = new Map<Table, TableState>();
     for (const [table, s] of state) {
-      const r = ownedBy(s, owner, plan.chains.filter((c) => c.table === table).map((c) => c.chain));
+      const r = ownedBy(
+        s,
+        owner,
+        plan.chains.filter((c) => c.table === table).map((c) => c.chain),
+      );
       mine.set(table, r.mine);
       kept.push(...r.kept.map((c) => `ipv${family} ${table} ${c}`));
     }
@@ -312,16 +316,20 @@ export function selectionMatches(sel: Selection, family: Family): string[][] {
   const outs = sel.outInterfaces?.length ? sel.outInterfaces : [undefined];
   const ports = sel.ports?.length ? multiportChunks(sel.ports) : [undefined];
   const out: string[][] = [];
-  for (const i of ins) for (const o of outs) for (const s of srcs) for (const d of dsts) for (const p of ports) {
-    const args: string[] = [];
-    if (i) args.push('-i', i);
-    if (o) args.push('-o', o);
-    if (s) args.push('-s', s);
-    if (d) args.push('-d', d);
-    args.push('-p', 'tcp');
-    if (p) args.push('-m', 'multiport', sel.portsAreSource ? '--sports' : '--dports', p);
-    out.push(args);
-  }
+  for (const i of ins)
+    for (const o of outs)
+      for (const s of srcs)
+        for (const d of dsts)
+          for (const p of ports) {
+            const args: string[] = [];
+            if (i) args.push('-i', i);
+            if (o) args.push('-o', o);
+            if (s) args.push('-s', s);
+            if (d) args.push('-d', d);
+            args.push('-p', 'tcp');
+            if (p) args.push('-m', 'multiport', sel.portsAreSource ? '--sports' : '--dports', p);
+            out.push(args);
+          }
   return out;
 }
 

@@ -132,14 +132,18 @@ export class NfqSocket {
       if (cfg.uidGid) flags |= NFQA_CFG_F_UID_GID;
       // One message: bind, copy mode, queue length and flags take effect together, so no
       // packet is queued in the default copy-none mode between steps.
-      s.request(cfg.queueNum, {
-        cmd: NFQNL_CFG_CMD_BIND,
-        copyMode: NFQNL_COPY_PACKET,
-        copyRange: Math.min(cfg.copyRange, NFQNL_MAX_COPY_RANGE),
-        maxLen: cfg.maxLen,
-        flags,
-        mask: NFQA_CFG_F_FAIL_OPEN | NFQA_CFG_F_GSO | NFQA_CFG_F_UID_GID,
-      }, 'bind');
+      s.request(
+        cfg.queueNum,
+        {
+          cmd: NFQNL_CFG_CMD_BIND,
+          copyMode: NFQNL_COPY_PACKET,
+          copyRange: Math.min(cfg.copyRange, NFQNL_MAX_COPY_RANGE),
+          maxLen: cfg.maxLen,
+          flags,
+          mask: NFQA_CFG_F_FAIL_OPEN | NFQA_CFG_F_GSO | NFQA_CFG_F_UID_GID,
+        },
+        'bind',
+      );
       s.bound = true;
     } catch (e) {
       s.close();

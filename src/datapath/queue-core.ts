@@ -3,7 +3,16 @@
 // VerdictEncoder write the verdicts; it makes no system call (the worker's loop receives, and
 // sends in the `flush` callback), so unit tests feed it synthetic bytes.
 import { NLMSG_ERROR, NlWriter, parseNlError, readNlHeader } from './netlink.js';
-import { MAX_VERDICT_PAYLOAD, NF_ACCEPT, NF_DROP, NF_REPEAT, T_PACKET, newAttrTable, newQueuedPacket, parsePacket } from './nfqueue-proto.js';
+import {
+  MAX_VERDICT_PAYLOAD,
+  NF_ACCEPT,
+  NF_DROP,
+  NF_REPEAT,
+  T_PACKET,
+  newAttrTable,
+  newQueuedPacket,
+  parsePacket,
+} from './nfqueue-proto.js';
 import type { PacketHandler, QueuedPacket, VerdictDecision } from './types.js';
 import { VerdictEncoder } from './verdict-encoder.js';
 
@@ -121,10 +130,17 @@ function apply(enc: VerdictEncoder, id: number, d: VerdictDecision): boolean {
   if (d === null || typeof d !== 'object') return false;
   let v: number;
   switch (d.verdict) {
-    case 'accept': v = NF_ACCEPT; break;
-    case 'drop': v = NF_DROP; break;
-    case 'repeat': v = NF_REPEAT; break;
-    default: return false;
+    case 'accept':
+      v = NF_ACCEPT;
+      break;
+    case 'drop':
+      v = NF_DROP;
+      break;
+    case 'repeat':
+      v = NF_REPEAT;
+      break;
+    default:
+      return false;
   }
   let mark = -1;
   if (d.mark !== undefined) {

@@ -106,11 +106,17 @@ function run(sock: NfqSocket, handler: PacketHandler, mod: HandlerModule): void 
     sends++;
     w.reset();
   };
-  const core = new QueueCore({ queueNum: init.queueNum, failOpen: init.failOpen, batchVerdicts: init.batchVerdicts }, handler, sendMem.buf, flush);
+  const core = new QueueCore(
+    { queueNum: init.queueNum, failOpen: init.failOpen, batchVerdicts: init.batchVerdicts },
+    handler,
+    sendMem.buf,
+    flush,
+  );
   const c = core.counters;
   const ec = core.enc.counters;
 
-  let batches = 0, enobufs = 0;
+  let batches = 0,
+    enobufs = 0;
   // Not the current value: a message posted between 'ready' and this point (the main thread
   // answers 'ready' at once) must be read on the first pass, not at the next post.
   let msgSeq = Atomics.load(control, S.C_MSG_SEQ) - 1;

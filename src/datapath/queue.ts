@@ -119,8 +119,7 @@ export class QueueSet extends EventEmitter {
 
 function normalise(opts: StartOptions): Required<Omit<StartOptions, 'handlerData'>> & { handlerData: unknown } {
   if (opts.queues.length === 0) throw new TypeError('startQueues: at least one queue number');
-  for (const q of opts.queues)
-    if (!Number.isInteger(q) || q < 0 || q > 65535) throw new TypeError(`startQueues: bad queue number ${q}`);
+  for (const q of opts.queues) if (!Number.isInteger(q) || q < 0 || q > 65535) throw new TypeError(`startQueues: bad queue number ${q}`);
   if (new Set(opts.queues).size !== opts.queues.length) throw new TypeError('startQueues: duplicate queue numbers');
   const batchSize = opts.batchSize ?? 64;
   if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > 1024) throw new TypeError('startQueues: batchSize 1..1024');
@@ -189,7 +188,9 @@ export async function startQueues(opts: StartOptions): Promise<QueueSet> {
       };
       worker.on('message', onMsg);
       worker.once('error', (e) => reject(new QueueStartError(`queue ${queueNum}: worker failed: ${e.message}`, queueNum, undefined)));
-      void exited.then((code) => reject(new QueueStartError(`queue ${queueNum}: worker exited (${code}) before the queue was bound`, queueNum, undefined)));
+      void exited.then((code) =>
+        reject(new QueueStartError(`queue ${queueNum}: worker exited (${code}) before the queue was bound`, queueNum, undefined)),
+      );
     });
     return { worker, exited, ready, port1 };
   });

@@ -26,8 +26,7 @@ export const C_MSG_SEQ = 1;
 export const CONTROL_SLOTS = 2;
 
 /** What a worker is started with: its queue's socket settings plus the handler and shared memory. */
-export interface WorkerInit
-  extends Pick<QueueConfig, 'queueNum' | 'copyRange' | 'maxLen' | 'failOpen' | 'gso' | 'uidGid' | 'rcvBufBytes'> {
+export interface WorkerInit extends Pick<QueueConfig, 'queueNum' | 'copyRange' | 'maxLen' | 'failOpen' | 'gso' | 'uidGid' | 'rcvBufBytes'> {
   workerIndex: number;
   handlerModule: string;
   handlerData: unknown;
@@ -44,4 +43,3 @@ export type WorkerToMain =
   | { kind: 'error'; message: string; errno?: number }
   | { kind: 'post'; msg: unknown }
   | { kind: 'stopped' };
-

@@ -71,7 +71,9 @@ export async function runDemo(opts: { iperfSeconds?: number; say?: Say } = {}): 
     );
     agent = await startDaemon(topo, 'pc', 'agent', ['--config', config], dir);
     verifier = await startDaemon(topo, 'mb', 'verifier', ['--config', config], dir);
-    say(`  agent on pc (pid ${agent.proc.pid}) labels every outgoing TCP segment with profile v1; verifier on mb (pid ${verifier.proc.pid}) drops what is not validly labelled`);
+    say(
+      `  agent on pc (pid ${agent.proc.pid}) labels every outgoing TCP segment with profile v1; verifier on mb (pid ${verifier.proc.pid}) drops what is not validly labelled`,
+    );
     say(`  config ${config}: tag web = 300 for flows to port 8080; at mb, ports 8080-8081 accept only tag web`);
 
     say('\nHTTP (flask on srv):');
@@ -82,7 +84,9 @@ export async function runDemo(opts: { iperfSeconds?: number; say?: Say } = {}): 
     for (const family of [4, 6] as const) {
       const r = await httpRequests(topo, 'pc', http.url(topo.addr('srv', family)), reqs);
       check(
-        r[0]!.status === 200 && firstDifference(r[0]!.body, blob(1_000_000)) === -1 && firstDifference(r[1]!.body, blob(200_000, 'demo')) === -1,
+        r[0]!.status === 200 &&
+          firstDifference(r[0]!.body, blob(1_000_000)) === -1 &&
+          firstDifference(r[1]!.body, blob(200_000, 'demo')) === -1,
         `pc -> srv IPv${family}: GET 1 MB and POST 200 kB echoed, byte for byte`,
       );
     }
@@ -104,7 +108,10 @@ export async function runDemo(opts: { iperfSeconds?: number; say?: Say } = {}): 
 
     say('\niperf3:');
     const ip = await runIperf(topo, 'pc', srvAddr, { seconds: opts.iperfSeconds ?? 3 });
-    check(ip.bytesReceived > 0, `pc -> srv: ${(ip.receivedBps / 1e6).toFixed(0)} Mbit/s labelled and verified (${ip.retransmits} retransmits)`);
+    check(
+      ip.bytesReceived > 0,
+      `pc -> srv: ${(ip.receivedBps / 1e6).toFixed(0)} Mbit/s labelled and verified (${ip.retransmits} retransmits)`,
+    );
     await iperf.stop();
 
     say('\nForged segments injected into a live pc -> srv flow (scapy):');
@@ -119,7 +126,10 @@ export async function runDemo(opts: { iperfSeconds?: number; say?: Say } = {}): 
     await flow.send(1000, 'real');
     const ss = (await topo.exec('pc', ['ss', '-Htin', 'dst', srvAddr, 'dport', '=', '9000'])).stdout;
     const wscale = /wscale:\d+,\d+/.exec(ss)?.[0];
-    check(wscale !== undefined, `the labelled flow negotiated window scaling (ss -ti on pc: ${wscale ?? 'no wscale'}, ${/mss:\d+/.exec(ss)?.[0] ?? ''})`);
+    check(
+      wscale !== undefined,
+      `the labelled flow negotiated window scaling (ss -ti on pc: ${wscale ?? 'no wscale'}, ${/mss:\d+/.exec(ss)?.[0] ?? ''})`,
+    );
     const forgedPayloads: Buffer[] = [];
     for (const [kind, from, what] of kinds) {
       const before = await verifier.counters();
@@ -136,7 +146,9 @@ export async function runDemo(opts: { iperfSeconds?: number; say?: Say } = {}): 
     const got = sink.received();
     const expected = Buffer.concat([blob(1000, 'real'), blob(1000, 'more')]);
     check(
-      firstDifference(got, expected) === -1 && got.length === expected.length && forgedPayloads.every((p) => got.indexOf(p.subarray(0, 12)) < 0),
+      firstDifference(got, expected) === -1 &&
+        got.length === expected.length &&
+        forgedPayloads.every((p) => got.indexOf(p.subarray(0, 12)) < 0),
       `the server's socket read exactly the ${expected.length} real bytes and none of the forged ones`,
     );
 
@@ -149,7 +161,18 @@ export async function runDemo(opts: { iperfSeconds?: number; say?: Say } = {}): 
     await sink2.done();
     const pcap = await cap.stop();
     const r0 = await verifier.counters();
-    const rp = await replay(topo, 'uc', ['--pcap', pcap, '--from-src', topo.addr('pc'), '--dport', '9001', '--select', 'stream', '--new-src', topo.addr('uc')]);
+    const rp = await replay(topo, 'uc', [
+      '--pcap',
+      pcap,
+      '--from-src',
+      topo.addr('pc'),
+      '--dport',
+      '9001',
+      '--select',
+      'stream',
+      '--new-src',
+      topo.addr('uc'),
+    ]);
     await new Promise((r) => setTimeout(r, 500));
     const r1 = await verifier.counters();
     const refused = (r1.invalid ?? 0) - (r0.invalid ?? 0);
@@ -161,22 +184,47 @@ export async function runDemo(opts: { iperfSeconds?: number; say?: Say } = {}): 
     say('\nlabelwall status on pc and mb:');
     for (const d of [agent, verifier]) {
       const st = await d.status();
-      const shown = Object.entries(st.counters).filter(([, v]) => v > 0).map(([k, v]) => `${k}=${v}`).join(' ');
+      const shown = Object.entries(st.counters)
+        .filter(([, v]) => v > 0)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(' ');
       say(`  ${st.role.padEnd(9)} ${shown}; kernel queue drops ${st.datapath.queueDropped + st.datapath.userDropped}`);
     }
 
     say('\nStopping (SIGTERM) ...');
     check((await agent.stop()) === 0 && (await labelwallRules(topo, 'pc')).length === 0, 'agent stopped and removed its iptables rules');
-    check((await verifier.stop()) === 0 && (await labelwallRules(topo, 'mb')).length === 0, 'verifier stopped and removed its iptables rules');
+    check(
+      (await verifier.stop()) === 0 && (await labelwallRules(topo, 'mb')).length === 0,
+      'verifier stopped and removed its iptables rules',
+    );
 
     say("\nThe compat profile (the paper's 40-byte label, byte-identical to its Windows driver):");
     agent = await startDaemon(topo, 'pc', 'agent', ['--profile', 'compat', '--key-file', key.path], dir);
-    verifier = await startDaemon(topo, 'mb', 'verifier', [
-      '--profile', 'compat', '--key-file', key.path, '--hook', 'forward', '--action', 'drop',
-      '--in-interface', topo.iface('mb', 'pc').name, '--in-interface', topo.iface('mb', 'uc').name,
-    ], dir);
+    verifier = await startDaemon(
+      topo,
+      'mb',
+      'verifier',
+      [
+        '--profile',
+        'compat',
+        '--key-file',
+        key.path,
+        '--hook',
+        'forward',
+        '--action',
+        'drop',
+        '--in-interface',
+        topo.iface('mb', 'pc').name,
+        '--in-interface',
+        topo.iface('mb', 'uc').name,
+      ],
+      dir,
+    );
     const c = await httpRequests(topo, 'pc', http.url(srvAddr), [{ method: 'GET', path: '/blob/1000000' }]);
-    check(c[0]!.status === 200 && firstDifference(c[0]!.body, blob(1_000_000)) === -1, 'pc -> srv: GET 1 MB with compat labels, byte for byte');
+    check(
+      c[0]!.status === 200 && firstDifference(c[0]!.body, blob(1_000_000)) === -1,
+      'pc -> srv: GET 1 MB with compat labels, byte for byte',
+    );
     const cu = await httpRequests(topo, 'uc', http.url(srvAddr), [{ method: 'GET', path: '/blob/100', timeoutSec: 3 }]);
     check(cu[0]!.status === null, 'uc -> srv: no answer');
     const cs = await verifier.counters();

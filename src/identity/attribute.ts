@@ -128,7 +128,8 @@ export class Attributor {
     }
     if (typeof found === 'string') return { holders: [], unknown: true, reason: found };
     // Inode 0: the socket has no file any more (closed by its process, e.g. FIN_WAIT after exit).
-    if (found.inode === 0) return { socket: { inode: 0, uid: found.uid }, holders: [], unknown: true, reason: 'socket is orphaned: its process closed it' };
+    if (found.inode === 0)
+      return { socket: { inode: 0, uid: found.uid }, holders: [], unknown: true, reason: 'socket is orphaned: its process closed it' };
     const socket: SocketInfo = { inode: found.inode, uid: found.uid };
     const pids = this.findHolders(found);
     const holders: ProcessInfo[] = [];
@@ -136,7 +137,8 @@ export class Attributor {
       const p = processInfo(pid, { hash: this.hash });
       if (p) holders.push(p);
     }
-    if (holders.length === 0) return { socket, holders, unknown: true, reason: 'no process holds the socket (it exited or the socket was closed)' };
+    if (holders.length === 0)
+      return { socket, holders, unknown: true, reason: 'no process holds the socket (it exited or the socket was closed)' };
     return { socket, holders, unknown: false };
   }
 
@@ -197,7 +199,9 @@ export class Attributor {
       if (s) return fromDiag(s);
       const local = this.diag
         .dump('udp', t.family)
-        .filter((d) => d.sport === t.sport && (isAny(d.src) || eq(d.src, src)) && (isAny(d.dst) || (eq(d.dst, dst) && d.dport === t.dport)));
+        .filter(
+          (d) => d.sport === t.sport && (isAny(d.src) || eq(d.src, src)) && (isAny(d.dst) || (eq(d.dst, dst) && d.dport === t.dport)),
+        );
       const best = local.sort((a, b) => specificity(b) - specificity(a))[0];
       return best ? fromDiag(best) : 'no UDP socket for the flow';
     }

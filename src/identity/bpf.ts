@@ -37,7 +37,11 @@ function bpf(cmd: number, attr: NativeBuf): number {
 }
 
 export class BpfError extends Error {
-  constructor(readonly what: string, readonly errno: number, readonly log?: string) {
+  constructor(
+    readonly what: string,
+    readonly errno: number,
+    readonly log?: string,
+  ) {
     super(`bpf ${what}: ${describeErrno(errno)}${log ? `\n${log}` : ''}`);
   }
 }
@@ -195,7 +199,12 @@ export class BpfSocketTracker {
       opened.push(this.sentMap);
       const cg = openCgroup2Root();
       try {
-        const create = loadProgram(BPF_PROG_TYPE_CGROUP_SOCK, BPF_CGROUP_INET_SOCK_CREATE, recorderProgram(this.createdMap), 'lw_sock_create');
+        const create = loadProgram(
+          BPF_PROG_TYPE_CGROUP_SOCK,
+          BPF_CGROUP_INET_SOCK_CREATE,
+          recorderProgram(this.createdMap),
+          'lw_sock_create',
+        );
         opened.push(create);
         opened.push(linkCgroup(create, cg, BPF_CGROUP_INET_SOCK_CREATE));
         for (const [t, n] of [

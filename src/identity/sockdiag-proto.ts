@@ -19,8 +19,19 @@ export const IPPROTO_RAW = 255;
 
 /** TCP states (include/net/tcp_states.h); UDP sockets report 7 (CLOSE) or 1 (connected). */
 export const TCP_STATES = [
-  '', 'ESTABLISHED', 'SYN_SENT', 'SYN_RECV', 'FIN_WAIT1', 'FIN_WAIT2', 'TIME_WAIT',
-  'CLOSE', 'CLOSE_WAIT', 'LAST_ACK', 'LISTEN', 'CLOSING', 'NEW_SYN_RECV',
+  '',
+  'ESTABLISHED',
+  'SYN_SENT',
+  'SYN_RECV',
+  'FIN_WAIT1',
+  'FIN_WAIT2',
+  'TIME_WAIT',
+  'CLOSE',
+  'CLOSE_WAIT',
+  'LAST_ACK',
+  'LISTEN',
+  'CLOSING',
+  'NEW_SYN_RECV',
 ] as const;
 export const ALL_STATES = 0xffffffff;
 
@@ -95,7 +106,8 @@ export function parseDiagReply(buf: Uint8Array): DiagReply {
   while (off + NLMSG_HDR_LEN <= b.length) {
     const len = b.readUInt32LE(off);
     const type = b.readUInt16LE(off + 4);
-    if (len < NLMSG_HDR_LEN || off + len > b.length) return { kind: 'malformed', reason: `netlink message length ${len} at ${off} overruns ${b.length}` };
+    if (len < NLMSG_HDR_LEN || off + len > b.length)
+      return { kind: 'malformed', reason: `netlink message length ${len} at ${off} overruns ${b.length}` };
     const body = off + NLMSG_HDR_LEN;
     if (type === NLMSG_DONE) {
       // A dump that failed (e.g. no diag handler for the protocol) carries -errno in DONE.
@@ -109,7 +121,8 @@ export function parseDiagReply(buf: Uint8Array): DiagReply {
       return { kind: 'error', errno: err };
     }
     if (type === SOCK_DIAG_BY_FAMILY) {
-      if (len < NLMSG_HDR_LEN + INET_DIAG_MSG_LEN) return { kind: 'malformed', reason: `short inet_diag_msg (${len - NLMSG_HDR_LEN} bytes)` };
+      if (len < NLMSG_HDR_LEN + INET_DIAG_MSG_LEN)
+        return { kind: 'malformed', reason: `short inet_diag_msg (${len - NLMSG_HDR_LEN} bytes)` };
       const fam = b[body];
       const alen = fam === AF_INET ? 4 : 16;
       const id = body + 4;

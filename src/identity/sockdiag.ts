@@ -3,14 +3,24 @@
 // for anything but the copy; dumps continue inside recv().
 import { AF_NETLINK, SOCK_RAW, SOCK_CLOEXEC, libc, errno, describeErrno, setRecvTimeout } from '../sys/libc.js';
 import {
-  ALL_STATES, IPPROTO_RAW, IPPROTO_TCP, IPPROTO_UDP, NETLINK_SOCK_DIAG,
-  buildDiagRequest, parseDiagReply, type DiagRequest, type DiagSocket,
+  ALL_STATES,
+  IPPROTO_RAW,
+  IPPROTO_TCP,
+  IPPROTO_UDP,
+  NETLINK_SOCK_DIAG,
+  buildDiagRequest,
+  parseDiagReply,
+  type DiagRequest,
+  type DiagSocket,
 } from './sockdiag-proto.js';
 
 export type { DiagSocket } from './sockdiag-proto.js';
 
 export class SockDiagError extends Error {
-  constructor(readonly errno: number, what: string) {
+  constructor(
+    readonly errno: number,
+    what: string,
+  ) {
     super(`sock_diag ${what}: ${describeErrno(errno)}`);
   }
 }

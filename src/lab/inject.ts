@@ -196,12 +196,26 @@ export interface ForgeResult {
 export async function forge(topo: Topology | null, host: string, kind: ForgeKind, o: ForgeOptions): Promise<ForgeResult> {
   if (!topo && !o.dryRun) throw new Error('forge without a topology must be a dry run');
   const argv = [
-    PYTHON, peer('forge.py'), 'inject', kind,
-    '--src', o.src, '--dst', o.dst,
-    '--sport', String(o.sport), '--dport', String(o.dport),
-    '--seq', String(o.seq), '--ack', String(o.ack),
-    '--via', o.via ?? 'packet',
-    '--count', String(o.count ?? 1),
+    PYTHON,
+    peer('forge.py'),
+    'inject',
+    kind,
+    '--src',
+    o.src,
+    '--dst',
+    o.dst,
+    '--sport',
+    String(o.sport),
+    '--dport',
+    String(o.dport),
+    '--seq',
+    String(o.seq),
+    '--ack',
+    String(o.ack),
+    '--via',
+    o.via ?? 'packet',
+    '--count',
+    String(o.count ?? 1),
   ];
   if (o.keyHex) argv.push('--key-hex', o.keyHex);
   if (o.wrongKeyHex) argv.push('--wrong-key-hex', o.wrongKeyHex);
@@ -216,7 +230,13 @@ export async function forge(topo: Topology | null, host: string, kind: ForgeKind
   if (o.dryRun) argv.push('--dry-run');
   const r = await (topo ? topo.check(host, argv, { timeoutMs: 30_000 }) : run(argv, { check: true, timeoutMs: 30_000 }));
   const info = JSON.parse(r.stdout.trim().split('\n').pop()!) as {
-    kind: ForgeKind; seq: number; ack: number; payload_hex: string; option_hex: string | null; packet_hex: string; iface?: string;
+    kind: ForgeKind;
+    seq: number;
+    ack: number;
+    payload_hex: string;
+    option_hex: string | null;
+    packet_hex: string;
+    iface?: string;
   };
   return {
     kind: info.kind,
@@ -231,9 +251,12 @@ export async function forge(topo: Topology | null, host: string, kind: ForgeKind
 
 /** The compat label option computed by forge.py's independent Python implementation (hex, 40 bytes). */
 export async function pythonCompatLabel(keyHex: string, seq: number, payload: Buffer): Promise<string> {
-  const r = await run([PYTHON, peer('forge.py'), 'label', '--key-hex', keyHex, '--seq', String(seq), '--payload-hex', payload.toString('hex')], {
-    check: true,
-  });
+  const r = await run(
+    [PYTHON, peer('forge.py'), 'label', '--key-hex', keyHex, '--seq', String(seq), '--payload-hex', payload.toString('hex')],
+    {
+      check: true,
+    },
+  );
   return r.stdout.trim();
 }
 

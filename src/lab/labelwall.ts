@@ -38,7 +38,10 @@ export async function startDaemon(topo: Topology, host: string, role: 'agent' | 
   await waitFor(
     async () => {
       if (!proc.running) throw new Error(`labelwall ${role} exited at start:\n${proc.describe()}`);
-      return status().then(() => true, () => false);
+      return status().then(
+        () => true,
+        () => false,
+      );
     },
     15_000,
     { what: `labelwall ${role} on ${host} answering`, intervalMs: 100 },

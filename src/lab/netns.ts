@@ -113,7 +113,7 @@ function quote(argv: readonly string[]): string {
 export class CommandError extends Error {
   constructor(readonly result: ExecResult) {
     super(
-      `command failed (${result.timedOut ? 'timed out' : result.signal ?? `exit ${result.code}`}): ${result.command}\n` +
+      `command failed (${result.timedOut ? 'timed out' : (result.signal ?? `exit ${result.code}`)}): ${result.command}\n` +
         `stderr: ${result.stderr.trim() || '(empty)'}` +
         (result.stdout.trim() ? `\nstdout: ${result.stdout.trim().slice(0, 2000)}` : ''),
     );
@@ -232,7 +232,7 @@ export class NsProcess {
     const keep = (which: 'out' | 'err', d: Buffer): void => {
       const chunks = which === 'out' ? this.out : this.err;
       chunks.push(d);
-      let len = (which === 'out' ? (this.outLen += d.length) : (this.errLen += d.length));
+      let len = which === 'out' ? (this.outLen += d.length) : (this.errLen += d.length);
       while (len > maxBuffer && chunks.length > 1) {
         const dropped = chunks.shift()!;
         len -= dropped.length;
@@ -285,11 +285,7 @@ export class NsProcess {
    * Wait until stdout (or stderr, with `stream: 'stderr'`) matches `re`; returns the match.
    * Fails early, with the output, if the process exits first.
    */
-  async waitForOutput(
-    re: RegExp,
-    timeoutMs = 10_000,
-    stream: 'stdout' | 'stderr' = 'stdout',
-  ): Promise<RegExpMatchArray> {
+  async waitForOutput(re: RegExp, timeoutMs = 10_000, stream: 'stdout' | 'stderr' = 'stdout'): Promise<RegExpMatchArray> {
     const check = (): RegExpMatchArray | null => (stream === 'stdout' ? this.stdout : this.stderr).match(re);
     const first = check();
     if (first) return first;
@@ -590,10 +586,9 @@ export class Topology {
       }
       // Created directly inside the namespaces: nothing ever appears in the root namespace.
       const mtu = spec.mtu ? ['mtu', String(spec.mtu)] : [];
-      await run(
-        [IP, 'link', 'add', ifA, 'netns', a.ns, ...mtu, 'type', 'veth', 'peer', 'name', ifB, 'netns', b.ns, ...mtu],
-        { check: true },
-      );
+      await run([IP, 'link', 'add', ifA, 'netns', a.ns, ...mtu, 'type', 'veth', 'peer', 'name', ifB, 'netns', b.ns, ...mtu], {
+        check: true,
+      });
       for (const [host, ifn, peerHost, peerIf, octet] of [
         [a, ifA, b.name, ifB, 1],
         [b, ifB, a.name, ifA, 2],
@@ -746,11 +741,7 @@ export interface AfterHook {
 }
 
 /** Build a topology, run fn, and always destroy it (also if fn throws). */
-export async function withTopology<T>(
-  t: AfterHook | undefined,
-  spec: TopologySpec,
-  fn: (topo: Topology) => Promise<T>,
-): Promise<T> {
+export async function withTopology<T>(t: AfterHook | undefined, spec: TopologySpec, fn: (topo: Topology) => Promise<T>): Promise<T> {
   const topo = await createTopology(spec);
   t?.after(() => topo.destroy());
   try {

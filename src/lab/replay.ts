@@ -11,7 +11,13 @@ export interface Replayed {
 }
 
 /** tcpdump on one interface of `host`; stop() ends it and returns the file. */
-export async function capture(topo: Topology, host: string, ifname: string, file: string, filter: string): Promise<{ stop(): Promise<string> }> {
+export async function capture(
+  topo: Topology,
+  host: string,
+  ifname: string,
+  file: string,
+  filter: string,
+): Promise<{ stop(): Promise<string> }> {
   // --immediate-mode: without it a capture stopped within a second of the traffic comes back empty.
   const cap = topo.spawn(host, ['tcpdump', '-i', ifname, '-nn', '--immediate-mode', '-U', '-s', '0', '-w', file, filter]);
   await cap.waitForOutput(/listening on/, 10_000, 'stderr');

@@ -35,11 +35,7 @@ export interface SshEchoResult {
  * Start `/usr/sbin/sshd -D -e` in `host`, listening on all its addresses (IPv4 and IPv6) at
  * `port`. Root may log in with the generated key only (no PAM, no passwords).
  */
-export async function startSshServer(
-  topo: Topology,
-  host: string,
-  opts: { port?: number; timeoutMs?: number } = {},
-): Promise<SshServer> {
+export async function startSshServer(topo: Topology, host: string, opts: { port?: number; timeoutMs?: number } = {}): Promise<SshServer> {
   const port = opts.port ?? 2222;
   const dir = makeTempDir('lw-ssh-');
   const hostKey = join(dir, 'host_ed25519');
@@ -144,14 +140,22 @@ export async function sshEchoOpenssh(
     host,
     [
       'ssh',
-      '-F', '/dev/null', // ignore the host's client configuration
-      '-i', server.clientKey,
-      '-o', 'IdentitiesOnly=yes',
-      '-o', 'BatchMode=yes',
-      '-o', 'StrictHostKeyChecking=yes',
-      '-o', `UserKnownHostsFile=${known}`,
-      '-o', `ConnectTimeout=${t}`,
-      '-p', String(server.port),
+      '-F',
+      '/dev/null', // ignore the host's client configuration
+      '-i',
+      server.clientKey,
+      '-o',
+      'IdentitiesOnly=yes',
+      '-o',
+      'BatchMode=yes',
+      '-o',
+      'StrictHostKeyChecking=yes',
+      '-o',
+      `UserKnownHostsFile=${known}`,
+      '-o',
+      `ConnectTimeout=${t}`,
+      '-p',
+      String(server.port),
       `${server.user}@${address}`,
       'cat',
     ],

@@ -45,7 +45,10 @@ export function buildLabelOption(mac: Uint8Array, out: Uint8Array = Buffer.alloc
   out[off + 1] = LABEL_LENGTH;
   out[off + 2] = LABEL_EXID >>> 8;
   out[off + 3] = LABEL_EXID & 0xff;
-  out[off + 4] = 0; out[off + 5] = 0; out[off + 6] = 0; out[off + 7] = 0;
+  out[off + 4] = 0;
+  out[off + 5] = 0;
+  out[off + 6] = 0;
+  out[off + 7] = 0;
   out.set(mac.subarray(0, LABEL_MAC_LENGTH), off + LABEL_MAC_OFFSET);
   return out;
 }

@@ -28,14 +28,22 @@ class LibcryptoEngine implements MacEngine {
   private readonly out = Buffer.alloc(32);
   private readonly outLen = Buffer.alloc(4);
 
-  constructor(private readonly lib: Libcrypto, private readonly ctx: unknown) {
+  constructor(
+    private readonly lib: Libcrypto,
+    private readonly ctx: unknown,
+  ) {
     freeContexts.register(this, { lib, ctx });
   }
 
   mac(a: Uint8Array, b: Uint8Array): Buffer {
     const { lib, ctx } = this;
     // Same key: HMAC_Init_ex with a NULL key resets to the precomputed inner/outer state.
-    if (lib.init(ctx, null, 0, null, null) !== 1 || lib.update(ctx, a, a.length) !== 1 || lib.update(ctx, b, b.length) !== 1 || lib.final(ctx, this.out, this.outLen) !== 1) {
+    if (
+      lib.init(ctx, null, 0, null, null) !== 1 ||
+      lib.update(ctx, a, a.length) !== 1 ||
+      lib.update(ctx, b, b.length) !== 1 ||
+      lib.final(ctx, this.out, this.outLen) !== 1
+    ) {
       throw new Error('libcrypto HMAC failed');
     }
     return this.out;

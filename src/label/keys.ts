@@ -102,7 +102,17 @@ export class LabelKey {
   }
 }
 
-export type KeyFileErrorCode = 'missing' | 'unreadable' | 'not-a-file' | 'too-large' | 'permissions' | 'owner' | 'not-hex' | 'odd-length' | 'too-short' | 'exists';
+export type KeyFileErrorCode =
+  | 'missing'
+  | 'unreadable'
+  | 'not-a-file'
+  | 'too-large'
+  | 'permissions'
+  | 'owner'
+  | 'not-hex'
+  | 'odd-length'
+  | 'too-short'
+  | 'exists';
 
 /** A key file problem; the message names the file and the reason, never the key. */
 export class KeyFileError extends Error {
@@ -124,7 +134,11 @@ export function parseKeyText(text: string, file: string): Buffer {
   if (hex.length % 2 !== 0) throw new KeyFileError(file, 'odd-length', `odd number of hex digits (${hex.length})`);
   const bytes = Buffer.from(hex, 'hex');
   if (bytes.length < MIN_KEY_BYTES) {
-    throw new KeyFileError(file, 'too-short', `key is ${bytes.length} bytes; at least ${MIN_KEY_BYTES} required (${GENERATED_KEY_BYTES} recommended)`);
+    throw new KeyFileError(
+      file,
+      'too-short',
+      `key is ${bytes.length} bytes; at least ${MIN_KEY_BYTES} required (${GENERATED_KEY_BYTES} recommended)`,
+    );
   }
   return bytes;
 }
@@ -189,7 +203,11 @@ export function generateKeyFile(file: string, opts: { force?: boolean } = {}): s
     existing = undefined; // a new path (or an unreadable directory: the write below says so)
   }
   if (existing !== undefined && !existing.isFile()) {
-    throw new KeyFileError(file, 'not-a-file', `exists and is ${describeFileType(existing)}; refusing to replace it (only a regular file or a new path)`);
+    throw new KeyFileError(
+      file,
+      'not-a-file',
+      `exists and is ${describeFileType(existing)}; refusing to replace it (only a regular file or a new path)`,
+    );
   }
   if (!opts.force) {
     try {
@@ -209,7 +227,11 @@ export function generateKeyFile(file: string, opts: { force?: boolean } = {}): s
     fs.chmodSync(tmp, 0o600);
     fs.renameSync(tmp, file);
   } catch (e) {
-    try { fs.unlinkSync(tmp); } catch { /* already gone */ }
+    try {
+      fs.unlinkSync(tmp);
+    } catch {
+      /* already gone */
+    }
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') throw new KeyFileError(file, 'missing', 'directory does not exist');
     throw new KeyFileError(file, 'unreadable', `cannot write (${code ?? 'error'})`);

@@ -1,6 +1,14 @@
 // From a captured frame to the IP packet inside it, and back. Pure functions over bytes.
 import {
-  LINKTYPE_ETHERNET, LINKTYPE_IPV4, LINKTYPE_IPV6, LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2, LINKTYPE_LOOP, LINKTYPE_NULL, LINKTYPE_RAW, linktypeName,
+  LINKTYPE_ETHERNET,
+  LINKTYPE_IPV4,
+  LINKTYPE_IPV6,
+  LINKTYPE_LINUX_SLL,
+  LINKTYPE_LINUX_SLL2,
+  LINKTYPE_LOOP,
+  LINKTYPE_NULL,
+  LINKTYPE_RAW,
+  linktypeName,
 } from './linktypes.js';
 
 export const ETHERTYPE_IPV4 = 0x0800;
@@ -11,9 +19,7 @@ export const ETHERTYPE_QINQ_OLD = 0x9100;
 
 export type LinkDecode =
   /** The IP packet starts at ipOffset; family from the link header when it says (0 for raw). */
-  | { kind: 'ip'; ipOffset: number; family: 0 | 4 | 6 }
-  | { kind: 'skipped'; reason: string }
-  | { kind: 'malformed'; reason: string };
+  { kind: 'ip'; ipOffset: number; family: 0 | 4 | 6 } | { kind: 'skipped'; reason: string } | { kind: 'malformed'; reason: string };
 
 const MAX_VLAN_TAGS = 8;
 

@@ -75,7 +75,12 @@ export class CaptureReader {
       src = await ByteSource.open(file);
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
-      const what = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' || code === 'ENOTFILE' ? 'not a regular file' : `cannot open (${code ?? String(e)})`;
+      const what =
+        code === 'ENOENT'
+          ? 'no such file'
+          : code === 'EISDIR' || code === 'ENOTFILE'
+            ? 'not a regular file'
+            : `cannot open (${code ?? String(e)})`;
       throw new CaptureError(file, 0, what);
     }
     try {
@@ -88,9 +93,13 @@ export class CaptureReader {
       }
       let bigEndian: boolean;
       let nanosecond: boolean;
-      if (le === PCAP_MAGIC_US || le === PCAP_MAGIC_NS) { bigEndian = false; nanosecond = le === PCAP_MAGIC_NS; }
-      else if (be === PCAP_MAGIC_US || be === PCAP_MAGIC_NS) { bigEndian = true; nanosecond = be === PCAP_MAGIC_NS; }
-      else throw new CaptureError(file, 0, `not a pcap or pcapng file (magic 0x${be.toString(16).padStart(8, '0')})`);
+      if (le === PCAP_MAGIC_US || le === PCAP_MAGIC_NS) {
+        bigEndian = false;
+        nanosecond = le === PCAP_MAGIC_NS;
+      } else if (be === PCAP_MAGIC_US || be === PCAP_MAGIC_NS) {
+        bigEndian = true;
+        nanosecond = be === PCAP_MAGIC_NS;
+      } else throw new CaptureError(file, 0, `not a pcap or pcapng file (magic 0x${be.toString(16).padStart(8, '0')})`);
       if (!(await src.ensure(24))) throw new CaptureError(file, 0, 'truncated pcap file header');
       const h = src.take(24);
       const major = bigEndian ? h.readUInt16BE(4) : h.readUInt16LE(4);
@@ -141,7 +150,10 @@ export class CaptureReader {
       const at = src.offset;
       let problem: string | undefined;
       if (src.available < 16) {
-        if (batch.length) { yield batch; batch = []; }
+        if (batch.length) {
+          yield batch;
+          batch = [];
+        }
         if (!(await src.ensure(16))) {
           if (src.available === 0) return;
           problem = `truncated record header (${src.available} of 16 bytes)`;
@@ -152,8 +164,12 @@ export class CaptureReader {
         const caplen = bigEndian ? h.readUInt32BE(8) : h.readUInt32LE(8);
         if (caplen > MAX_RECORD_BYTES) problem = `record of frame ${frame + 1} claims ${caplen} captured bytes (corrupt length?)`;
         else if (src.available < 16 + caplen) {
-          if (batch.length) { yield batch; batch = []; }
-          if (!(await src.ensure(16 + caplen))) problem = `frame ${frame + 1} cut short: file ends after ${src.available - 16} of ${caplen} bytes`;
+          if (batch.length) {
+            yield batch;
+            batch = [];
+          }
+          if (!(await src.ensure(16 + caplen)))
+            problem = `frame ${frame + 1} cut short: file ends after ${src.available - 16} of ${caplen} bytes`;
         }
         if (problem === undefined) {
           const hh = src.take(16);
@@ -191,7 +207,10 @@ export class CaptureReader {
       for (;;) {
         const at = src.offset;
         if (src.available < 12) {
-          if (batch.length) { yield batch; batch = []; }
+          if (batch.length) {
+            yield batch;
+            batch = [];
+          }
           if (!(await src.ensure(12))) {
             if (src.available === 0) return;
             if (src.available < 8) throw fail(at, `truncated block header (${src.available} of 8 bytes)`);
@@ -215,7 +234,10 @@ export class CaptureReader {
         if (total < 12 || total % 4 !== 0) throw fail(at, `block of type 0x${type.toString(16)} has invalid length ${total}`);
         if (total > MAX_RECORD_BYTES) throw fail(at, `block of type 0x${type.toString(16)} claims ${total} bytes (corrupt length?)`);
         if (src.available < total) {
-          if (batch.length) { yield batch; batch = []; }
+          if (batch.length) {
+            yield batch;
+            batch = [];
+          }
           if (!(await src.ensure(total))) {
             throw fail(at, `block of type 0x${type.toString(16)} cut short: file ends after ${src.available} of ${total} bytes`);
           }
@@ -223,7 +245,8 @@ export class CaptureReader {
         const b = src.take(total);
         const u32 = (o: number): number => (bigEndian ? b.readUInt32BE(o) : b.readUInt32LE(o));
         const u16 = (o: number): number => (bigEndian ? b.readUInt16BE(o) : b.readUInt16LE(o));
-        if (u32(total - 4) !== total) throw fail(at + total - 4, `block of type 0x${type.toString(16)}: trailing length ${u32(total - 4)} differs from ${total}`);
+        if (u32(total - 4) !== total)
+          throw fail(at + total - 4, `block of type 0x${type.toString(16)}: trailing length ${u32(total - 4)} differs from ${total}`);
         const bodyEnd = total - 4;
         if (type === PCAPNG_SHB) {
           if (total < 28) throw fail(at, 'section header block too short');
@@ -235,14 +258,15 @@ export class CaptureReader {
           if (total < 20) throw fail(at, 'interface description block too short');
           const info: InterfaceInfo = { linktype: u16(8), snaplen: u32(12), tsUnitsPerSec: 1e6, tsOffset: 0 };
           // Options: code(2) length(2) value padded to 4.
-          for (let o = 16; o + 4 <= bodyEnd;) {
+          for (let o = 16; o + 4 <= bodyEnd; ) {
             const code = u16(o);
             const len = u16(o + 2);
             if (code === 0) break;
             if (o + 4 + len > bodyEnd) throw fail(at + o, 'interface option runs past its block');
             if (code === 9 && len >= 1) {
               const r = b[o + 4]!;
-              if ((r & 0x80 && (r & 0x7f) > 52) || (!(r & 0x80) && r > 15)) throw fail(at + o, `unsupported timestamp resolution 0x${r.toString(16)}`);
+              if ((r & 0x80 && (r & 0x7f) > 52) || (!(r & 0x80) && r > 15))
+                throw fail(at + o, `unsupported timestamp resolution 0x${r.toString(16)}`);
               info.tsUnitsPerSec = r & 0x80 ? 2 ** (r & 0x7f) : 10 ** r;
             } else if (code === 14 && len >= 8) {
               info.tsOffset = Number(bigEndian ? b.readBigInt64BE(o + 4) : b.readBigInt64LE(o + 4));
@@ -301,7 +325,19 @@ export class CaptureReader {
         }
         tsSec += iface.tsOffset;
         frame++;
-        batch.push({ frame, linktype: iface.linktype, tsSec, tsFrac, tsUnitsPerSec: units, caplen, origLen, data: b.subarray(dataOff, dataOff + caplen), ifIndex, section, iface });
+        batch.push({
+          frame,
+          linktype: iface.linktype,
+          tsSec,
+          tsFrac,
+          tsUnitsPerSec: units,
+          caplen,
+          origLen,
+          data: b.subarray(dataOff, dataOff + caplen),
+          ifIndex,
+          section,
+          iface,
+        });
       }
     } catch (e) {
       if (batch.length) yield batch;

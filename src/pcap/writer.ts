@@ -47,7 +47,7 @@ abstract class BufferedFile {
     });
   }
   private async writeAll(b: Buffer, n: number): Promise<void> {
-    for (let off = 0; off < n;) off += (await this.fh.write(b, off, n - off)).bytesWritten;
+    for (let off = 0; off < n; ) off += (await this.fh.write(b, off, n - off)).bytesWritten;
   }
   private async writeStaging(): Promise<void> {
     const n = this.used;

@@ -176,7 +176,15 @@ export function egressLogRecord(
     dport: flow.dport,
     unknown: attribution.unknown,
     holders: attribution.holders.map((h) => {
-      const o: EgressLogHolder = { pid: h.pid, ppid: h.ppid, exe: h.exe, uid: h.uid, cmdline: capArgv(h.cmdline), cgroup: h.cgroup, matched: matched.has(h.pid) };
+      const o: EgressLogHolder = {
+        pid: h.pid,
+        ppid: h.ppid,
+        exe: h.exe,
+        uid: h.uid,
+        cmdline: capArgv(h.cmdline),
+        cgroup: h.cgroup,
+        matched: matched.has(h.pid),
+      };
       if (o.cmdline !== h.cmdline) o.cmdlineTruncated = true;
       if (h.exeDeleted) o.exeDeleted = true;
       if (h.sha256 !== undefined) o.sha256 = h.sha256;

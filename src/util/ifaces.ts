@@ -2,7 +2,11 @@
 // Cached; a miss re-reads once, since interfaces come and go while a daemon runs.
 import { readdirSync, readFileSync } from 'node:fs';
 
-export interface IfaceInfo { index: number; name: string; mtu: number }
+export interface IfaceInfo {
+  index: number;
+  name: string;
+  mtu: number;
+}
 
 /**
  * Whether interface `name` is selected by `pattern` the way iptables selects it (`-i`/`-o`,

@@ -206,7 +206,11 @@ function openSink(file: string | undefined): LogSink {
   }
   let fd: number;
   try {
-    fd = fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_APPEND | fs.constants.O_CREAT | fs.constants.O_NONBLOCK | fs.constants.O_NOCTTY, 0o640);
+    fd = fs.openSync(
+      file,
+      fs.constants.O_WRONLY | fs.constants.O_APPEND | fs.constants.O_CREAT | fs.constants.O_NONBLOCK | fs.constants.O_NOCTTY,
+      0o640,
+    );
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     throw new LogFileError(file, code === 'ENXIO' ? 'a FIFO with no reader' : `cannot open for writing (${code ?? 'error'})`);

@@ -6,7 +6,6 @@ import type { RE2JS as RE2JSClass } from 're2js';
 import type { Family } from '../wire/packet.js';
 import { bytesToIp } from './ip.js';
 
-
 export interface Cidr {
   family: Family;
   /** Network address, 4 or 16 bytes, host bits cleared. */

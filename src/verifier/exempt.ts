@@ -36,7 +36,10 @@ export class FlowExemptions {
   private pending = Promise.resolve();
   private stopped = false;
 
-  constructor(private readonly mainTarget: readonly string[], private readonly log: Logger) {
+  constructor(
+    private readonly mainTarget: readonly string[],
+    private readonly log: Logger,
+  ) {
     this.timer = setInterval(() => void this.sweep(), SWEEP_MS);
     this.timer.unref();
   }
@@ -52,11 +55,29 @@ export class FlowExemptions {
     const key = `${r.src} ${r.sport} ${r.dst} ${r.dport}`;
     if (this.flows.has(key) || this.flows.size >= MAX_EXEMPT) return;
     const bits = family === 4 ? 32 : 128;
-    const rule = ['-s', `${r.src}/${bits}`, '-d', `${r.dst}/${bits}`, '-p', 'tcp', '-m', 'tcp', '--sport', String(r.sport), '--dport', String(r.dport), ...this.mainTarget];
+    const rule = [
+      '-s',
+      `${r.src}/${bits}`,
+      '-d',
+      `${r.dst}/${bits}`,
+      '-p',
+      'tcp',
+      '-m',
+      'tcp',
+      '--sport',
+      String(r.sport),
+      '--dport',
+      String(r.dport),
+      ...this.mainTarget,
+    ];
     this.flows.set(key, { family, rule, packets: 0 });
     this.pending = this.pending.then(() =>
       ipt(family, ['-t', 'filter', '-I', SUSPECT_CHAIN, '1', ...rule]).then(
-        () => this.log.warn({ flow: key }, 'verifier: a listed source sends valid segments on this flow (forged bad ones under its address?): flow exempted from the suspect limit'),
+        () =>
+          this.log.warn(
+            { flow: key },
+            'verifier: a listed source sends valid segments on this flow (forged bad ones under its address?): flow exempted from the suspect limit',
+          ),
         (err: Error) => {
           this.flows.delete(key);
           this.log.debug({ err: err.message }, 'exempting a flow failed');
@@ -79,7 +100,9 @@ export class FlowExemptions {
       }
       for (const [key, f] of mine) {
         const [, sport, , dport] = key.split(' ');
-        const line = listing.split('\n').find((l) => l.includes(` -s ${f.rule[1]} `) && l.includes(` --sport ${sport} `) && l.includes(` --dport ${dport} `));
+        const line = listing
+          .split('\n')
+          .find((l) => l.includes(` -s ${f.rule[1]} `) && l.includes(` --sport ${sport} `) && l.includes(` --dport ${dport} `));
         const n = Number(/ -c (\d+) /.exec(line ?? '')?.[1] ?? -1);
         if (n > f.packets) {
           f.packets = n;

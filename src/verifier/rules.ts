@@ -75,8 +75,22 @@ export function verifierRulePlan(family: Family, o: VerifierRuleOptions): RulePl
   const rate = o.suspectRate ?? SUSPECT_RATE;
   const suspect: string[][] = [
     // Over the rate: fail-closed drops (as a full queue would), fail-open lets it pass unseen.
-    ['-m', 'hashlimit', '--hashlimit-above', `${rate}/sec`, '--hashlimit-burst', String(rate), '--hashlimit-mode', 'srcip',
-      '--hashlimit-name', HASHLIMIT_NAME, '--hashlimit-htable-expire', String(SUSPECT_SECONDS * 1000), '-j', o.failOpen ? 'RETURN' : 'DROP'],
+    [
+      '-m',
+      'hashlimit',
+      '--hashlimit-above',
+      `${rate}/sec`,
+      '--hashlimit-burst',
+      String(rate),
+      '--hashlimit-mode',
+      'srcip',
+      '--hashlimit-name',
+      HASHLIMIT_NAME,
+      '--hashlimit-htable-expire',
+      String(SUSPECT_SECONDS * 1000),
+      '-j',
+      o.failOpen ? 'RETURN' : 'DROP',
+    ],
     nfqueueTarget(o.suspectQueue !== undefined ? [o.suspectQueue] : o.queues, o.failOpen),
   ];
   const hookChain = o.hook === 'input' ? 'INPUT' : 'FORWARD';
@@ -87,7 +101,10 @@ export function verifierRulePlan(family: Family, o: VerifierRuleOptions): RulePl
       // returns, at its end, to the built-in chain, where the main chain returns marked packets.
       { table: 'filter', hook: hookChain, chain: UNLABELLED_DROP_CHAIN, rules: [['-j', 'DROP']], noJump: true },
       {
-        table: 'filter', hook: hookChain, chain: UNLABELLED_MARK_CHAIN, noJump: true,
+        table: 'filter',
+        hook: hookChain,
+        chain: UNLABELLED_MARK_CHAIN,
+        noJump: true,
         rules: [['-j', 'MARK', '--set-xmark', hexMark(o.unlabelledMark ?? 0x300, o.markMask)]],
       },
       { table: 'filter', hook: hookChain, chain: SUSPECT_CHAIN, rules: suspect, noJump: true },
@@ -122,8 +139,11 @@ export async function readKernelCounters(families: readonly Family[], failOpen: 
   for (const f of families) {
     const listing = await new Promise<string>((resolve, reject) => {
       // Bounded: a status answer must not wait on someone else's xtables lock for ever.
-      execFile(f === 4 ? 'iptables' : 'ip6tables', ['-w', '2', '-t', 'filter', '-S', '-v'], { timeout: 3000, maxBuffer: 64 << 20 }, (err, out) =>
-        err ? reject(err) : resolve(out),
+      execFile(
+        f === 4 ? 'iptables' : 'ip6tables',
+        ['-w', '2', '-t', 'filter', '-S', '-v'],
+        { timeout: 3000, maxBuffer: 64 << 20 },
+        (err, out) => (err ? reject(err) : resolve(out)),
       );
     });
     const c = kernelCountersFromListing(listing);

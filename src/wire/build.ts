@@ -1,6 +1,14 @@
 // Builders for whole IP packets with correct lengths and checksums. Used by tests, fixtures,
 // the benchmark and tools; not on the per-packet path.
-import { ipv4HeaderChecksum, onesSum, finishChecksum, pseudoHeaderSumV4, pseudoHeaderSumV6, tcpChecksumV4, tcpChecksumV6 } from './checksum.js';
+import {
+  ipv4HeaderChecksum,
+  onesSum,
+  finishChecksum,
+  pseudoHeaderSumV4,
+  pseudoHeaderSumV6,
+  tcpChecksumV4,
+  tcpChecksumV6,
+} from './checksum.js';
 import { IPPROTO_TCP, IPPROTO_UDP, parseIpPacket } from './packet.js';
 import { writeU16 } from './tcp.js';
 
@@ -123,7 +131,8 @@ export function buildUdpPacket(spec: UdpSpec): Buffer {
   buf.set(payload, l4 + 8);
   const srcOff = spec.family === 4 ? 12 : 8;
   const dstOff = spec.family === 4 ? 16 : 24;
-  const pseudo = spec.family === 4 ? pseudoHeaderSumV4(buf, srcOff, dstOff, IPPROTO_UDP, len) : pseudoHeaderSumV6(buf, srcOff, dstOff, IPPROTO_UDP, len);
+  const pseudo =
+    spec.family === 4 ? pseudoHeaderSumV4(buf, srcOff, dstOff, IPPROTO_UDP, len) : pseudoHeaderSumV6(buf, srcOff, dstOff, IPPROTO_UDP, len);
   let cs = finishChecksum(pseudo + onesSum(buf, l4, len));
   if (cs === 0) cs = 0xffff; // RFC 768: zero means "no checksum"
   buf.writeUInt16BE(cs, l4 + 6);
@@ -149,6 +158,10 @@ export function fixChecksums(pkt: Uint8Array): boolean {
   if (!p.ok || !p.tcp) return false;
   const segLen = p.totalLen - p.l4Offset;
   if (p.family === 4) writeU16(pkt, 10, ipv4HeaderChecksum(pkt, 0, p.l4Offset));
-  writeU16(pkt, p.l4Offset + 16, p.family === 4 ? tcpChecksumV4(pkt, 0, p.l4Offset, segLen) : tcpChecksumV6(pkt, 0, p.l4Offset, segLen, p.pseudoDstOffset));
+  writeU16(
+    pkt,
+    p.l4Offset + 16,
+    p.family === 4 ? tcpChecksumV4(pkt, 0, p.l4Offset, segLen) : tcpChecksumV6(pkt, 0, p.l4Offset, segLen, p.pseudoDstOffset),
+  );
   return true;
 }

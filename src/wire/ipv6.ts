@@ -44,14 +44,22 @@ export function parseIpv6(buf: Uint8Array): Ipv6ParseResult {
   let finalDstOffset = 24;
   // Bounded: every extension header is at least 8 bytes, so the loop ends within totalLen / 8 steps.
   for (;;) {
-    if (next === IPPROTO_HOPOPTS || next === IPPROTO_ROUTING || next === IPPROTO_DSTOPTS || next === IPPROTO_AH || next === IPPROTO_FRAGMENT) {
+    if (
+      next === IPPROTO_HOPOPTS ||
+      next === IPPROTO_ROUTING ||
+      next === IPPROTO_DSTOPTS ||
+      next === IPPROTO_AH ||
+      next === IPPROTO_FRAGMENT
+    ) {
       if (off + 8 > totalLen) return { ok: false, reason: 'truncated-ext-header', detail: `extension header ${next} at ${off}` };
       if (next === IPPROTO_FRAGMENT) return { ok: false, reason: 'fragment', detail: 'IPv6 fragment header' };
       const len = next === IPPROTO_AH ? (buf[off + 1]! + 2) * 4 : (buf[off + 1]! + 1) * 8;
-      if (off + len > totalLen) return { ok: false, reason: 'truncated-ext-header', detail: `extension header ${next} at ${off} length ${len}` };
+      if (off + len > totalLen)
+        return { ok: false, reason: 'truncated-ext-header', detail: `extension header ${next} at ${off} length ${len}` };
       if (next === IPPROTO_ROUTING && buf[off + 3]! > 0) {
         const f = routingFinalDestination(buf, off, len);
-        if (f < 0) return { ok: false, reason: 'truncated-ext-header', detail: `routing header type ${buf[off + 2]} at ${off} holds no address` };
+        if (f < 0)
+          return { ok: false, reason: 'truncated-ext-header', detail: `routing header type ${buf[off + 2]} at ${off} holds no address` };
         finalDstOffset = f;
       }
       next = buf[off]!;

@@ -60,13 +60,25 @@ export function parseIpPacket(buf: Uint8Array): ParseResult {
     if (h.moreFragments || h.fragmentOffset !== 0) {
       return { ok: false, reason: 'fragment', detail: `IPv4 fragment (offset ${h.fragmentOffset * 8}${h.moreFragments ? ', MF' : ''})` };
     }
-    family = 4; l4Offset = h.headerLen; totalLen = h.totalLen; protocol = h.protocol;
-    srcOffset = 12; dstOffset = 16; addrLen = 4; pseudoDstOffset = 16;
+    family = 4;
+    l4Offset = h.headerLen;
+    totalLen = h.totalLen;
+    protocol = h.protocol;
+    srcOffset = 12;
+    dstOffset = 16;
+    addrLen = 4;
+    pseudoDstOffset = 16;
   } else if (version === 6) {
     const h = parseIpv6(buf);
     if (!h.ok) return h;
-    family = 6; l4Offset = h.l4Offset; totalLen = h.totalLen; protocol = h.protocol;
-    srcOffset = 8; dstOffset = 24; addrLen = 16; pseudoDstOffset = h.finalDstOffset;
+    family = 6;
+    l4Offset = h.l4Offset;
+    totalLen = h.totalLen;
+    protocol = h.protocol;
+    srcOffset = 8;
+    dstOffset = 24;
+    addrLen = 16;
+    pseudoDstOffset = h.finalDstOffset;
   } else {
     return { ok: false, reason: 'bad-ip-version', detail: `version ${version}` };
   }
@@ -113,12 +125,19 @@ export function formatAddress(addr: Uint8Array): string {
   const words: number[] = [];
   for (let i = 0; i + 1 < addr.length; i += 2) words.push((addr[i]! << 8) | addr[i + 1]!);
   // Longest run of zero words (length >= 2) becomes "::".
-  let bestStart = -1, bestLen = 0;
-  for (let i = 0; i < words.length;) {
-    if (words[i] !== 0) { i++; continue; }
+  let bestStart = -1,
+    bestLen = 0;
+  for (let i = 0; i < words.length; ) {
+    if (words[i] !== 0) {
+      i++;
+      continue;
+    }
     let j = i;
     while (j < words.length && words[j] === 0) j++;
-    if (j - i > bestLen && j - i >= 2) { bestStart = i; bestLen = j - i; }
+    if (j - i > bestLen && j - i >= 2) {
+      bestStart = i;
+      bestLen = j - i;
+    }
     i = j;
   }
   const hex = words.map((w) => w.toString(16));

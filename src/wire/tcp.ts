@@ -71,4 +71,3 @@ export function writeU16(buf: Uint8Array, off: number, v: number): void {
   buf[off] = (v >>> 8) & 0xff;
   buf[off + 1] = v & 0xff;
 }
-

@@ -18,12 +18,18 @@ export const TCPOPT_EXP2 = 254;
 /** The length a known option kind must have, or 0 when the kind is variable/unknown. */
 function fixedLength(kind: number): number {
   switch (kind) {
-    case TCPOPT_MSS: return 4;
-    case TCPOPT_WSCALE: return 3;
-    case TCPOPT_SACK_PERMITTED: return 2;
-    case TCPOPT_TIMESTAMP: return 10;
-    case TCPOPT_MD5: return 18;
-    default: return 0;
+    case TCPOPT_MSS:
+      return 4;
+    case TCPOPT_WSCALE:
+      return 3;
+    case TCPOPT_SACK_PERMITTED:
+      return 2;
+    case TCPOPT_TIMESTAMP:
+      return 10;
+    case TCPOPT_MD5:
+      return 18;
+    default:
+      return 0;
   }
 }
 
@@ -46,7 +52,10 @@ export function checkTcpOptions(buf: Uint8Array, off: number, len: number): Malf
   while (i < end) {
     const kind = buf[i]!;
     if (kind === TCPOPT_EOL) return null;
-    if (kind === TCPOPT_NOP) { i++; continue; }
+    if (kind === TCPOPT_NOP) {
+      i++;
+      continue;
+    }
     if (i + 1 >= end) return 'bad-option-length';
     const olen = buf[i + 1]!;
     if (!tcpOptionLengthOk(kind, olen) || i + olen > end) return 'bad-option-length';
@@ -73,7 +82,10 @@ export function findExperimentalOption(buf: Uint8Array, off: number, len: number
   while (i < end) {
     const k = buf[i]!;
     if (k === TCPOPT_EOL) break;
-    if (k === TCPOPT_NOP) { i++; continue; }
+    if (k === TCPOPT_NOP) {
+      i++;
+      continue;
+    }
     if (i + 1 >= end) return OPT_MALFORMED;
     const olen = buf[i + 1]!;
     if (!tcpOptionLengthOk(k, olen) || i + olen > end) return OPT_MALFORMED;
@@ -97,9 +109,7 @@ export type TcpOption =
   | { kind: 253 | 254; name: 'experimental'; offset: number; length: number; exid: number | null }
   | { kind: number; name: 'other'; offset: number; length: number };
 
-export type TcpOptionsResult =
-  | { ok: true; options: TcpOption[] }
-  | { ok: false; reason: MalformedReason; detail: string };
+export type TcpOptionsResult = { ok: true; options: TcpOption[] } | { ok: false; reason: MalformedReason; detail: string };
 
 function u32(buf: Uint8Array, o: number): number {
   return ((buf[o]! << 24) >>> 0) + ((buf[o + 1]! << 16) | (buf[o + 2]! << 8) | buf[o + 3]!);
@@ -115,28 +125,46 @@ export function parseTcpOptions(buf: Uint8Array, off: number, len: number): TcpO
   let i = off;
   while (i < end) {
     const kind = buf[i]!;
-    if (kind === TCPOPT_EOL) { options.push({ kind: 0, name: 'eol', offset: i, length: 1 }); break; }
-    if (kind === TCPOPT_NOP) { options.push({ kind: 1, name: 'nop', offset: i, length: 1 }); i++; continue; }
+    if (kind === TCPOPT_EOL) {
+      options.push({ kind: 0, name: 'eol', offset: i, length: 1 });
+      break;
+    }
+    if (kind === TCPOPT_NOP) {
+      options.push({ kind: 1, name: 'nop', offset: i, length: 1 });
+      i++;
+      continue;
+    }
     if (i + 1 >= end) return { ok: false, reason: 'bad-option-length', detail: `option ${kind} at ${i - off}: no length byte` };
     const olen = buf[i + 1]!;
-    if (i + olen > end) return { ok: false, reason: 'bad-option-length', detail: `option ${kind} at ${i - off}: length ${olen} runs past the header` };
-    if (!tcpOptionLengthOk(kind, olen)) return { ok: false, reason: 'bad-option-length', detail: `option ${kind} at ${i - off}: length ${olen}` };
+    if (i + olen > end)
+      return { ok: false, reason: 'bad-option-length', detail: `option ${kind} at ${i - off}: length ${olen} runs past the header` };
+    if (!tcpOptionLengthOk(kind, olen))
+      return { ok: false, reason: 'bad-option-length', detail: `option ${kind} at ${i - off}: length ${olen}` };
     switch (kind) {
-      case TCPOPT_MSS: options.push({ kind, name: 'mss', offset: i, length: 4, mss: (buf[i + 2]! << 8) | buf[i + 3]! }); break;
-      case TCPOPT_WSCALE: options.push({ kind, name: 'wscale', offset: i, length: 3, shift: buf[i + 2]! }); break;
-      case TCPOPT_SACK_PERMITTED: options.push({ kind, name: 'sack-permitted', offset: i, length: 2 }); break;
+      case TCPOPT_MSS:
+        options.push({ kind, name: 'mss', offset: i, length: 4, mss: (buf[i + 2]! << 8) | buf[i + 3]! });
+        break;
+      case TCPOPT_WSCALE:
+        options.push({ kind, name: 'wscale', offset: i, length: 3, shift: buf[i + 2]! });
+        break;
+      case TCPOPT_SACK_PERMITTED:
+        options.push({ kind, name: 'sack-permitted', offset: i, length: 2 });
+        break;
       case TCPOPT_SACK: {
         const blocks: Array<[number, number]> = [];
         for (let b = i + 2; b + 8 <= i + olen; b += 8) blocks.push([u32(buf, b), u32(buf, b + 4)]);
         options.push({ kind, name: 'sack', offset: i, length: olen, blocks });
         break;
       }
-      case TCPOPT_TIMESTAMP: options.push({ kind, name: 'timestamp', offset: i, length: 10, tsval: u32(buf, i + 2), tsecr: u32(buf, i + 6) }); break;
+      case TCPOPT_TIMESTAMP:
+        options.push({ kind, name: 'timestamp', offset: i, length: 10, tsval: u32(buf, i + 2), tsecr: u32(buf, i + 6) });
+        break;
       case TCPOPT_EXP1:
       case TCPOPT_EXP2:
         options.push({ kind, name: 'experimental', offset: i, length: olen, exid: olen >= 4 ? (buf[i + 2]! << 8) | buf[i + 3]! : null });
         break;
-      default: options.push({ kind, name: 'other', offset: i, length: olen });
+      default:
+        options.push({ kind, name: 'other', offset: i, length: olen });
     }
     i += olen;
   }

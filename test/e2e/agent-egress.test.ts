@@ -41,7 +41,16 @@ type Rec = Record<string, unknown> & {
   dport?: number;
   unknown?: boolean;
   level?: number;
-  holders?: Array<{ pid: number; exe: string; sha256?: string; user?: string; cmdline: string[]; cgroup: string; matched: boolean; uid: number }>;
+  holders?: Array<{
+    pid: number;
+    exe: string;
+    sha256?: string;
+    user?: string;
+    cmdline: string[];
+    cgroup: string;
+    matched: boolean;
+    uid: number;
+  }>;
 };
 
 describe('agent egress policy: real processes, real rules', { timeout: 110_000 }, () => {
@@ -71,7 +80,9 @@ describe('agent egress policy: real processes, real rules', { timeout: 110_000 }
 
   /** The decision record of the flow with this local port (and protocol). */
   async function decisionFor(proto: string, sport: number): Promise<Rec> {
-    return waitFor(() => decisions().find((d) => d.proto === proto && d.sport === sport), 5000, { what: `decision for ${proto} sport ${sport}` });
+    return waitFor(() => decisions().find((d) => d.proto === proto && d.sport === sport), 5000, {
+      what: `decision for ${proto} sport ${sport}`,
+    });
   }
 
   function policyYaml(extraFirst = ''): string {
@@ -125,8 +136,20 @@ agent:
     await topo.check('pc', ['sysctl', '-qw', 'net.ipv4.ping_group_range=0 2147483647']);
     server = topo.spawn('srv', [PY, PEER, 'serve', '9000,9101,9102,9103', '9001']);
     await server.waitForOutput(/"ready": true/, 10_000, 'stdout');
-    verifier = await startDaemon(topo, 'srv', 'verifier', ['--profile', 'compat', '--key-file', key.path, '--hook', 'input', '--action', 'drop', '--queue-base', '40'], dir);
-    agent = await startDaemon(topo, 'pc', 'agent', ['--profile', 'compat', '--key-file', key.path, '--config', cfgPath, '--queue-base', '30'], dir);
+    verifier = await startDaemon(
+      topo,
+      'srv',
+      'verifier',
+      ['--profile', 'compat', '--key-file', key.path, '--hook', 'input', '--action', 'drop', '--queue-base', '40'],
+      dir,
+    );
+    agent = await startDaemon(
+      topo,
+      'pc',
+      'agent',
+      ['--profile', 'compat', '--key-file', key.path, '--config', cfgPath, '--queue-base', '30'],
+      dir,
+    );
   });
 
   after(async () => {
@@ -141,7 +164,10 @@ agent:
     const egressAt = out.findIndex((l) => /--queue-num 31/.test(l));
     const labelAt = out.findIndex((l) => /--queue-num 30/.test(l));
     assert.ok(egressAt >= 0 && egressAt < labelAt, out.join('\n'));
-    assert.match(rules, /-A LABELWALL-AGENT-OUT -p tcp -m mark --mark 0x0\/0xc -m tcp --tcp-flags FIN,SYN,RST,ACK SYN -m conntrack --ctstate NEW -j NFQUEUE --queue-num 31/);
+    assert.match(
+      rules,
+      /-A LABELWALL-AGENT-OUT -p tcp -m mark --mark 0x0\/0xc -m tcp --tcp-flags FIN,SYN,RST,ACK SYN -m conntrack --ctstate NEW -j NFQUEUE --queue-num 31/,
+    );
     assert.match(rules, /-A LABELWALL-AGENT-OUT -p udp -m mark --mark 0x0\/0xc -m conntrack --ctstate NEW -j NFQUEUE --queue-num 31/);
     assert.match(rules, /-A LABELWALL-AGENT-OUT .*--icmp-type 8 .*-j NFQUEUE --queue-num 31/);
     assert.match(rules, /-A LABELWALL-AGENT-OUT .*--icmpv6-type 128 .*-j NFQUEUE --queue-num 31/);
@@ -150,7 +176,9 @@ agent:
     const status = await agent.status();
     assert.deepEqual(status.queues.map((q) => q.queue).sort(), [30, 31]);
     // The egress worker reports how it attributes (eBPF loads on this kernel as root).
-    const ready = await waitFor(() => agent.logs().find((l) => /^agent: egress attribution/.test(String(l.msg))), 5000, { what: 'egress-ready log line' });
+    const ready = await waitFor(() => agent.logs().find((l) => /^agent: egress attribution/.test(String(l.msg))), 5000, {
+      what: 'egress-ready log line',
+    });
     assert.equal(ready.bpf, true, JSON.stringify(ready));
   });
 
@@ -168,7 +196,10 @@ agent:
         const okRec = await decisionFor(c.proto, ok.sport);
         assert.equal(okRec.action, 'allow');
         assert.equal(okRec.rule, 'default');
-        assert.deepEqual(okRec.holders!.map((h) => [h.pid, h.exe]), [[ok.pid, PY_REAL]]);
+        assert.deepEqual(
+          okRec.holders!.map((h) => [h.pid, h.exe]),
+          [[ok.pid, PY_REAL]],
+        );
 
         const no = await client(exe['blocked-py']!, c.args);
         assert.equal(no.ok, false, `blocked-py ${c.proto} must fail: ${JSON.stringify(no)}`);
@@ -203,7 +234,11 @@ agent:
     const v1 = await verifier.counters();
     assert.equal(a1.labelled, a0.labelled, 'the denied SYN was not labelled');
     assert.equal(a1.egress_denied! - a0.egress_denied!, 1);
-    assert.equal((v1.valid ?? 0) + (v1.unlabelled ?? 0) + (v1.invalid ?? 0), (v0.valid ?? 0) + (v0.unlabelled ?? 0) + (v0.invalid ?? 0), 'nothing of it reached srv');
+    assert.equal(
+      (v1.valid ?? 0) + (v1.unlabelled ?? 0) + (v1.invalid ?? 0),
+      (v0.valid ?? 0) + (v0.unlabelled ?? 0) + (v0.invalid ?? 0),
+      'nothing of it reached srv',
+    );
 
     const ok = await client(PY, ['tcp', srv(6), '9000', '200000']);
     assert.equal(ok.ok, true, JSON.stringify(ok));
@@ -232,7 +267,11 @@ agent:
     assert.equal(anyNo.errno, 'ECONNREFUSED', JSON.stringify(anyNo));
     rec = await decisionFor('tcp', anyNo.sport);
     assert.equal(rec.rule, 'no-launcher-any');
-    assert.deepEqual(rec.holders!.filter((h) => h.matched).map((h) => h.pid), [anyNo.parent], 'only the launcher matched');
+    assert.deepEqual(
+      rec.holders!.filter((h) => h.matched).map((h) => h.pid),
+      [anyNo.parent],
+      'only the launcher matched',
+    );
 
     const alone = await client(PY, ['tcp', srv(6), '9102']);
     assert.equal(alone.ok, true);
@@ -240,7 +279,11 @@ agent:
 
     // The same flow in `labelwall flows`, with both holders.
     const r = await run([process.execPath, LABELWALL_BIN, 'flows', '--control-socket', agent.socket, '--json'], { check: true });
-    const flows = (JSON.parse(r.stdout) as { flows: Array<{ sport: number; holders: Array<{ pid: number; exe: string }>; verdict: string; rule: string }> }).flows;
+    const flows = (
+      JSON.parse(r.stdout) as {
+        flows: Array<{ sport: number; holders: Array<{ pid: number; exe: string }>; verdict: string; rule: string }>;
+      }
+    ).flows;
     const f = flows.find((x) => x.sport === allNo.sport);
     assert.ok(f, 'the inherited-socket flow is listed');
     assert.deepEqual(f.holders.map((h) => h.pid).sort(), [allNo.parent, allNo.child].sort());
@@ -277,7 +320,10 @@ agent:
     const s = await client(PY, ['short', srv(4), '9000']);
     const rec = await decisionFor('tcp', s.sport);
     assert.equal(rec.action, 'allow');
-    assert.deepEqual(rec.holders!.map((h) => h.pid), [s.pid]);
+    assert.deepEqual(
+      rec.holders!.map((h) => h.pid),
+      [s.pid],
+    );
     // Non-blocking connect and exit at once: the process may be gone before the SYN is judged.
     // Then the flow is `unknown` (here: deny); if the lookup wins the race, it is attributed.
     const nb = await client(PY, ['short-nb', srv(4), '9000']);
@@ -287,7 +333,10 @@ agent:
       assert.equal(r2.action, 'deny');
       assert.equal(typeof r2.reason, 'string');
     } else {
-      assert.deepEqual(r2.holders!.map((h) => h.pid), [nb.pid]);
+      assert.deepEqual(
+        r2.holders!.map((h) => h.pid),
+        [nb.pid],
+      );
       assert.equal(r2.rule, 'default');
     }
     t.diagnostic(`non-blocking connect + exit: ${r2.unknown ? `unknown (${String(r2.reason)})` : 'attributed to the exited process'}`);
@@ -309,7 +358,9 @@ agent:
     const res = JSON.parse(held.stdout.trim().split('\n').pop()!) as ClientResult;
     assert.equal(res.ok, true);
     const r = await run([process.execPath, LABELWALL_BIN, 'flows', '--control-socket', agent.socket, '--json'], { check: true });
-    const report = JSON.parse(r.stdout) as { flows: Array<Record<string, unknown> & { sport: number; bytesLabelled: number; holders: Array<{ pid: number }> }> };
+    const report = JSON.parse(r.stdout) as {
+      flows: Array<Record<string, unknown> & { sport: number; bytesLabelled: number; holders: Array<{ pid: number }> }>;
+    };
     const f = report.flows.find((x) => x.sport === res.sport && x.proto === 'tcp');
     assert.ok(f, 'the open flow is listed');
     assert.equal(f.app, PY_REAL);
@@ -317,14 +368,20 @@ agent:
     assert.equal(f.rule, 'default');
     assert.equal(f.dst, srv(4));
     assert.equal(f.dport, 9000);
-    assert.deepEqual(f.holders.map((h) => h.pid), [res.pid]);
+    assert.deepEqual(
+      f.holders.map((h) => h.pid),
+      [res.pid],
+    );
     // 300,000 payload bytes plus headers went out labelled.
     assert.ok(f.bytesLabelled > 300_000 && f.bytesLabelled < 600_000, `bytesLabelled ${f.bytesLabelled}`);
     const denied = report.flows.filter((x) => x.verdict === 'deny');
     assert.ok(denied.length >= 6 && denied.every((x) => x.bytesLabelled === 0), 'denied flows were never labelled');
     const text = await run([process.execPath, LABELWALL_BIN, 'flows', '--control-socket', agent.socket], { check: true });
     assert.match(text.stdout, /^PROTO\s+DESTINATION\s+VERDICT\s+RULE\s+APPLICATION/);
-    assert.ok(text.stdout.includes(`${srv(4)}:9000`) && text.stdout.includes('blocked-py') && text.stdout.includes('no-blocked-py'), text.stdout);
+    assert.ok(
+      text.stdout.includes(`${srv(4)}:9000`) && text.stdout.includes('blocked-py') && text.stdout.includes('no-blocked-py'),
+      text.stdout,
+    );
     held.write('done\n');
     await held.stop(2000);
   });
@@ -334,11 +391,14 @@ agent:
     const before = (await client(PY, ['tcp', srv(4), '9000'])).ok;
     assert.equal(before, true);
     // 1. A valid file that denies python to port 9000.
-    writeFileSync(cfgPath, policyYaml(`
+    writeFileSync(
+      cfgPath,
+      policyYaml(`
       - name: no-python-9000
         app: { exe: "/usr/bin/python3*" }
         dst: { ports: [9000] }
-        action: deny`));
+        action: deny`),
+    );
     let n = reloads(/egress policy reloaded/);
     agent.proc.signal('SIGHUP');
     await waitFor(() => reloads(/egress policy reloaded/) > n, 5000, { what: 'reload log line' });
@@ -350,10 +410,18 @@ agent:
     writeFileSync(cfgPath, `agent:\n  egress:\n    default: alow\n    rules:\n      - dst: { cidr: [10.0.0.1/8] }\n        action: deny\n`);
     n = reloads(/config rejected/);
     agent.proc.signal('SIGHUP');
-    const rej = await waitFor(() => agent.logs().filter((l) => /config rejected/.test(String(l.msg)))[n], 5000, { what: 'rejection log line' });
+    const rej = await waitFor(() => agent.logs().filter((l) => /config rejected/.test(String(l.msg)))[n], 5000, {
+      what: 'rejection log line',
+    });
     const problems = rej.problems as string[];
-    assert.ok(problems.some((p) => p.startsWith(`${cfgPath}:3:14: agent.egress.default: must be one of allow, deny, log, got "alow"`)), problems.join('\n'));
-    assert.ok(problems.some((p) => p.startsWith(`${cfgPath}:5:`) && /host bits set/.test(p)), problems.join('\n'));
+    assert.ok(
+      problems.some((p) => p.startsWith(`${cfgPath}:3:14: agent.egress.default: must be one of allow, deny, log, got "alow"`)),
+      problems.join('\n'),
+    );
+    assert.ok(
+      problems.some((p) => p.startsWith(`${cfgPath}:5:`) && /host bits set/.test(p)),
+      problems.join('\n'),
+    );
     r = await client(PY, ['tcp', srv(4), '9000']);
     assert.equal(r.errno, 'ECONNREFUSED', 'the previous (valid) policy is still in force');
 

@@ -144,7 +144,10 @@ describe('NFQUEUE datapath in network namespaces', { concurrency: false }, () =>
     inNs(B, 'ip', ['addr', 'add', `${IP_B}/24`, 'dev', `${tag}y`]);
     inNs(A, 'ip', ['-6', 'addr', 'add', `${IP6_A}/64`, 'dev', `${tag}x`, 'nodad']);
     inNs(B, 'ip', ['-6', 'addr', 'add', `${IP6_B}/64`, 'dev', `${tag}y`, 'nodad']);
-    for (const [ns, dev] of [[A, `${tag}x`], [B, `${tag}y`]] as const) {
+    for (const [ns, dev] of [
+      [A, `${tag}x`],
+      [B, `${tag}y`],
+    ] as const) {
       inNs(ns, 'ip', ['link', 'set', dev, 'up']);
       inNs(ns, 'ip', ['link', 'set', 'lo', 'up']);
     }
@@ -341,8 +344,15 @@ describe('NFQUEUE datapath in network namespaces', { concurrency: false }, () =>
   it('start fails clearly without CAP_NET_ADMIN', async () => {
     const out = (() => {
       try {
-        return inNs(A, 'setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all', process.execPath, RUNNER,
-          JSON.stringify({ queues: [9], handlerModule: ACCEPT_ALL, handlerData: null, failOpen: false })]);
+        return inNs(A, 'setpriv', [
+          '--reuid=65534',
+          '--regid=65534',
+          '--clear-groups',
+          '--inh-caps=-all',
+          process.execPath,
+          RUNNER,
+          JSON.stringify({ queues: [9], handlerModule: ACCEPT_ALL, handlerData: null, failOpen: false }),
+        ]);
       } catch (e) {
         return String((e as { stdout?: string }).stdout ?? '');
       }

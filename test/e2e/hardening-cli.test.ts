@@ -20,7 +20,12 @@ import { PYTHON, REPO_ROOT } from '../../src/lab/paths.js';
 
 const PEER = join(REPO_ROOT, 'test', 'e2e', 'agent-egress-peer.py');
 
-interface ClientResult { ok: boolean; errno: string | null; ms: number; sport: number }
+interface ClientResult {
+  ok: boolean;
+  errno: string | null;
+  ms: number;
+  sport: number;
+}
 
 describe('hardening: interface wildcards, flags checked like the config, agent marks', { timeout: 240_000 }, () => {
   let topo: Topology;
@@ -55,17 +60,66 @@ describe('hardening: interface wildcards, flags checked like the config, agent m
   /** Counting rules after labelwall's jump in srv's INPUT: what got past the verifier, per client. */
   async function addCounters(): Promise<void> {
     for (const h of ['uc', 'pc']) {
-      await topo.check('srv', ['iptables', '-w', '-A', 'INPUT', '-p', 'tcp', '-s', topo.addr(h), '--dport', '9000', '-m', 'comment', '--comment', `lwtest-${h}`]);
+      await topo.check('srv', [
+        'iptables',
+        '-w',
+        '-A',
+        'INPUT',
+        '-p',
+        'tcp',
+        '-s',
+        topo.addr(h),
+        '--dport',
+        '9000',
+        '-m',
+        'comment',
+        '--comment',
+        `lwtest-${h}`,
+      ]);
     }
   }
   async function dropCounters(): Promise<void> {
     for (const h of ['uc', 'pc']) {
-      await topo.check('srv', ['iptables', '-w', '-D', 'INPUT', '-p', 'tcp', '-s', topo.addr(h), '--dport', '9000', '-m', 'comment', '--comment', `lwtest-${h}`]);
+      await topo.check('srv', [
+        'iptables',
+        '-w',
+        '-D',
+        'INPUT',
+        '-p',
+        'tcp',
+        '-s',
+        topo.addr(h),
+        '--dport',
+        '9000',
+        '-m',
+        'comment',
+        '--comment',
+        `lwtest-${h}`,
+      ]);
     }
   }
 
   const startVerifier = (action: 'drop' | 'log'): Promise<Daemon> =>
-    startDaemon(topo, 'srv', 'verifier', ['--profile', 'compat', '--key-file', key.path, '--hook', 'input', '--action', action, '--in-interface', wildcard, '--queue-base', '60'], dir);
+    startDaemon(
+      topo,
+      'srv',
+      'verifier',
+      [
+        '--profile',
+        'compat',
+        '--key-file',
+        key.path,
+        '--hook',
+        'input',
+        '--action',
+        action,
+        '--in-interface',
+        wildcard,
+        '--queue-base',
+        '60',
+      ],
+      dir,
+    );
 
   before(async () => {
     dir = makeTempDir('lw-hard-cli-');
@@ -83,7 +137,13 @@ describe('hardening: interface wildcards, flags checked like the config, agent m
     assert.notEqual(wildcard.slice(0, -1), srvIf);
     server = topo.spawn('srv', [PYTHON, PEER, 'serve', '9000,9101']);
     await server.waitForOutput(/"ready": true/, 10_000, 'stdout');
-    agent = await startDaemon(topo, 'pc', 'agent', ['--profile', 'compat', '--key-file', key.path, '--config', cfg, '--queue-base', '50'], dir);
+    agent = await startDaemon(
+      topo,
+      'pc',
+      'agent',
+      ['--profile', 'compat', '--key-file', key.path, '--config', cfg, '--queue-base', '50'],
+      dir,
+    );
   });
 
   after(async () => {
@@ -104,7 +164,10 @@ describe('hardening: interface wildcards, flags checked like the config, agent m
       assert.equal(good.ok, true, `pc's labelled connection: ${JSON.stringify(good)}`);
       assert.ok((await counted('srv', 'filter', 'INPUT', 'lwtest-pc')) > 0, 'labelled segments from pc passed');
       const after = await v.counters();
-      assert.ok(after.unlabelled! - before.unlabelled! >= 2, `uc's SYNs (and retries) judged unlabelled: ${after.unlabelled! - before.unlabelled!}`);
+      assert.ok(
+        after.unlabelled! - before.unlabelled! >= 2,
+        `uc's SYNs (and retries) judged unlabelled: ${after.unlabelled! - before.unlabelled!}`,
+      );
       assert.ok(after.dropped! > before.dropped!, 'and dropped');
       assert.ok(after.valid! > before.valid!, "pc's segments judged valid under the same selection");
       assert.equal(after.unmatched, 0, 'every queued packet matched the wildcard rule in the handler too');
@@ -130,22 +193,43 @@ describe('hardening: interface wildcards, flags checked like the config, agent m
     }
   });
 
-  test('--family IPv4 and --hook input --out-interface X: exit 2, the config\'s message naming the flag, no iptables change', async () => {
+  test("--family IPv4 and --hook input --out-interface X: exit 2, the config's message naming the flag, no iptables change", async () => {
     const before = await labelwallRules(topo, 'srv');
     const lw = (args: string[]) =>
-      topo.exec('srv', [process.execPath, LABELWALL_BIN, 'verifier', '--profile', 'compat', '--key-file', key.path, '--control-socket', join(dir, 'refused.sock'), ...args], { timeoutMs: 20_000 });
+      topo.exec(
+        'srv',
+        [
+          process.execPath,
+          LABELWALL_BIN,
+          'verifier',
+          '--profile',
+          'compat',
+          '--key-file',
+          key.path,
+          '--control-socket',
+          join(dir, 'refused.sock'),
+          ...args,
+        ],
+        { timeoutMs: 20_000 },
+      );
     const fam = await lw(['--family', 'IPv4']);
     assert.equal(fam.code, 2, fam.stderr);
     assert.equal(fam.stderr, 'labelwall: --family: must be one of ipv4, ipv6, got "IPv4" (did you mean "ipv4"?)\n');
     const out = await lw(['--hook', 'input', '--out-interface', topo.iface('srv', 'mb').name]);
     assert.equal(out.code, 2, out.stderr);
-    assert.equal(out.stderr, 'labelwall: --out-interface: out_interfaces does not apply with --hook input (packets there have no output interface)\n');
+    assert.equal(
+      out.stderr,
+      'labelwall: --out-interface: out_interfaces does not apply with --hook input (packets there have no output interface)\n',
+    );
     // The file and the flag go through the same check: hook from the flag, rule from the file.
     const file = join(dir, 'out-if.yaml');
     writeFileSync(file, `verifier:\n  rules:\n    - out_interfaces: [${topo.iface('srv', 'mb').name}]\n`);
     const mixed = await lw(['--hook', 'input', '--config', file]);
     assert.equal(mixed.code, 2, mixed.stderr);
-    assert.equal(mixed.stderr, `labelwall: invalid config:\n${file}:3:23: verifier.rules[0].out_interfaces: out_interfaces does not apply with --hook input (packets there have no output interface)\n`);
+    assert.equal(
+      mixed.stderr,
+      `labelwall: invalid config:\n${file}:3:23: verifier.rules[0].out_interfaces: out_interfaces does not apply with --hook input (packets there have no output interface)\n`,
+    );
     assert.deepEqual(await labelwallRules(topo, 'srv'), before, 'a refused start touches no rule');
   });
 
@@ -160,8 +244,41 @@ describe('hardening: interface wildcards, flags checked like the config, agent m
 
     // Counting rules at the end of pc's output path: labelled segments carry `done`, the SYN `allow`.
     const dport = ['-p', 'tcp', '-d', topo.addr('srv'), '--dport', '9000'];
-    await topo.check('pc', ['iptables', '-w', '-t', 'mangle', '-A', 'POSTROUTING', ...dport, '-m', 'mark', '--mark', `${hex(MARKS.done)}/${hex(MARKS.done)}`, '-m', 'comment', '--comment', 'lwtest-done']);
-    await topo.check('pc', ['iptables', '-w', '-t', 'mangle', '-A', 'POSTROUTING', ...dport, '--syn', '-m', 'mark', '--mark', `${hex(MARKS.allow)}/${hex(MARKS.allow)}`, '-m', 'comment', '--comment', 'lwtest-allow']);
+    await topo.check('pc', [
+      'iptables',
+      '-w',
+      '-t',
+      'mangle',
+      '-A',
+      'POSTROUTING',
+      ...dport,
+      '-m',
+      'mark',
+      '--mark',
+      `${hex(MARKS.done)}/${hex(MARKS.done)}`,
+      '-m',
+      'comment',
+      '--comment',
+      'lwtest-done',
+    ]);
+    await topo.check('pc', [
+      'iptables',
+      '-w',
+      '-t',
+      'mangle',
+      '-A',
+      'POSTROUTING',
+      ...dport,
+      '--syn',
+      '-m',
+      'mark',
+      '--mark',
+      `${hex(MARKS.allow)}/${hex(MARKS.allow)}`,
+      '-m',
+      'comment',
+      '--comment',
+      'lwtest-allow',
+    ]);
     const v = await startVerifier('drop'); // labels are checked at srv: the connection works only if labelled
     try {
       const ok = await client('pc', 9000);

@@ -36,11 +36,27 @@ describe('verifier under flood (issue 7, item 10)', { timeout: 240_000 }, () => 
   const srvCount = () => ruleCount('srv', 'INPUT', `--dport ${PORT}`);
 
   /** Sends a paced flood from uc to srv:PORT; returns the number of segments sent. */
-  const flood = async (o: { pps: number; seconds: number; labelled: number; src?: string; exid?: number; dport?: number }): Promise<number> => {
+  const flood = async (o: {
+    pps: number;
+    seconds: number;
+    labelled: number;
+    src?: string;
+    exid?: number;
+    dport?: number;
+  }): Promise<number> => {
     const mac = (await topo.check('mb', ['cat', `/sys/class/net/${topo.iface('mb', 'uc').name}/address`])).stdout.trim();
     const r = await topo.check('uc', [
-      floodBin, topo.iface('uc', 'mb').name, mac, o.src ?? topo.addr('uc'), topo.addr('srv'), String(o.dport ?? PORT),
-      String(o.pps), String(o.seconds), String(o.labelled), '64', `0x${(o.exid ?? 0x4677).toString(16)}`,
+      floodBin,
+      topo.iface('uc', 'mb').name,
+      mac,
+      o.src ?? topo.addr('uc'),
+      topo.addr('srv'),
+      String(o.dport ?? PORT),
+      String(o.pps),
+      String(o.seconds),
+      String(o.labelled),
+      '64',
+      `0x${(o.exid ?? 0x4677).toString(16)}`,
     ]);
     const res = JSON.parse(r.stdout.trim()) as { sent: number };
     assert.ok(res.sent > 0, r.stdout);
@@ -49,15 +65,33 @@ describe('verifier under flood (issue 7, item 10)', { timeout: 240_000 }, () => 
 
   const startVerifier = async (action: 'drop' | 'mark' | 'log'): Promise<Daemon> => {
     await verifier?.stop();
-    verifier = await startDaemon(topo, 'mb', 'verifier', ['--profile', 'compat', 
-      '--key-file', key.path, '--hook', 'forward', '--action', action,
-      '--in-interface', topo.iface('mb', 'pc').name, '--in-interface', topo.iface('mb', 'uc').name,
-      '--queue-base', '40', '--family', 'ipv4',
-    ], dir);
+    verifier = await startDaemon(
+      topo,
+      'mb',
+      'verifier',
+      [
+        '--profile',
+        'compat',
+        '--key-file',
+        key.path,
+        '--hook',
+        'forward',
+        '--action',
+        action,
+        '--in-interface',
+        topo.iface('mb', 'pc').name,
+        '--in-interface',
+        topo.iface('mb', 'uc').name,
+        '--queue-base',
+        '40',
+        '--family',
+        'ipv4',
+      ],
+      dir,
+    );
     return verifier;
   };
-  const listed = async (): Promise<string> =>
-    (await topo.check('mb', ['cat', '/proc/net/xt_recent/LABELWALL-VERIFY-BAD'])).stdout;
+  const listed = async (): Promise<string> => (await topo.check('mb', ['cat', '/proc/net/xt_recent/LABELWALL-VERIFY-BAD'])).stdout;
 
   before(async () => {
     dir = makeTempDir('lw-flood-');
@@ -92,7 +126,10 @@ describe('verifier under flood (issue 7, item 10)', { timeout: 240_000 }, () => 
     assert.equal(s1.datapath.received, s0.datapath.received, 'no unlabelled segment reached a queue');
     assert.ok(k1 - k0 >= sent, `the kernel rule dropped ${k1 - k0} of ${sent}`);
     assert.equal(await srvCount(), c1, 'none reached the server');
-    assert.ok(s1.counters.unlabelled! - s0.counters.unlabelled! >= sent, `status unlabelled +${s1.counters.unlabelled! - s0.counters.unlabelled!}`);
+    assert.ok(
+      s1.counters.unlabelled! - s0.counters.unlabelled! >= sent,
+      `status unlabelled +${s1.counters.unlabelled! - s0.counters.unlabelled!}`,
+    );
     assert.ok(s1.counters.dropped! - s0.counters.dropped! >= sent, 'status dropped');
     assert.ok(s1.counters.kernel_unlabelled! >= sent, 'status kernel_unlabelled');
     const metrics = await controlGet(v.socket, '/metrics');
@@ -103,7 +140,10 @@ describe('verifier under flood (issue 7, item 10)', { timeout: 240_000 }, () => 
     // (unlabelled) and drops it; it reaches the queue, not the server.
     const other = await flood({ pps: 2000, seconds: 0.5, labelled: 100, exid: 0x1234 });
     const s2 = await v.status();
-    assert.ok(s2.datapath.received - s1.datapath.received >= other * 0.9, `queued ${s2.datapath.received - s1.datapath.received} of ${other}`);
+    assert.ok(
+      s2.datapath.received - s1.datapath.received >= other * 0.9,
+      `queued ${s2.datapath.received - s1.datapath.received} of ${other}`,
+    );
     assert.ok(s2.counters.unlabelled! - s1.counters.unlabelled! >= other * 0.9, 'judged unlabelled in userspace');
     assert.equal(await srvCount(), c1, 'none reached the server');
   });
@@ -165,11 +205,15 @@ describe('verifier under flood (issue 7, item 10)', { timeout: 240_000 }, () => 
     // Without the limit every segment would be queued and rate_limited would stay 0.
     assert.ok(limited > sent / 2, `rate_limited +${limited} of ${sent} sent`);
     assert.ok(suspectQueued < sent / 2, `suspect queue received ${suspectQueued} of ${sent}`);
-    assert.equal(await ruleCount('mb', 'LABELWALL-VERIFY-SUSPECT', 'hashlimit'), s1.counters.rate_limited, 'status shows the kernel rule counter');
+    assert.equal(
+      await ruleCount('mb', 'LABELWALL-VERIFY-SUSPECT', 'hashlimit'),
+      s1.counters.rate_limited,
+      'status shows the kernel rule counter',
+    );
     assert.ok(s1.counters.invalid! > s0.counters.invalid!, 'the queued part was judged invalid');
   });
 
-  test('a bad-MAC flood that forges pc\'s address does not cut pc\'s flow: the flow is exempted from the limit', async () => {
+  test("a bad-MAC flood that forges pc's address does not cut pc's flow: the flow is exempted from the limit", async () => {
     const v = await startVerifier('drop');
     const size = 4 * 1024 * 1024;
     const sink = await startSink(topo, 'srv', { port: 9330 });
@@ -184,7 +228,9 @@ describe('verifier under flood (issue 7, item 10)', { timeout: 240_000 }, () => 
     assert.ok((await listed()).includes(`src=${topo.addr('pc')} `), 'the forged flood listed pc');
     const s = await v.status();
     assert.ok(s.counters.rate_limited! > sent / 2, `the forged segments were limited: ${s.counters.rate_limited} of ${sent}`);
-    const ex = v.logs().find((l) => typeof l.msg === 'string' && /flow exempted/.test(l.msg) && String(l.flow).includes(` ${flow.local.port} `));
+    const ex = v
+      .logs()
+      .find((l) => typeof l.msg === 'string' && /flow exempted/.test(l.msg) && String(l.flow).includes(` ${flow.local.port} `));
     assert.ok(ex, `the genuine flow was exempted:\n${v.proc.stderr}`);
     const exempted = await ruleCount('mb', 'LABELWALL-VERIFY-SUSPECT', `--sport ${flow.local.port} `);
     assert.ok(exempted > 100, `the exemption rule carried ${exempted} of the flow's segments`);

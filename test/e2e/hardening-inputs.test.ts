@@ -43,7 +43,8 @@ describe('hardening: inspector, log destination, hostile files, decision logs, c
     return JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}') as Probe;
   }
 
-  const lw = (host: string, args: string[], timeoutMs = 20_000) => topo.exec(host, [process.execPath, LABELWALL_BIN, ...args], { timeoutMs });
+  const lw = (host: string, args: string[], timeoutMs = 20_000) =>
+    topo.exec(host, [process.execPath, LABELWALL_BIN, ...args], { timeoutMs });
 
   before(async () => {
     dir = makeTempDir('lw-hard-');
@@ -63,12 +64,22 @@ describe('hardening: inspector, log destination, hostile files, decision logs, c
     plain.signal('SIGUSR1');
     await plain.waitForOutput(/Debugger listening on ws:\/\/127\.0\.0\.1:9229/, 5000, 'stderr');
     const hit = await probe('pc');
-    assert.deepEqual({ connected: hit.connected, uid: hit.uid, result: hit.result }, { connected: true, uid: 65534, result: 0 }, 'nobody ran code as root in the plain process');
+    assert.deepEqual(
+      { connected: hit.connected, uid: hit.uid, result: hit.result },
+      { connected: true, uid: 65534, result: 0 },
+      'nobody ran code as root in the plain process',
+    );
     await plain.stop(2000);
     assert.equal((await probe('pc')).connected, false, 'port closed again once the plain process is gone');
 
     // The daemon: SIGUSR1 (three times) changes nothing, it keeps answering.
-    const v = await startDaemon(topo, 'pc', 'verifier', ['--profile', 'compat', '--key-file', key.path, '--hook', 'input', '--queue-base', '50'], dir);
+    const v = await startDaemon(
+      topo,
+      'pc',
+      'verifier',
+      ['--profile', 'compat', '--key-file', key.path, '--hook', 'input', '--queue-base', '50'],
+      dir,
+    );
     for (let i = 0; i < 3; i++) {
       v.proc.signal('SIGUSR1');
       await new Promise((r) => setTimeout(r, 300));
@@ -86,16 +97,50 @@ describe('hardening: inspector, log destination, hostile files, decision logs, c
   test('NODE_OPTIONS=--inspect is dropped by bin/labelwall; node --inspect bin/labelwall is refused (exit 2)', async () => {
     // Executed directly (the shebang): NODE_OPTIONS never reaches node.
     const sock = join(dir, 'env.sock');
-    const d = topo.spawn('pc', ['env', 'NODE_OPTIONS=--inspect=127.0.0.1:9229', LABELWALL_BIN, 'verifier', '--profile', 'compat', '--key-file', key.path, '--hook', 'input', '--queue-base', '52', '--control-socket', sock]);
-    await waitFor(async () => {
-      if (!d.running) throw new Error(`exited: ${d.describe()}`);
-      return (await lw('pc', ['status', '--control-socket', sock], 10_000)).code === 0;
-    }, 15_000, { what: 'verifier started with NODE_OPTIONS=--inspect answering' });
+    const d = topo.spawn('pc', [
+      'env',
+      'NODE_OPTIONS=--inspect=127.0.0.1:9229',
+      LABELWALL_BIN,
+      'verifier',
+      '--profile',
+      'compat',
+      '--key-file',
+      key.path,
+      '--hook',
+      'input',
+      '--queue-base',
+      '52',
+      '--control-socket',
+      sock,
+    ]);
+    await waitFor(
+      async () => {
+        if (!d.running) throw new Error(`exited: ${d.describe()}`);
+        return (await lw('pc', ['status', '--control-socket', sock], 10_000)).code === 0;
+      },
+      15_000,
+      { what: 'verifier started with NODE_OPTIONS=--inspect answering' },
+    );
     assert.equal((await probe('pc')).connected, false);
     assert.doesNotMatch(d.stderr, /Debugger listening/);
     await d.stop(5000);
     // On the node command line: the inspector is closed at once and labelwall refuses to run.
-    const r = await topo.exec('pc', [process.execPath, '--inspect=127.0.0.1:9229', LABELWALL_BIN, 'verifier', '--profile', 'compat', '--key-file', key.path, '--control-socket', join(dir, 'x.sock')], { timeoutMs: 20_000 });
+    const r = await topo.exec(
+      'pc',
+      [
+        process.execPath,
+        '--inspect=127.0.0.1:9229',
+        LABELWALL_BIN,
+        'verifier',
+        '--profile',
+        'compat',
+        '--key-file',
+        key.path,
+        '--control-socket',
+        join(dir, 'x.sock'),
+      ],
+      { timeoutMs: 20_000 },
+    );
     assert.equal(r.code, 2, r.stderr);
     assert.match(r.stderr, /^labelwall: refusing to run with the Node\.js inspector enabled/m);
     assert.deepEqual(await labelwallRules(topo, 'pc'), [], 'nothing installed');
@@ -110,7 +155,28 @@ describe('hardening: inspector, log destination, hostile files, decision logs, c
         if (fill) execFileSync('sh', ['-c', `dd if=/dev/zero of=${mnt}/fill bs=4k 2>/dev/null; true`]);
         const logFile = join(mnt, `labelwall-${fill ? 'full' : 'room'}.log`);
         // --action log: every unlabelled segment is judged, passes, and is logged (rate-limited).
-        const v = await startDaemon(topo, 'srv', 'verifier', ['--profile', 'compat', '--key-file', key.path, '--hook', 'input', '--action', 'log', '--log-file', logFile, '--log-level', 'debug', '--queue-base', '54'], dir);
+        const v = await startDaemon(
+          topo,
+          'srv',
+          'verifier',
+          [
+            '--profile',
+            'compat',
+            '--key-file',
+            key.path,
+            '--hook',
+            'input',
+            '--action',
+            'log',
+            '--log-file',
+            logFile,
+            '--log-level',
+            'debug',
+            '--queue-base',
+            '54',
+          ],
+          dir,
+        );
         const server = topo.spawn('srv', [PYTHON, EGRESS_PEER, 'serve', '9000', '9001']);
         await server.waitForOutput(/"ready": true/, 10_000, 'stdout');
         for (let i = 0; i < 5; i++) {
@@ -140,7 +206,9 @@ describe('hardening: inspector, log destination, hostile files, decision logs, c
       assert.equal(full.code, 0, 'SIGTERM stopped it cleanly');
       assert.ok(full.stopMs < 5000, `stop took ${full.stopMs} ms`);
       assert.deepEqual(full.rules, [], 'its rules are gone');
-      t.diagnostic(`full disk: status in ${full.statusMs} ms, ${full.st.log?.dropped} lines dropped, ${full.st.counters.unlabelled} segments judged, SIGTERM to exit ${full.stopMs} ms`);
+      t.diagnostic(
+        `full disk: status in ${full.statusMs} ms, ${full.st.log?.dropped} lines dropped, ${full.st.counters.unlabelled} segments judged, SIGTERM to exit ${full.stopMs} ms`,
+      );
       const notices = full.stderr.split('\n').filter((l) => /cannot write log lines \(ENOSPC\)/.test(l));
       assert.equal(notices.length, 1, full.stderr);
     } finally {
@@ -153,11 +221,18 @@ describe('hardening: inspector, log destination, hostile files, decision logs, c
     writeFileSync(cfg, 'log:\n  egress_decisions: { allow_per_second: 100000 }\nagent:\n  egress:\n    default: allow\n');
     const sock = join(dir, 'pipe.sock');
     // `sleep` holds the read end of stderr's pipe and never reads: 64 KiB and the pipe is full.
-    const sh = topo.spawn('pc', ['sh', '-c', `exec ${process.execPath} ${LABELWALL_BIN} agent --key-file ${key.path} --config ${cfg} --queue-base 62 --control-socket ${sock} 2>&1 >/dev/null | sleep 600`]);
+    const sh = topo.spawn('pc', [
+      'sh',
+      '-c',
+      `exec ${process.execPath} ${LABELWALL_BIN} agent --key-file ${key.path} --config ${cfg} --queue-base 62 --control-socket ${sock} 2>&1 >/dev/null | sleep 600`,
+    ]);
     const status = async () => {
       const r = await lw('pc', ['status', '--json', '--control-socket', sock], 10_000);
       if (r.code !== 0) throw new Error(r.stderr);
-      return JSON.parse(r.stdout) as { counters: Record<string, number>; log?: { dropped: number; droppedBytes: number; pendingBytes: number; destination: string } };
+      return JSON.parse(r.stdout) as {
+        counters: Record<string, number>;
+        log?: { dropped: number; droppedBytes: number; pendingBytes: number; destination: string };
+      };
     };
     try {
       await waitFor(() => status().then(() => true), 20_000, { what: 'agent behind a stalled stderr answering' });
@@ -166,10 +241,14 @@ describe('hardening: inspector, log destination, hostile files, decision logs, c
 for i in range(600):
     s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('',23000+i)); s.sendto(b'x',(sys.argv[1],9)); s.close()`;
       await topo.exec('pc', [PYTHON, '-c', flood, topo.addr('srv')], { timeoutMs: 60_000 });
-      const st = await waitFor(async () => {
-        const x = await status();
-        return (x.counters.egress_decisions ?? 0) >= 600 ? x : undefined;
-      }, 30_000, { what: '600 decisions' });
+      const st = await waitFor(
+        async () => {
+          const x = await status();
+          return (x.counters.egress_decisions ?? 0) >= 600 ? x : undefined;
+        },
+        30_000,
+        { what: '600 decisions' },
+      );
       const t0 = Date.now();
       await status();
       const ms = Date.now() - t0;
@@ -177,11 +256,15 @@ for i in range(600):
       // The pipe is full: what was not written waits in the bounded buffer (or was dropped).
       assert.ok((st.log?.pendingBytes ?? 0) + (st.log?.droppedBytes ?? 0) > 65536, `stalled writes (${JSON.stringify(st.log)})`);
       assert.ok(ms < 3000, `status took ${ms} ms`);
-      t.diagnostic(`stalled stderr: ${st.counters.egress_decisions} decisions, ${st.log?.pendingBytes} bytes waiting, ${st.log?.dropped} lines dropped, status in ${ms} ms`);
+      t.diagnostic(
+        `stalled stderr: ${st.counters.egress_decisions} decisions, ${st.log?.pendingBytes} bytes waiting, ${st.log?.dropped} lines dropped, status in ${ms} ms`,
+      );
     } finally {
       const pids = (await topo.exec('pc', ['pgrep', '-f', `control-socket ${sock}`])).stdout.trim().split('\n').filter(Boolean);
       for (const pid of pids) await topo.exec('pc', ['kill', '-TERM', pid]);
-      await waitFor(async () => (await topo.exec('pc', ['pgrep', '-f', `control-socket ${sock}`])).code !== 0, 10_000, { what: 'agent stopped by SIGTERM' });
+      await waitFor(async () => (await topo.exec('pc', ['pgrep', '-f', `control-socket ${sock}`])).code !== 0, 10_000, {
+        what: 'agent stopped by SIGTERM',
+      });
       await sh.stop(2000);
     }
     assert.deepEqual(await labelwallRules(topo, 'pc'), [], 'SIGTERM removed its rules');
@@ -195,7 +278,17 @@ for i in range(600):
       ['/proc/1/nope/x.log', /^labelwall: log file \/proc\/1\/nope\/x\.log: cannot create its folder \(ENOENT\)$/],
       ['/sys/labelwall.log', /^labelwall: log file \/sys\/labelwall\.log: cannot open for writing \(EACCES\)$/],
     ] as const) {
-      const r = await lw('pc', ['verifier', '--key-file', key.path, '--log-file', file, '--queue-base', '56', '--control-socket', join(dir, 'lf.sock')]);
+      const r = await lw('pc', [
+        'verifier',
+        '--key-file',
+        key.path,
+        '--log-file',
+        file,
+        '--queue-base',
+        '56',
+        '--control-socket',
+        join(dir, 'lf.sock'),
+      ]);
       assert.equal(r.code, 2, `${file}: ${r.stderr}`);
       assert.match(r.stderr.trim(), re);
     }
@@ -210,18 +303,39 @@ for i in range(600):
     truncateSync(big, 600 * 1024 * 1024);
     const bomb = join(dir, 'bomb.yaml');
     const lines = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]'];
-    for (let i = 1; i < 9; i++) lines.push(`${String.fromCharCode(97 + i)}: &${String.fromCharCode(97 + i)} [${Array(9).fill(`*${String.fromCharCode(96 + i)}`).join(',')}]`);
+    for (let i = 1; i < 9; i++)
+      lines.push(
+        `${String.fromCharCode(97 + i)}: &${String.fromCharCode(97 + i)} [${Array(9)
+          .fill(`*${String.fromCharCode(96 + i)}`)
+          .join(',')}]`,
+      );
     writeFileSync(bomb, `${lines.join('\n')}\n`);
     const foreign = writeKey(dir, 'foreign');
     chownSync(foreign.path, 65534, 65534);
     const ctl = join(dir, 'h.sock');
     const cases: Array<[string, string[], RegExp]> = [
       ['FIFO key', ['verifier', '--key-file', fifo], /^labelwall: key file .*fifo: not a regular file \(a FIFO\)$/],
-      ['FIFO config', ['agent', '--key-file', key.path, '--config', fifo], /^labelwall: invalid config:\n.*fifo:1:1: \(document\): cannot read config file: not a regular file \(a FIFO\)$/],
-      ['/dev/zero config', ['verifier', '--key-file', key.path, '--config', '/dev/zero'], /^labelwall: invalid config:\n\/dev\/zero:1:1: \(document\): cannot read config file: not a regular file \(a character device\)$/],
+      [
+        'FIFO config',
+        ['agent', '--key-file', key.path, '--config', fifo],
+        /^labelwall: invalid config:\n.*fifo:1:1: \(document\): cannot read config file: not a regular file \(a FIFO\)$/,
+      ],
+      [
+        '/dev/zero config',
+        ['verifier', '--key-file', key.path, '--config', '/dev/zero'],
+        /^labelwall: invalid config:\n\/dev\/zero:1:1: \(document\): cannot read config file: not a regular file \(a character device\)$/,
+      ],
       ['600 MB key', ['verifier', '--key-file', big], /^labelwall: key file .*big\.key: too large: 629145600 bytes, at most 4 KiB$/],
-      ['alias bomb', ['verifier', '--key-file', key.path, '--config', bomb], /^labelwall: invalid config:\n.*bomb\.yaml:2:8: \(document\): YAML aliases expand too much \(more than 100 aliased nodes\)/],
-      ['foreign key', ['verifier', '--key-file', foreign.path], /^labelwall: key file .*foreign\.key: refused: owned by uid 65534, which could replace the key; it must belong to root: run chown root /],
+      [
+        'alias bomb',
+        ['verifier', '--key-file', key.path, '--config', bomb],
+        /^labelwall: invalid config:\n.*bomb\.yaml:2:8: \(document\): YAML aliases expand too much \(more than 100 aliased nodes\)/,
+      ],
+      [
+        'foreign key',
+        ['verifier', '--key-file', foreign.path],
+        /^labelwall: key file .*foreign\.key: refused: owned by uid 65534, which could replace the key; it must belong to root: run chown root /,
+      ],
     ];
     for (const [name, args, re] of cases) {
       const t0 = Date.now();
@@ -234,7 +348,13 @@ for i in range(600):
     }
     // Control: the same key owned by root is accepted (the verifier starts).
     chownSync(foreign.path, 0, 0);
-    const ok = await startDaemon(topo, 'pc', 'verifier', ['--profile', 'compat', '--key-file', foreign.path, '--hook', 'input', '--queue-base', '58'], dir);
+    const ok = await startDaemon(
+      topo,
+      'pc',
+      'verifier',
+      ['--profile', 'compat', '--key-file', foreign.path, '--hook', 'input', '--queue-base', '58'],
+      dir,
+    );
     assert.equal(await ok.stop(), 0);
   });
 
@@ -243,7 +363,10 @@ for i in range(600):
     execFileSync('mknod', ['-m', '666', node, 'c', '1', '7']); // same device as /dev/full
     const r = await lw('pc', ['keygen', '--out', node, '--force']);
     assert.equal(r.code, 2, r.stderr);
-    assert.match(r.stderr.trim(), /^labelwall: key file .*full-dev: exists and is a character device; refusing to replace it \(only a regular file or a new path\)$/);
+    assert.match(
+      r.stderr.trim(),
+      /^labelwall: key file .*full-dev: exists and is a character device; refusing to replace it \(only a regular file or a new path\)$/,
+    );
     const st = statSync(node);
     assert.ok(st.isCharacterDevice() && st.rdev === statSync('/dev/full').rdev, 'still the device node');
     const reg = writeKey(dir, 'old');
@@ -279,11 +402,20 @@ for i in range(600):
     writeFileSync(badCfg, 'agent:\n  egress:\n    rules:\n      - { app: { cmdline: "(a)\\\\1" }, action: deny }\n');
     const bad = await lw('pc', ['agent', '--key-file', key.path, '--config', badCfg, '--control-socket', join(dir, 'bad.sock')]);
     assert.equal(bad.code, 2, bad.stderr);
-    assert.match(bad.stderr, /bad\.yaml:4:27: agent\.egress\.rules\[0\]\.app\.cmdline: bad regular expression \(RE2 syntax: no backreferences or lookaround\): invalid escape sequence/);
+    assert.match(
+      bad.stderr,
+      /bad\.yaml:4:27: agent\.egress\.rules\[0\]\.app\.cmdline: bad regular expression \(RE2 syntax: no backreferences or lookaround\): invalid escape sequence/,
+    );
 
     const server = topo.spawn('srv', [PYTHON, EGRESS_PEER, 'serve', '9000,9101', '9000,9101']);
     await server.waitForOutput(/"ready": true/, 10_000, 'stdout');
-    const agent = await startDaemon(topo, 'pc', 'agent', ['--profile', 'compat', '--key-file', key.path, '--config', cfg, '--queue-base', '60'], dir);
+    const agent = await startDaemon(
+      topo,
+      'pc',
+      'agent',
+      ['--profile', 'compat', '--key-file', key.path, '--config', cfg, '--queue-base', '60'],
+      dir,
+    );
     try {
       const connect = `import socket,sys,time
 t=time.time()
@@ -320,10 +452,14 @@ print('done')`;
       const before = (await agent.counters()).egress_decisions ?? 0;
       const f = await topo.exec('pc', [PYTHON, '-c', flood, topo.addr('srv')], { timeoutMs: 60_000 });
       assert.match(f.stdout, /done/, f.stderr);
-      const decided = await waitFor(async () => {
-        const c = await agent.counters();
-        return (c.egress_decisions ?? 0) - before >= 550 ? c : undefined;
-      }, 30_000, { what: '550 flood decisions' }).catch(async (e: Error) => {
+      const decided = await waitFor(
+        async () => {
+          const c = await agent.counters();
+          return (c.egress_decisions ?? 0) - before >= 550 ? c : undefined;
+        },
+        30_000,
+        { what: '550 flood decisions' },
+      ).catch(async (e: Error) => {
         throw new Error(`${e.message}: ${JSON.stringify(await agent.status())}`);
       });
       const summary = await waitFor(() => agent.logs().find((l) => l.event === 'egress-suppressed'), 10_000, { what: 'summary line' });
@@ -332,7 +468,10 @@ print('done')`;
       const floodLines = lines.filter((l) => l.proto === 'udp');
       const allowLines = floodLines.filter((l) => l.action === 'allow').length;
       const denyLines = floodLines.filter((l) => l.action === 'deny').length;
-      const summaries = agent.logs().filter((l) => l.event === 'egress-suppressed') as Array<{ suppressed: Record<string, number>; total: number }>;
+      const summaries = agent.logs().filter((l) => l.event === 'egress-suppressed') as Array<{
+        suppressed: Record<string, number>;
+        total: number;
+      }>;
       const summarised = summaries.reduce((n, s) => n + s.total, 0);
       const c = await agent.counters();
       // Burst 50 for allow (the TCP flows above took some of it), all 150 denials (burst 500).
@@ -343,7 +482,9 @@ print('done')`;
       assert.equal((c.egress_decisions ?? 0) - before - floodLines.length, c.egress_log_suppressed, 'judged = logged + suppressed');
       assert.ok(summarised >= 200, `summarised ${summarised}`);
       assert.equal(typeof (summary as { byRule?: unknown }).byRule, 'object');
-      t.diagnostic(`flood: ${(decided.egress_decisions ?? 0) - before} decisions, ${allowLines} allow + ${denyLines} deny lines, ${summarised} suppressed in ${summaries.length} summaries`);
+      t.diagnostic(
+        `flood: ${(decided.egress_decisions ?? 0) - before} decisions, ${allowLines} allow + ${denyLines} deny lines, ${summarised} suppressed in ${summaries.length} summaries`,
+      );
     } finally {
       await agent.stop();
       await server.stop(2000);

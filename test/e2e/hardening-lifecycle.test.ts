@@ -58,8 +58,27 @@ describe('lifecycle hardening: restart, second instance, cleanup, SIGHUP never o
   /** A counting rule at the end of srv's INPUT: segments from uc to `port`, with or without option 253. */
   async function addCounter(name: string, port: number, labelled: boolean): Promise<void> {
     await topo.check('srv', [
-      'iptables', '-w', '-A', 'INPUT', '-s', uc(), '-p', 'tcp', '--dport', String(port), '-m', 'tcp', ...(labelled ? [] : ['!']), '--tcp-option', '253',
-      '-m', 'comment', '--comment', `lwtest-${name}`, '-j', 'ACCEPT',
+      'iptables',
+      '-w',
+      '-A',
+      'INPUT',
+      '-s',
+      uc(),
+      '-p',
+      'tcp',
+      '--dport',
+      String(port),
+      '-m',
+      'tcp',
+      ...(labelled ? [] : ['!']),
+      '--tcp-option',
+      '253',
+      '-m',
+      'comment',
+      '--comment',
+      `lwtest-${name}`,
+      '-j',
+      'ACCEPT',
     ]);
   }
   /**
@@ -69,8 +88,25 @@ describe('lifecycle hardening: restart, second instance, cleanup, SIGHUP never o
    */
   async function addResetCounter(name: string, port: number): Promise<void> {
     await topo.check('srv', [
-      'iptables', '-w', '-A', 'OUTPUT', '-d', uc(), '-p', 'tcp', '--sport', String(port), '--tcp-flags', 'RST', 'RST',
-      '-m', 'comment', '--comment', `lwtest-${name}`, '-j', 'ACCEPT',
+      'iptables',
+      '-w',
+      '-A',
+      'OUTPUT',
+      '-d',
+      uc(),
+      '-p',
+      'tcp',
+      '--sport',
+      String(port),
+      '--tcp-flags',
+      'RST',
+      'RST',
+      '-m',
+      'comment',
+      '--comment',
+      `lwtest-${name}`,
+      '-j',
+      'ACCEPT',
     ]);
   }
   async function counts(): Promise<Record<string, number>> {
@@ -92,7 +128,16 @@ describe('lifecycle hardening: restart, second instance, cleanup, SIGHUP never o
 
   /** Starts segstream.py on uc towards srv:port (unlabelled, or labelled with keyHex). */
   async function stream(port: number, rate: number, keyHex?: string): Promise<NsProcess> {
-    const p = topo.spawn('uc', [PYTHON, testPeer('segstream.py'), uc(), topo.addr('srv'), String(port), '--rate', String(rate), ...(keyHex ? ['--key-hex', keyHex] : [])]);
+    const p = topo.spawn('uc', [
+      PYTHON,
+      testPeer('segstream.py'),
+      uc(),
+      topo.addr('srv'),
+      String(port),
+      '--rate',
+      String(rate),
+      ...(keyHex ? ['--key-hex', keyHex] : []),
+    ]);
     streams.add(p);
     await p.waitForOutput(/"ready"/, 5000);
     return p;
@@ -106,22 +151,44 @@ describe('lifecycle hardening: restart, second instance, cleanup, SIGHUP never o
   const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
   const verifierArgs = (base: number, extra: string[] = []): string[] => [
-    '--profile', 'compat', '--key-file', keyA.path, '--hook', 'input', '--in-interface', srvIf(), '--queue-base', String(base), '--family', 'ipv4', ...extra,
+    '--profile',
+    'compat',
+    '--key-file',
+    keyA.path,
+    '--hook',
+    'input',
+    '--in-interface',
+    srvIf(),
+    '--queue-base',
+    String(base),
+    '--family',
+    'ipv4',
+    ...extra,
   ];
   /** Runs `labelwall ARGS` in a host to its end. */
   const lw = (host: string, args: string[], opts: { uid?: number } = {}) =>
-    topo.exec(host, [
-      ...(opts.uid !== undefined ? ['setpriv', `--reuid=${opts.uid}`, `--regid=${opts.uid}`, '--clear-groups'] : []),
-      process.execPath, LABELWALL_BIN, ...args,
-    ], { timeoutMs: 20_000 });
-  const jumps = async (host: string): Promise<string[]> => (await labelwallRules(topo, host)).filter((l) => /^-A (INPUT|FORWARD|OUTPUT)\b/.test(l));
+    topo.exec(
+      host,
+      [
+        ...(opts.uid !== undefined ? ['setpriv', `--reuid=${opts.uid}`, `--regid=${opts.uid}`, '--clear-groups'] : []),
+        process.execPath,
+        LABELWALL_BIN,
+        ...args,
+      ],
+      { timeoutMs: 20_000 },
+    );
+  const jumps = async (host: string): Promise<string[]> =>
+    (await labelwallRules(topo, host)).filter((l) => /^-A (INPUT|FORWARD|OUTPUT)\b/.test(l));
 
-  test('item 1: a second verifier (same or another queue base) refuses to start and leaves the running one\'s rules alone', async () => {
+  test("item 1: a second verifier (same or another queue base) refuses to start and leaves the running one's rules alone", async () => {
     await addCounter('unl', 9000, false);
     const a = await daemon('srv', 'verifier', verifierArgs(50));
     const owner = (await a.status()).owner!;
     const rulesBefore = await labelwallRules(topo, 'srv');
-    assert.ok(rulesBefore.some((l) => l.includes(`owner=${owner}`)), rulesBefore.join('\n'));
+    assert.ok(
+      rulesBefore.some((l) => l.includes(`owner=${owner}`)),
+      rulesBefore.join('\n'),
+    );
     await zero();
     const s = await stream(9000, 2000);
     for (const base of [50, 60]) {
@@ -131,12 +198,25 @@ describe('lifecycle hardening: restart, second instance, cleanup, SIGHUP never o
     }
     await sleep(1000);
     await stopStream(s);
-    assert.deepEqual(await labelwallRules(topo, 'srv'), rulesBefore, 'the running verifier\'s rules are untouched');
+    assert.deepEqual(await labelwallRules(topo, 'srv'), rulesBefore, "the running verifier's rules are untouched");
     assert.equal((await counts()).unl, 0, 'no unlabelled segment reached srv');
     const c = await a.counters();
     assert.ok(c.unlabelled! > 1000, `the stream went through the first verifier: ${JSON.stringify(c)}`);
     // The lock is per network namespace: a verifier in another namespace starts.
-    const other = await daemon('uc', 'verifier', ['--profile', 'compat', '--key-file', keyA.path, '--hook', 'input', '--queue-base', '50', '--family', 'ipv4', '--port', '1']);
+    const other = await daemon('uc', 'verifier', [
+      '--profile',
+      'compat',
+      '--key-file',
+      keyA.path,
+      '--hook',
+      'input',
+      '--queue-base',
+      '50',
+      '--family',
+      'ipv4',
+      '--port',
+      '1',
+    ]);
     assert.equal(await other.stop(), 0);
     // Control: with the verifier stopped, the same stream reaches srv's counting rule.
     assert.equal(await a.stop(), 0);
@@ -148,14 +228,26 @@ describe('lifecycle hardening: restart, second instance, cleanup, SIGHUP never o
     await clearCounters();
   });
 
-  test('item 1: a second agent on another queue base neither takes over nor removes the running agent\'s rules', async () => {
+  test("item 1: a second agent on another queue base neither takes over nor removes the running agent's rules", async () => {
     await addCounter('unl', 9000, false);
     await addCounter('lab', 9000, true);
     const a = await daemon('uc', 'agent', ['--profile', 'compat', '--key-file', keyA.path, '--queue-base', '70', '--family', 'ipv4']);
     const rulesBefore = await labelwallRules(topo, 'uc');
     await zero();
     const s = await stream(9000, 1000);
-    const r = await lw('uc', ['agent', '--profile', 'compat', '--control-socket', join(dir, 'agent2.sock'), '--key-file', keyA.path, '--queue-base', '80', '--family', 'ipv4']);
+    const r = await lw('uc', [
+      'agent',
+      '--profile',
+      'compat',
+      '--control-socket',
+      join(dir, 'agent2.sock'),
+      '--key-file',
+      keyA.path,
+      '--queue-base',
+      '80',
+      '--family',
+      'ipv4',
+    ]);
     assert.equal(r.code, 2, r.stderr);
     assert.match(r.stderr, new RegExp(`another labelwall agent \\(pid ${a.proc.pid}\\)`));
     await sleep(1000);
@@ -218,7 +310,10 @@ describe('lifecycle hardening: restart, second instance, cleanup, SIGHUP never o
       await sleep(200);
       v = await daemon('srv', 'verifier', verifierArgs(50));
       restarts++;
-      assert.ok(v.logs().some((l) => /replaced the iptables state left by an earlier run/.test(String(l.msg))), 'the restart says it replaced stale rules');
+      assert.ok(
+        v.logs().some((l) => /replaced the iptables state left by an earlier run/.test(String(l.msg))),
+        'the restart says it replaced stale rules',
+      );
     }
     await sleep(500);
     const sent = await stopStream(s);
@@ -228,7 +323,11 @@ describe('lifecycle hardening: restart, second instance, cleanup, SIGHUP never o
     assert.ok(n.lab! > 200, `valid segments passed again after the restarts: ${JSON.stringify(n)}`);
     // One jump per chain of the plan (the kernel-decision chain, then the queue chain), all the new owner's.
     const j = await jumps('srv');
-    assert.deepEqual(j.map((l) => l.replace(/.* -j /, '')), ['LABELWALL-VERIFY-KERNEL', 'LABELWALL-VERIFY-INPUT'], j.join('\n'));
+    assert.deepEqual(
+      j.map((l) => l.replace(/.* -j /, '')),
+      ['LABELWALL-VERIFY-KERNEL', 'LABELWALL-VERIFY-INPUT'],
+      j.join('\n'),
+    );
     const owner = (await v.status()).owner;
     for (const l of j) assert.ok(!l.includes(firstOwner) && l.includes(`owner=${owner}`), l);
     // Control: the old way, delete the stale jump and then install (two commands), opens a gap the stream shows.
@@ -246,7 +345,9 @@ describe('lifecycle hardening: restart, second instance, cleanup, SIGHUP never o
     assert.equal(await v.stop(), 0);
     assert.deepEqual(await labelwallRules(topo, 'srv'), []);
     await clearCounters();
-    process.stdout.write(`# item 3: ${sent} unlabelled segments during ${restarts} SIGKILL+restart: 0 passed; control gap (iptables -D; iptables -I): ${gap} passed\n`);
+    process.stdout.write(
+      `# item 3: ${sent} unlabelled segments during ${restarts} SIGKILL+restart: 0 passed; control gap (iptables -D; iptables -I): ${gap} passed\n`,
+    );
   });
 
   test('item 3: the agent too: SIGKILL and restart never let an unlabelled segment leave', async () => {
@@ -280,10 +381,17 @@ describe('lifecycle hardening: restart, second instance, cleanup, SIGHUP never o
     const keyFile = join(dir, 'live.key');
     writeFileSync(keyFile, `${keyA.hex}\n`, { mode: 0o600 });
     const cfg = join(dir, 'verifier.yaml');
-    const config = (ports: number[]): string => [
-      'keys:', `  live: ${keyFile}`, 'verifier:', '  hook: input', '  queue_base: 50', '  rules:',
-      `    - { name: r1, in_interfaces: [${srvIf()}], ports: [${ports.join(', ')}] }`, '',
-    ].join('\n');
+    const config = (ports: number[]): string =>
+      [
+        'keys:',
+        `  live: ${keyFile}`,
+        'verifier:',
+        '  hook: input',
+        '  queue_base: 50',
+        '  rules:',
+        `    - { name: r1, in_interfaces: [${srvIf()}], ports: [${ports.join(', ')}] }`,
+        '',
+      ].join('\n');
     writeFileSync(cfg, config([9000, 9002]));
     const v = await daemon('srv', 'verifier', ['--profile', 'compat', '--config', cfg, '--family', 'ipv4']);
     const pid = v.proc.pid!;
@@ -294,7 +402,15 @@ describe('lifecycle hardening: restart, second instance, cleanup, SIGHUP never o
     const hup = async (what: RegExp): Promise<void> => {
       const seen = v.logs().length;
       process.kill(pid, 'SIGHUP');
-      await waitFor(() => v.logs().slice(seen).some((l) => what.test(String(l.msg))), 8000, { what: String(what) });
+      await waitFor(
+        () =>
+          v
+            .logs()
+            .slice(seen)
+            .some((l) => what.test(String(l.msg))),
+        8000,
+        { what: String(what) },
+      );
     };
     await sleep(700);
     let n = await counts();
@@ -358,7 +474,7 @@ describe('lifecycle hardening: restart, second instance, cleanup, SIGHUP never o
     assert.ok(v.proc.running, v.proc.describe());
     let n = await counts();
     assert.equal(n.unl, 0, 'still filtering after three SIGHUPs');
-    assert.equal(n.rst, 0, 'no segment reached srv\'s TCP');
+    assert.equal(n.rst, 0, "no segment reached srv's TCP");
     await v.status();
     // Control: when it does die (SIGKILL), --queue-bypass lets the stream through.
     v.proc.signal('SIGKILL');
@@ -377,36 +493,57 @@ describe('lifecycle hardening: restart, second instance, cleanup, SIGHUP never o
   test('item 4: a SIGHUP early in start-up does not kill the agent or the verifier', async () => {
     for (const role of ['verifier', 'agent'] as const) {
       const socket = join(dir, `early-${role}.sock`);
-      const args = role === 'verifier' ? verifierArgs(50) : ['--profile', 'compat', '--key-file', keyA.path, '--queue-base', '70', '--family', 'ipv4'];
+      const args =
+        role === 'verifier' ? verifierArgs(50) : ['--profile', 'compat', '--key-file', keyA.path, '--queue-base', '70', '--family', 'ipv4'];
       const t0 = Date.now();
-      const p = topo.spawn(role === 'verifier' ? 'srv' : 'uc', [process.execPath, LABELWALL_BIN, role, '--control-socket', socket, ...args]);
+      const p = topo.spawn(role === 'verifier' ? 'srv' : 'uc', [
+        process.execPath,
+        LABELWALL_BIN,
+        role,
+        '--control-socket',
+        socket,
+        ...args,
+      ]);
       const pid = p.pid!;
       try {
-      // Wait for the first moment the process catches SIGHUP (bit 0 of SigCgt), then keep sending it.
-      await waitFor(() => {
-        if (!p.running) throw new Error(p.describe());
-        const m = /^SigCgt:\s*([0-9a-f]+)$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-        return m !== null && (BigInt(`0x${m[1]}`) & 1n) === 1n;
-      }, 10_000, { what: 'SIGHUP handler installed', intervalMs: 2 });
-      const caughtAt = Date.now() - t0;
-      let sent = 0;
-      let up = false;
-      while (!up && Date.now() - t0 < 15_000) {
-        assert.ok(p.running, `${role} died of SIGHUP #${sent}:\n${p.describe()}`);
-        process.kill(pid, 'SIGHUP');
-        sent++;
-        await sleep(20);
-        up = await controlGet(socket, '/status').then(() => true, () => false);
-      }
-      const runningAt = Date.now() - t0;
-      assert.ok(up, p.describe());
-      await sleep(500);
-      assert.ok(p.running);
-      const logs = p.stderr.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
-      assert.ok(logs.some((l) => /SIGHUP during start-up/.test(String(l.msg))), 'the start-up SIGHUP was noted');
-      await p.stop(5000);
-      assert.equal(p.exitCode, 0);
-      process.stdout.write(`# ${role}: SIGHUP caught ${caughtAt} ms after spawn, running at ${runningAt} ms, survived ${sent} SIGHUPs\n`);
+        // Wait for the first moment the process catches SIGHUP (bit 0 of SigCgt), then keep sending it.
+        await waitFor(
+          () => {
+            if (!p.running) throw new Error(p.describe());
+            const m = /^SigCgt:\s*([0-9a-f]+)$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+            return m !== null && (BigInt(`0x${m[1]}`) & 1n) === 1n;
+          },
+          10_000,
+          { what: 'SIGHUP handler installed', intervalMs: 2 },
+        );
+        const caughtAt = Date.now() - t0;
+        let sent = 0;
+        let up = false;
+        while (!up && Date.now() - t0 < 15_000) {
+          assert.ok(p.running, `${role} died of SIGHUP #${sent}:\n${p.describe()}`);
+          process.kill(pid, 'SIGHUP');
+          sent++;
+          await sleep(20);
+          up = await controlGet(socket, '/status').then(
+            () => true,
+            () => false,
+          );
+        }
+        const runningAt = Date.now() - t0;
+        assert.ok(up, p.describe());
+        await sleep(500);
+        assert.ok(p.running);
+        const logs = p.stderr
+          .split('\n')
+          .filter((l) => l.startsWith('{'))
+          .map((l) => JSON.parse(l) as Record<string, unknown>);
+        assert.ok(
+          logs.some((l) => /SIGHUP during start-up/.test(String(l.msg))),
+          'the start-up SIGHUP was noted',
+        );
+        await p.stop(5000);
+        assert.equal(p.exitCode, 0);
+        process.stdout.write(`# ${role}: SIGHUP caught ${caughtAt} ms after spawn, running at ${runningAt} ms, survived ${sent} SIGHUPs\n`);
       } finally {
         await p.stop(5000);
       }

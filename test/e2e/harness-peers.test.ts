@@ -107,7 +107,10 @@ describe('peers through the standard topology', () => {
         const opt = pkt.subarray(tcpOff + 20, tcpOff + 60);
         assert.equal(opt.toString('hex'), f.optionHex);
         assert.equal(opt.subarray(0, 8).toString('hex'), 'fd28467700000000');
-        const macOk = createHmac('sha256', PAPER_KEY).update(Buffer.concat([u32(f.seq), f.payload])).digest().equals(opt.subarray(8));
+        const macOk = createHmac('sha256', PAPER_KEY)
+          .update(Buffer.concat([u32(f.seq), f.payload]))
+          .digest()
+          .equals(opt.subarray(8));
         assert.equal(macOk, c.kind === 'valid', `label is valid only for kind valid (${c.kind})`);
       }
     });
@@ -130,7 +133,9 @@ describe('independent implementations agree', () => {
     ];
     for (const [key, seq, payload] of vectors) {
       const py = await pythonCompatLabel(key.toString('hex'), seq, payload);
-      const mac = createHmac('sha256', key).update(Buffer.concat([u32(seq), payload])).digest();
+      const mac = createHmac('sha256', key)
+        .update(Buffer.concat([u32(seq), payload]))
+        .digest();
       assert.equal(py, `fd28467700000000${mac.toString('hex')}`, `seq ${seq}, ${payload.length} bytes`);
     }
   });
@@ -144,10 +149,21 @@ describe('independent implementations agree', () => {
       const base = {
         src: family === 4 ? '10.200.1.2' : 'fd00:200:1::2',
         dst: family === 4 ? '10.200.3.2' : 'fd00:200:3::2',
-        sport: 40000, dport: 9000, seq: 0xfffffff0, ack: 12345,
-        keyHex: PAPER_KEY.toString('hex'), dryRun: true, payload: blob(300, 'seg'),
+        sport: 40000,
+        dport: 9000,
+        seq: 0xfffffff0,
+        ack: 12345,
+        keyHex: PAPER_KEY.toString('hex'),
+        dryRun: true,
+        payload: blob(300, 'seg'),
       };
-      const expect: Record<ForgeKind, string> = { nolabel: 'unlabelled', wrongkey: 'invalid', tampered: 'invalid', replay: 'invalid', valid: 'valid' };
+      const expect: Record<ForgeKind, string> = {
+        nolabel: 'unlabelled',
+        wrongkey: 'invalid',
+        tampered: 'invalid',
+        replay: 'invalid',
+        valid: 'valid',
+      };
       const pkts = {} as Record<ForgeKind, Buffer>;
       for (const kind of Object.keys(expect) as ForgeKind[]) {
         const f = await forge(null, '', kind, base);
@@ -164,8 +180,21 @@ describe('independent implementations agree', () => {
   }
 
   test('blob.py and blob.ts produce the same bytes', async () => {
-    for (const [n, tag] of [[0, 'blob'], [1, 'x'], [136, 'blob'], [100_001, 'ssh'], [5_000_000, 'big']] as const) {
-      const r = await run([PYTHON, '-c', `import sys; sys.path.insert(0, ${JSON.stringify(PEERS_DIR)}); from blob import blob; sys.stdout.buffer.write(blob(${n}, ${JSON.stringify(tag)}))`], { check: true });
+    for (const [n, tag] of [
+      [0, 'blob'],
+      [1, 'x'],
+      [136, 'blob'],
+      [100_001, 'ssh'],
+      [5_000_000, 'big'],
+    ] as const) {
+      const r = await run(
+        [
+          PYTHON,
+          '-c',
+          `import sys; sys.path.insert(0, ${JSON.stringify(PEERS_DIR)}); from blob import blob; sys.stdout.buffer.write(blob(${n}, ${JSON.stringify(tag)}))`,
+        ],
+        { check: true },
+      );
       assert.ok(r.stdoutBuffer.equals(blob(n, tag)), `n=${n} tag=${tag}`);
     }
   });

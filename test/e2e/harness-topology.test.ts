@@ -7,14 +7,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import {
-  createTopology,
-  listNamespaces,
-  standardTopology,
-  withTopology,
-  waitFor,
-  type Topology,
-} from '../../src/lab/netns.js';
+import { createTopology, listNamespaces, standardTopology, withTopology, waitFor, type Topology } from '../../src/lab/netns.js';
 import { httpRequests, startHttpServer, type HttpRequest, type HttpServer } from '../../src/lab/http.js';
 import { blob, firstDifference, sha256hex } from '../../src/lab/blob.js';
 
@@ -122,10 +115,14 @@ describe('teardown', () => {
     // A process the test did not track (started by exec and left behind) must die too.
     await topo.check('mb', ['sh', '-c', 'setsid sleep 600 >/dev/null 2>&1 < /dev/null &']);
     // (pgrep would see the whole machine: the pid namespace is shared; `ip netns pids` is exact.)
-    const untracked = await waitFor(async () => {
-      const pids = (await topo.check('pc', ['ip', 'netns', 'pids', topo.ns('mb')])).stdout.split('\n').filter(Boolean).map(Number);
-      return pids.some((p) => /sleep/.test(readFileSync(`/proc/${p}/cmdline`, 'utf8'))) ? pids : null;
-    }, 3000, { what: 'untracked sleep in mb' });
+    const untracked = await waitFor(
+      async () => {
+        const pids = (await topo.check('pc', ['ip', 'netns', 'pids', topo.ns('mb')])).stdout.split('\n').filter(Boolean).map(Number);
+        return pids.some((p) => /sleep/.test(readFileSync(`/proc/${p}/cmdline`, 'utf8'))) ? pids : null;
+      },
+      3000,
+      { what: 'untracked sleep in mb' },
+    );
     await Promise.all([topo.destroy(), topo.destroy()]);
     await topo.destroy();
     assert.equal(sleeper.running, false);
@@ -157,13 +154,10 @@ describe('teardown', () => {
 
   test('a failing build removes what it created', async () => {
     let id = '';
-    await assert.rejects(
-      createTopology({ hosts: [{ name: 'a' }, { name: 'b', via: 'c' }], links: [{ a: 'a', b: 'b' }] }),
-      (e: Error) => {
-        id = e.message.match(/^topology (lw[0-9a-f]{6}): /)?.[1] ?? '';
-        return /via c/.test(e.message);
-      },
-    );
+    await assert.rejects(createTopology({ hosts: [{ name: 'a' }, { name: 'b', via: 'c' }], links: [{ a: 'a', b: 'b' }] }), (e: Error) => {
+      id = e.message.match(/^topology (lw[0-9a-f]{6}): /)?.[1] ?? '';
+      return /via c/.test(e.message);
+    });
     assert.ok(id, 'the error names the topology');
     assert.deepEqual(await listNamespaces(id), []);
   });

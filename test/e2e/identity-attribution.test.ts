@@ -36,10 +36,24 @@ after(async () => {
 });
 
 // Scenarios the eBPF path must answer without a full scan (TCP/UDP with a cookie).
-const bpfFast = new Set(['tcp4', 'tcp6', 'tcp-mapped', 'tcp-syn-held', 'udp-connected', 'udp-unconnected', 'inherit-exec', 'inherit-passive', 'scm-use']);
+const bpfFast = new Set([
+  'tcp4',
+  'tcp6',
+  'tcp-mapped',
+  'tcp-syn-held',
+  'udp-connected',
+  'udp-unconnected',
+  'inherit-exec',
+  'inherit-passive',
+  'scm-use',
+]);
 let lastFullScans = 0;
 
-async function expectHolders(name: string, expected: (s: Scenario) => number[], probesToUse = ['bpf', 'proc', 'exhaustive']): Promise<Scenario> {
+async function expectHolders(
+  name: string,
+  expected: (s: Scenario) => number[],
+  probesToUse = ['bpf', 'proc', 'exhaustive'],
+): Promise<Scenario> {
   const s = await scenario(ns, name);
   try {
     for (const probe of probesToUse) {
@@ -58,7 +72,10 @@ async function expectHolders(name: string, expected: (s: Scenario) => number[], 
         assert.match(h.sha256 ?? '', /^[0-9a-f]{64}$/);
         assert.equal(h.uid, 0);
         assert.equal(h.user, 'root');
-        assert.ok(h.cmdline.some((a) => a.endsWith('identity-scenario.py')), `${name}: cmdline ${h.cmdline.join(' ')}`);
+        assert.ok(
+          h.cmdline.some((a) => a.endsWith('identity-scenario.py')),
+          `${name}: cmdline ${h.cmdline.join(' ')}`,
+        );
         assert.ok(h.ppid > 0);
       }
     }

@@ -5,7 +5,12 @@ import assert from 'node:assert/strict';
 import { listBpfPrograms } from '../../src/identity/bpf.js';
 import { createNs, deleteNs, Probe } from './identity-harness.js';
 
-const ours = (): Set<number> => new Set(listBpfPrograms().filter((p) => p.name.startsWith('lw_')).map((p) => p.id));
+const ours = (): Set<number> =>
+  new Set(
+    listBpfPrograms()
+      .filter((p) => p.name.startsWith('lw_'))
+      .map((p) => p.id),
+  );
 
 test('SIGKILL of the process detaches and frees its eBPF programs', async () => {
   const ns = createNs();

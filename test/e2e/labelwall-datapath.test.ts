@@ -15,7 +15,9 @@ import { blob, firstDifference, sha256hex } from '../../src/lab/blob.js';
 import { makeTempDir } from '../../src/lab/tmp.js';
 import { LABELWALL_BIN, labelwallRules, startDaemon, writeKey, type Daemon } from '../../src/lab/labelwall.js';
 
-interface PcapSummary { summary: Record<string, number> }
+interface PcapSummary {
+  summary: Record<string, number>;
+}
 
 async function pcapVerify(file: string, keyFile: string): Promise<{ code: number; summary: Record<string, number> }> {
   const r = await run([process.execPath, LABELWALL_BIN, 'pcap', 'verify', file, '--key-file', keyFile, '--json']);
@@ -34,11 +36,28 @@ describe('agent on pc, verifier on mb', { timeout: 600_000 }, () => {
   let ssh: SshServer;
 
   const startVerifier = (action: 'drop' | 'mark' | 'log') =>
-    startDaemon(topo, 'mb', 'verifier', ['--profile', 'compat', 
-      '--key-file', key.path, '--hook', 'forward', '--action', action,
-      '--in-interface', topo.iface('mb', 'pc').name, '--in-interface', topo.iface('mb', 'uc').name,
-      '--queue-base', '20',
-    ], dir);
+    startDaemon(
+      topo,
+      'mb',
+      'verifier',
+      [
+        '--profile',
+        'compat',
+        '--key-file',
+        key.path,
+        '--hook',
+        'forward',
+        '--action',
+        action,
+        '--in-interface',
+        topo.iface('mb', 'pc').name,
+        '--in-interface',
+        topo.iface('mb', 'uc').name,
+        '--queue-base',
+        '20',
+      ],
+      dir,
+    );
 
   before(async () => {
     dir = makeTempDir('lw-dp-');
@@ -77,7 +96,9 @@ describe('agent on pc, verifier on mb', { timeout: 600_000 }, () => {
       assert.ok(mid.valid! - before.valid! > 1000, `valid grew by ${mid.valid! - before.valid!}`);
       assert.equal(mid.dropped, before.dropped, 'nothing from the protected client was dropped');
 
-      const denied = await httpRequests(topo, 'uc', http.url(topo.addr('srv', family)), [{ method: 'GET', path: '/blob/5', timeoutSec: 3 }]);
+      const denied = await httpRequests(topo, 'uc', http.url(topo.addr('srv', family)), [
+        { method: 'GET', path: '/blob/5', timeoutSec: 3 },
+      ]);
       assert.equal(denied[0]!.status, null, 'unprotected client gets no answer');
       const end = await verifier.counters();
       assert.ok(end.unlabelled! > mid.unlabelled!, 'its SYNs were judged unlabelled');
@@ -117,7 +138,10 @@ describe('agent on pc, verifier on mb', { timeout: 600_000 }, () => {
     const ifname = topo.iface('mb', 'pc').name;
     const cap = topo.spawn('mb', ['tcpdump', '-i', ifname, '-nn', '-U', '-s', '0', '-w', pcap, 'tcp and src host', topo.addr('pc')]);
     await cap.waitForOutput(/listening on/, 10_000, 'stderr');
-    const res = await httpRequests(topo, 'pc', http.url(topo.addr('srv')), [{ method: 'GET', path: '/blob/200000' }, { method: 'POST', path: '/echo', body: blob(300_000, 'cap') }]);
+    const res = await httpRequests(topo, 'pc', http.url(topo.addr('srv')), [
+      { method: 'GET', path: '/blob/200000' },
+      { method: 'POST', path: '/echo', body: blob(300_000, 'cap') },
+    ]);
     assert.equal(res[1]!.status, 200);
     await new Promise((r) => setTimeout(r, 300));
     await cap.stop(3000, 'SIGINT');
@@ -187,7 +211,19 @@ describe('agent on pc, verifier on mb', { timeout: 600_000 }, () => {
 
   test('SIGKILL of the agent under load lets no unlabelled segment out; restart restores service; clean stop leaves no rule', async () => {
     const pcap = join(dir, 'kill.pcap');
-    const cap = topo.spawn('mb', ['tcpdump', '-i', topo.iface('mb', 'pc').name, '-nn', '-U', '-s', '0', '-w', pcap, 'tcp and src host', topo.addr('pc')]);
+    const cap = topo.spawn('mb', [
+      'tcpdump',
+      '-i',
+      topo.iface('mb', 'pc').name,
+      '-nn',
+      '-U',
+      '-s',
+      '0',
+      '-w',
+      pcap,
+      'tcp and src host',
+      topo.addr('pc'),
+    ]);
     await cap.waitForOutput(/listening on/, 10_000, 'stderr');
     const srv = await startIperfServer(topo, 'srv', 5202);
     const load = runIperf(topo, 'pc', topo.addr('srv'), { seconds: 4, port: 5202 }).catch((e: Error) => e);

@@ -6,7 +6,16 @@ import type { LabelKey } from '../../src/label/keys.js';
 import { labelWith, verifyWith, type Verdict } from '../../src/label/profile.js';
 import { finishChecksum, ipv4HeaderChecksum, onesSum } from '../../src/wire/checksum.js';
 import { buildTcpPacket, buildUdpPacket, fixChecksums, typicalSynOptions } from '../../src/wire/build.js';
-import { LINKTYPE_ETHERNET, LINKTYPE_IPV4, LINKTYPE_IPV6, LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2, LINKTYPE_LOOP, LINKTYPE_NULL, LINKTYPE_RAW } from '../../src/pcap/linktypes.js';
+import {
+  LINKTYPE_ETHERNET,
+  LINKTYPE_IPV4,
+  LINKTYPE_IPV6,
+  LINKTYPE_LINUX_SLL,
+  LINKTYPE_LINUX_SLL2,
+  LINKTYPE_LOOP,
+  LINKTYPE_NULL,
+  LINKTYPE_RAW,
+} from '../../src/pcap/linktypes.js';
 
 /** Deterministic pseudo-random bytes (SHA-256 in counter mode) so fixtures are reproducible. */
 export function detBytes(seed: string, n: number): Buffer {
@@ -119,22 +128,63 @@ export function demoPackets(key: LabelKey): DemoPacket[] {
     return r.packet;
   };
   const c = { srcPort: 43210, dstPort: 80 };
-  out.push({ ip: lab(buildTcpPacket({ family: 4, ...c, seq: 1000, flags: 0x02, options: typicalSynOptions(7) })), expect: 'valid', note: 'labelled SYN (options replaced by the label)' });
-  out.push({ ip: lab(buildTcpPacket({ family: 4, ...c, seq: 1001, ack: 5001, flags: 0x18, payload: Buffer.from('GET / HTTP/1.1\r\nHost: demo\r\n\r\n') })), expect: 'valid', note: 'labelled HTTP request' });
-  out.push({ ip: lab(buildTcpPacket({ family: 6, ...c, seq: 77, ack: 1, flags: 0x18, payload: detBytes('v6', 1200) })), expect: 'valid', note: 'labelled IPv6 segment' });
-  out.push({ ip: buildTcpPacket({ family: 4, srcPort: 80, dstPort: 43210, seq: 5000, ack: 1001, flags: 0x12, options: typicalSynOptions(9, 7) }), expect: 'unlabelled', note: 'unlabelled SYN-ACK from a label-unaware peer' });
-  out.push({ ip: buildTcpPacket({ family: 4, ...c, seq: 9, options: Uint8Array.of(253, 12, 0x12, 0x34, 1, 2, 3, 4, 5, 6, 7, 8), payload: Buffer.from('other experiment') }), expect: 'unlabelled', note: "option 253 with someone else's ExID" });
-  const tampered = lab(buildTcpPacket({ family: 4, ...c, seq: 1031, ack: 5001, flags: 0x18, payload: Buffer.from('transfer 10 EUR to alice') }));
+  out.push({
+    ip: lab(buildTcpPacket({ family: 4, ...c, seq: 1000, flags: 0x02, options: typicalSynOptions(7) })),
+    expect: 'valid',
+    note: 'labelled SYN (options replaced by the label)',
+  });
+  out.push({
+    ip: lab(
+      buildTcpPacket({ family: 4, ...c, seq: 1001, ack: 5001, flags: 0x18, payload: Buffer.from('GET / HTTP/1.1\r\nHost: demo\r\n\r\n') }),
+    ),
+    expect: 'valid',
+    note: 'labelled HTTP request',
+  });
+  out.push({
+    ip: lab(buildTcpPacket({ family: 6, ...c, seq: 77, ack: 1, flags: 0x18, payload: detBytes('v6', 1200) })),
+    expect: 'valid',
+    note: 'labelled IPv6 segment',
+  });
+  out.push({
+    ip: buildTcpPacket({ family: 4, srcPort: 80, dstPort: 43210, seq: 5000, ack: 1001, flags: 0x12, options: typicalSynOptions(9, 7) }),
+    expect: 'unlabelled',
+    note: 'unlabelled SYN-ACK from a label-unaware peer',
+  });
+  out.push({
+    ip: buildTcpPacket({
+      family: 4,
+      ...c,
+      seq: 9,
+      options: Uint8Array.of(253, 12, 0x12, 0x34, 1, 2, 3, 4, 5, 6, 7, 8),
+      payload: Buffer.from('other experiment'),
+    }),
+    expect: 'unlabelled',
+    note: "option 253 with someone else's ExID",
+  });
+  const tampered = lab(
+    buildTcpPacket({ family: 4, ...c, seq: 1031, ack: 5001, flags: 0x18, payload: Buffer.from('transfer 10 EUR to alice') }),
+  );
   tampered[tampered.length - 5]! ^= 0x01; // "alice" -> "`lice": payload changed after labelling
   fixChecksums(tampered); // a careful attacker fixes the checksum; only the label notices
   out.push({ ip: tampered, expect: 'invalid', note: 'labelled, then payload changed in transit' });
-  const forged = buildTcpPacket({ family: 4, ...c, seq: 2000, flags: 0x18, options: Uint8Array.of(253, 40, 0x46, 0x77, 0, 0, 0, 0, ...detBytes('forged', 32)), payload: Buffer.from('forged label') });
+  const forged = buildTcpPacket({
+    family: 4,
+    ...c,
+    seq: 2000,
+    flags: 0x18,
+    options: Uint8Array.of(253, 40, 0x46, 0x77, 0, 0, 0, 0, ...detBytes('forged', 32)),
+    payload: Buffer.from('forged label'),
+  });
   out.push({ ip: forged, expect: 'invalid', note: 'label with a MAC made without the key' });
   const seqChanged = lab(buildTcpPacket({ family: 6, ...c, seq: 3000, flags: 0x18, payload: Buffer.from('replay me') }));
   seqChanged[40 + 7]! ^= 0x80;
   fixChecksums(seqChanged);
   out.push({ ip: seqChanged, expect: 'invalid', note: 'labelled, then sequence number changed' });
-  out.push({ ip: buildTcpPacket({ family: 4, ...c, seq: 4000, options: Uint8Array.of(253, 36, 0x46, 0x77, ...new Array(32).fill(0)) }), expect: 'malformed', note: 'our ExID with length 36' });
+  out.push({
+    ip: buildTcpPacket({ family: 4, ...c, seq: 4000, options: Uint8Array.of(253, 36, 0x46, 0x77, ...new Array(32).fill(0)) }),
+    expect: 'malformed',
+    note: 'our ExID with length 36',
+  });
   const badDo = buildTcpPacket({ family: 4, ...c, seq: 4001, payload: Buffer.from('x') });
   badDo[32] = 0x30;
   out.push({ ip: badDo, expect: 'malformed', note: 'TCP data offset 3' });

@@ -37,25 +37,69 @@ const rule = (body: string): string => `agent:\n  egress:\n    rules:\n      - $
 
 // [case, file content, the exact problem line after "FILE:"]
 const cases: Array<[string, string, string]> = [
-  ['yaml syntax', 'agent:\n  egress:\n    rules: [\n', '4:1: (document): YAML syntax error: Flow sequence in block collection must be sufficiently indented and end with a ]'],
+  [
+    'yaml syntax',
+    'agent:\n  egress:\n    rules: [\n',
+    '4:1: (document): YAML syntax error: Flow sequence in block collection must be sufficiently indented and end with a ]',
+  ],
   ['unknown key', 'agent:\n  egress:\n    rulez: []\n', '3:5: agent.egress.rulez: unknown key "rulez" (did you mean "rules"?)'],
   ['bad action', rule('action: reject'), '4:17: agent.egress.rules[0].action: must be one of allow, deny, log, got "reject"'],
   ['missing action', rule('app: { exe: /usr/bin/curl }'), '4:9: agent.egress.rules[0]: missing required key "action"'],
-  ['bad default', 'agent:\n  egress:\n    default: alow\n', '3:14: agent.egress.default: must be one of allow, deny, log, got "alow" (did you mean "allow"?)'],
-  ['bad sha256', rule('app: { sha256: "abc" }\n        action: deny'), '4:24: agent.egress.rules[0].app.sha256: must be a SHA-256 digest: exactly 64 hex digits, got "abc"'],
+  [
+    'bad default',
+    'agent:\n  egress:\n    default: alow\n',
+    '3:14: agent.egress.default: must be one of allow, deny, log, got "alow" (did you mean "allow"?)',
+  ],
+  [
+    'bad sha256',
+    rule('app: { sha256: "abc" }\n        action: deny'),
+    '4:24: agent.egress.rules[0].app.sha256: must be a SHA-256 digest: exactly 64 hex digits, got "abc"',
+  ],
   [
     'unquoted digest',
     rule(`app: { sha256: ${'1234567890'.repeat(6)}1234 }\n        action: deny`),
     '4:24: agent.egress.rules[0].app.sha256: must be a SHA-256 digest: exactly 64 hex digits, got 1.2345678901234568e+63 (quote the value: YAML read it as a number)',
   ],
-  ['cidr host bits', rule('dst: { cidr: [10.1.2.3/8] }\n        action: deny'), '4:23: agent.egress.rules[0].dst.cidr[0]: bad CIDR: "10.1.2.3/8" has host bits set (did you mean "10.0.0.0/8"?)'],
-  ['bad port range', rule('dst: { ports: ["80-70"] }\n        action: deny'), '4:24: agent.egress.rules[0].dst.ports[0]: bad port: "80-70": range start 80 is greater than its end 70'],
-  ['ports with icmp', rule('dst: { proto: icmp, ports: [80] }\n        action: deny'), '4:36: agent.egress.rules[0].dst.ports: ports do not apply to proto icmp'],
-  ['duplicate rule name', 'agent:\n  egress:\n    rules:\n      - { name: x, action: deny }\n      - { name: x, action: allow }\n', '5:17: agent.egress.rules[1].name: rule name "x" is already used by rules[0]'],
-  ['relative exe', rule('app: { exe: curl }\n        action: deny'), '4:21: agent.egress.rules[0].app.exe: "curl" can never match: executable paths are absolute (write "/usr/bin/curl" or "**/curl")'],
-  ['bad regex', rule('app: { cmdline: "(unclosed" }\n        action: deny'), '4:25: agent.egress.rules[0].app.cmdline: bad regular expression (RE2 syntax: no backreferences or lookaround): missing closing ): `(unclosed`'],
-  ['bad glob', rule('app: { cgroup: "[abc" }\n        action: deny'), '4:24: agent.egress.rules[0].app.cgroup: bad glob "[abc": Missing closing: "]" - use "\\\\]" to match literal characters'],
-  ['bad holders', rule('app: { exe: /bin/sh, holders: every }\n        action: deny'), '4:39: agent.egress.rules[0].app.holders: must be one of any, all, got "every"'],
+  [
+    'cidr host bits',
+    rule('dst: { cidr: [10.1.2.3/8] }\n        action: deny'),
+    '4:23: agent.egress.rules[0].dst.cidr[0]: bad CIDR: "10.1.2.3/8" has host bits set (did you mean "10.0.0.0/8"?)',
+  ],
+  [
+    'bad port range',
+    rule('dst: { ports: ["80-70"] }\n        action: deny'),
+    '4:24: agent.egress.rules[0].dst.ports[0]: bad port: "80-70": range start 80 is greater than its end 70',
+  ],
+  [
+    'ports with icmp',
+    rule('dst: { proto: icmp, ports: [80] }\n        action: deny'),
+    '4:36: agent.egress.rules[0].dst.ports: ports do not apply to proto icmp',
+  ],
+  [
+    'duplicate rule name',
+    'agent:\n  egress:\n    rules:\n      - { name: x, action: deny }\n      - { name: x, action: allow }\n',
+    '5:17: agent.egress.rules[1].name: rule name "x" is already used by rules[0]',
+  ],
+  [
+    'relative exe',
+    rule('app: { exe: curl }\n        action: deny'),
+    '4:21: agent.egress.rules[0].app.exe: "curl" can never match: executable paths are absolute (write "/usr/bin/curl" or "**/curl")',
+  ],
+  [
+    'bad regex',
+    rule('app: { cmdline: "(unclosed" }\n        action: deny'),
+    '4:25: agent.egress.rules[0].app.cmdline: bad regular expression (RE2 syntax: no backreferences or lookaround): missing closing ): `(unclosed`',
+  ],
+  [
+    'bad glob',
+    rule('app: { cgroup: "[abc" }\n        action: deny'),
+    '4:24: agent.egress.rules[0].app.cgroup: bad glob "[abc": Missing closing: "]" - use "\\\\]" to match literal characters',
+  ],
+  [
+    'bad holders',
+    rule('app: { exe: /bin/sh, holders: every }\n        action: deny'),
+    '4:39: agent.egress.rules[0].app.holders: must be one of any, all, got "every"',
+  ],
   ['bad ebpf mode', 'agent:\n  identity:\n    ebpf: maybe\n', '3:11: agent.identity.ebpf: must be one of auto, on, off, got "maybe"'],
 ];
 
@@ -63,7 +107,11 @@ test('each kind of config mistake: its own message with file:line:col and key, e
   const results = await pool(cases, 4, async ([name, text], i) => {
     const file = path.join(dir, `case${i}.yaml`);
     fs.writeFileSync(file, text);
-    return { name, file, r: await lw(['agent', '--key-file', keyFile, '--config', file, '--control-socket', path.join(dir, `c${i}.sock`)]) };
+    return {
+      name,
+      file,
+      r: await lw(['agent', '--key-file', keyFile, '--config', file, '--control-socket', path.join(dir, `c${i}.sock`)]),
+    };
   });
   const seen = new Set<string>();
   results.forEach(({ name, file, r }, i) => {
@@ -78,13 +126,27 @@ test('each kind of config mistake: its own message with file:line:col and key, e
 
 test('several mistakes in one file: all listed, by line', async () => {
   const file = path.join(dir, 'many.yaml');
-  fs.writeFileSync(file, 'agent:\n  egress:\n    default: deny\n    unknown: maybe\n    rules:\n      - dst: { cidr: [fd00::1/8] }\n        action: allow\n      - acton: deny\n');
+  fs.writeFileSync(
+    file,
+    'agent:\n  egress:\n    default: deny\n    unknown: maybe\n    rules:\n      - dst: { cidr: [fd00::1/8] }\n        action: allow\n      - acton: deny\n',
+  );
   const r = await lw(['agent', '--key-file', keyFile, '--config', file]);
   assert.equal(r.code, 2);
   const lines = r.stderr.trim().split('\n').slice(1);
   assert.deepEqual(
-    lines.map((l) => l.slice(file.length + 1).split(':').slice(0, 3).join(':')),
-    ['4:14: agent.egress.unknown', '6:23: agent.egress.rules[0].dst.cidr[0]', '8:9: agent.egress.rules[1]', '8:9: agent.egress.rules[1].acton'],
+    lines.map((l) =>
+      l
+        .slice(file.length + 1)
+        .split(':')
+        .slice(0, 3)
+        .join(':'),
+    ),
+    [
+      '4:14: agent.egress.unknown',
+      '6:23: agent.egress.rules[0].dst.cidr[0]',
+      '8:9: agent.egress.rules[1]',
+      '8:9: agent.egress.rules[1].acton',
+    ],
     r.stderr,
   );
 });

@@ -26,7 +26,12 @@ const SYN = 0x02;
 
 function icmpEcho(family: 4 | 6, ident: number, type?: number): Buffer {
   // An ICMP packet from a UDP one of the same length: protocol byte and the 8-byte header replaced.
-  const b = buildUdpPacket({ family, src: ip(family === 4 ? '10.0.0.1' : 'fd00::1'), dst: ip(family === 4 ? '10.0.0.2' : 'fd00::2'), payload: Buffer.from('ping') });
+  const b = buildUdpPacket({
+    family,
+    src: ip(family === 4 ? '10.0.0.1' : 'fd00::1'),
+    dst: ip(family === 4 ? '10.0.0.2' : 'fd00::2'),
+    payload: Buffer.from('ping'),
+  });
   const l4 = family === 4 ? 20 : 40;
   b[family === 4 ? 9 : 6] = family === 4 ? 1 : 58;
   b[l4] = type ?? (family === 4 ? 8 : 128);
@@ -38,13 +43,33 @@ function icmpEcho(family: 4 | 6, ident: number, type?: number): Buffer {
 
 test('flowTupleOf: TCP SYN, UDP, ICMP echo (v4 and v6); the echo identifier stands for the port', () => {
   const syn = buildTcpPacket({ family: 4, src: ip('10.0.0.1'), dst: ip('10.0.0.2'), srcPort: 40001, dstPort: 443, flags: SYN });
-  assert.deepEqual(flowTupleOf(syn), { ok: true, syn: true, tuple: { family: 4, proto: 'tcp', src: '10.0.0.1', sport: 40001, dst: '10.0.0.2', dport: 443 } });
+  assert.deepEqual(flowTupleOf(syn), {
+    ok: true,
+    syn: true,
+    tuple: { family: 4, proto: 'tcp', src: '10.0.0.1', sport: 40001, dst: '10.0.0.2', dport: 443 },
+  });
   const ack = buildTcpPacket({ family: 6, src: ip('fd00::1'), dst: ip('fd00::2'), srcPort: 5, dstPort: 6, flags: 0x10 });
-  assert.deepEqual(flowTupleOf(ack), { ok: true, syn: false, tuple: { family: 6, proto: 'tcp', src: 'fd00::1', sport: 5, dst: 'fd00::2', dport: 6 } });
+  assert.deepEqual(flowTupleOf(ack), {
+    ok: true,
+    syn: false,
+    tuple: { family: 6, proto: 'tcp', src: 'fd00::1', sport: 5, dst: 'fd00::2', dport: 6 },
+  });
   const udp = buildUdpPacket({ family: 6, src: ip('fd00::1'), dst: ip('fd00::53'), srcPort: 3333, dstPort: 53 });
-  assert.deepEqual(flowTupleOf(udp), { ok: true, syn: false, tuple: { family: 6, proto: 'udp', src: 'fd00::1', sport: 3333, dst: 'fd00::53', dport: 53 } });
-  assert.deepEqual(flowTupleOf(icmpEcho(4, 777)), { ok: true, syn: false, tuple: { family: 4, proto: 'icmp', src: '10.0.0.1', sport: 777, dst: '10.0.0.2', dport: 0 } });
-  assert.deepEqual(flowTupleOf(icmpEcho(6, 778)), { ok: true, syn: false, tuple: { family: 6, proto: 'icmp', src: 'fd00::1', sport: 778, dst: 'fd00::2', dport: 0 } });
+  assert.deepEqual(flowTupleOf(udp), {
+    ok: true,
+    syn: false,
+    tuple: { family: 6, proto: 'udp', src: 'fd00::1', sport: 3333, dst: 'fd00::53', dport: 53 },
+  });
+  assert.deepEqual(flowTupleOf(icmpEcho(4, 777)), {
+    ok: true,
+    syn: false,
+    tuple: { family: 4, proto: 'icmp', src: '10.0.0.1', sport: 777, dst: '10.0.0.2', dport: 0 },
+  });
+  assert.deepEqual(flowTupleOf(icmpEcho(6, 778)), {
+    ok: true,
+    syn: false,
+    tuple: { family: 6, proto: 'icmp', src: 'fd00::1', sport: 778, dst: 'fd00::2', dport: 0 },
+  });
   // Not flows: an echo reply, a truncated packet, garbage.
   assert.deepEqual(flowTupleOf(icmpEcho(4, 1, 0)), { ok: false, reason: 'icmp-type-0' });
   assert.equal(flowTupleOf(syn.subarray(0, 10)).ok, false);
@@ -85,7 +110,8 @@ test('rule plan with an egress queue: egress before labelling, denied packets sk
     ]);
     const eg = text.split('\n').filter((l) => l.startsWith('-A LABELWALL-AGENT-EGRESS'));
     const u = family === 4 ? 'icmp-port-unreachable' : 'icmp6-port-unreachable';
-    const p = family === 4 ? '-p icmp -j REJECT --reject-with icmp-admin-prohibited' : '-p ipv6-icmp -j REJECT --reject-with icmp6-adm-prohibited';
+    const p =
+      family === 4 ? '-p icmp -j REJECT --reject-with icmp-admin-prohibited' : '-p ipv6-icmp -j REJECT --reject-with icmp6-adm-prohibited';
     assert.deepEqual(eg, [
       '-A LABELWALL-AGENT-EGRESS -m mark ! --mark 0x4/0x4 -j RETURN',
       '-A LABELWALL-AGENT-EGRESS -p tcp -j REJECT --reject-with tcp-reset',
@@ -109,7 +135,14 @@ test('flow keys: the labeller (packet bytes) and the flow table (tuple) agree; d
   ];
   const keys = new Set<number>();
   for (const f of flows) {
-    const pkt = buildTcpPacket({ family: f.family, src: ip(f.src), dst: ip(f.dst), srcPort: f.sport, dstPort: f.dport, payload: Buffer.alloc(100) });
+    const pkt = buildTcpPacket({
+      family: f.family,
+      src: ip(f.src),
+      dst: ip(f.dst),
+      srcPort: f.sport,
+      dstPort: f.dport,
+      payload: Buffer.alloc(100),
+    });
     const k = flowHashOfPacket(pkt);
     assert.equal(k, flowHashOfTuple({ ...f, proto: 'tcp' }));
     keys.add(k);
@@ -148,7 +181,10 @@ test('flows table: application is the first holder, unknown flows say so; text c
     rule: 'default',
     tag: 0,
     unknown: false,
-    holders: [{ pid: 10, exe: '/usr/bin/curl', uid: 0, user: 'root' }, { pid: 11, exe: '/bin/bash', uid: 0, user: 'root' }],
+    holders: [
+      { pid: 10, exe: '/usr/bin/curl', uid: 0, user: 'root' },
+      { pid: 11, exe: '/bin/bash', uid: 0, user: 'root' },
+    ],
     firstSeen: Date.UTC(2026, 0, 1, 12, 0, 0),
     lastSeen: Date.UTC(2026, 0, 1, 12, 0, 5),
     packets: 1,
@@ -159,12 +195,24 @@ test('flows table: application is the first holder, unknown flows say so; text c
   assert.equal(a.app, '/usr/bin/curl');
   assert.equal(a.bytesLabelled, 1234);
   assert.equal(a.firstSeen, '2026-01-01T12:00:00.000Z');
-  const u = flowRow(e({ holders: [], unknown: true, action: 'deny', rule: 'unknown', bytesLabelled: 0, tuple: { family: 6, proto: 'icmp', src: 'fd00::1', sport: 9, dst: 'fd00::2', dport: 0 } }));
+  const u = flowRow(
+    e({
+      holders: [],
+      unknown: true,
+      action: 'deny',
+      rule: 'unknown',
+      bytesLabelled: 0,
+      tuple: { family: 6, proto: 'icmp', src: 'fd00::1', sport: 9, dst: 'fd00::2', dport: 0 },
+    }),
+  );
   assert.equal(u.app, 'unknown');
   const text = formatFlows({ generatedAt: '', flows: [a, u], attribution: {}, missingByteReports: 0 });
   const lines = text.trimEnd().split('\n');
   assert.match(lines[0]!, /^PROTO\s+DESTINATION\s+VERDICT\s+RULE\s+APPLICATION\s+HOLDERS/);
-  assert.match(lines[1]!, /^tcp\s+10\.0\.0\.2:443\s+allow\s+default\s+\/usr\/bin\/curl\s+10 \/usr\/bin\/curl root, 11 \/bin\/bash root\s+1234\s+12:00:00\.000\s+12:00:05\.000$/);
+  assert.match(
+    lines[1]!,
+    /^tcp\s+10\.0\.0\.2:443\s+allow\s+default\s+\/usr\/bin\/curl\s+10 \/usr\/bin\/curl root, 11 \/bin\/bash root\s+1234\s+12:00:00\.000\s+12:00:05\.000$/,
+  );
   assert.match(lines[2]!, /^icmp6\s+fd00::2\s+deny\s+unknown\s+unknown\s+\(none found\)\s+0/);
   assert.equal(lines[3], '2 flow(s)');
 });

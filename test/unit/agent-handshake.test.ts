@@ -49,7 +49,10 @@ for (const family of [4, 6] as const) {
     assert.equal(r.mssAfter, family === 4 ? 1420 : 1400);
     assert.equal(r.erased, 3);
     const opts = options(r.packet);
-    assert.deepEqual(opts.map((o) => o.kind), [2]);
+    assert.deepEqual(
+      opts.map((o) => o.kind),
+      [2],
+    );
     assert.ok(checksumOk(r.packet));
     // Everything but options and checksum is untouched.
     const p = parseIpPacket(r.packet);
@@ -82,14 +85,19 @@ test('a SYN with a broken option list is reported malformed, not rewritten', () 
 
 test('property: random SYN option bytes never throw; a rewrite always has a correct checksum and only MSS/label/NOP', () => {
   fc.assert(
-    fc.property(fc.uint8Array({ minLength: 0, maxLength: 40 }), fc.constantFrom(4 as const, 6 as const), fc.integer({ min: 576, max: 9000 }), (opts, family, mtu) => {
-      const syn = buildTcpPacket({ family, flags: TCP_SYN, options: opts });
-      const r = rewriteInboundSyn(compat, syn, mtu, scratch);
-      if (r.kind === 'rewritten') {
-        assert.ok(checksumOk(Buffer.from(r.packet)));
-        for (const o of options(Buffer.from(r.packet))) assert.ok(o.kind === 2 || o.kind === 253, `kind ${o.kind} left`);
-      }
-    }),
+    fc.property(
+      fc.uint8Array({ minLength: 0, maxLength: 40 }),
+      fc.constantFrom(4 as const, 6 as const),
+      fc.integer({ min: 576, max: 9000 }),
+      (opts, family, mtu) => {
+        const syn = buildTcpPacket({ family, flags: TCP_SYN, options: opts });
+        const r = rewriteInboundSyn(compat, syn, mtu, scratch);
+        if (r.kind === 'rewritten') {
+          assert.ok(checksumOk(Buffer.from(r.packet)));
+          for (const o of options(Buffer.from(r.packet))) assert.ok(o.kind === 2 || o.kind === 253, `kind ${o.kind} left`);
+        }
+      },
+    ),
     { numRuns: 2000 },
   );
 });

@@ -42,7 +42,12 @@ const cases: Array<[string, string[], string, string]> = [
   ['verifier', ['--family', 'IPv4'], 'verifier:\n  families: [IPv4]\n', 'must be one of ipv4, ipv6, got "IPv4" (did you mean "ipv4"?)'],
   ['agent', ['--family', 'inet'], 'agent:\n  families: [inet]\n', 'must be one of ipv4, ipv6, got "inet"'],
   ['agent', ['--family', 'ipv4', '--family', 'ipv4'], 'agent:\n  families: [ipv4, ipv4]\n', 'lists the same entry twice (entries 0 and 1)'],
-  ['verifier', ['--hook', 'input', '--out-interface', 'eth1'], 'verifier:\n  hook: input\n  rules:\n    - out_interfaces: [eth1]\n', 'out_interfaces does not apply with HOOK (packets there have no output interface)'],
+  [
+    'verifier',
+    ['--hook', 'input', '--out-interface', 'eth1'],
+    'verifier:\n  hook: input\n  rules:\n    - out_interfaces: [eth1]\n',
+    'out_interfaces does not apply with HOOK (packets there have no output interface)',
+  ],
   ['verifier', ['--hook', 'inbound'], 'verifier:\n  hook: inbound\n', 'must be one of input, forward, got "inbound"'],
   ['verifier', ['--action', 'reject'], 'verifier:\n  action: reject\n', 'must be one of drop, mark, log, got "reject"'],
   ['agent', ['--fail', 'opn'], 'agent:\n  fail: opn\n', 'must be one of closed, open, got "opn" (did you mean "open"?)'],
@@ -51,7 +56,12 @@ const cases: Array<[string, string[], string, string]> = [
   ['agent', ['--queues', '1e1'], 'agent:\n  queues: "1e1"\n', 'must be an integer, got "1e1"'],
   ['verifier', ['--queues', '0x2'], 'verifier:\n  queues: "0x2"\n', 'must be an integer, got "0x2"'],
   ['verifier', ['--queue-base', '70000'], 'verifier:\n  queue_base: 70000\n', 'must be an integer from 0 to 65535, got 70000'],
-  ['agent', ['--queue-base', '65535', '--queues', '2'], 'agent:\n  queue_base: 65535\n  queues: 2\n', 'queues 65535..65536 run past the last queue number 65535'],
+  [
+    'agent',
+    ['--queue-base', '65535', '--queues', '2'],
+    'agent:\n  queue_base: 65535\n  queues: 2\n',
+    'queues 65535..65536 run past the last queue number 65535',
+  ],
   ['verifier', ['--control-socket', ''], 'control:\n  socket: ""\n', 'must not be empty'],
   ['agent', ['--control-socket', longSock], `control:\n  socket: ${longSock}\n`, 'is 115 bytes long; a UNIX socket path has at most 107'],
   ['agent', ['--log-level', 'loud'], 'log:\n  level: loud\n', 'must be one of trace, debug, info, warn, error, got "loud"'],
@@ -62,12 +72,23 @@ const cases: Array<[string, string[], string, string]> = [
   ['verifier', ['--in-interface', '..'], 'verifier:\n  rules:\n    - in_interfaces: [".."]\n', 'IFACE, got ".."'],
   ['verifier', ['--in-interface', 'e+th+x'], 'verifier:\n  rules:\n    - in_interfaces: [e+th+x]\n', 'IFACE, got "e+th+x"'],
   ['verifier', ['--out-interface', 'eth/1'], 'verifier:\n  rules:\n    - out_interfaces: [eth/1]\n', 'IFACE, got "eth/1"'],
-  ['verifier', ['--source', '10.1.2.3/8'], 'verifier:\n  rules:\n    - sources: [10.1.2.3/8]\n', 'bad CIDR: "10.1.2.3/8" has host bits set (did you mean "10.0.0.0/8"?)'],
+  [
+    'verifier',
+    ['--source', '10.1.2.3/8'],
+    'verifier:\n  rules:\n    - sources: [10.1.2.3/8]\n',
+    'bad CIDR: "10.1.2.3/8" has host bits set (did you mean "10.0.0.0/8"?)',
+  ],
   ['agent', ['--destination', '300.1.1.1'], 'agent:\n  label:\n    destinations: [300.1.1.1]\n', 'bad CIDR: '],
-  ['verifier', ['--port', '80,90-70'], 'verifier:\n  rules:\n    - ports: [80, "90-70"]\n', 'bad port: "90-70": range start 90 is greater than its end 70'],
+  [
+    'verifier',
+    ['--port', '80,90-70'],
+    'verifier:\n  rules:\n    - ports: [80, "90-70"]\n',
+    'bad port: "90-70": range start 90 is greater than its end 70',
+  ],
   ['agent', ['--port', '0'], 'agent:\n  label:\n    ports: ["0"]\n', 'bad port: '],
 ];
-const IFACE = 'must be an interface name: 1-15 characters of A-Z a-z 0-9 _ . - (a trailing "+" matches every name that starts with the rest, as in iptables)';
+const IFACE =
+  'must be an interface name: 1-15 characters of A-Z a-z 0-9 _ . - (a trailing "+" matches every name that starts with the rest, as in iptables)';
 const expand = (m: string, hook: string): string => m.replace('IFACE', IFACE).replace('HOOK', hook);
 const flagName = (args: string[]): string => {
   // The flag whose value is wrong: the last one in these cases, except where the check is on a pair.
@@ -75,7 +96,7 @@ const flagName = (args: string[]): string => {
   return f[f.length - 1]!;
 };
 
-test('every flag mistake: exit 2, the config\'s own message for the same value, naming the flag', async () => {
+test("every flag mistake: exit 2, the config's own message for the same value, naming the flag", async () => {
   const results = await pool(cases, 4, async ([role, flags, yaml], i) => {
     const file = path.join(dir, `c${i}.yaml`);
     fs.writeFileSync(file, yaml);
@@ -100,7 +121,11 @@ test('every flag mistake: exit 2, the config\'s own message for the same value, 
     assert.equal(fileLines[0], 'labelwall: invalid config:', `${name} in a file: ${byFile.stderr}`);
     const fileMsg = fileLines[1]!.replace(/^[^:]+:\d+:\d+: [^:]+: /, '');
     assert.ok(fileLines[1]!.startsWith(file), fileLines[1]);
-    assert.equal(fileMsg.replace('hook: input', '--hook input'), got.slice(`labelwall: ${flag}: `.length).replace('hook: input', '--hook input'), `${name}: same message as the file`);
+    assert.equal(
+      fileMsg.replace('hook: input', '--hook input'),
+      got.slice(`labelwall: ${flag}: `.length).replace('hook: input', '--hook input'),
+      `${name}: same message as the file`,
+    );
   });
 });
 
@@ -109,12 +134,18 @@ test('flag and file combined are checked as one: --hook input with a file rule o
   fs.writeFileSync(file, 'verifier:\n  rules:\n    - name: out\n      out_interfaces: [eth1]\n');
   const a = await lw(['verifier', '--key-file', keyFile, '--control-socket', sock, '--config', file, '--hook', 'input']);
   assert.equal(a.code, 2);
-  assert.equal(a.stderr, `labelwall: invalid config:\n${file}:4:23: verifier.rules[0].out_interfaces: out_interfaces does not apply with --hook input (packets there have no output interface)\n`);
+  assert.equal(
+    a.stderr,
+    `labelwall: invalid config:\n${file}:4:23: verifier.rules[0].out_interfaces: out_interfaces does not apply with --hook input (packets there have no output interface)\n`,
+  );
   const hookFile = path.join(dir, 'hook.yaml');
   fs.writeFileSync(hookFile, 'verifier:\n  hook: input\n');
   const b = await lw(['verifier', '--key-file', keyFile, '--control-socket', sock, '--config', hookFile, '--out-interface', 'eth1']);
   assert.equal(b.code, 2);
-  assert.equal(b.stderr, 'labelwall: --out-interface: out_interfaces does not apply with hook: input (packets there have no output interface)\n');
+  assert.equal(
+    b.stderr,
+    'labelwall: --out-interface: out_interfaces does not apply with hook: input (packets there have no output interface)\n',
+  );
   // `status` and `flows` read the socket: an empty path is refused the same way.
   for (const cmd of ['status', 'flows']) {
     const e = await lw([cmd, '--control-socket', '']);
@@ -122,21 +153,42 @@ test('flag and file combined are checked as one: --hook input with a file rule o
     assert.equal(e.stderr, 'labelwall: --control-socket: must not be empty\n', cmd);
   }
   // Valid flags get as far as the key file (whose mode is refused): no flag problem.
-  const c = await lw(['verifier', '--key-file', keyFile, '--control-socket', sock, '--in-interface', 'eth+', '--family', 'ipv4', '--queues', '2', '--hook', 'forward']);
+  const c = await lw([
+    'verifier',
+    '--key-file',
+    keyFile,
+    '--control-socket',
+    sock,
+    '--in-interface',
+    'eth+',
+    '--family',
+    'ipv4',
+    '--queues',
+    '2',
+    '--hook',
+    'forward',
+  ]);
   assert.equal(c.code, 2);
   assert.match(c.stderr, /^labelwall: key file .*open\.key.*\n$/);
 });
 
-test('withOverrides: a problem under a flag\'s key names the flag; the other problems keep file:line:col', () => {
+test("withOverrides: a problem under a flag's key names the flag; the other problems keep file:line:col", () => {
   const cfg = parseConfig('verifier:\n  queues: 2\n', 'v.yaml');
   assert.throws(
-    () => withOverrides(cfg, [{ path: ['verifier', 'families'], value: ['ipv5'], flag: '--family' }, { path: ['verifier', 'queue_base'], value: 65535, flag: '--queue-base' }]),
+    () =>
+      withOverrides(cfg, [
+        { path: ['verifier', 'families'], value: ['ipv5'], flag: '--family' },
+        { path: ['verifier', 'queue_base'], value: 65535, flag: '--queue-base' },
+      ]),
     (e: unknown) => {
       assert.ok(e instanceof ConfigError);
-      assert.deepEqual(e.problems.map((p) => [p.flag, p.path, p.message]), [
-        ['--family', 'verifier.families[0]', 'must be one of ipv4, ipv6, got "ipv5" (did you mean "ipv4"?)'],
-        ['--queue-base', 'verifier.queue_base', 'queues 65535..65536 run past the last queue number 65535'],
-      ]);
+      assert.deepEqual(
+        e.problems.map((p) => [p.flag, p.path, p.message]),
+        [
+          ['--family', 'verifier.families[0]', 'must be one of ipv4, ipv6, got "ipv5" (did you mean "ipv4"?)'],
+          ['--queue-base', 'verifier.queue_base', 'queues 65535..65536 run past the last queue number 65535'],
+        ],
+      );
       return true;
     },
   );

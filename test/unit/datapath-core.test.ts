@@ -72,7 +72,13 @@ describe('queue core: verdict bytes', () => {
     const repl = ip(44);
     repl[43] = 0xee;
     const plan: Record<number, VerdictDecision> = {
-      1: ACCEPT, 2: ACCEPT, 3: DROP, 4: { verdict: 'repeat', payload: repl }, 5: { verdict: 'accept', mark: 9 }, 6: { verdict: 'accept', mark: 9 }, 7: ACCEPT,
+      1: ACCEPT,
+      2: ACCEPT,
+      3: DROP,
+      4: { verdict: 'repeat', payload: repl },
+      5: { verdict: 'accept', mark: 9 },
+      6: { verdict: 'accept', mark: 9 },
+      7: ACCEPT,
     };
     const r = makeCore((p) => plan[p.id]!);
     r.batch(datagram(...pkts(1, 4)), datagram(...pkts(5, 3)));
@@ -93,13 +99,23 @@ describe('queue core: verdict bytes', () => {
     const big = Buffer.alloc(100, 0xab);
     const r = makeCore(() => ({ verdict: 'accept', payload: big, payloadLength: 24 }));
     r.batch(datagram({ id: 1, payload: ip() }));
-    assert.deepEqual(decodeVerdicts(r.sent).map((m) => m.payload), ['ab'.repeat(24)]);
+    assert.deepEqual(
+      decodeVerdicts(r.sent).map((m) => m.payload),
+      ['ab'.repeat(24)],
+    );
   });
 
   it('without batchVerdicts every packet gets its own verdict', () => {
     const r = makeCore(() => ACCEPT, { batchVerdicts: false });
     r.batch(datagram(...pkts(1, 3)));
-    assert.deepEqual(decodeVerdicts(r.sent).map((m) => [m.kind, m.id]), [['verdict', 1], ['verdict', 2], ['verdict', 3]]);
+    assert.deepEqual(
+      decodeVerdicts(r.sent).map((m) => [m.kind, m.id]),
+      [
+        ['verdict', 1],
+        ['verdict', 2],
+        ['verdict', 3],
+      ],
+    );
     assert.equal(r.core.enc.counters.batchVerdictMsgs, 0);
   });
 
@@ -107,7 +123,10 @@ describe('queue core: verdict bytes', () => {
     const r = makeCore((p) => ({ verdict: 'accept', payload: p.payload }), {}, 400);
     r.batch(datagram(...pkts(1, 20)));
     assert.ok(r.sent.length > 1, `${r.sent.length} sends`);
-    const got = simulateKernel(pkts(1, 20).map((p) => p.id), decodeVerdicts(r.sent));
+    const got = simulateKernel(
+      pkts(1, 20).map((p) => p.id),
+      decodeVerdicts(r.sent),
+    );
     assert.equal(got.size, 20);
   });
 });
@@ -122,7 +141,19 @@ describe('queue core: the packet view', () => {
       return ACCEPT;
     });
     const d = datagram(
-      { id: 0xfffffffe, payload: Buffer.from('4500001c', 'hex'), queueNum: 5, family: 10, hwProtocol: 0x86dd, hook: 1, mark: 0xabcd, indev: 4, outdev: 7, skbInfo: NFQA_SKB_GSO | NFQA_SKB_CSUMNOTREADY, uid: 1000 },
+      {
+        id: 0xfffffffe,
+        payload: Buffer.from('4500001c', 'hex'),
+        queueNum: 5,
+        family: 10,
+        hwProtocol: 0x86dd,
+        hook: 1,
+        mark: 0xabcd,
+        indev: 4,
+        outdev: 7,
+        skbInfo: NFQA_SKB_GSO | NFQA_SKB_CSUMNOTREADY,
+        uid: 1000,
+      },
       { id: 3, payload: ip() },
     );
     r.batch(d);
@@ -130,18 +161,39 @@ describe('queue core: the packet view', () => {
     assert.equal(seen[0], seen[1], 'one packet object, refilled for each message');
     assert.equal(views[0]![0], d.buffer, 'payload views the receive buffer (no copy)');
     assert.deepEqual(views[0]![1], {
-      id: 0xfffffffe, family: 10, queueNum: 5, hwProtocol: 0x86dd, hook: 1, mark: 0xabcd, indev: 4, outdev: 7, physindev: 0, physoutdev: 0,
-      payload: '4500001c', capLen: 4, skbInfo: 3, gso: true, csumNotReady: true, uid: 1000, gid: -1,
+      id: 0xfffffffe,
+      family: 10,
+      queueNum: 5,
+      hwProtocol: 0x86dd,
+      hook: 1,
+      mark: 0xabcd,
+      indev: 4,
+      outdev: 7,
+      physindev: 0,
+      physoutdev: 0,
+      payload: '4500001c',
+      capLen: 4,
+      skbInfo: 3,
+      gso: true,
+      csumNotReady: true,
+      uid: 1000,
+      gid: -1,
     });
     const second = views[1]![1];
-    assert.deepEqual([second.id, second.mark, second.gso, second.csumNotReady, second.uid, second.indev], [3, 0, false, false, -1, 0], 'fields of the earlier packet do not leak');
+    assert.deepEqual(
+      [second.id, second.mark, second.gso, second.csumNotReady, second.uid, second.indev],
+      [3, 0, false, false, -1, 0],
+      'fields of the earlier packet do not leak',
+    );
   });
 });
 
 describe('queue core: errors', () => {
   it('a handler that throws or decides nonsense: fail-mode verdict and handlerErrors', () => {
     const bad: Array<() => VerdictDecision> = [
-      () => { throw new Error('boom'); },
+      () => {
+        throw new Error('boom');
+      },
       () => null as unknown as VerdictDecision,
       () => ({ verdict: 'maybe' }) as unknown as VerdictDecision,
       () => ({ verdict: 'accept', mark: -1 }),
@@ -166,10 +218,16 @@ describe('queue core: errors', () => {
 
   it('a packet message that does not parse but names its id gets the fail verdict; batching goes on', () => {
     const r = makeCore(() => ACCEPT);
-    r.batch(datagram({ id: 1, payload: ip() }, { id: 2, payload: ip(), badAttr: true }, { id: 3, payload: ip() }, { id: 4, payload: ip() }));
+    r.batch(
+      datagram({ id: 1, payload: ip() }, { id: 2, payload: ip(), badAttr: true }, { id: 3, payload: ip() }, { id: 4, payload: ip() }),
+    );
     assert.deepEqual(
       decodeVerdicts(r.sent).map((m) => [m.kind, m.id, m.verdict]),
-      [['verdict', 1, NF_ACCEPT], ['verdict', 2, NF_DROP], ['batch', 4, NF_ACCEPT]],
+      [
+        ['verdict', 1, NF_ACCEPT],
+        ['verdict', 2, NF_DROP],
+        ['batch', 4, NF_ACCEPT],
+      ],
     );
     assert.equal(r.core.counters.malformed, 1);
     assert.equal(r.core.counters.received, 4);
@@ -181,7 +239,13 @@ describe('queue core: errors', () => {
     r.batch(datagram(...pkts(6, 2)));
     assert.deepEqual(
       decodeVerdicts(r.sent).map((m) => [m.kind, m.id]),
-      [['batch', 2], ['verdict', 4], ['verdict', 5], ['verdict', 6], ['verdict', 7]],
+      [
+        ['batch', 2],
+        ['verdict', 4],
+        ['verdict', 5],
+        ['verdict', 6],
+        ['verdict', 7],
+      ],
     );
     assert.equal(r.core.counters.malformed, 1);
   });
@@ -193,7 +257,14 @@ describe('queue core: errors', () => {
     const broken = Buffer.concat([good, Buffer.from(hex('ffff0000 0003 0000 00000000 00000000'), 'hex')]);
     r.batch(broken);
     r.batch(datagram(...pkts(3, 2)));
-    assert.deepEqual(decodeVerdicts(r.sent).map((m) => [m.kind, m.id]), [['batch', 2], ['verdict', 3], ['verdict', 4]]);
+    assert.deepEqual(
+      decodeVerdicts(r.sent).map((m) => [m.kind, m.id]),
+      [
+        ['batch', 2],
+        ['verdict', 3],
+        ['verdict', 4],
+      ],
+    );
     assert.equal(r.core.counters.malformed, 1);
     assert.equal(r.core.counters.received, 4);
   });
@@ -204,7 +275,10 @@ describe('queue core: errors', () => {
     assert.equal(r.core.counters.kernelErrors, 2);
     assert.equal(r.core.counters.lastKernelErrno, 22);
     assert.equal(r.core.counters.received, 1);
-    assert.deepEqual(decodeVerdicts(r.sent).map((m) => m.id), [1]);
+    assert.deepEqual(
+      decodeVerdicts(r.sent).map((m) => m.id),
+      [1],
+    );
   });
 
   it('MSG_TRUNC: counted, and only the bytes that arrived are read', () => {
@@ -214,14 +288,24 @@ describe('queue core: errors', () => {
     r.core.finish();
     assert.equal(r.core.counters.truncated, 1);
     assert.equal(r.core.counters.malformed, 0, 'nothing read past the bytes that arrived');
-    assert.deepEqual(decodeVerdicts(r.sent).map((m) => [m.kind, m.id]), [['batch', 2]]);
+    assert.deepEqual(
+      decodeVerdicts(r.sent).map((m) => [m.kind, m.id]),
+      [['batch', 2]],
+    );
   });
 
   it('a failed send stops batch verdicts for good', () => {
     const r = makeCore(() => ACCEPT, {}, 1 << 16, true);
     r.batch(datagram(...pkts(1, 3)));
     r.batch(datagram(...pkts(4, 2)));
-    assert.deepEqual(decodeVerdicts(r.sent).map((m) => [m.kind, m.id]), [['batch', 3], ['verdict', 4], ['verdict', 5]]);
+    assert.deepEqual(
+      decodeVerdicts(r.sent).map((m) => [m.kind, m.id]),
+      [
+        ['batch', 3],
+        ['verdict', 4],
+        ['verdict', 5],
+      ],
+    );
   });
 });
 
@@ -242,11 +326,15 @@ describe('queue core: model check', () => {
         (ds, first, splits, failOpen, size) => {
           const ids = ds.map((_, i) => (first + i) >>> 0);
           const byId = new Map(ids.map((id, i) => [id, ds[i]!]));
-          const r = makeCore((p) => {
-            const d = byId.get(p.id)!;
-            if (d === 'throw') throw new Error('x');
-            return d;
-          }, { failOpen }, size);
+          const r = makeCore(
+            (p) => {
+              const d = byId.get(p.id)!;
+              if (d === 'throw') throw new Error('x');
+              return d;
+            },
+            { failOpen },
+            size,
+          );
           // Datagrams of the split sizes, a receive batch every other datagram.
           let at = 0;
           let k = 0;
@@ -261,9 +349,14 @@ describe('queue core: model check', () => {
           const got = simulateKernel(ids, decodeVerdicts(r.sent));
           ids.forEach((id, i) => {
             const d = ds[i]!;
-            const want = d === 'throw'
-              ? { verdict: failOpen ? NF_ACCEPT : NF_DROP, mark: -1, payload: null }
-              : { verdict: { accept: NF_ACCEPT, drop: NF_DROP, repeat: NF_REPEAT }[d.verdict], mark: d.mark ?? -1, payload: d.payload ? Buffer.from(d.payload).toString('hex') : null };
+            const want =
+              d === 'throw'
+                ? { verdict: failOpen ? NF_ACCEPT : NF_DROP, mark: -1, payload: null }
+                : {
+                    verdict: { accept: NF_ACCEPT, drop: NF_DROP, repeat: NF_REPEAT }[d.verdict],
+                    mark: d.mark ?? -1,
+                    payload: d.payload ? Buffer.from(d.payload).toString('hex') : null,
+                  };
             assert.deepEqual(got.get(id), want, `id ${id}`);
           });
           assert.equal(r.core.counters.handlerErrors, ds.filter((d) => d === 'throw').length);

@@ -48,7 +48,10 @@ describe('libc bindings', () => {
       const got = Math.min(size, 64);
       assert.equal(rv.msgLen(i), got, `slot ${i} length`);
       assert.equal((rv.msgFlags(i) & MSG_TRUNC) !== 0, size > 64, `slot ${i} MSG_TRUNC`);
-      assert.ok(rv.bufs[i]!.subarray(0, got).every((x) => x === i + 1), `slot ${i} content`);
+      assert.ok(
+        rv.bufs[i]!.subarray(0, got).every((x) => x === i + 1),
+        `slot ${i} content`,
+      );
     }
     rv.free();
     out.free();

@@ -1,14 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import {
-  AttrTable,
-  NLMSG_ERROR,
-  NlWriter,
-  parseAttrs,
-  parseNlError,
-  readNlHeader,
-} from '../../src/datapath/netlink.js';
+import { AttrTable, NLMSG_ERROR, NlWriter, parseAttrs, parseNlError, readNlHeader } from '../../src/datapath/netlink.js';
 import {
   NFQA_CFG_F_FAIL_OPEN,
   NFQA_CFG_F_GSO,
@@ -37,7 +30,14 @@ describe('nfqueue builders', () => {
     writeConfig(
       w,
       5,
-      { cmd: NFQNL_CFG_CMD_BIND, copyMode: NFQNL_COPY_PACKET, copyRange: 0xffff, maxLen: 4096, flags: NFQA_CFG_F_FAIL_OPEN, mask: NFQA_CFG_F_FAIL_OPEN | NFQA_CFG_F_GSO },
+      {
+        cmd: NFQNL_CFG_CMD_BIND,
+        copyMode: NFQNL_COPY_PACKET,
+        copyRange: 0xffff,
+        maxLen: 4096,
+        flags: NFQA_CFG_F_FAIL_OPEN,
+        mask: NFQA_CFG_F_FAIL_OPEN | NFQA_CFG_F_GSO,
+      },
       7,
       true,
     );
@@ -72,7 +72,10 @@ describe('nfqueue builders', () => {
   it('batch verdict', () => {
     const w = new NlWriter(Buffer.alloc(64));
     writeVerdictBatch(w, 2, 99, NF_ACCEPT, -1);
-    assert.equal(w.buf.subarray(0, w.off).toString('hex'), hex('20000000 0303 0100 00000000 00000000 00000002 0c000200 00000001 00000063').toString('hex'));
+    assert.equal(
+      w.buf.subarray(0, w.off).toString('hex'),
+      hex('20000000 0303 0100 00000000 00000000 00000002 0c000200 00000001 00000063').toString('hex'),
+    );
   });
 });
 
@@ -216,12 +219,13 @@ function encode(decisions: Dec[], firstId: number, batching: boolean, bufSize = 
   return sent;
 }
 
-
 describe('verdict encoder', () => {
   it('coalesces runs of equal plain verdicts into batch messages', () => {
     const A = { verdict: NF_ACCEPT, mark: -1, payload: null };
     const D = { verdict: NF_DROP, mark: -1, payload: null };
-    const msgs = decodeVerdicts(encode([A, A, A, D, { ...A, payload: Buffer.from([0x45, 0, 0, 0x14]) }, A, { ...A, mark: 5 }, { ...A, mark: 5 }], 10, true));
+    const msgs = decodeVerdicts(
+      encode([A, A, A, D, { ...A, payload: Buffer.from([0x45, 0, 0, 0x14]) }, A, { ...A, mark: 5 }, { ...A, mark: 5 }], 10, true),
+    );
     assert.deepEqual(
       msgs.map((m) => [m.kind, m.id, m.verdict, m.mark, m.payload]),
       [
@@ -237,26 +241,42 @@ describe('verdict encoder', () => {
   it('without batching: one verdict per packet', () => {
     const A = { verdict: NF_ACCEPT, mark: -1, payload: null };
     const msgs = decodeVerdicts(encode([A, A, A], 1, false));
-    assert.deepEqual(msgs.map((m) => [m.kind, m.id]), [['verdict', 1], ['verdict', 2], ['verdict', 3]]);
+    assert.deepEqual(
+      msgs.map((m) => [m.kind, m.id]),
+      [
+        ['verdict', 1],
+        ['verdict', 2],
+        ['verdict', 3],
+      ],
+    );
   });
 
   it('model check: under kernel semantics every packet gets exactly its decision (ids wrap, buffer splits)', () => {
     const dec = fc.record({
       verdict: fc.constantFrom(NF_ACCEPT, NF_DROP, NF_REPEAT),
       mark: fc.constantFrom(-1, 0, 1, 0xffffffff),
-      payload: fc.option(fc.uint8Array({ minLength: 20, maxLength: 300 }).map((u) => Buffer.from(u)), { freq: 4 }),
+      payload: fc.option(
+        fc.uint8Array({ minLength: 20, maxLength: 300 }).map((u) => Buffer.from(u)),
+        { freq: 4 },
+      ),
     });
     fc.assert(
-      fc.property(fc.array(dec, { maxLength: 80 }), fc.constantFrom(0, 1, 0xfffffff0), fc.boolean(), fc.constantFrom(400, 4096), (ds, first, batching, size) => {
-        const msgs = decodeVerdicts(encode(ds, first, batching, size));
-        const ids = ds.map((_, i) => (first + i) >>> 0);
-        const got = simulateKernel(ids, msgs);
-        assert.equal(got.size, ids.length, 'every packet answered');
-        ds.forEach((d, i) => {
-          const g = got.get(ids[i]!);
-          assert.deepEqual(g, { verdict: d.verdict, mark: d.mark, payload: d.payload ? d.payload.toString('hex') : null });
-        });
-      }),
+      fc.property(
+        fc.array(dec, { maxLength: 80 }),
+        fc.constantFrom(0, 1, 0xfffffff0),
+        fc.boolean(),
+        fc.constantFrom(400, 4096),
+        (ds, first, batching, size) => {
+          const msgs = decodeVerdicts(encode(ds, first, batching, size));
+          const ids = ds.map((_, i) => (first + i) >>> 0);
+          const got = simulateKernel(ids, msgs);
+          assert.equal(got.size, ids.length, 'every packet answered');
+          ds.forEach((d, i) => {
+            const g = got.get(ids[i]!);
+            assert.deepEqual(g, { verdict: d.verdict, mark: d.mark, payload: d.payload ? d.payload.toString('hex') : null });
+          });
+        },
+      ),
       { numRuns: 500 },
     );
   });

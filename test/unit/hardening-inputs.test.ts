@@ -21,7 +21,10 @@ const HEX = 'ab'.repeat(32);
 const tmp = (): string => fs.mkdtempSync(path.join(os.tmpdir(), 'lw-hard-'));
 
 function keyError(fn: () => unknown, code: string, re: RegExp): void {
-  assert.throws(fn, (e: unknown) => e instanceof KeyFileError && e.code === code && re.test(e.message) && !e.message.includes(HEX.slice(0, 12)));
+  assert.throws(
+    fn,
+    (e: unknown) => e instanceof KeyFileError && e.code === code && re.test(e.message) && !e.message.includes(HEX.slice(0, 12)),
+  );
 }
 
 test('readRegularFile: a FIFO and a device are refused without blocking, size limits hold', () => {
@@ -56,7 +59,11 @@ test('loadKeyFile: FIFO, device, 600 MB-style oversize and foreign owner are ref
     const other = path.join(d, 'other.key');
     fs.writeFileSync(other, HEX, { mode: 0o600 });
     fs.chownSync(other, 65534, 65534);
-    keyError(() => loadKeyFile(other), 'owner', /other\.key: refused: owned by uid 65534, which could replace the key; it must belong to root: run chown root /);
+    keyError(
+      () => loadKeyFile(other),
+      'owner',
+      /other\.key: refused: owned by uid 65534, which could replace the key; it must belong to root: run chown root /,
+    );
     fs.chownSync(other, 0, 65534);
     assert.equal(loadKeyFile(other).length, 32, 'owned by root (group irrelevant at mode 0600)');
   }
@@ -66,7 +73,11 @@ test('loadKeyFile: FIFO, device, 600 MB-style oversize and foreign owner are ref
 test('generateKeyFile: refuses to replace a device node, a FIFO or a symbolic link, even with force', () => {
   const d = tmp();
   const before = fs.statSync('/dev/full');
-  keyError(() => generateKeyFile('/dev/full', { force: true }), 'not-a-file', /\/dev\/full: exists and is a character device; refusing to replace it/);
+  keyError(
+    () => generateKeyFile('/dev/full', { force: true }),
+    'not-a-file',
+    /\/dev\/full: exists and is a character device; refusing to replace it/,
+  );
   const after = fs.statSync('/dev/full');
   assert.ok(after.isCharacterDevice() && after.rdev === before.rdev && after.ino === before.ino, '/dev/full is untouched');
   const fifo = path.join(d, 'fifo');
@@ -90,7 +101,10 @@ test('loadConfig: /dev/zero, a FIFO and a file over 1 MiB are ConfigErrors at 1:
   const fifo = path.join(d, 'c.yaml');
   execFileSync('mkfifo', [fifo]);
   const one = (file: string, re: RegExp): void =>
-    assert.throws(() => loadConfig(file), (e: unknown) => e instanceof ConfigError && e.problems.length === 1 && e.problems[0]!.line === 1 && re.test(e.message));
+    assert.throws(
+      () => loadConfig(file),
+      (e: unknown) => e instanceof ConfigError && e.problems.length === 1 && e.problems[0]!.line === 1 && re.test(e.message),
+    );
   one('/dev/zero', /^\/dev\/zero:1:1: \(document\): cannot read config file: not a regular file \(a character device\)$/);
   one(fifo, /c\.yaml:1:1: \(document\): cannot read config file: not a regular file \(a FIFO\)$/);
   const big = path.join(d, 'big.yaml');
@@ -108,7 +122,9 @@ test('parseConfig: a YAML alias bomb is a ConfigError at its first alias, quickl
   const t0 = Date.now();
   assert.throws(
     () => parseConfig(`${lines.join('\n')}\n`, 'bomb.yaml'),
-    (e: unknown) => e instanceof ConfigError && /^bomb\.yaml:2:8: \(document\): YAML aliases expand too much \(more than 100 aliased nodes\)/.test(e.message),
+    (e: unknown) =>
+      e instanceof ConfigError &&
+      /^bomb\.yaml:2:8: \(document\): YAML aliases expand too much \(more than 100 aliased nodes\)/.test(e.message),
   );
   assert.ok(Date.now() - t0 < 2000);
   // A few aliases are fine.

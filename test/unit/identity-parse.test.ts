@@ -2,8 +2,17 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import {
-  buildDiagRequest, parseDiagReply, NLMSG_HDR_LEN, INET_DIAG_MSG_LEN, SOCK_DIAG_BY_FAMILY, NLMSG_DONE, NLMSG_ERROR,
-  NLM_F_DUMP, NLM_F_REQUEST, IPPROTO_TCP, IPPROTO_RAW,
+  buildDiagRequest,
+  parseDiagReply,
+  NLMSG_HDR_LEN,
+  INET_DIAG_MSG_LEN,
+  SOCK_DIAG_BY_FAMILY,
+  NLMSG_DONE,
+  NLMSG_ERROR,
+  NLM_F_DUMP,
+  NLM_F_REQUEST,
+  IPPROTO_TCP,
+  IPPROTO_RAW,
 } from '../../src/identity/sockdiag-proto.js';
 import { parseProcNet } from '../../src/identity/procnet.js';
 import { parseCgroup, parsePasswd, socketInode, Lru } from '../../src/identity/procfs.js';
@@ -12,7 +21,12 @@ import { recorderProgram, cgroup2Root } from '../../src/identity/bpf.js';
 
 test('inet_diag_req_v2: exact lookup layout', () => {
   const b = buildDiagRequest(
-    { family: 4, protocol: IPPROTO_TCP, states: 0xffffffff, id: { src: new Uint8Array([10, 0, 0, 1]), sport: 40000, dst: new Uint8Array([10, 0, 0, 2]), dport: 443 } },
+    {
+      family: 4,
+      protocol: IPPROTO_TCP,
+      states: 0xffffffff,
+      id: { src: new Uint8Array([10, 0, 0, 1]), sport: 40000, dst: new Uint8Array([10, 0, 0, 2]), dport: 443 },
+    },
     7,
   );
   assert.equal(b.length, 16 + 56);
@@ -40,7 +54,17 @@ test('inet_diag_req_v2: dump with raw protocol', () => {
   assert.equal(b.readUInt32LE(20), 128);
 });
 
-function diagMsg(s: { family: 4 | 6; state: number; sport: number; dport: number; src: number[]; dst: number[]; uid: number; inode: number; cookie: bigint }): Buffer {
+function diagMsg(s: {
+  family: 4 | 6;
+  state: number;
+  sport: number;
+  dport: number;
+  src: number[];
+  dst: number[];
+  uid: number;
+  inode: number;
+  cookie: bigint;
+}): Buffer {
   const b = Buffer.alloc(NLMSG_HDR_LEN + INET_DIAG_MSG_LEN);
   b.writeUInt32LE(b.length, 0);
   b.writeUInt16LE(SOCK_DIAG_BY_FAMILY, 4);
@@ -67,17 +91,49 @@ function done(err = 0): Buffer {
 }
 
 test('inet_diag_msg parse: several messages, DONE, errors', () => {
-  const m1 = diagMsg({ family: 4, state: 2, sport: 5555, dport: 80, src: [127, 0, 0, 1], dst: [10, 1, 2, 3], uid: 1000, inode: 4242, cookie: 0x1_0000_0002n });
-  const m2 = diagMsg({ family: 6, state: 7, sport: 53, dport: 0, src: [...new Array(15).fill(0), 1], dst: new Array(16).fill(0), uid: 0, inode: 7, cookie: 9n });
+  const m1 = diagMsg({
+    family: 4,
+    state: 2,
+    sport: 5555,
+    dport: 80,
+    src: [127, 0, 0, 1],
+    dst: [10, 1, 2, 3],
+    uid: 1000,
+    inode: 4242,
+    cookie: 0x1_0000_0002n,
+  });
+  const m2 = diagMsg({
+    family: 6,
+    state: 7,
+    sport: 53,
+    dport: 0,
+    src: [...new Array(15).fill(0), 1],
+    dst: new Array(16).fill(0),
+    uid: 0,
+    inode: 7,
+    cookie: 9n,
+  });
   const r = parseDiagReply(Buffer.concat([m1, m2, done()]));
   assert.equal(r.kind, 'sockets');
   if (r.kind !== 'sockets') return;
   assert.equal(r.done, true);
   assert.equal(r.sockets.length, 2);
   const [a, b] = r.sockets;
-  assert.deepEqual({ ...a, src: [...a!.src], dst: [...a!.dst] }, {
-    family: 4, state: 2, sport: 5555, dport: 80, src: [127, 0, 0, 1], dst: [10, 1, 2, 3], ifindex: 0, cookie: 0x1_0000_0002n, uid: 1000, inode: 4242,
-  });
+  assert.deepEqual(
+    { ...a, src: [...a!.src], dst: [...a!.dst] },
+    {
+      family: 4,
+      state: 2,
+      sport: 5555,
+      dport: 80,
+      src: [127, 0, 0, 1],
+      dst: [10, 1, 2, 3],
+      ifindex: 0,
+      cookie: 0x1_0000_0002n,
+      uid: 1000,
+      inode: 4242,
+    },
+  );
   assert.equal(b!.family, 6);
   assert.equal(b!.src[15], 1);
   assert.equal(b!.inode, 7);
@@ -136,17 +192,27 @@ garbage line`;
 
 test('cgroup parsing: v2 path, systemd unit, container ids', () => {
   assert.deepEqual(parseCgroup('0::/system.slice/ssh.service\n'), { cgroup: '/system.slice/ssh.service', unit: 'ssh.service' });
-  assert.deepEqual(parseCgroup('0::/user.slice/user-1000.slice/session-3.scope\n'), { cgroup: '/user.slice/user-1000.slice/session-3.scope', unit: 'session-3.scope' });
+  assert.deepEqual(parseCgroup('0::/user.slice/user-1000.slice/session-3.scope\n'), {
+    cgroup: '/user.slice/user-1000.slice/session-3.scope',
+    unit: 'session-3.scope',
+  });
   const id = 'a'.repeat(12) + '0123456789abcdef'.repeat(3) + 'b'.repeat(4);
   assert.equal(id.length, 64);
-  assert.deepEqual(parseCgroup(`0::/system.slice/docker-${id}.scope\n`), { cgroup: `/system.slice/docker-${id}.scope`, unit: `docker-${id}.scope`, containerId: id });
+  assert.deepEqual(parseCgroup(`0::/system.slice/docker-${id}.scope\n`), {
+    cgroup: `/system.slice/docker-${id}.scope`,
+    unit: `docker-${id}.scope`,
+    containerId: id,
+  });
   assert.equal(parseCgroup(`0::/docker/${id}\n`).containerId, id);
   assert.equal(parseCgroup(`0::/kubepods.slice/kubepods-pod1.slice/cri-containerd-${id}.scope\n`).containerId, id);
   assert.equal(parseCgroup(`0::/machine.slice/libpod-${id}.scope/container\n`).containerId, id);
   assert.equal(parseCgroup('0::/system.slice/abc.service\n').containerId, undefined);
   // hybrid v1+v2: the v2 line wins; pure v1: the name=systemd line
   assert.equal(parseCgroup('12:cpu:/x\n1:name=systemd:/system.slice/cron.service\n0::/init.scope\n').cgroup, '/init.scope');
-  assert.deepEqual(parseCgroup('12:cpu:/x\n1:name=systemd:/system.slice/cron.service\n'), { cgroup: '/system.slice/cron.service', unit: 'cron.service' });
+  assert.deepEqual(parseCgroup('12:cpu:/x\n1:name=systemd:/system.slice/cron.service\n'), {
+    cgroup: '/system.slice/cron.service',
+    unit: 'cron.service',
+  });
   assert.deepEqual(parseCgroup(''), { cgroup: '' });
 });
 
@@ -170,18 +236,30 @@ test('passwd parsing, socket links, LRU bound', () => {
 
 test('socket index snapshot lookup matches a Map', () => {
   fc.assert(
-    fc.property(fc.array(fc.tuple(fc.integer({ min: 1, max: 50 }), fc.integer({ min: 1, max: 9999 }), fc.integer({ min: 0, max: 99 })), { maxLength: 200 }), fc.integer({ min: 0, max: 51 }), (rows, q) => {
-      const m = new Map<number, { pid: number; fd: number }[]>();
-      for (const [ino, pid, fd] of rows) {
-        const l = m.get(ino) ?? [];
-        l.push({ pid, fd });
-        m.set(ino, l);
-      }
-      const s = SocketIndexSnapshot.fromMap(m);
-      assert.equal(s.size, rows.length);
-      const want = (m.get(q) ?? []).map((r) => `${r.pid}/${r.fd}`).sort();
-      assert.deepEqual(s.lookup(q).map((r) => `${r.pid}/${r.fd}`).sort(), want);
-    }),
+    fc.property(
+      fc.array(fc.tuple(fc.integer({ min: 1, max: 50 }), fc.integer({ min: 1, max: 9999 }), fc.integer({ min: 0, max: 99 })), {
+        maxLength: 200,
+      }),
+      fc.integer({ min: 0, max: 51 }),
+      (rows, q) => {
+        const m = new Map<number, { pid: number; fd: number }[]>();
+        for (const [ino, pid, fd] of rows) {
+          const l = m.get(ino) ?? [];
+          l.push({ pid, fd });
+          m.set(ino, l);
+        }
+        const s = SocketIndexSnapshot.fromMap(m);
+        assert.equal(s.size, rows.length);
+        const want = (m.get(q) ?? []).map((r) => `${r.pid}/${r.fd}`).sort();
+        assert.deepEqual(
+          s
+            .lookup(q)
+            .map((r) => `${r.pid}/${r.fd}`)
+            .sort(),
+          want,
+        );
+      },
+    ),
   );
 });
 
@@ -194,7 +272,8 @@ test('eBPF recorder program shape; cgroup2 mount lookup', () => {
   assert.equal(ld[1], 0x11, 'dst r1, src BPF_PSEUDO_MAP_FD');
   assert.equal(ld.readInt32LE(4), 42);
   assert.equal(p[p.length - 8], 0x95, 'ends with exit');
-  const mi = '30 25 0:26 / /sys/fs/cgroup/unified rw,nosuid shared:10 - cgroup2 cgroup2 rw\n31 25 0:27 / /sys/fs/cgroup/cpu rw shared:11 - cgroup cgroup rw,cpu\n';
+  const mi =
+    '30 25 0:26 / /sys/fs/cgroup/unified rw,nosuid shared:10 - cgroup2 cgroup2 rw\n31 25 0:27 / /sys/fs/cgroup/cpu rw shared:11 - cgroup cgroup rw,cpu\n';
   assert.equal(cgroup2Root(mi), '/sys/fs/cgroup/unified');
   assert.equal(cgroup2Root('31 25 0:27 / /sys/fs/cgroup/cpu rw shared:11 - cgroup cgroup rw,cpu\n'), undefined);
 });

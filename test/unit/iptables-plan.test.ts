@@ -6,7 +6,11 @@ import { verifierRulePlan } from '../../src/verifier/rules.js';
 import { parseCidr } from '../../src/util/match.js';
 import { compat } from '../../src/label/compat.js';
 
-const cidr = (t: string) => { const r = parseCidr(t); assert.ok(r.ok); return r.value; };
+const cidr = (t: string) => {
+  const r = parseCidr(t);
+  assert.ok(r.ok);
+  return r.value;
+};
 
 test('nfqueueTarget: one queue, balanced queues, bypass only when failing open', () => {
   assert.deepEqual(nfqueueTarget([7], false), ['-j', 'NFQUEUE', '--queue-num', '7']);
@@ -18,7 +22,13 @@ test('multiportChunks: at most 15 slots per rule, a range takes two', () => {
   const chunks = multiportChunks(many);
   assert.equal(chunks.length, 2);
   assert.equal(chunks[0]!.split(',').length, 15);
-  assert.deepEqual(multiportChunks([{ lo: 1, hi: 2 }, { lo: 80, hi: 80 }]), ['1:2,80']);
+  assert.deepEqual(
+    multiportChunks([
+      { lo: 1, hi: 2 },
+      { lo: 80, hi: 80 },
+    ]),
+    ['1:2,80'],
+  );
   const ranges = Array.from({ length: 8 }, (_, i) => ({ lo: i * 10, hi: i * 10 + 5 }));
   assert.equal(multiportChunks(ranges).length, 2); // 7 ranges = 14 slots, the 8th starts a new rule
 });
@@ -34,13 +44,22 @@ test('selectionMatches: cross product per family; addresses of the other family 
 });
 
 test('agent plan: loopback and already-handled packets skip the queue; inbound mirrors outbound', () => {
-  const plan = agentRulePlan(4, { queues: [100], failOpen: false, interfaces: ['eth0'], destinations: [cidr('10.9.0.0/16')], ports: [{ lo: 443, hi: 443 }] });
+  const plan = agentRulePlan(4, {
+    queues: [100],
+    failOpen: false,
+    interfaces: ['eth0'],
+    destinations: [cidr('10.9.0.0/16')],
+    ports: [{ lo: 443, hi: 443 }],
+  });
   const text = renderRestore(plan);
   assert.match(text, /^\*mangle$/m);
   assert.match(text, /-A LABELWALL-AGENT-OUT -o lo -j RETURN/);
   assert.match(text, /-A LABELWALL-AGENT-OUT -m mark --mark 0x2\/0x2 -j RETURN/);
   assert.match(text, /-A LABELWALL-AGENT-OUT -o eth0 -d 10.9.0.0\/16 -p tcp -m multiport --dports 443 -j NFQUEUE --queue-num 100$/m);
-  assert.match(text, /-A LABELWALL-AGENT-IN -i eth0 -s 10.9.0.0\/16 -p tcp -m multiport --sports 443 --tcp-flags SYN SYN -j NFQUEUE --queue-num 100$/m);
+  assert.match(
+    text,
+    /-A LABELWALL-AGENT-IN -i eth0 -s 10.9.0.0\/16 -p tcp -m multiport --sports 443 --tcp-flags SYN SYN -j NFQUEUE --queue-num 100$/m,
+  );
   assert.match(text, /-I OUTPUT 1 -m comment --comment "labelwall LABELWALL-AGENT" -j LABELWALL-AGENT-OUT/);
   // Order: skips come before the queue rule.
   assert.ok(text.indexOf('-o lo -j RETURN') < text.indexOf('NFQUEUE'));
@@ -48,7 +67,11 @@ test('agent plan: loopback and already-handled packets skip the queue; inbound m
 
 test('verifier plan: judged packets return first; rules keep config order', () => {
   const plan = verifierRulePlan(6, {
-    hook: 'input', queues: [200, 201], failOpen: true, markMask: 0xf00, optionKind: compat.optionKind,
+    hook: 'input',
+    queues: [200, 201],
+    failOpen: true,
+    markMask: 0xf00,
+    optionKind: compat.optionKind,
     selections: [
       { inInterfaces: ['eth1'], outInterfaces: [], sources: [], destinations: [], ports: [{ lo: 22, hi: 22 }] },
       { inInterfaces: [], outInterfaces: [], sources: [cidr('fd00:1::/64')], destinations: [], ports: [] },
@@ -79,5 +102,14 @@ test('findOwned: our chains and the jumps into them, nothing else', () => {
   const r = findOwned(save, 'LABELWALL-AGENT');
   assert.deepEqual(r.chains, ['LABELWALL-AGENT-OUT']);
   assert.deepEqual(r.jumps, [['OUTPUT', '-m', 'comment', '--comment', 'labelwall LABELWALL-AGENT', '-j', 'LABELWALL-AGENT-OUT']]);
-  assert.deepEqual(splitRuleLine('-A X -m comment --comment "a \\"b\\" c" -j Y'), ['-A', 'X', '-m', 'comment', '--comment', 'a "b" c', '-j', 'Y']);
+  assert.deepEqual(splitRuleLine('-A X -m comment --comment "a \\"b\\" c" -j Y'), [
+    '-A',
+    'X',
+    '-m',
+    'comment',
+    '--comment',
+    'a "b" c',
+    '-j',
+    'Y',
+  ]);
 });

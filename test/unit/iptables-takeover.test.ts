@@ -2,7 +2,16 @@
 // what one instance installed (pure).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { findOwned, jumpComment, jumpOwner, ownedBy, renderRemove, renderRestore, type Table, type TableState } from '../../src/datapath/iptables.js';
+import {
+  findOwned,
+  jumpComment,
+  jumpOwner,
+  ownedBy,
+  renderRemove,
+  renderRestore,
+  type Table,
+  type TableState,
+} from '../../src/datapath/iptables.js';
 import { verifierRulePlan } from '../../src/verifier/rules.js';
 import { agentRulePlan } from '../../src/agent/rules.js';
 import { compat } from '../../src/label/compat.js';
@@ -40,7 +49,7 @@ test('takeover of the same chain: flush-and-refill, old jump deleted before the 
   assert.ok(del > 0 && ins > del, text);
   assert.ok(lines.some((l) => /--queue-num 201$/.test(l)));
   assert.ok(!lines.some((l) => l.startsWith('-X')), 'the chain the plan keeps is not deleted');
-  assert.ok(!text.includes('--dport 22'), 'the administrator\'s rule is never named');
+  assert.ok(!text.includes('--dport 22'), "the administrator's rule is never named");
 });
 
 test('takeover when the hook changed: the stale chain is flushed and deleted in the same transaction', () => {
@@ -56,10 +65,14 @@ test('takeover when the hook changed: the stale chain is flushed and deleted in 
 
 test('stale state in a table the new plan does not use gets its own block; without stale state the text is the plain install', () => {
   const egress = agentRulePlan(4, { queues: [100], failOpen: false, interfaces: [], destinations: [], ports: [], egressQueue: 101 });
-  const save = '-N LABELWALL-AGENT-EGRESS\n-A OUTPUT -m comment --comment "labelwall LABELWALL-AGENT owner=1-a" -j LABELWALL-AGENT-EGRESS\n';
+  const save =
+    '-N LABELWALL-AGENT-EGRESS\n-A OUTPUT -m comment --comment "labelwall LABELWALL-AGENT owner=1-a" -j LABELWALL-AGENT-EGRESS\n';
   const noEgress = agentRulePlan(4, { queues: [100], failOpen: false, interfaces: [], destinations: [], ports: [] });
   const text = renderRestore(noEgress, { owner: 'n', stale: new Map([['filter', findOwned(save, 'LABELWALL-AGENT')]]) });
-  assert.match(text, /\*filter\n-D OUTPUT -m comment --comment "labelwall LABELWALL-AGENT owner=1-a" -j LABELWALL-AGENT-EGRESS\n-F LABELWALL-AGENT-EGRESS\n-X LABELWALL-AGENT-EGRESS\nCOMMIT/);
+  assert.match(
+    text,
+    /\*filter\n-D OUTPUT -m comment --comment "labelwall LABELWALL-AGENT owner=1-a" -j LABELWALL-AGENT-EGRESS\n-F LABELWALL-AGENT-EGRESS\n-X LABELWALL-AGENT-EGRESS\nCOMMIT/,
+  );
   assert.equal(renderRestore(egress, { stale: new Map() }), renderRestore(egress));
 });
 
@@ -79,6 +92,9 @@ test('ownedBy: only our jumps; a chain another rule still jumps to is kept', () 
   assert.deepEqual(alone.mine.chains, ['LABELWALL-VERIFY-INPUT']);
   assert.equal(ownedBy(findOwned(staleSave, 'LABELWALL-VERIFY'), 'someone-else', ['LABELWALL-VERIFY-INPUT']).mine.jumps.length, 0);
   const rm = renderRemove(new Map([['filter', alone.mine]]));
-  assert.equal(rm, '*filter\n-D INPUT -m comment --comment "labelwall LABELWALL-VERIFY owner=111-aaaaaa" -j LABELWALL-VERIFY-INPUT\n-F LABELWALL-VERIFY-INPUT\n-X LABELWALL-VERIFY-INPUT\nCOMMIT\n');
+  assert.equal(
+    rm,
+    '*filter\n-D INPUT -m comment --comment "labelwall LABELWALL-VERIFY owner=111-aaaaaa" -j LABELWALL-VERIFY-INPUT\n-F LABELWALL-VERIFY-INPUT\n-X LABELWALL-VERIFY-INPUT\nCOMMIT\n',
+  );
   assert.equal(renderRemove(new Map([['filter', { chains: [], jumps: [] }]])), '');
 });

@@ -3,7 +3,15 @@ import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import fc from 'fast-check';
 import {
-  LABEL_EXID, LABEL_KIND, LABEL_LENGTH, PAPER_TEST_KEY, computeMac, findLabelOption, labelPacket, verifyPacket, buildLabelOption,
+  LABEL_EXID,
+  LABEL_KIND,
+  LABEL_LENGTH,
+  PAPER_TEST_KEY,
+  computeMac,
+  findLabelOption,
+  labelPacket,
+  verifyPacket,
+  buildLabelOption,
 } from '../../src/label/compat.js';
 import { LabelKey } from '../../src/label/keys.js';
 import { buildTcpPacket, buildUdpPacket, typicalSynOptions } from '../../src/wire/build.js';
@@ -14,7 +22,7 @@ const paperKey = LabelKey.fromBytes(PAPER_TEST_KEY, 'paper');
 const keyA = LabelKey.fromBytes(Buffer.alloc(32, 0xa5), 'A');
 const keyB = LabelKey.fromBytes(Buffer.alloc(16, 0x5a), 'B');
 
-test('constants are the paper\'s', () => {
+test("constants are the paper's", () => {
   assert.equal(LABEL_KIND, 253);
   assert.equal(LABEL_LENGTH, 40);
   assert.equal(LABEL_EXID, 0x4677);
@@ -27,17 +35,29 @@ test('known answer: HMAC with the paper key over seq 01020304 and "hello"', () =
   const expected = '342af37e4381e2af45eaba41b660d215d9d67a23ca62f6ad641c6b9172754aa8';
   assert.equal(computeMac(paperKey, Uint8Array.of(1, 2, 3, 4), Buffer.from('hello')).toString('hex'), expected);
   // ...and with node:crypto directly over the concatenation, as a second derivation.
-  assert.equal(createHmac('sha256', PAPER_TEST_KEY).update(Buffer.from(`01020304${Buffer.from('hello').toString('hex')}`, 'hex')).digest('hex'), expected);
+  assert.equal(
+    createHmac('sha256', PAPER_TEST_KEY)
+      .update(Buffer.from(`01020304${Buffer.from('hello').toString('hex')}`, 'hex'))
+      .digest('hex'),
+    expected,
+  );
 });
 
 test('known answer: whole labelled IPv4 and IPv6 packets, byte for byte (scapy-built expected vectors)', () => {
   // Expected packets built with scapy: IP(...)/TCP(options=[(253, 4677 00000000 <mac>)])/"hello"; the
   // input carries MSS, SACK-permitted, timestamps, wscale, which must all be gone.
-  const expected4 = '45000055123440004006a46bc0000201c00002029c4000500102030400000000f018ffffeb3e0000' +
-    'fd28467700000000342af37e4381e2af45eaba41b660d215d9d67a23ca62f6ad641c6b9172754aa8' + '68656c6c6f';
-  const expected6 = '600000000041064020010db800000000000000000000000120010db80000000000000000000000029c4000500102030400000000f018ffff13ce0000' +
-    'fd28467700000000342af37e4381e2af45eaba41b660d215d9d67a23ca62f6ad641c6b9172754aa8' + '68656c6c6f';
-  for (const [family, expected] of [[4, expected4], [6, expected6]] as const) {
+  const expected4 =
+    '45000055123440004006a46bc0000201c00002029c4000500102030400000000f018ffffeb3e0000' +
+    'fd28467700000000342af37e4381e2af45eaba41b660d215d9d67a23ca62f6ad641c6b9172754aa8' +
+    '68656c6c6f';
+  const expected6 =
+    '600000000041064020010db800000000000000000000000120010db80000000000000000000000029c4000500102030400000000f018ffff13ce0000' +
+    'fd28467700000000342af37e4381e2af45eaba41b660d215d9d67a23ca62f6ad641c6b9172754aa8' +
+    '68656c6c6f';
+  for (const [family, expected] of [
+    [4, expected4],
+    [6, expected6],
+  ] as const) {
     const input = buildTcpPacket({ family, seq: 0x01020304, options: typicalSynOptions(), payload: Buffer.from('hello') });
     const r = labelPacket(input, paperKey);
     assert.ok(r.ok);
@@ -49,9 +69,13 @@ test('known answer: whole labelled IPv4 and IPv6 packets, byte for byte (scapy-b
 test('known answer: IPv6 with a routing header — the TCP checksum uses the final destination (scapy vectors)', () => {
   // scapy: IPv6(dst=2001:db8::100)/IPv6ExtHdrRouting(addresses=[2001:db8::2], segleft=1)/TCP(seq=9, MSS)/"routed",
   // and the same with the label option in place of MSS. Checksum 0x0a3e (it would be 0x0940 with the header's dst).
-  const input = hex('6000000000362b4020010db800000000000000000000000120010db8000000000000000000000100060200010000000020010db80000000000000000000000029c40005000000009000000006018ffff52b40000020405b4726f75746564');
-  const expected = '60000000005a2b4020010db800000000000000000000000120010db8000000000000000000000100060200010000000020010db8000000000000000000000002' +
-    '9c4000500000000900000000f018ffff0a3e0000fd28467700000000bc2b0d263cce6857858c876255f9cd12363ea7cb94f43515163dac068d20e67e' + '726f75746564';
+  const input = hex(
+    '6000000000362b4020010db800000000000000000000000120010db8000000000000000000000100060200010000000020010db80000000000000000000000029c40005000000009000000006018ffff52b40000020405b4726f75746564',
+  );
+  const expected =
+    '60000000005a2b4020010db800000000000000000000000120010db8000000000000000000000100060200010000000020010db8000000000000000000000002' +
+    '9c4000500000000900000000f018ffff0a3e0000fd28467700000000bc2b0d263cce6857858c876255f9cd12363ea7cb94f43515163dac068d20e67e' +
+    '726f75746564';
   const p = parseIpPacket(input);
   assert.ok(p.ok);
   assert.equal(p.pseudoDstOffset, 48);
@@ -66,7 +90,10 @@ test('known answer: the 60-byte TCP header built by hand from the spec', () => {
   const input = buildTcpPacket({ family: 4, seq: 0xdeadbeef, ack: 7, flags: 0x18, srcPort: 5555, dstPort: 80, payload });
   const r = labelPacket(input, keyA);
   assert.ok(r.ok);
-  const mac = createHmac('sha256', Buffer.alloc(32, 0xa5)).update(Buffer.from([0xde, 0xad, 0xbe, 0xef])).update(payload).digest();
+  const mac = createHmac('sha256', Buffer.alloc(32, 0xa5))
+    .update(Buffer.from([0xde, 0xad, 0xbe, 0xef]))
+    .update(payload)
+    .digest();
   const header = Buffer.alloc(60);
   header.writeUInt16BE(5555, 0);
   header.writeUInt16BE(80, 2);
@@ -85,7 +112,12 @@ test('known answer: the 60-byte TCP header built by hand from the spec', () => {
 });
 
 test('IPv4 options and IPv6 extension headers are kept; lengths and checksums right', () => {
-  const v4 = buildTcpPacket({ family: 4, ipv4Options: Uint8Array.of(0x94, 4, 0, 0), options: typicalSynOptions(), payload: Buffer.from('abc') });
+  const v4 = buildTcpPacket({
+    family: 4,
+    ipv4Options: Uint8Array.of(0x94, 4, 0, 0),
+    options: typicalSynOptions(),
+    payload: Buffer.from('abc'),
+  });
   const r4 = labelPacket(v4, keyA);
   assert.ok(r4.ok);
   assert.deepEqual(r4.packet.subarray(20, 24), Buffer.from([0x94, 4, 0, 0]));
@@ -93,7 +125,12 @@ test('IPv4 options and IPv6 extension headers are kept; lengths and checksums ri
   assert.ok(packetChecksumsOk(r4.packet, 24));
   assert.equal(verifyPacket(r4.packet, [keyA]).verdict, 'valid');
 
-  const v6 = buildTcpPacket({ family: 6, ipv6ExtHeaders: [{ type: 0 }, { type: 60 }], options: Uint8Array.of(2, 4, 5, 0xb4), payload: Buffer.from('abc') });
+  const v6 = buildTcpPacket({
+    family: 6,
+    ipv6ExtHeaders: [{ type: 0 }, { type: 60 }],
+    options: Uint8Array.of(2, 4, 5, 0xb4),
+    payload: Buffer.from('abc'),
+  });
   const r6 = labelPacket(v6, keyA);
   assert.ok(r6.ok);
   // Everything of the IP part except the payload length is unchanged.
@@ -166,13 +203,17 @@ test('verify: every verdict class for the inputs that call for it', () => {
   // Kind 254 with our ExID is not ours either.
   assert.equal(verifyPacket(withOption([254, 40, 0x46, 0x77, ...new Array(36).fill(0)]), [keyA]).verdict, 'unlabelled');
   // Our ExID with length 36: malformed.
-  assert.deepEqual(verifyPacket(withOption([253, 36, 0x46, 0x77, ...new Array(32).fill(0)]), [keyA]), { verdict: 'malformed', reason: 'bad-label-length' });
+  assert.deepEqual(verifyPacket(withOption([253, 36, 0x46, 0x77, ...new Array(32).fill(0)]), [keyA]), {
+    verdict: 'malformed',
+    reason: 'bad-label-length',
+  });
   assert.deepEqual(verifyPacket(withOption([1, 1, 30, 0]), [keyA]), { verdict: 'malformed', reason: 'bad-option-length' });
   const dup = buildTcpPacket({ family: 4, options: Uint8Array.from([253, 4, 0x46, 0x77, 253, 4, 0x46, 0x77]) });
   assert.deepEqual(verifyPacket(dup, [keyA]), { verdict: 'malformed', reason: 'duplicate-label' });
   const trunc = labelled.packet.subarray(0, 50);
   assert.deepEqual(verifyPacket(trunc, [keyA]), { verdict: 'malformed', reason: 'truncated-ip' });
-  const badDo = Buffer.from(labelled.packet); badDo[52] = 0x30;
+  const badDo = Buffer.from(labelled.packet);
+  badDo[52] = 0x30;
   assert.deepEqual(verifyPacket(badDo, [keyA]), { verdict: 'malformed', reason: 'bad-data-offset' });
   assert.deepEqual(verifyPacket(buildUdpPacket({ family: 6 }), [keyA]), { verdict: 'skipped', reason: 'not-tcp' });
 });
@@ -250,17 +291,24 @@ test('property: any single bit flipped in seq, payload or MAC makes it invalid',
 
 test('property: random and mutated bytes never throw out of label or verify', () => {
   fc.assert(
-    fc.property(fc.oneof(fc.uint8Array({ maxLength: 120 }), segmentArb.map((s) => {
-      const r = labelPacket(buildTcpPacket(s), keyA);
-      return r.ok ? r.packet : new Uint8Array(0);
-    })), fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 4 }), (bytes, muts) => {
-      const b = Buffer.from(bytes);
-      if (b.length) for (const [i, v] of muts) b[i % b.length] = v;
-      const v = verifyPacket(b, [keyA]);
-      assert.ok(['valid', 'invalid', 'unlabelled', 'malformed', 'skipped'].includes(v.verdict));
-      const l = labelPacket(b, keyA);
-      if (l.ok) assert.equal(verifyPacket(l.packet, [keyA]).verdict, 'valid');
-    }),
+    fc.property(
+      fc.oneof(
+        fc.uint8Array({ maxLength: 120 }),
+        segmentArb.map((s) => {
+          const r = labelPacket(buildTcpPacket(s), keyA);
+          return r.ok ? r.packet : new Uint8Array(0);
+        }),
+      ),
+      fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 4 }),
+      (bytes, muts) => {
+        const b = Buffer.from(bytes);
+        if (b.length) for (const [i, v] of muts) b[i % b.length] = v;
+        const v = verifyPacket(b, [keyA]);
+        assert.ok(['valid', 'invalid', 'unlabelled', 'malformed', 'skipped'].includes(v.verdict));
+        const l = labelPacket(b, keyA);
+        if (l.ok) assert.equal(verifyPacket(l.packet, [keyA]).verdict, 'valid');
+      },
+    ),
     { numRuns: 2000 },
   );
 });

@@ -13,16 +13,21 @@ test('the libcrypto engine is used on this machine (libssl3 is a setup dependenc
 
 test('property: libcrypto and node:crypto engines give the HMAC-SHA256 of a || b, for any key and data', () => {
   fc.assert(
-    fc.property(fc.uint8Array({ minLength: 1, maxLength: 100 }), fc.uint8Array({ maxLength: 8 }), fc.uint8Array({ maxLength: 3000 }), (key, a, b) => {
-      const ko = createSecretKey(Buffer.from(key));
-      const want = createHmac('sha256', Buffer.from(key)).update(a).update(b).digest();
-      const lib = createMacEngine(ko, key, 'libcrypto');
-      const node = createMacEngine(ko, key, 'node');
-      assert.ok(lib.mac(a, b).equals(want));
-      assert.ok(node.mac(a, b).equals(want));
-      // The context is reset between messages: a second message gives its own MAC.
-      assert.ok(lib.mac(b, a).equals(createHmac('sha256', Buffer.from(key)).update(b).update(a).digest()));
-    }),
+    fc.property(
+      fc.uint8Array({ minLength: 1, maxLength: 100 }),
+      fc.uint8Array({ maxLength: 8 }),
+      fc.uint8Array({ maxLength: 3000 }),
+      (key, a, b) => {
+        const ko = createSecretKey(Buffer.from(key));
+        const want = createHmac('sha256', Buffer.from(key)).update(a).update(b).digest();
+        const lib = createMacEngine(ko, key, 'libcrypto');
+        const node = createMacEngine(ko, key, 'node');
+        assert.ok(lib.mac(a, b).equals(want));
+        assert.ok(node.mac(a, b).equals(want));
+        // The context is reset between messages: a second message gives its own MAC.
+        assert.ok(lib.mac(b, a).equals(createHmac('sha256', Buffer.from(key)).update(b).update(a).digest()));
+      },
+    ),
     { numRuns: 300 },
   );
 });

@@ -41,7 +41,10 @@ function fakeFind(buf: Uint8Array, tcp: TcpView): FindLabelResult {
   return { found: true, offset: r };
 }
 
-const tcpOf = (p: ParsedPacket, pkt: Uint8Array) => ({ seq: pkt.subarray(p.tcp!.offset + 4, p.tcp!.offset + 8), payload: pkt.subarray(p.tcp!.payloadOffset, p.tcp!.payloadOffset + p.tcp!.payloadLen) });
+const tcpOf = (p: ParsedPacket, pkt: Uint8Array) => ({
+  seq: pkt.subarray(p.tcp!.offset + 4, p.tcp!.offset + 8),
+  payload: pkt.subarray(p.tcp!.payloadOffset, p.tcp!.payloadOffset + p.tcp!.payloadLen),
+});
 
 const fake: LabelProfile = {
   name: 'test-fake',
@@ -57,7 +60,19 @@ const fake: LabelProfile = {
     const opt = Uint8Array.of(FAKE_KIND, 8, FAKE_EXID >> 8, FAKE_EXID & 0xff, ...key.mac(seq, payload).subarray(0, 4));
     // The stack's options stay, the label goes after them (a fake: no room check beyond 40 bytes).
     const options = Buffer.concat([pkt.subarray(t.optionsOffset, t.optionsOffset + t.optionsLen), opt]);
-    const packet = buildTcpPacket({ family: p.family, src: p.src, dst: p.dst, srcPort: t.srcPort, dstPort: t.dstPort, seq: t.seq, ack: t.ack, flags: t.flags, window: t.window, options, payload });
+    const packet = buildTcpPacket({
+      family: p.family,
+      src: p.src,
+      dst: p.dst,
+      srcPort: t.srcPort,
+      dstPort: t.dstPort,
+      seq: t.seq,
+      ack: t.ack,
+      flags: t.flags,
+      window: t.window,
+      options,
+      payload,
+    });
     // The contract: written into `out` when it is large enough (pcap builds the frame around it).
     if (out && out.length >= packet.length) {
       packet.copy(out);
@@ -69,10 +84,12 @@ const fake: LabelProfile = {
     seen.push(ctx?.timeMs);
     if (p.protocol !== IPPROTO_TCP || !p.tcp) return { verdict: 'skipped', reason: 'not-tcp' };
     const f = fakeFind(pkt, p.tcp);
-    if (!f.found) return f.reason === 'no-label' ? { verdict: 'unlabelled', reason: 'no-label' } : { verdict: 'malformed', reason: f.reason };
+    if (!f.found)
+      return f.reason === 'no-label' ? { verdict: 'unlabelled', reason: 'no-label' } : { verdict: 'malformed', reason: f.reason };
     const { seq, payload } = tcpOf(p, pkt);
     const got = Buffer.from(pkt.subarray(f.offset + 4, f.offset + 8));
-    for (let i = 0; i < keys.length; i++) if (got.equals(keys[i]!.mac(seq, payload).subarray(0, 4))) return { verdict: 'valid', keyIndex: i };
+    for (let i = 0; i < keys.length; i++)
+      if (got.equals(keys[i]!.mac(seq, payload).subarray(0, 4))) return { verdict: 'valid', keyIndex: i };
     return { verdict: 'invalid', reason: 'mac-mismatch' };
   },
   findOption: fakeFind,
@@ -83,8 +100,18 @@ registerProfile(fake);
 
 const key = LabelKey.fromBytes(Buffer.alloc(32, 5), 'k');
 const other = LabelKey.fromBytes(Buffer.alloc(32, 6), 'other');
-const data = buildTcpPacket({ family: 4, srcPort: 40000, dstPort: 80, seq: 1234, ack: 1, flags: 0x18, payload: Buffer.from('hello profile') });
-const rules: RuntimeVerifierRule[] = [{ name: 'r', inInterfaces: [], outInterfaces: [], sources: [], destinations: [], ports: [], keys: [other, key], action: 'drop' }];
+const data = buildTcpPacket({
+  family: 4,
+  srcPort: 40000,
+  dstPort: 80,
+  seq: 1234,
+  ack: 1,
+  flags: 0x18,
+  payload: Buffer.from('hello profile'),
+});
+const rules: RuntimeVerifierRule[] = [
+  { name: 'r', inInterfaces: [], outInterfaces: [], sources: [], destinations: [], ports: [], keys: [other, key], action: 'drop' },
+];
 
 test('registry: profiles are picked by name; a name is registered once; unknown names are refused', () => {
   assert.equal(getProfile('test-fake'), fake);
@@ -102,7 +129,7 @@ test('agent and verifier decisions label and judge with the profile they are giv
   const labelled = Buffer.from(d.payload!);
   const p = parseIpPacket(labelled);
   assert.ok(p.ok && p.tcp);
-  assert.equal(p.tcp.dataOffset, 28, 'the fake option, not compat\'s 40 bytes');
+  assert.equal(p.tcp.dataOffset, 28, "the fake option, not compat's 40 bytes");
   assert.deepEqual([...labelled.subarray(p.tcp.optionsOffset, p.tcp.optionsOffset + 4)], [254, 8, 0xbe, 0xef]);
 
   const v = decideVerifierPacket(profile, labelled, 0, rules, DEFAULT_MARK, undefined, undefined);
@@ -113,7 +140,10 @@ test('agent and verifier decisions label and judge with the profile they are giv
   assert.equal(decideVerifierPacket(compat, labelled, 0, rules, DEFAULT_MARK, undefined, undefined).judged, 'unlabelled');
   const byCompat = decideAgentPacket(compat, NF_INET_LOCAL_OUT, data, 0, 1500, key, Buffer.alloc(65536));
   assert.equal(decideVerifierPacket(compat, Buffer.from(byCompat.payload!), 0, rules, DEFAULT_MARK, undefined, undefined).judged, 'valid');
-  assert.equal(decideVerifierPacket(profile, Buffer.from(byCompat.payload!), 0, rules, DEFAULT_MARK, undefined, undefined).judged, 'unlabelled');
+  assert.equal(
+    decideVerifierPacket(profile, Buffer.from(byCompat.payload!), 0, rules, DEFAULT_MARK, undefined, undefined).judged,
+    'unlabelled',
+  );
   // A changed payload byte is caught by the fake's MAC.
   const tampered = Buffer.from(labelled);
   tampered[tampered.length - 1]! ^= 1;
@@ -124,7 +154,10 @@ test('agent and verifier decisions label and judge with the profile they are giv
 
 test("the verifier's kernel rules call a segment unlabelled by the profile's option kind", () => {
   const sel = { inInterfaces: [], outInterfaces: [], sources: [], destinations: [], ports: [] };
-  const text = (kind: number) => renderRestore(verifierRulePlan(4, { hook: 'input', queues: [200], failOpen: false, markMask: 0xf00, optionKind: kind, selections: [sel] }));
+  const text = (kind: number) =>
+    renderRestore(
+      verifierRulePlan(4, { hook: 'input', queues: [200], failOpen: false, markMask: 0xf00, optionKind: kind, selections: [sel] }),
+    );
   assert.match(text(getProfile('test-fake').optionKind), /! --tcp-option 254 -g /);
   assert.doesNotMatch(text(getProfile('test-fake').optionKind), /--tcp-option 253/);
   assert.match(text(compat.optionKind), /! --tcp-option 253 -g /);
@@ -132,19 +165,26 @@ test("the verifier's kernel rules call a segment unlabelled by the profile's opt
 
 test('inbound handshakes follow the profile: what it erases, what it keeps, how far it clamps the MSS', () => {
   const synAck = buildTcpPacket({ family: 4, srcPort: 80, dstPort: 40000, seq: 9, ack: 1, flags: 0x12, options: typicalSynOptions(3, 4) });
-  const opts = (b: Buffer) => { const p = parseIpPacket(b); assert.ok(p.ok && p.tcp); return [...b.subarray(p.tcp.optionsOffset, p.tcp.optionsOffset + p.tcp.optionsLen)]; };
+  const opts = (b: Buffer) => {
+    const p = parseIpPacket(b);
+    assert.ok(p.ok && p.tcp);
+    return [...b.subarray(p.tcp.optionsOffset, p.tcp.optionsOffset + p.tcp.optionsLen)];
+  };
   const byFake = decideAgentPacket(getProfile('test-fake'), NF_INET_LOCAL_IN, synAck, 0, 1500, key, Buffer.alloc(65536));
   assert.equal(byFake.counter, 'handshakes_rewritten');
   const f = opts(Buffer.from(byFake.payload!));
-  assert.equal((f[2]! << 8) | f[3]!, 1460 - 8, 'MSS lowered by the fake\'s 8 bytes');
+  assert.equal((f[2]! << 8) | f[3]!, 1460 - 8, "MSS lowered by the fake's 8 bytes");
   assert.deepEqual(f.slice(4), opts(synAck).slice(4), 'window scale, SACK-permitted and timestamps kept');
   const byCompat = decideAgentPacket(compat, NF_INET_LOCAL_IN, synAck, 0, 1500, key, Buffer.alloc(65536));
   const c = opts(Buffer.from(byCompat.payload!));
   assert.equal((c[2]! << 8) | c[3]!, 1460 - 40);
-  assert.ok(c.slice(4).every((b) => b === 1), 'compat erases every other option (NOP)');
+  assert.ok(
+    c.slice(4).every((b) => b === 1),
+    'compat erases every other option (NOP)',
+  );
 });
 
-test('pcap label and verify run the registered profile, in memory and through files, with the frames\' capture time', async () => {
+test("pcap label and verify run the registered profile, in memory and through files, with the frames' capture time", async () => {
   const profile = getProfile('test-fake');
   const frame = wrapIp(LINKTYPE_ETHERNET, data);
   const l = labelFrame(profile, LINKTYPE_ETHERNET, frame, key);
@@ -161,16 +201,20 @@ test('pcap label and verify run the registered profile, in memory and through fi
     const out = path.join(dir, 'labelled.pcap');
     const w = await PcapWriter.create(plain, { linktype: LINKTYPE_ETHERNET });
     await w.write(frame, { tsSec: 1_700_000_000, tsFrac: 250_000, tsUnitsPerSec: 1e6 });
-    await w.write(wrapIp(LINKTYPE_ETHERNET, buildTcpPacket({ family: 6, seq: 7, payload: Buffer.from('v6') })), { tsSec: 1_700_000_016, tsFrac: 0, tsUnitsPerSec: 1e6 });
+    await w.write(wrapIp(LINKTYPE_ETHERNET, buildTcpPacket({ family: 6, seq: 7, payload: Buffer.from('v6') })), {
+      tsSec: 1_700_000_016,
+      tsFrac: 0,
+      tsUnitsPerSec: 1e6,
+    });
     await w.close();
     seen.length = 0;
     const lc = await labelCapture(profile, plain, out, key);
     assert.deepEqual([lc.total, lc.labelled], [2, 2]);
-    assert.deepEqual(seen, [1_700_000_000_250, 1_700_000_016_000], 'label() is given each frame\'s capture time');
+    assert.deepEqual(seen, [1_700_000_000_250, 1_700_000_016_000], "label() is given each frame's capture time");
     seen.length = 0;
     const vc = await verifyCapture(profile, out, [key]);
     assert.deepEqual([vc.total, vc.valid], [2, 2]);
-    assert.deepEqual(seen, [1_700_000_000_250, 1_700_000_016_000], 'verify() is given each frame\'s capture time');
+    assert.deepEqual(seen, [1_700_000_000_250, 1_700_000_016_000], "verify() is given each frame's capture time");
     // Control: the same file judged by compat has no label of its own.
     const cc = await verifyCapture(compat, out, [key]);
     assert.deepEqual([cc.valid, cc.unlabelled], [0, 2]);

@@ -127,7 +127,10 @@ export function decodeVerdicts(bufs: Buffer[]): DecodedVerdict[] {
  * The kernel's semantics: a verdict takes its one id, a batch every queued id not after maxId.
  * Returns what each id got; ids never answered are missing.
  */
-export function simulateKernel(ids: number[], msgs: DecodedVerdict[]): Map<number, { verdict: number; mark: number; payload: string | null }> {
+export function simulateKernel(
+  ids: number[],
+  msgs: DecodedVerdict[],
+): Map<number, { verdict: number; mark: number; payload: string | null }> {
   let queue = [...ids];
   const got = new Map<number, { verdict: number; mark: number; payload: string | null }>();
   for (const m of msgs) {

@@ -68,7 +68,9 @@ function plainPackets(): Buffer[] {
     buildTcpPacket({ family: 4, seq: 1, flags: 0x02, options: Uint8Array.of(2, 4, 5, 0xb4, 1, 3, 3, 7) }),
     buildTcpPacket({ family: 6, seq: 2, flags: 0x18, payload: detBytes('p6', 1000) }),
     buildTcpPacket({ family: 4, seq: 3, flags: 0x18, ipv4Options: Uint8Array.of(1, 1, 1, 0), payload: Buffer.from('with IP options') }),
-    ...demoPackets(otherKey).filter((p) => p.expect !== 'valid').map((p) => p.ip),
+    ...demoPackets(otherKey)
+      .filter((p) => p.expect !== 'valid')
+      .map((p) => p.ip),
   ];
 }
 
@@ -80,27 +82,43 @@ interface Format {
 
 const frameTs = (i: number): bigint => 1_700_000_000_000_000n + BigInt(i) * 1000n;
 const formats: Format[] = [
-  ...[false, true].flatMap((be) => [false, true].flatMap((ns) => [1, 101, 113, 276].map((lt): Format => ({
-    name: `pcap ${be ? 'BE' : 'LE'} ${ns ? 'ns' : 'us'} linktype ${lt}`,
-    linktypes: [lt],
-    encode: (frames) => encodePcap({ be, ns, linktype: lt }, frames.map((f, i) => ({ tsSec: 1_700_000_000 + i, tsFrac: i * 7, data: f.data }))),
-  })))),
+  ...[false, true].flatMap((be) =>
+    [false, true].flatMap((ns) =>
+      [1, 101, 113, 276].map(
+        (lt): Format => ({
+          name: `pcap ${be ? 'BE' : 'LE'} ${ns ? 'ns' : 'us'} linktype ${lt}`,
+          linktypes: [lt],
+          encode: (frames) =>
+            encodePcap(
+              { be, ns, linktype: lt },
+              frames.map((f, i) => ({ tsSec: 1_700_000_000 + i, tsFrac: i * 7, data: f.data })),
+            ),
+        }),
+      ),
+    ),
+  ),
   {
     name: 'pcap Ethernet with 802.1Q tags',
     linktypes: [1],
-    encode: (frames) => encodePcap({ be: false, ns: false, linktype: 1 }, frames.map((f, i) => ({ tsSec: i, tsFrac: 0, data: f.data }))),
+    encode: (frames) =>
+      encodePcap(
+        { be: false, ns: false, linktype: 1 },
+        frames.map((f, i) => ({ tsSec: i, tsFrac: 0, data: f.data })),
+      ),
   },
-  ...[false, true].map((be): Format => ({
-    name: `pcapng ${be ? 'BE' : 'LE'} two interfaces (Ethernet, cooked v2 ns)`,
-    linktypes: [1, 276],
-    encode: (frames) => {
-      const blocks: NgBlock[] = [{ shb: true }, { idb: { linktype: 1, name: 'eth0' } }, { idb: { linktype: 276, tsresol: 9 } }];
-      frames.forEach((f, i) => {
-        blocks.push({ epb: { ifIndex: f.linktype === 1 ? 0 : 1, ts: frameTs(i), data: f.data } });
-      });
-      return encodePcapng(be, blocks);
-    },
-  })),
+  ...[false, true].map(
+    (be): Format => ({
+      name: `pcapng ${be ? 'BE' : 'LE'} two interfaces (Ethernet, cooked v2 ns)`,
+      linktypes: [1, 276],
+      encode: (frames) => {
+        const blocks: NgBlock[] = [{ shb: true }, { idb: { linktype: 1, name: 'eth0' } }, { idb: { linktype: 276, tsresol: 9 } }];
+        frames.forEach((f, i) => {
+          blocks.push({ epb: { ifIndex: f.linktype === 1 ? 0 : 1, ts: frameTs(i), data: f.data } });
+        });
+        return encodePcapng(be, blocks);
+      },
+    }),
+  ),
 ];
 
 for (const fmt of formats) {
@@ -153,17 +171,29 @@ for (const fmt of formats) {
 
 test('pcapng with two link types cannot become pcap; the partial output is removed', async () => {
   const inFile = path.join(dir, 'two.pcapng');
-  fs.writeFileSync(inFile, encodePcapng(false, [
-    { shb: true }, { idb: { linktype: 1 } }, { idb: { linktype: 101 } },
-    { epb: { ifIndex: 0, ts: 0n, data: wrapIp(1, buildTcpPacket({ family: 4 })) } },
-    { epb: { ifIndex: 1, ts: 0n, data: buildTcpPacket({ family: 4 }) } },
-  ]));
+  fs.writeFileSync(
+    inFile,
+    encodePcapng(false, [
+      { shb: true },
+      { idb: { linktype: 1 } },
+      { idb: { linktype: 101 } },
+      { epb: { ifIndex: 0, ts: 0n, data: wrapIp(1, buildTcpPacket({ family: 4 })) } },
+      { epb: { ifIndex: 1, ts: 0n, data: buildTcpPacket({ family: 4 }) } },
+    ]),
+  );
   const out = path.join(dir, 'two.pcap');
   await assert.rejects(labelCapture(compat, inFile, out, key, { format: 'pcap' }), /link type 101 but the pcap output has 1/);
   assert.ok(!fs.existsSync(out));
   // ...but with one link type it works.
   const one = path.join(dir, 'one.pcapng');
-  fs.writeFileSync(one, encodePcapng(false, [{ shb: true }, { idb: { linktype: 1, tsresol: 9 } }, { epb: { ifIndex: 0, ts: 5_000_000_123n, data: wrapIp(1, buildTcpPacket({ family: 4 })) } }]));
+  fs.writeFileSync(
+    one,
+    encodePcapng(false, [
+      { shb: true },
+      { idb: { linktype: 1, tsresol: 9 } },
+      { epb: { ifIndex: 0, ts: 5_000_000_123n, data: wrapIp(1, buildTcpPacket({ family: 4 })) } },
+    ]),
+  );
   const r = await labelCapture(compat, one, out, key, { format: 'pcap' });
   assert.equal(r.labelled, 1);
   const [rec] = await readAll(out);
@@ -175,7 +205,9 @@ test('the shipped demo capture produces every verdict class as its notes say', a
   const keyHex = fs.readFileSync(path.join(fixtures, 'demo.key'), 'utf8').trim();
   const demoKey = LabelKey.fromBytes(Buffer.from(keyHex, 'hex'), 'demo');
   const verdicts: string[] = [];
-  const counts = await verifyCapture(compat, path.join(fixtures, 'demo.pcap'), [demoKey], (_f, r) => { verdicts.push(r.verdict); });
+  const counts = await verifyCapture(compat, path.join(fixtures, 'demo.pcap'), [demoKey], (_f, r) => {
+    verdicts.push(r.verdict);
+  });
   const expected = demoPackets(demoKey).map((p) => p.expect);
   expected.splice(4, 0, 'skipped'); // the ARP frame after the fourth packet
   assert.deepEqual(verdicts, expected);
@@ -188,7 +220,9 @@ test('tcpdump and tshark read what pcap label wrote; tshark shows ExID 0x4677 an
     return;
   }
   const inFile = path.join(dir, 'tools.in.pcap');
-  const frames = plainPackets().slice(0, 3).map((ip) => ({ tsSec: 1, tsFrac: 0, data: wrapIp(1, ip) }));
+  const frames = plainPackets()
+    .slice(0, 3)
+    .map((ip) => ({ tsSec: 1, tsFrac: 0, data: wrapIp(1, ip) }));
   fs.writeFileSync(inFile, encodePcap({ be: false, ns: false, linktype: 1 }, frames));
   for (const format of ['pcap', 'pcapng'] as const) {
     const outFile = path.join(dir, `tools.out.${format}`);
@@ -197,14 +231,20 @@ test('tcpdump and tshark read what pcap label wrote; tshark shows ExID 0x4677 an
     assert.equal(td.match(/options \[unknown-253 0x4677/g)?.length, 3, td);
     assert.equal(td.match(/cksum 0x[0-9a-f]+ \(correct\)/g)?.length, 3, td);
     assert.ok(!/bad cksum|incorrect/.test(td), td);
-    const v = execFileSync('tshark', ['-r', outFile, '-V', '-o', 'tcp.check_checksum:TRUE', '-o', 'ip.check_checksum:TRUE'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    const v = execFileSync('tshark', ['-r', outFile, '-V', '-o', 'tcp.check_checksum:TRUE', '-o', 'ip.check_checksum:TRUE'], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     // tshark 4.0 prints the RFC 6994 experiment ID of kind 253 this way:
     assert.equal(v.match(/Experiment Identifier: Unknown \(0x4677\)/g)?.length, 3, v);
     assert.equal(v.match(/Kind: RFC3692-style Experiment 1 \(253\)/g)?.length, 3);
     assert.equal(v.match(/\[Checksum Status: Good\]/g)?.length, 3, v);
     assert.equal(v.match(/\[Header checksum status: Good\]/g)?.length, 2, v); // the two IPv4 packets
     assert.ok(!/Bad\]|\[incorrect/.test(v), v);
-    const fields = execFileSync('tshark', ['-r', outFile, '-T', 'fields', '-e', 'tcp.options.experimental.exid', '-e', 'tcp.hdr_len'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    const fields = execFileSync('tshark', ['-r', outFile, '-T', 'fields', '-e', 'tcp.options.experimental.exid', '-e', 'tcp.hdr_len'], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     assert.deepEqual(fields.trim().split('\n'), ['0x4677\t60', '0x4677\t60', '0x4677\t60']);
   }
   // And the MAC tshark shows is the one we can verify: cross-check frame 1's data bytes.
@@ -213,20 +253,31 @@ test('tcpdump and tshark read what pcap label wrote; tshark shows ExID 0x4677 an
   assert.equal(verifyPacket(ip, [key]).verdict, 'valid');
 });
 
-test('pcapng with two sections: each section\'s interfaces (names, link types) carried to the output', async () => {
+test("pcapng with two sections: each section's interfaces (names, link types) carried to the output", async () => {
   const inFile = path.join(dir, 'sections.pcapng');
   const ip = buildTcpPacket({ family: 4, payload: Buffer.from('s') });
-  fs.writeFileSync(inFile, encodePcapng(true, [
-    { shb: true }, { idb: { linktype: 1, name: 'first' } },
-    { epb: { ifIndex: 0, ts: 1n, data: wrapIp(1, ip) } },
-    { shb: true }, { idb: { linktype: 101, name: 'second', tsresol: 9 } },
-    { epb: { ifIndex: 0, ts: 2n, data: ip } },
-  ]));
+  fs.writeFileSync(
+    inFile,
+    encodePcapng(true, [
+      { shb: true },
+      { idb: { linktype: 1, name: 'first' } },
+      { epb: { ifIndex: 0, ts: 1n, data: wrapIp(1, ip) } },
+      { shb: true },
+      { idb: { linktype: 101, name: 'second', tsresol: 9 } },
+      { epb: { ifIndex: 0, ts: 2n, data: ip } },
+    ]),
+  );
   const out = path.join(dir, 'sections.out.pcapng');
   const r = await labelCapture(compat, inFile, out, key);
   assert.equal(r.labelled, 2);
   const recs = await readAll(out);
-  assert.deepEqual(recs.map((x) => [x.linktype, x.iface?.name, x.tsUnitsPerSec, x.tsFrac, x.section, x.ifIndex]), [[1, 'first', 1e6, 1, 0, 0], [101, 'second', 1e9, 2, 0, 1]]);
+  assert.deepEqual(
+    recs.map((x) => [x.linktype, x.iface?.name, x.tsUnitsPerSec, x.tsFrac, x.section, x.ifIndex]),
+    [
+      [1, 'first', 1e6, 1, 0, 0],
+      [101, 'second', 1e9, 2, 0, 1],
+    ],
+  );
 });
 
 test('property: any frame bytes under any link type give a verdict, never an exception', async () => {

@@ -74,26 +74,31 @@ for (const be of [false, true]) {
   test(`pcapng ${be ? 'big' : 'little'}-endian: two interfaces, tsresol, EPB, SPB, unknown blocks, two sections`, async () => {
     const d1 = detBytes('x', 100);
     const d2 = detBytes('y', 1500);
-    const f = file(encodePcapng(be, [
-      { shb: true },
-      { idb: { linktype: 1, snaplen: 262144, name: 'eth0' } },
-      { unknown: { type: 0x0bad, size: 20 } },
-      { idb: { linktype: 276, tsresol: 9 } },
-      { epb: { ifIndex: 0, ts: 1_700_000_000_123_456n, data: d1 } },
-      { epb: { ifIndex: 1, ts: 1_700_000_000_987_654_321n, data: d2, origLen: 2000 } },
-      { unknown: { type: 5, size: 8 } }, // an Interface Statistics Block: skipped
-      { spb: { data: d1 } },
-      { shb: true },
-      { idb: { linktype: 101, tsresol: 0x80 | 10 } },
-      { epb: { ifIndex: 0, ts: (5n << 10n) + 512n, data: d2 } },
-    ]));
+    const f = file(
+      encodePcapng(be, [
+        { shb: true },
+        { idb: { linktype: 1, snaplen: 262144, name: 'eth0' } },
+        { unknown: { type: 0x0bad, size: 20 } },
+        { idb: { linktype: 276, tsresol: 9 } },
+        { epb: { ifIndex: 0, ts: 1_700_000_000_123_456n, data: d1 } },
+        { epb: { ifIndex: 1, ts: 1_700_000_000_987_654_321n, data: d2, origLen: 2000 } },
+        { unknown: { type: 5, size: 8 } }, // an Interface Statistics Block: skipped
+        { spb: { data: d1 } },
+        { shb: true },
+        { idb: { linktype: 101, tsresol: 0x80 | 10 } },
+        { epb: { ifIndex: 0, ts: (5n << 10n) + 512n, data: d2 } },
+      ]),
+    );
     const got = await readAll(f);
-    assert.deepEqual(got.map((r) => [r.frame, r.linktype, r.ifIndex, r.section, r.tsSec, r.tsFrac, r.tsUnitsPerSec, r.caplen, r.origLen]), [
-      [1, 1, 0, 0, 1_700_000_000, 123_456, 1e6, 100, 100],
-      [2, 276, 1, 0, 1_700_000_000, 987_654_321, 1e9, 1500, 2000],
-      [3, 1, 0, 0, 0, 0, 1e6, 100, 100],
-      [4, 101, 0, 1, 5, 512, 1024, 1500, 1500],
-    ]);
+    assert.deepEqual(
+      got.map((r) => [r.frame, r.linktype, r.ifIndex, r.section, r.tsSec, r.tsFrac, r.tsUnitsPerSec, r.caplen, r.origLen]),
+      [
+        [1, 1, 0, 0, 1_700_000_000, 123_456, 1e6, 100, 100],
+        [2, 276, 1, 0, 1_700_000_000, 987_654_321, 1e9, 1500, 2000],
+        [3, 1, 0, 0, 0, 0, 1e6, 100, 100],
+        [4, 101, 0, 1, 5, 512, 1024, 1500, 1500],
+      ],
+    );
     assert.deepEqual(Buffer.from(got[1]!.data), d2);
     assert.deepEqual(Buffer.from(got[2]!.data), d1);
   });
@@ -117,9 +122,21 @@ test('our writers round-trip through the reader (pcap us/ns, pcapng with two int
   const reader = await CaptureReader.open(f2);
   const got: CaptureRecord[] = [];
   for await (const r of reader.records()) got.push(r);
-  assert.deepEqual(reader.interfaces.map((i) => [i.linktype, i.name, i.tsUnitsPerSec]), [[1, 'lo', 1e6], [101, undefined, 1e9]]);
+  assert.deepEqual(
+    reader.interfaces.map((i) => [i.linktype, i.name, i.tsUnitsPerSec]),
+    [
+      [1, 'lo', 1e6],
+      [101, undefined, 1e9],
+    ],
+  );
   await reader.close();
-  assert.deepEqual(got.map((r) => [r.linktype, r.tsSec, r.tsFrac, r.caplen]), [[101, 1_800_000_000, 123_456_789, 33], [1, 1_800_000_001, 42, 64]]);
+  assert.deepEqual(
+    got.map((r) => [r.linktype, r.tsSec, r.tsFrac, r.caplen]),
+    [
+      [101, 1_800_000_000, 123_456_789, 33],
+      [1, 1_800_000_001, 42, 64],
+    ],
+  );
   assert.deepEqual(Buffer.from(got[0]!.data), detBytes('q', 33));
 });
 
@@ -172,7 +189,14 @@ test('damaged files give a CaptureError naming file, problem and offset', async 
   const ng = (blocks: Parameters<typeof encodePcapng>[1]): string => file(encodePcapng(false, blocks));
   e = await readError(ng([{ shb: true }, { epb: { ifIndex: 0, ts: 0n, data: detBytes('z', 10) } }]));
   assert.match(e.message, /refers to interface 0, but the section has 0/);
-  e = await readError(file(Buffer.concat([encodePcap({ be: false, ns: false, linktype: 1 }, []).subarray(0, 0), encodePcapng(false, [{ idb: { linktype: 1 } }])])));
+  e = await readError(
+    file(
+      Buffer.concat([
+        encodePcap({ be: false, ns: false, linktype: 1 }, []).subarray(0, 0),
+        encodePcapng(false, [{ idb: { linktype: 1 } }]),
+      ]),
+    ),
+  );
   assert.match(e.message, /not a pcap or pcapng file/);
   e = await readError(file(encodePcapng(false, [{ shb: true }, { epb: { ifIndex: 0, ts: 0n, data: new Uint8Array(4) } }]).subarray(0, 60)));
   assert.match(e.message, /cut short/);
@@ -193,23 +217,33 @@ test('property: damaged capture files give records or a CaptureError, never anot
   const fc = (await import('fast-check')).default;
   const pcapBytes = encodePcap({ be: false, ns: true, linktype: 1 }, recs);
   const ngBytes = encodePcapng(true, [
-    { shb: true }, { idb: { linktype: 1, tsresol: 9, name: 'if0' } },
-    { epb: { ifIndex: 0, ts: 123n, data: detBytes('e', 70) } }, { spb: { data: detBytes('s', 30) } },
-    { unknown: { type: 0x99, size: 8 } }, { shb: true }, { idb: { linktype: 276 } }, { epb: { ifIndex: 0, ts: 1n, data: detBytes('f', 9) } },
+    { shb: true },
+    { idb: { linktype: 1, tsresol: 9, name: 'if0' } },
+    { epb: { ifIndex: 0, ts: 123n, data: detBytes('e', 70) } },
+    { spb: { data: detBytes('s', 30) } },
+    { unknown: { type: 0x99, size: 8 } },
+    { shb: true },
+    { idb: { linktype: 276 } },
+    { epb: { ifIndex: 0, ts: 1n, data: detBytes('f', 9) } },
   ]);
   await fc.assert(
-    fc.asyncProperty(fc.boolean(), fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 6 }), fc.nat(), async (ng, muts, cut) => {
-      const b = Buffer.from(ng ? ngBytes : pcapBytes);
-      for (const [i, v] of muts) b[i % b.length] = v;
-      const f = file(b.subarray(0, b.length - (cut % 40)));
-      try {
-        for await (const r of readCapture(f)) assert.ok(r.data.length === r.caplen);
-      } catch (e) {
-        assert.ok(e instanceof CaptureError, `not a CaptureError: ${String(e)}`);
-      } finally {
-        fs.unlinkSync(f);
-      }
-    }),
+    fc.asyncProperty(
+      fc.boolean(),
+      fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 6 }),
+      fc.nat(),
+      async (ng, muts, cut) => {
+        const b = Buffer.from(ng ? ngBytes : pcapBytes);
+        for (const [i, v] of muts) b[i % b.length] = v;
+        const f = file(b.subarray(0, b.length - (cut % 40)));
+        try {
+          for await (const r of readCapture(f)) assert.ok(r.data.length === r.caplen);
+        } catch (e) {
+          assert.ok(e instanceof CaptureError, `not a CaptureError: ${String(e)}`);
+        } finally {
+          fs.unlinkSync(f);
+        }
+      },
+    ),
     { numRuns: 400 },
   );
 });

@@ -42,7 +42,14 @@ test('empty file gives every default', () => {
   assert.equal(c.verifier.hook, 'forward');
   assert.equal(c.verifier.action, 'drop');
   assert.equal(c.verifier.queueBase, 200);
-  assert.deepEqual(c.verifier.mark, { mask: 0xf00, valid: 0x100, invalid: 0x200, unlabelled: 0x300, malformed: 0x400, tagMask: 0xffff0000 });
+  assert.deepEqual(c.verifier.mark, {
+    mask: 0xf00,
+    valid: 0x100,
+    invalid: 0x200,
+    unlabelled: 0x300,
+    malformed: 0x400,
+    tagMask: 0xffff0000,
+  });
   assert.equal(c.agent.profile, 'v1');
   assert.equal(c.verifier.profile, 'v1');
   assert.deepEqual(c.tags, {});
@@ -98,7 +105,14 @@ test('values are typed and defaults fill rules', () => {
   assert.equal(r.app!.sha256, 'ab'.repeat(32));
   assert.equal(r.app!.holders, 'any');
   assert.equal(r.dst, undefined);
-  assert.deepEqual(c.verifier.mark, { mask: 0xff000, valid: 0x1000, invalid: 0x2000, unlabelled: 0x3000, malformed: 0x4000, tagMask: 0xffff0000 });
+  assert.deepEqual(c.verifier.mark, {
+    mask: 0xff000,
+    valid: 0x1000,
+    invalid: 0x2000,
+    unlabelled: 0x3000,
+    malformed: 0x4000,
+    tagMask: 0xffff0000,
+  });
   assert.equal(c.verifier.rules[0]!.action, 'log', 'rule action defaults to verifier.action');
   assert.equal(c.verifier.rules[0]!.keys, undefined);
   assert.deepEqual(c.verifier.rules[0]!.ports, [
@@ -122,7 +136,12 @@ test('duplicate key is a YAML error on the second occurrence', () => {
 });
 
 test('unknown key: names it, suggests the nearest valid key', () => {
-  const p = one('agent:\n  label:\n    destinaton: []\n', 3, 'agent.label.destinaton', /unknown key "destinaton" \(did you mean "destinations"\?\)/);
+  const p = one(
+    'agent:\n  label:\n    destinaton: []\n',
+    3,
+    'agent.label.destinaton',
+    /unknown key "destinaton" \(did you mean "destinations"\?\)/,
+  );
   assert.equal(p.col, 5);
   one('verifer:\n  hook: input\n', 1, 'verifer', /did you mean "verifier"/);
   one('agent:\n  zzzzzzzzzz: 1\n', 2, 'agent.zzzzzzzzzz', /unknown key "zzzzzzzzzz" \(valid keys: key, interfaces, /);
@@ -137,9 +156,24 @@ test('wrong type', () => {
 });
 
 test('bad CIDR', () => {
-  one('agent:\n  label:\n    destinations: [10.0.0.0/8, 300.1.1.1/32]\n', 3, 'agent.label.destinations[1]', /bad CIDR: "300\.1\.1\.1\/32" is not an IPv4 or IPv6/);
-  one('verifier:\n  rules:\n    - sources:\n        - 10.0.0.0/8\n        - 10.0.0.0/40\n', 5, 'verifier.rules[0].sources[1]', /prefix length must be 0-32/);
-  one('verifier:\n  rules:\n    - destinations: ["fd00::1/8"]\n', 3, 'verifier.rules[0].destinations[0]', /host bits set \(did you mean "fd00::\/8"\?\)/);
+  one(
+    'agent:\n  label:\n    destinations: [10.0.0.0/8, 300.1.1.1/32]\n',
+    3,
+    'agent.label.destinations[1]',
+    /bad CIDR: "300\.1\.1\.1\/32" is not an IPv4 or IPv6/,
+  );
+  one(
+    'verifier:\n  rules:\n    - sources:\n        - 10.0.0.0/8\n        - 10.0.0.0/40\n',
+    5,
+    'verifier.rules[0].sources[1]',
+    /prefix length must be 0-32/,
+  );
+  one(
+    'verifier:\n  rules:\n    - destinations: ["fd00::1/8"]\n',
+    3,
+    'verifier.rules[0].destinations[0]',
+    /host bits set \(did you mean "fd00::\/8"\?\)/,
+  );
 });
 
 test('bad port range', () => {
@@ -154,9 +188,19 @@ test('bad glob and bad regex', () => {
   one(rule('{ exe: "/usr/bin/[ab" }'), 5, 'agent.egress.rules[0].app.exe', /bad glob "\/usr\/bin\/\[ab": Missing closing: "\]"/);
   one(rule('{ exe: "python3" }'), 5, 'agent.egress.rules[0].app.exe', /can never match: executable paths are absolute/);
   one(rule('{ cgroup: "*.service{" }'), 5, 'agent.egress.rules[0].app.cgroup', /bad glob/);
-  one(rule('{ cmdline: "a(b" }'), 5, 'agent.egress.rules[0].app.cmdline', /bad regular expression \(RE2 syntax: no backreferences or lookaround\): missing closing \): `a\(b`/);
+  one(
+    rule('{ cmdline: "a(b" }'),
+    5,
+    'agent.egress.rules[0].app.cmdline',
+    /bad regular expression \(RE2 syntax: no backreferences or lookaround\): missing closing \): `a\(b`/,
+  );
   // Valid JavaScript, but not RE2: refused by the engine that would run it.
-  one(rule('{ cmdline: "(a)\\\\1" }'), 5, 'agent.egress.rules[0].app.cmdline', /bad regular expression \(RE2 syntax.*invalid escape sequence/);
+  one(
+    rule('{ cmdline: "(a)\\\\1" }'),
+    5,
+    'agent.egress.rules[0].app.cmdline',
+    /bad regular expression \(RE2 syntax.*invalid escape sequence/,
+  );
   one(rule('{ cmdline: "(?=x)y" }'), 5, 'agent.egress.rules[0].app.cmdline', /bad regular expression \(RE2 syntax.*/);
 });
 
@@ -168,14 +212,24 @@ test('bad sha256', () => {
 });
 
 test('unknown action, with a suggestion', () => {
-  one('agent:\n  egress:\n    rules:\n      - action: alow\n', 4, 'agent.egress.rules[0].action', /must be one of allow, deny, log, got "alow" \(did you mean "allow"\?\)/);
+  one(
+    'agent:\n  egress:\n    rules:\n      - action: alow\n',
+    4,
+    'agent.egress.rules[0].action',
+    /must be one of allow, deny, log, got "alow" \(did you mean "allow"\?\)/,
+  );
   one('verifier:\n  action: reject\n', 2, 'verifier.action', /must be one of drop, mark, log, got "reject"/);
   one('agent:\n  egress:\n    rules:\n      - name: x\n', 4, 'agent.egress.rules[0]', /missing required key "action"/);
 });
 
 test('references to undefined keys', () => {
   one('keys:\n  main: /k\nagent:\n  key: other\n', 4, 'agent.key', /key "other" is not defined under keys \(defined: main\)/);
-  one('keys:\n  main: /k\n  old: /o\nverifier:\n  rules:\n    - keys: [main, olld]\n', 6, 'verifier.rules[0].keys[1]', /"olld" is not defined under keys \(did you mean "old"\?\)/);
+  one(
+    'keys:\n  main: /k\n  old: /o\nverifier:\n  rules:\n    - keys: [main, olld]\n',
+    6,
+    'verifier.rules[0].keys[1]',
+    /"olld" is not defined under keys \(did you mean "old"\?\)/,
+  );
   one('keys:\n  "bad name": /k\n', 2, 'keys["bad name"]', /invalid key name "bad name"/);
 });
 
@@ -187,9 +241,24 @@ test('mark bits: fit in mask, distinct, non-zero', () => {
 });
 
 test('semantic conflicts', () => {
-  one('verifier:\n  hook: input\n  rules:\n    - out_interfaces: [eth1]\n', 4, 'verifier.rules[0].out_interfaces', /does not apply with hook: input/);
-  one('agent:\n  egress:\n    rules:\n      - action: deny\n        dst: { proto: icmp, ports: [1] }\n', 5, 'agent.egress.rules[0].dst.ports', /ports do not apply to proto icmp/);
-  one('agent:\n  egress:\n    rules:\n      - { name: a, action: deny }\n      - { name: a, action: allow }\n', 5, 'agent.egress.rules[1].name', /already used by rules\[0\]/);
+  one(
+    'verifier:\n  hook: input\n  rules:\n    - out_interfaces: [eth1]\n',
+    4,
+    'verifier.rules[0].out_interfaces',
+    /does not apply with hook: input/,
+  );
+  one(
+    'agent:\n  egress:\n    rules:\n      - action: deny\n        dst: { proto: icmp, ports: [1] }\n',
+    5,
+    'agent.egress.rules[0].dst.ports',
+    /ports do not apply to proto icmp/,
+  );
+  one(
+    'agent:\n  egress:\n    rules:\n      - { name: a, action: deny }\n      - { name: a, action: allow }\n',
+    5,
+    'agent.egress.rules[1].name',
+    /already used by rules\[0\]/,
+  );
   one('agent:\n  queue_base: 65535\n  queues: 2\n', 2, 'agent.queue_base', /run past the last queue number/);
   one('agent:\n  interfaces: ["eth 0"]\n', 2, 'agent.interfaces[0]', /must be an interface name/);
   one('agent:\n  families: [ipv4, ipv4]\n', 2, 'agent.families', /same entry twice/);
@@ -231,11 +300,19 @@ test('ConfigError message lists file:line:col: path: reason', () => {
 });
 
 test('unreadable file is a ConfigError', () => {
-  assert.throws(() => loadConfig('/nonexistent/labelwall.yaml'), (e: unknown) => e instanceof ConfigError && /cannot read config file: no such file/.test(e.message));
+  assert.throws(
+    () => loadConfig('/nonexistent/labelwall.yaml'),
+    (e: unknown) => e instanceof ConfigError && /cannot read config file: no such file/.test(e.message),
+  );
 });
 
 test('an unquoted all-digit digest is flagged as read as a number', () => {
-  one(`agent:\n  egress:\n    rules:\n      - action: deny\n        app: { sha256: ${'1'.repeat(64)} }\n`, 5, 'agent.egress.rules[0].app.sha256', /64 hex digits, got .* \(quote the value: YAML read it as a number\)/);
+  one(
+    `agent:\n  egress:\n    rules:\n      - action: deny\n        app: { sha256: ${'1'.repeat(64)} }\n`,
+    5,
+    'agent.egress.rules[0].app.sha256',
+    /64 hex digits, got .* \(quote the value: YAML read it as a number\)/,
+  );
 });
 
 test('agent.identity maps onto the attributor options', () => {

@@ -10,7 +10,16 @@ function policy(yaml: string): EgressPolicy {
   return parseConfig(`agent:\n  egress:\n${yaml.replace(/^/gm, '    ')}\n`, 'p.yaml').agent.egress;
 }
 
-const proc = (pid: number, exe: string): ProcessInfo => ({ pid, ppid: 1, exe, exeDeleted: false, cmdline: [exe], uid: 1000, user: 'alice', cgroup: '/' });
+const proc = (pid: number, exe: string): ProcessInfo => ({
+  pid,
+  ppid: 1,
+  exe,
+  exeDeleted: false,
+  cmdline: [exe],
+  uid: 1000,
+  user: 'alice',
+  cgroup: '/',
+});
 const tcp = (sport: number, dport = 443): FlowTuple => ({ family: 4, proto: 'tcp', src: '10.0.0.1', sport, dst: '10.0.0.2', dport });
 
 function setup(yaml: string, who: Record<number, ProcessInfo[]>) {
@@ -22,7 +31,9 @@ function setup(yaml: string, who: Record<number, ProcessInfo[]>) {
     attribute: (t): Attribution => {
       calls.push(t);
       const h = who[t.sport] ?? [];
-      return h.length > 0 ? { socket: { inode: t.sport, uid: 1000 }, holders: h, unknown: false } : { holders: [], unknown: true, reason: 'gone' };
+      return h.length > 0
+        ? { socket: { inode: t.sport, uid: 1000 }, holders: h, unknown: false }
+        : { holders: [], unknown: true, reason: 'gone' };
     },
     log: (r) => logs.push(r),
     now: () => now,
@@ -33,9 +44,12 @@ function setup(yaml: string, who: Record<number, ProcessInfo[]>) {
 }
 
 test('first packet judged and logged once; later packets reuse the decision', () => {
-  const { gate, logs, calls, tick } = setup(`default: deny
+  const { gate, logs, calls, tick } = setup(
+    `default: deny
 rules:
-  - { name: curl, app: { exe: /usr/bin/curl }, action: allow }`, { 1000: [proc(5, '/usr/bin/curl')], 1001: [proc(6, '/usr/bin/nc')] });
+  - { name: curl, app: { exe: /usr/bin/curl }, action: allow }`,
+    { 1000: [proc(5, '/usr/bin/curl')], 1001: [proc(6, '/usr/bin/nc')] },
+  );
   const a = gate.packet(tcp(1000), true);
   assert.equal(a.action, 'allow');
   assert.equal(a.rule, 'curl');
@@ -75,7 +89,11 @@ test('unknown attribution, table bound, ICMP key ignores dport', () => {
   assert.equal(u.unknown, true);
   for (const p of [1, 2, 3]) gate.packet(tcp(p), true);
   assert.equal(gate.size, 3, 'bounded');
-  assert.equal(gate.table().some((e) => e.tuple.sport === 999), false, 'least recently seen dropped');
+  assert.equal(
+    gate.table().some((e) => e.tuple.sport === 999),
+    false,
+    'least recently seen dropped',
+  );
   const icmp: FlowTuple = { family: 4, proto: 'icmp', src: '10.0.0.1', sport: 77, dst: '10.0.0.2', dport: 8 };
   assert.equal(flowKey(icmp), flowKey({ ...icmp, dport: 0 }));
 });

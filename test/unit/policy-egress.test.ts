@@ -19,7 +19,13 @@ const tcp = (dst: string, dport: number): EgressFlow => ({ family: dst.includes(
 
 const curl = proc(10, '/usr/bin/curl');
 const bash = proc(11, '/usr/bin/bash');
-const py = proc(12, '/usr/bin/python3.11', { cmdline: ['/usr/bin/python3', '-m', 'http.server'], uid: 0, user: 'root', cgroup: '/system.slice/web.service', unit: 'web.service' });
+const py = proc(12, '/usr/bin/python3.11', {
+  cmdline: ['/usr/bin/python3', '-m', 'http.server'],
+  uid: 0,
+  user: 'root',
+  cgroup: '/system.slice/web.service',
+  unit: 'web.service',
+});
 
 test('first match wins, then default', () => {
   const p = policy(`default: deny
@@ -104,7 +110,10 @@ rules:
   assert.equal(decideEgress(p, tcp('1.1.1.1', 1), att({ ...bash, sha256: h })).rule, 'hash');
   assert.equal(decideEgress(p, tcp('1.1.1.1', 1), att(py)).rule, 'uid0-web');
   assert.equal(decideEgress(p, tcp('1.1.1.1', 1), att({ ...py, cmdline: ['/usr/bin/python3', 'x.py'] })).rule, 'default');
-  assert.equal(decideEgress(p, tcp('1.1.1.1', 1), att({ ...curl, cgroup: '/user.slice/user-1000.slice/session-2.scope' })).rule, 'alice-slice');
+  assert.equal(
+    decideEgress(p, tcp('1.1.1.1', 1), att({ ...curl, cgroup: '/user.slice/user-1000.slice/session-2.scope' })).rule,
+    'alice-slice',
+  );
   assert.equal(decideEgress(p, tcp('1.1.1.1', 1), att(curl)).rule, 'alice');
   assert.equal(decideEgress(p, tcp('1.1.1.1', 1), att({ ...curl, user: 'bob', uid: 1001 })).rule, 'default');
   // container id matched by the cgroup glob
@@ -112,7 +121,14 @@ rules:
 rules:
   - { name: ctr, app: { cgroup: "0123*" }, action: allow }`);
   const id = `0123${'f'.repeat(60)}`;
-  assert.equal(decideEgress(c, tcp('1.1.1.1', 1), att({ ...curl, cgroup: `/system.slice/docker-${id}.scope`, unit: `docker-${id}.scope`, containerId: id })).rule, 'ctr');
+  assert.equal(
+    decideEgress(
+      c,
+      tcp('1.1.1.1', 1),
+      att({ ...curl, cgroup: `/system.slice/docker-${id}.scope`, unit: `docker-${id}.scope`, containerId: id }),
+    ).rule,
+    'ctr',
+  );
 });
 
 test('the renamed copy of a denied binary is still denied by hash', () => {
@@ -140,13 +156,23 @@ test('log record carries flow, identity, rule and which holders matched', () => 
   assert.equal(r.src, '10.0.0.1');
   assert.equal(r.sport, 5555);
   assert.deepEqual(r.socket, { inode: 1, uid: 1000 });
-  assert.deepEqual(r.holders.map((h) => [h.pid, h.matched]), [[11, false], [10, true]]);
+  assert.deepEqual(
+    r.holders.map((h) => [h.pid, h.matched]),
+    [
+      [11, false],
+      [10, true],
+    ],
+  );
   assert.equal(r.holders[1]!.exeDeleted, true);
   assert.equal(r.holders[1]!.unit, 'x.service');
   assert.equal(r.holders[0]!.exeDeleted, undefined);
   // JSON round trip keeps everything (no bigint, no bytes)
   assert.deepEqual(JSON.parse(JSON.stringify(r)), r);
-  const u = egressLogRecord({ family: 6, proto: 'udp', dst: 'fd00::1', dport: 53 }, unknown, decideEgress(p, { family: 6, proto: 'udp', dst: 'fd00::1', dport: 53 }, unknown));
+  const u = egressLogRecord(
+    { family: 6, proto: 'udp', dst: 'fd00::1', dport: 53 },
+    unknown,
+    decideEgress(p, { family: 6, proto: 'udp', dst: 'fd00::1', dport: 53 }, unknown),
+  );
   assert.equal(u.unknown, true);
   assert.equal(u.rule, 'unknown');
   assert.equal(u.reason, 'no process');

@@ -55,7 +55,11 @@ test('CIDR containment examples', () => {
 test('property: containment agrees with a bitwise reference (IPv4 and IPv6)', () => {
   const arb = fc.oneof(
     fc.tuple(fc.uint8Array({ minLength: 4, maxLength: 4 }), fc.integer({ min: 0, max: 32 }), fc.uint8Array({ minLength: 4, maxLength: 4 })),
-    fc.tuple(fc.uint8Array({ minLength: 16, maxLength: 16 }), fc.integer({ min: 0, max: 128 }), fc.uint8Array({ minLength: 16, maxLength: 16 })),
+    fc.tuple(
+      fc.uint8Array({ minLength: 16, maxLength: 16 }),
+      fc.integer({ min: 0, max: 128 }),
+      fc.uint8Array({ minLength: 16, maxLength: 16 }),
+    ),
   );
   fc.assert(
     fc.property(arb, ([net, prefix, addr]) => {

@@ -8,8 +8,17 @@ const sel = { inInterfaces: [], outInterfaces: [], sources: [], destinations: []
 
 test('verifier plan: the kernel chain runs first and decides segments without option 253 per rule action', () => {
   const plan = verifierRulePlan(4, {
-    hook: 'forward', queues: [40], failOpen: false, markMask: 0xf00, optionKind: compat.optionKind, unlabelledMark: 0x300, suspectQueue: 41,
-    selections: [{ ...sel, inInterfaces: ['a'], action: 'drop' }, { ...sel, inInterfaces: ['b'], action: 'mark' }],
+    hook: 'forward',
+    queues: [40],
+    failOpen: false,
+    markMask: 0xf00,
+    optionKind: compat.optionKind,
+    unlabelledMark: 0x300,
+    suspectQueue: 41,
+    selections: [
+      { ...sel, inInterfaces: ['a'], action: 'drop' },
+      { ...sel, inInterfaces: ['b'], action: 'mark' },
+    ],
   });
   const text = renderRestore(plan);
   const lines = text.split('\n');
@@ -34,7 +43,17 @@ test('verifier plan: the kernel chain runs first and decides segments without op
 });
 
 test('verifier plan: failing open, the suspect limit lets the excess pass unseen (like a full queue)', () => {
-  const text = renderRestore(verifierRulePlan(6, { hook: 'input', queues: [200], failOpen: true, markMask: 0xf00, optionKind: compat.optionKind, suspectQueue: 201, selections: [sel] }));
+  const text = renderRestore(
+    verifierRulePlan(6, {
+      hook: 'input',
+      queues: [200],
+      failOpen: true,
+      markMask: 0xf00,
+      optionKind: compat.optionKind,
+      suspectQueue: 201,
+      selections: [sel],
+    }),
+  );
   assert.match(text, /-A LABELWALL-VERIFY-SUSPECT -m hashlimit .* -j RETURN$/m);
   assert.match(text, /-A LABELWALL-VERIFY-SUSPECT -j NFQUEUE --queue-num 201 --queue-bypass$/m);
   assert.match(text, /-A LABELWALL-VERIFY-KERNEL -i lo -j RETURN$/m);

@@ -13,7 +13,15 @@ import { parseCidr } from '../../src/util/match.js';
 
 const k1 = LabelKey.fromBytes(Buffer.alloc(32, 1), 'k1');
 const rule = (over: Partial<RuntimeVerifierRule>): RuntimeVerifierRule => ({
-  name: 'r', inInterfaces: [], outInterfaces: [], sources: [], destinations: [], ports: [], keys: [k1], action: 'drop', ...over,
+  name: 'r',
+  inInterfaces: [],
+  outInterfaces: [],
+  sources: [],
+  destinations: [],
+  ports: [],
+  keys: [k1],
+  action: 'drop',
+  ...over,
 });
 const src = Uint8Array.of(10, 1, 0, 5);
 const dst = Uint8Array.of(10, 2, 0, 9);
@@ -39,7 +47,11 @@ test('ifaceMatches: iptables semantics (libxtables xtables_parse_interface): tra
 });
 
 test('selectRule: a wildcard rule selects what iptables selects; first match still wins', () => {
-  const rules = [rule({ name: 'veth', inInterfaces: ['veth+'] }), rule({ name: 'eth1-out', outInterfaces: ['eth1'] }), rule({ name: 'wide', inInterfaces: ['+'] })];
+  const rules = [
+    rule({ name: 'veth', inInterfaces: ['veth+'] }),
+    rule({ name: 'eth1-out', outInterfaces: ['eth1'] }),
+    rule({ name: 'wide', inInterfaces: ['+'] }),
+  ];
   assert.equal(selectRule(rules, src, dst, 80, 'veth3a', undefined), 0);
   assert.equal(selectRule(rules, src, dst, 80, 'eth0', 'eth1'), 1);
   assert.equal(selectRule(rules, src, dst, 80, 'eth0', 'eth10'), 2);
@@ -48,7 +60,14 @@ test('selectRule: a wildcard rule selects what iptables selects; first match sti
 });
 
 test('a queued packet no rule matches here (unknown or renamed interface) is judged, not passed', () => {
-  const rules = [rule({ name: 'from-eth1', inInterfaces: ['eth1+'], destinations: [(parseCidr('10.2.0.0/16') as { ok: true; value: never }).value], action: 'drop' })];
+  const rules = [
+    rule({
+      name: 'from-eth1',
+      inInterfaces: ['eth1+'],
+      destinations: [(parseCidr('10.2.0.0/16') as { ok: true; value: never }).value],
+      action: 'drop',
+    }),
+  ];
   // The interface is not known (yet) to the handler: before, this was `unmatched` and accepted.
   const v = decideVerifierPacket(compat, plain, 0, rules, DEFAULT_MARK, undefined, undefined);
   assert.deepEqual([v.verdict, v.judged, v.rule, v.fallback], ['drop', 'unlabelled', 0, true]);
@@ -62,5 +81,10 @@ test('config: interface names are checked like iptables and the kernel take them
   const ok = ['eth0', 'eth+', '+', 'br-1a2b3c4d5e6f', 'vlan.100', 'a_b', 'x'.repeat(15), `${'x'.repeat(14)}+`];
   const bad = ['', 'x'.repeat(16), `${'x'.repeat(15)}+`, 'eth0:1', 'a/b', 'a b', '.', '..', 'e+th+x', 'ëth0', '"q"'];
   for (const n of ok) assert.deepEqual(parseConfig(`agent:\n  interfaces: [${JSON.stringify(n)}]\n`, 'c.yaml').agent.interfaces, [n], n);
-  for (const n of bad) assert.throws(() => parseConfig(`verifier:\n  rules:\n    - in_interfaces: [${JSON.stringify(n)}]\n`, 'c.yaml'), /in_interfaces\[0\]: (must be an interface name|must not be empty)/, n);
+  for (const n of bad)
+    assert.throws(
+      () => parseConfig(`verifier:\n  rules:\n    - in_interfaces: [${JSON.stringify(n)}]\n`, 'c.yaml'),
+      /in_interfaces\[0\]: (must be an interface name|must not be empty)/,
+      n,
+    );
 });

@@ -2,7 +2,14 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { parseIpPacket, formatAddress, type ParseResult } from '../../src/wire/packet.js';
-import { parseTcpOptions, checkTcpOptions, findExperimentalOption, OPT_DUPLICATE, OPT_MALFORMED, OPT_NOT_FOUND } from '../../src/wire/tcpopts.js';
+import {
+  parseTcpOptions,
+  checkTcpOptions,
+  findExperimentalOption,
+  OPT_DUPLICATE,
+  OPT_MALFORMED,
+  OPT_NOT_FOUND,
+} from '../../src/wire/tcpopts.js';
 import { buildTcpPacket, buildUdpPacket, typicalSynOptions } from '../../src/wire/build.js';
 import { tcpOptionsArb } from './wire-testutil.js';
 
@@ -12,7 +19,17 @@ function reasonOf(r: ParseResult): string {
 
 test('IPv4 TCP: every field of the view points at the right bytes', () => {
   const payload = Buffer.from('abcdefg');
-  const pkt = buildTcpPacket({ family: 4, srcPort: 1234, dstPort: 443, seq: 0xfffffffe, ack: 0x80000001, flags: 0x12, window: 29200, options: typicalSynOptions(), payload });
+  const pkt = buildTcpPacket({
+    family: 4,
+    srcPort: 1234,
+    dstPort: 443,
+    seq: 0xfffffffe,
+    ack: 0x80000001,
+    flags: 0x12,
+    window: 29200,
+    options: typicalSynOptions(),
+    payload,
+  });
   const r = parseIpPacket(pkt);
   assert.ok(r.ok);
   assert.equal(r.family, 4);
@@ -56,33 +73,44 @@ test('IPv4 malformed headers are named', () => {
   assert.equal(reasonOf(parseIpPacket(new Uint8Array(0))), 'truncated-ip');
   assert.equal(reasonOf(parseIpPacket(pkt.subarray(0, 19))), 'truncated-ip');
   assert.equal(reasonOf(parseIpPacket(pkt.subarray(0, pkt.length - 1))), 'truncated-ip');
-  const v = Buffer.from(pkt); v[0] = 0x55;
+  const v = Buffer.from(pkt);
+  v[0] = 0x55;
   assert.equal(reasonOf(parseIpPacket(v)), 'bad-ip-version');
-  const ihl = Buffer.from(pkt); ihl[0] = 0x44;
+  const ihl = Buffer.from(pkt);
+  ihl[0] = 0x44;
   assert.equal(reasonOf(parseIpPacket(ihl)), 'bad-ihl');
-  const tl = Buffer.from(pkt); tl.writeUInt16BE(12, 2);
+  const tl = Buffer.from(pkt);
+  tl.writeUInt16BE(12, 2);
   assert.equal(reasonOf(parseIpPacket(tl)), 'bad-total-length');
-  const bigIhl = Buffer.from(pkt.subarray(0, 40)); bigIhl[0] = 0x4f; bigIhl.writeUInt16BE(40, 2);
+  const bigIhl = Buffer.from(pkt.subarray(0, 40));
+  bigIhl[0] = 0x4f;
+  bigIhl.writeUInt16BE(40, 2);
   assert.equal(reasonOf(parseIpPacket(bigIhl)), 'bad-total-length');
 });
 
 test('IPv4 fragments (MF or offset) are malformed "fragment"', () => {
   const pkt = buildTcpPacket({ family: 4, payload: Buffer.from('hello') });
-  const mf = Buffer.from(pkt); mf.writeUInt16BE(0x2000, 6);
-  const off = Buffer.from(pkt); off.writeUInt16BE(0x0010, 6);
+  const mf = Buffer.from(pkt);
+  mf.writeUInt16BE(0x2000, 6);
+  const off = Buffer.from(pkt);
+  off.writeUInt16BE(0x0010, 6);
   assert.equal(reasonOf(parseIpPacket(mf)), 'fragment');
   assert.equal(reasonOf(parseIpPacket(off)), 'fragment');
-  const df = Buffer.from(pkt); df.writeUInt16BE(0x4000, 6);
+  const df = Buffer.from(pkt);
+  df.writeUInt16BE(0x4000, 6);
   assert.equal(reasonOf(parseIpPacket(df)), 'ok');
 });
 
 test('TCP header problems: truncated, data offset too small or past the segment', () => {
   const pkt = buildTcpPacket({ family: 4, payload: Buffer.from('hello') });
-  const short = Buffer.from(pkt.subarray(0, 35)); short.writeUInt16BE(35, 2);
+  const short = Buffer.from(pkt.subarray(0, 35));
+  short.writeUInt16BE(35, 2);
   assert.equal(reasonOf(parseIpPacket(short)), 'truncated-tcp');
-  const small = Buffer.from(pkt); small[32] = 0x40;
+  const small = Buffer.from(pkt);
+  small[32] = 0x40;
   assert.equal(reasonOf(parseIpPacket(small)), 'bad-data-offset');
-  const big = Buffer.from(pkt); big[32] = 0xf0; // 60 > 25-byte segment
+  const big = Buffer.from(pkt);
+  big[32] = 0xf0; // 60 > 25-byte segment
   assert.equal(reasonOf(parseIpPacket(big)), 'bad-data-offset');
 });
 
@@ -102,9 +130,19 @@ test('IPv6: hop-by-hop, routing and destination options are skipped to TCP', () 
 });
 
 test('IPv6 routing headers with segments left: final destination for the pseudo-header', () => {
-  const base = buildTcpPacket({ family: 6, ipv6ExtHeaders: [{ type: 43, body: Uint8Array.of(0, 0, 0, 0, 0, 0, ...new Array(32).fill(7)) }], payload: Buffer.from('r') });
+  const base = buildTcpPacket({
+    family: 6,
+    ipv6ExtHeaders: [{ type: 43, body: Uint8Array.of(0, 0, 0, 0, 0, 0, ...new Array(32).fill(7)) }],
+    payload: Buffer.from('r'),
+  });
   const rh = 40;
-  const cases: Array<[number, number, number | string]> = [[0, 2, rh + 8 + 16], [2, 1, rh + 8 + 16], [4, 1, rh + 8], [3, 1, 24], [0, 0, 24]];
+  const cases: Array<[number, number, number | string]> = [
+    [0, 2, rh + 8 + 16],
+    [2, 1, rh + 8 + 16],
+    [4, 1, rh + 8],
+    [3, 1, 24],
+    [0, 0, 24],
+  ];
   for (const [type, segLeft, want] of cases) {
     const b = Buffer.from(base);
     b[rh + 2] = type;
@@ -125,11 +163,17 @@ test('IPv6: fragment header, truncated extension header, jumbogram, truncated pa
   withFrag[6] = 44;
   withFrag.writeUInt16BE(withFrag.length - 40, 4);
   assert.equal(reasonOf(parseIpPacket(withFrag)), 'fragment');
-  const trunc = Buffer.from(frag.subarray(0, 44)); trunc[6] = 0; trunc.writeUInt16BE(4, 4);
+  const trunc = Buffer.from(frag.subarray(0, 44));
+  trunc[6] = 0;
+  trunc.writeUInt16BE(4, 4);
   assert.equal(reasonOf(parseIpPacket(trunc)), 'truncated-ext-header');
-  const longExt = Buffer.from(frag); longExt[6] = 60; longExt[41] = 20; // claims 168 bytes
+  const longExt = Buffer.from(frag);
+  longExt[6] = 60;
+  longExt[41] = 20; // claims 168 bytes
   assert.equal(reasonOf(parseIpPacket(longExt)), 'truncated-ext-header');
-  const jumbo = Buffer.from(frag); jumbo.writeUInt16BE(0, 4); jumbo[6] = 0;
+  const jumbo = Buffer.from(frag);
+  jumbo.writeUInt16BE(0, 4);
+  jumbo[6] = 0;
   assert.equal(reasonOf(parseIpPacket(jumbo)), 'bad-total-length');
   assert.equal(reasonOf(parseIpPacket(frag.subarray(0, frag.length - 2))), 'truncated-ip');
   assert.equal(reasonOf(parseIpPacket(frag.subarray(0, 39))), 'truncated-ip');
@@ -145,10 +189,50 @@ test('UDP parses with no TCP view; protocol reported', () => {
 });
 
 test('TCP options: all common kinds decoded by length', () => {
-  const opts = Uint8Array.of(2, 4, 5, 0xb4, 1, 3, 3, 7, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2, 5, 10, 0, 0, 0, 5, 0, 0, 0, 9, 30, 3, 9, 0, 0, 0);
+  const opts = Uint8Array.of(
+    2,
+    4,
+    5,
+    0xb4,
+    1,
+    3,
+    3,
+    7,
+    4,
+    2,
+    8,
+    10,
+    0,
+    0,
+    0,
+    1,
+    0,
+    0,
+    0,
+    2,
+    5,
+    10,
+    0,
+    0,
+    0,
+    5,
+    0,
+    0,
+    0,
+    9,
+    30,
+    3,
+    9,
+    0,
+    0,
+    0,
+  );
   const r = parseTcpOptions(opts, 0, opts.length);
   assert.ok(r.ok);
-  assert.deepEqual(r.options.map((o) => o.name), ['mss', 'nop', 'wscale', 'sack-permitted', 'timestamp', 'sack', 'other', 'eol']);
+  assert.deepEqual(
+    r.options.map((o) => o.name),
+    ['mss', 'nop', 'wscale', 'sack-permitted', 'timestamp', 'sack', 'other', 'eol'],
+  );
   const [mss, , ws, , ts, sack, other] = r.options;
   assert.equal(mss?.name === 'mss' && mss.mss, 1460);
   assert.equal(ws?.name === 'wscale' && ws.shift, 7);
@@ -193,7 +277,10 @@ test('experimental option search: ExID matters, duplicates flagged', () => {
   const r = parseTcpOptions(a, 0, a.length);
   assert.ok(r.ok);
   const exps = r.options.filter((o) => o.name === 'experimental');
-  assert.deepEqual(exps.map((o) => o.name === 'experimental' && o.exid), [0x1234, 0x4677]);
+  assert.deepEqual(
+    exps.map((o) => o.name === 'experimental' && o.exid),
+    [0x1234, 0x4677],
+  );
 });
 
 test('property: generated well-formed option lists parse back to the same lengths', () => {
@@ -201,7 +288,10 @@ test('property: generated well-formed option lists parse back to the same length
     fc.property(tcpOptionsArb, (opts) => {
       const r = parseTcpOptions(opts, 0, opts.length);
       assert.ok(r.ok);
-      assert.equal(r.options.reduce((s, o) => s + o.length, 0), opts.length);
+      assert.equal(
+        r.options.reduce((s, o) => s + o.length, 0),
+        opts.length,
+      );
       assert.equal(checkTcpOptions(opts, 0, opts.length), null);
     }),
     { numRuns: 500 },
@@ -227,16 +317,23 @@ test('property: random bytes never throw out of the parsers', () => {
 
 test('property: mutating a valid packet never throws and any ok result stays within bounds', () => {
   fc.assert(
-    fc.property(fc.constantFrom(4, 6), tcpOptionsArb, fc.uint8Array({ maxLength: 64 }), fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 6 }), fc.nat(), (family, options, payload, muts, cut) => {
-      const pkt = buildTcpPacket({ family: family as 4 | 6, options, payload });
-      for (const [i, v] of muts) pkt[i % pkt.length] = v;
-      const b = pkt.subarray(0, pkt.length - (cut % 8));
-      const r = parseIpPacket(b);
-      if (r.ok) {
-        assert.ok(r.totalLen <= b.length);
-        if (r.tcp) assert.ok(r.tcp.payloadOffset + r.tcp.payloadLen <= r.totalLen);
-      }
-    }),
+    fc.property(
+      fc.constantFrom(4, 6),
+      tcpOptionsArb,
+      fc.uint8Array({ maxLength: 64 }),
+      fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 6 }),
+      fc.nat(),
+      (family, options, payload, muts, cut) => {
+        const pkt = buildTcpPacket({ family: family as 4 | 6, options, payload });
+        for (const [i, v] of muts) pkt[i % pkt.length] = v;
+        const b = pkt.subarray(0, pkt.length - (cut % 8));
+        const r = parseIpPacket(b);
+        if (r.ok) {
+          assert.ok(r.totalLen <= b.length);
+          if (r.tcp) assert.ok(r.tcp.payloadOffset + r.tcp.payloadLen <= r.totalLen);
+        }
+      },
+    ),
     { numRuns: 2000 },
   );
 });

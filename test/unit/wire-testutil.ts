@@ -47,11 +47,20 @@ export const tcpOptionArb: fc.Arbitrary<number[]> = fc.oneof(
   fc.integer({ min: 0, max: 14 }).map((s) => [3, 3, s]),
   fc.constant<number[]>([4, 2]),
   fc.array(fc.integer({ min: 0, max: 255 }), { minLength: 8, maxLength: 8 }).map((b) => [8, 10, ...b]),
-  fc.integer({ min: 1, max: 3 }).chain((n) => fc.array(fc.integer({ min: 0, max: 255 }), { minLength: 8 * n, maxLength: 8 * n }).map((b) => [5, 2 + 8 * n, ...b])),
+  fc
+    .integer({ min: 1, max: 3 })
+    .chain((n) => fc.array(fc.integer({ min: 0, max: 255 }), { minLength: 8 * n, maxLength: 8 * n }).map((b) => [5, 2 + 8 * n, ...b])),
   // unknown kind, arbitrary length
-  fc.tuple(fc.integer({ min: 30, max: 252 }), fc.array(fc.integer({ min: 0, max: 255 }), { maxLength: 10 })).map(([k, b]) => [k, 2 + b.length, ...b]),
+  fc
+    .tuple(fc.integer({ min: 30, max: 252 }), fc.array(fc.integer({ min: 0, max: 255 }), { maxLength: 10 }))
+    .map(([k, b]) => [k, 2 + b.length, ...b]),
   // someone else's RFC 6994 experiment on kind 253
-  fc.tuple(fc.integer({ min: 0, max: 0xffff }).filter((x) => x !== 0x4677), fc.array(fc.integer({ min: 0, max: 255 }), { maxLength: 8 })).map(([e, b]) => [253, 4 + b.length, e >> 8, e & 0xff, ...b]),
+  fc
+    .tuple(
+      fc.integer({ min: 0, max: 0xffff }).filter((x) => x !== 0x4677),
+      fc.array(fc.integer({ min: 0, max: 255 }), { maxLength: 8 }),
+    )
+    .map(([e, b]) => [253, 4 + b.length, e >> 8, e & 0xff, ...b]),
 );
 
 /** A well-formed option list of at most 40 bytes (whole options only, unpadded). */
