@@ -1,11 +1,16 @@
 # The two README commands. Both run scripts/setup.sh first (idempotent: apt, npm ci, build).
-.PHONY: setup build demo test test-unit test-e2e bench bench-datapath bench-verify bench-egress bench-identity bench-flood bench-path
+.PHONY: setup build lint demo test test-unit test-e2e bench bench-datapath bench-verify bench-egress bench-identity bench-flood bench-path
 
 setup:
 	bash scripts/setup.sh
 
 build:
 	npx tsc -p tsconfig.json
+
+# Formatter and linter (Biome) and the type checker; CI runs it before the tests.
+lint: setup
+	npx biome ci .
+	npx tsc -p tsconfig.json --noEmit
 
 demo: setup
 	node bin/labelwall demo
