@@ -9,14 +9,15 @@ import { labelCapture, type VerdictCounts, verifyCapture } from '../pcap/process
 import { CliError, EXIT_FOUND, EXIT_OK } from './errors.js';
 import { LineOutput } from './output.js';
 import { progressBar } from './progress.js';
+import { agentProfiles } from '../config/schema.js';
 
 function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];
 }
 
 /** The profiles each command takes, and its default (an analysis tool verifies whatever it finds). */
-const LABEL_PROFILES = ['v1', 'compat'] as const;
-const VERIFY_PROFILES = ['any', 'v1', 'compat'] as const;
+const LABEL_PROFILES = agentProfiles;
+const VERIFY_PROFILES = ['any', ...agentProfiles] as const;
 const DEFAULT_LABEL_PROFILE = 'v1';
 const DEFAULT_VERIFY_PROFILE = 'any';
 

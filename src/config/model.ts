@@ -2,6 +2,7 @@
 // defaults applied, CIDRs and ports parsed. Its enum types come from the schema (schema.ts).
 import type { Cidr, PortRange } from '../util/match.js';
 import type { AgentMarks } from './marks.js';
+import type { agentProfiles, verifierProfiles } from './schema.js';
 import type {
   EbpfMode,
   EgressAction,
@@ -64,8 +65,8 @@ export interface IdentityConfig {
 }
 
 /** Label profiles a role can be configured with (label/registry.ts has the objects). */
-export type AgentProfileName = 'v1' | 'compat';
-export type VerifierProfileName = 'v1' | 'compat' | 'any';
+export type AgentProfileName = (typeof agentProfiles)[number];
+export type VerifierProfileName = (typeof verifierProfiles)[number];
 
 /** agent.nat: destinations whose path translates parts of the flow (v1 S/D/P flags); first match wins. */
 export interface AgentNatRule {
