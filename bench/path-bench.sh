@@ -22,6 +22,7 @@
 #   CEILING=1 bench/path-bench.sh                # the delay line alone: unshaped, offloads on and off
 #   ARMS="unlabelled v1-agent" bench/path-bench.sh
 #   VETH=0 bench/path-bench.sh                   # the delay path only
+#   IPERF_ARGS="-w 64K" bench/path-bench.sh      # extra iperf3 client options (here: cap the window)
 #   LW_REPO=/path/to/other/checkout bench/path-bench.sh   # the labelwall of another (built) checkout
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,6 +33,7 @@ VETH_SECS=${VETH_SECS:-5}
 DELAY_MS=${DELAY_MS:-10}
 RATE_MBIT=${RATE_MBIT:-1000}
 QUEUES=${QUEUES:-2}
+IPERF_ARGS=${IPERF_ARGS:-}
 VETH=${VETH:-1}
 CEILING=${CEILING:-0}
 ARMS=${ARMS:-unlabelled unlabelled-nogso compat-agent compat-both v1-agent v1-both}
@@ -107,7 +109,8 @@ counter() { tr ' ' '\n' | awk -F= -v k="$1" '$1 == k { print $2; f = 1 } END { i
 # One iperf3 run; prints "GBIT RETRANSMITS MEAN_RTT_MS".
 iperf_run() {
   local secs=$1
-  in_ns pc timeout $((secs + 20)) iperf3 -c "$IP4_SRV" -t "$secs" -J 2>/dev/null |
+  # shellcheck disable=SC2086 # IPERF_ARGS: extra iperf3 options, word-split on purpose
+  in_ns pc timeout $((secs + 20)) iperf3 -c "$IP4_SRV" -t "$secs" $IPERF_ARGS -J 2>/dev/null |
     node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const j=JSON.parse(s);if(j.error){console.error(j.error);process.exit(1)}const st=j.end.streams[0].sender;console.log((j.end.sum_received.bits_per_second/1e9).toFixed(3),j.end.sum_sent.retransmits??0,((st.mean_rtt??0)/1000).toFixed(1))})'
 }
 
@@ -356,5 +359,5 @@ if [ "$VETH" = 1 ]; then
 fi
 if [ -s "$OUT/counters.log" ]; then
   echo "== daemon counters of the last labelled run"
-  for role in agent verifier; do grep "^$role:" "$OUT/counters.log" | tail -1 | sed 's/^/   /'; done
+  for role in agent verifier; do grep "^$role:" "$OUT/counters.log" | tail -1 | sed "s/^/   /" || true; done
 fi
