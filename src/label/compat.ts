@@ -11,7 +11,7 @@
 // payload = the TCP payload (possibly empty). The label is the only option of a labelled
 // segment, so its TCP header is always 60 bytes.
 import { timingSafeEqual } from 'node:crypto';
-import { ipv4HeaderChecksum, tcpChecksumV4, tcpChecksumV6 } from '../wire/checksum.js';
+import { setTcpPacketLengthAndChecksums } from '../wire/checksum.js';
 import { IPPROTO_TCP, parseIpPacket, type ParsedPacket } from '../wire/packet.js';
 import type { TcpView } from '../wire/tcp.js';
 import { checkTcpOptions, findExperimentalOption, OPT_DUPLICATE, OPT_MALFORMED, OPT_NOT_FOUND } from '../wire/tcpopts.js';
@@ -100,23 +100,7 @@ export function labelParsed(pkt: Uint8Array, p: ParsedPacket, key: LabelKey, out
   dst.set(pkt.subarray(0, l4 + 20), 0);
   buildLabelOption(mac, dst, l4 + 20);
   dst[l4 + 12] = 0xf0 | (pkt[l4 + 12]! & 0x0f); // data offset 15, reserved/AE bits kept
-  if (p.family === 4) {
-    dst[2] = newTotal >>> 8;
-    dst[3] = newTotal & 0xff;
-    const ipcs = ipv4HeaderChecksum(dst, 0, l4);
-    dst[10] = ipcs >>> 8;
-    dst[11] = ipcs & 0xff;
-    const cs = tcpChecksumV4(dst, 0, l4, newSegLen);
-    dst[l4 + 16] = cs >>> 8;
-    dst[l4 + 17] = cs & 0xff;
-  } else {
-    const pl = newTotal - 40;
-    dst[4] = pl >>> 8;
-    dst[5] = pl & 0xff;
-    const cs = tcpChecksumV6(dst, 0, l4, newSegLen, p.pseudoDstOffset);
-    dst[l4 + 16] = cs >>> 8;
-    dst[l4 + 17] = cs & 0xff;
-  }
+  setTcpPacketLengthAndChecksums(dst, p.family, l4, newTotal, p.pseudoDstOffset);
   return { ok: true, packet: dst };
 }
 

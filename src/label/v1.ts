@@ -15,7 +15,7 @@
 // label is the first option, so it is always 4-byte aligned and before any EOL; the stack's
 // options follow in their order, with their NOPs when they fit so, packed without NOPs when
 // only that fits; the area is padded to a multiple of 4 with EOL (zero) bytes.
-import { ipv4HeaderChecksum, tcpChecksumV4, tcpChecksumV6 } from '../wire/checksum.js';
+import { setTcpPacketLengthAndChecksums } from '../wire/checksum.js';
 import { IPPROTO_TCP, type ParsedPacket } from '../wire/packet.js';
 import { TCP_SYN, type TcpView } from '../wire/tcp.js';
 import {
@@ -354,23 +354,7 @@ export function labelV1(pkt: Uint8Array, p: ParsedPacket, key: LabelKey, out?: B
     w += keep;
   }
   dst.fill(TCPOPT_EOL, w, t + hdrLen);
-  if (p.family === 4) {
-    dst[2] = newTotal >>> 8;
-    dst[3] = newTotal & 0xff;
-    const ipcs = ipv4HeaderChecksum(dst, 0, l4);
-    dst[10] = ipcs >>> 8;
-    dst[11] = ipcs & 0xff;
-    const cs = tcpChecksumV4(dst, 0, l4, newSegLen);
-    dst[t + 16] = cs >>> 8;
-    dst[t + 17] = cs & 0xff;
-  } else {
-    const pl = newTotal - 40;
-    dst[4] = pl >>> 8;
-    dst[5] = pl & 0xff;
-    const cs = tcpChecksumV6(dst, 0, l4, newSegLen, p.pseudoDstOffset);
-    dst[t + 16] = cs >>> 8;
-    dst[t + 17] = cs & 0xff;
-  }
+  setTcpPacketLengthAndChecksums(dst, p.family, l4, newTotal, p.pseudoDstOffset);
   const compact = labelLen === V1_COMPACT_LENGTH;
   return trimmed ? { ok: true, packet: dst, compact, trimmed } : { ok: true, packet: dst, compact };
 }

@@ -6,11 +6,11 @@ import {
   finishChecksum,
   pseudoHeaderSumV4,
   pseudoHeaderSumV6,
+  setTcpPacketLengthAndChecksums,
   tcpChecksumV4,
   tcpChecksumV6,
 } from './checksum.js';
 import { IPPROTO_TCP, IPPROTO_UDP, parseIpPacket } from './packet.js';
-import { writeU16 } from './tcp.js';
 
 export interface IpSpec {
   family: 4 | 6;
@@ -156,12 +156,6 @@ export function typicalSynOptions(tsval = 1, tsecr = 0): Uint8Array {
 export function fixChecksums(pkt: Uint8Array): boolean {
   const p = parseIpPacket(pkt);
   if (!p.ok || !p.tcp) return false;
-  const segLen = p.totalLen - p.l4Offset;
-  if (p.family === 4) writeU16(pkt, 10, ipv4HeaderChecksum(pkt, 0, p.l4Offset));
-  writeU16(
-    pkt,
-    p.l4Offset + 16,
-    p.family === 4 ? tcpChecksumV4(pkt, 0, p.l4Offset, segLen) : tcpChecksumV6(pkt, 0, p.l4Offset, segLen, p.pseudoDstOffset),
-  );
+  setTcpPacketLengthAndChecksums(pkt, p.family, p.l4Offset, p.totalLen, p.pseudoDstOffset);
   return true;
 }

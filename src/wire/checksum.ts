@@ -104,3 +104,29 @@ export function l4ChecksumOk(buf: Uint8Array, l4Off: number, l4Len: number, pseu
 export function ipv4HeaderChecksumOk(buf: Uint8Array, off: number, headerLen: number): boolean {
   return foldSum(onesSum(buf, off, headerLen)) === 0xffff;
 }
+
+/**
+ * After a TCP segment at `l4Off` of the IP packet at offset 0 was rewritten to `total` bytes:
+ * writes the IP length field (IPv4 total length, IPv6 payload length), the IPv4 header checksum
+ * and the TCP checksum (IPv6: over the pseudo-header destination at `pseudoDstOff`, the final one
+ * when there is a routing header). In place, no allocation: the labellers call it per segment.
+ */
+export function setTcpPacketLengthAndChecksums(buf: Uint8Array, family: 4 | 6, l4Off: number, total: number, pseudoDstOff = 24): void {
+  const segLen = total - l4Off;
+  let cs: number;
+  if (family === 4) {
+    buf[2] = total >>> 8;
+    buf[3] = total & 0xff;
+    const ipcs = ipv4HeaderChecksum(buf, 0, l4Off);
+    buf[10] = ipcs >>> 8;
+    buf[11] = ipcs & 0xff;
+    cs = tcpChecksumV4(buf, 0, l4Off, segLen);
+  } else {
+    const pl = total - 40;
+    buf[4] = pl >>> 8;
+    buf[5] = pl & 0xff;
+    cs = tcpChecksumV6(buf, 0, l4Off, segLen, pseudoDstOff);
+  }
+  buf[l4Off + 16] = cs >>> 8;
+  buf[l4Off + 17] = cs & 0xff;
+}
