@@ -14,7 +14,7 @@ import { startIperfServer, runIperf } from '../lab/iperf.js';
 import { injectIntoFlow, startFlowClient, startSink, type ForgeKind } from '../lab/inject.js';
 import { blob, firstDifference } from '../lab/blob.js';
 import { makeTempDir } from '../lab/tmp.js';
-import { labelwallRules, startDaemon, writeKey, type Daemon } from '../lab/labelwall.js';
+import { labelwallRules, middleboxVerifierArgs, startDaemon, writeKey, type Daemon } from '../lab/labelwall.js';
 import { capture, replay } from '../lab/replay.js';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -204,20 +204,7 @@ export async function runDemo(opts: { iperfSeconds?: number; say?: Say } = {}): 
       topo,
       'mb',
       'verifier',
-      [
-        '--profile',
-        'compat',
-        '--key-file',
-        key.path,
-        '--hook',
-        'forward',
-        '--action',
-        'drop',
-        '--in-interface',
-        topo.iface('mb', 'pc').name,
-        '--in-interface',
-        topo.iface('mb', 'uc').name,
-      ],
+      middleboxVerifierArgs(topo, { profile: 'compat', keyFile: key.path, action: 'drop' }),
       dir,
     );
     const c = await httpRequests(topo, 'pc', http.url(srvAddr), [{ method: 'GET', path: '/blob/1000000' }]);

@@ -16,6 +16,32 @@ export function writeKey(dir: string, name: string, bytes: Buffer = randomBytes(
   return { path, hex: bytes.toString('hex') };
 }
 
+/**
+ * The flags of the standard topology's middlebox verifier: one key, `hook forward`, checking
+ * what comes in from pc and from uc (the demo's and most e2e tests' verifier); `extra` follows.
+ */
+export function middleboxVerifierArgs(
+  topo: Topology,
+  o: { profile: 'v1' | 'compat' | 'any'; keyFile: string; action: 'drop' | 'mark' | 'log' },
+  extra: string[] = [],
+): string[] {
+  return [
+    '--profile',
+    o.profile,
+    '--key-file',
+    o.keyFile,
+    '--hook',
+    'forward',
+    '--action',
+    o.action,
+    '--in-interface',
+    topo.iface('mb', 'pc').name,
+    '--in-interface',
+    topo.iface('mb', 'uc').name,
+    ...extra,
+  ];
+}
+
 export interface Daemon {
   proc: NsProcess;
   socket: string;

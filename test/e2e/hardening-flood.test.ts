@@ -15,7 +15,7 @@ import { startFlowClient, startSink } from '../../src/lab/inject.js';
 import { blob, sha256hex } from '../../src/lab/blob.js';
 import { makeTempDir } from '../../src/lab/tmp.js';
 import { REPO_ROOT } from '../../src/lab/paths.js';
-import { startDaemon, writeKey, type Daemon } from '../../src/lab/labelwall.js';
+import { middleboxVerifierArgs, startDaemon, writeKey, type Daemon } from '../../src/lab/labelwall.js';
 
 const PORT = 7777; // flood target on srv (nothing listens: srv answers with resets)
 
@@ -69,24 +69,7 @@ describe('verifier under flood (issue 7, item 10)', { timeout: 240_000 }, () => 
       topo,
       'mb',
       'verifier',
-      [
-        '--profile',
-        'compat',
-        '--key-file',
-        key.path,
-        '--hook',
-        'forward',
-        '--action',
-        action,
-        '--in-interface',
-        topo.iface('mb', 'pc').name,
-        '--in-interface',
-        topo.iface('mb', 'uc').name,
-        '--queue-base',
-        '40',
-        '--family',
-        'ipv4',
-      ],
+      middleboxVerifierArgs(topo, { profile: 'compat', keyFile: key.path, action }, ['--queue-base', '40', '--family', 'ipv4']),
       dir,
     );
     return verifier;

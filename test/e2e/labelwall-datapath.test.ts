@@ -13,7 +13,7 @@ import { startIperfServer, runIperf } from '../../src/lab/iperf.js';
 import { injectIntoFlow, startFlowClient, startSink, type ForgeKind } from '../../src/lab/inject.js';
 import { blob, firstDifference, sha256hex } from '../../src/lab/blob.js';
 import { makeTempDir } from '../../src/lab/tmp.js';
-import { LABELWALL_BIN, labelwallRules, startDaemon, writeKey, type Daemon } from '../../src/lab/labelwall.js';
+import { LABELWALL_BIN, labelwallRules, middleboxVerifierArgs, startDaemon, writeKey, type Daemon } from '../../src/lab/labelwall.js';
 
 interface PcapSummary {
   summary: Record<string, number>;
@@ -40,22 +40,7 @@ describe('agent on pc, verifier on mb', { timeout: 600_000 }, () => {
       topo,
       'mb',
       'verifier',
-      [
-        '--profile',
-        'compat',
-        '--key-file',
-        key.path,
-        '--hook',
-        'forward',
-        '--action',
-        action,
-        '--in-interface',
-        topo.iface('mb', 'pc').name,
-        '--in-interface',
-        topo.iface('mb', 'uc').name,
-        '--queue-base',
-        '20',
-      ],
+      middleboxVerifierArgs(topo, { profile: 'compat', keyFile: key.path, action }, ['--queue-base', '20']),
       dir,
     );
 

@@ -19,7 +19,7 @@ import { sshEchoParamiko, startSshServer } from '../../src/lab/ssh.js';
 import { runIperf, startIperfServer } from '../../src/lab/iperf.js';
 import { blob, firstDifference } from '../../src/lab/blob.js';
 import { makeTempDir } from '../../src/lab/tmp.js';
-import { LABELWALL_BIN, startDaemon, writeKey, type Daemon } from '../../src/lab/labelwall.js';
+import { LABELWALL_BIN, middleboxVerifierArgs, startDaemon, writeKey, type Daemon } from '../../src/lab/labelwall.js';
 import { capture, replay } from '../../src/lab/replay.js';
 
 /** A counting rule (no target) appended to mb's FORWARD chain, after labelwall's jump. */
@@ -63,22 +63,7 @@ for (const [i, profile] of (['v1', 'compat'] as const).entries()) {
         topo,
         'mb',
         'verifier',
-        [
-          '--profile',
-          profile,
-          '--key-file',
-          key.path,
-          '--hook',
-          'forward',
-          '--action',
-          'drop',
-          '--in-interface',
-          topo.iface('mb', 'pc').name,
-          '--in-interface',
-          topo.iface('mb', 'uc').name,
-          '--queue-base',
-          '20',
-        ],
+        middleboxVerifierArgs(topo, { profile, keyFile: key.path, action: 'drop' }, ['--queue-base', '20']),
         dir,
       );
     });
