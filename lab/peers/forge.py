@@ -207,25 +207,11 @@ def build_v1(a, kind: str, seq: int, key, payload: bytes, info: dict):
 def relabel(raw: bytes, ihl: int, option, payload: bytes) -> bytes:
     """A labelled packet with its first option replaced by `option` and/or its payload by `payload`;
     lengths and checksums fixed so the forgery reaches the verifier as a well-formed segment."""
-    import struct
-    family = raw[0] >> 4
     doff = (raw[ihl + 12] >> 4) * 4
     hdr = bytearray(raw[ihl:ihl + doff])
     if option is not None:
         hdr[20:20 + len(option)] = option
-    seg = bytearray(hdr + payload)
-    seg[16:18] = b"\0\0"
-    src, dst = (raw[12:16], raw[16:20]) if family == 4 else (raw[8:24], raw[24:40])
-    pseudo = src + dst + (struct.pack("!BBH", 0, 6, len(seg)) if family == 4 else struct.pack("!IxxxB", len(seg), 6))
-    struct.pack_into("!H", seg, 16, labelv1.checksum(pseudo + bytes(seg)))
-    ip = bytearray(raw[:ihl])
-    if family == 4:
-        struct.pack_into("!H", ip, 2, ihl + len(seg))
-        ip[10:12] = b"\0\0"
-        struct.pack_into("!H", ip, 10, labelv1.checksum(bytes(ip)))
-    else:
-        struct.pack_into("!H", ip, 4, len(seg))
-    return bytes(ip) + bytes(seg)
+    return labelv1.with_segment(raw[:ihl], bytes(hdr) + payload)
 
 
 def ip_json(args):

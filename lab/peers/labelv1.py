@@ -94,15 +94,24 @@ def label_packet(raw: bytes, key: bytes, key_id: int = 0, tag: int = 0, nat: int
     hdr[16:18] = b'\0\0'
     m = make_m(h8, epoch, family, src, dst, bytes(hdr), bool(nat & 1), bool(nat & 2), bool(nat & 4), area, payload)
     mac = hmac.new(k_tag(key, key_id, tag), m, hashlib.sha256).digest()[:length - 8]
-    seg = bytearray(hdr + h8 + mac + area[length:] + payload)
+    return with_segment(raw[:ihl], hdr + h8 + mac + area[length:] + payload)
+
+
+def with_segment(ip_header: bytes, segment: bytes) -> bytes:
+    """IPv4 (no options) / IPv6 (no extension headers) header + TCP segment, with the IP length,
+    the IPv4 header checksum and the TCP checksum set (the segment's checksum field is ignored)."""
+    family = ip_header[0] >> 4
+    src, dst = (ip_header[12:16], ip_header[16:20]) if family == 4 else (ip_header[8:24], ip_header[24:40])
+    seg = bytearray(segment)
+    seg[16:18] = b'\0\0'
     if family == 4:
         pseudo = src + dst + struct.pack('!BBH', 0, 6, len(seg))
     else:
         pseudo = src + dst + struct.pack('!IxxxB', len(seg), 6)
     struct.pack_into('!H', seg, 16, checksum(pseudo + bytes(seg)))
-    ip = bytearray(raw[:ihl])
+    ip = bytearray(ip_header)
     if family == 4:
-        struct.pack_into('!H', ip, 2, ihl + len(seg))
+        struct.pack_into('!H', ip, 2, len(ip) + len(seg))
         ip[10:12] = b'\0\0'
         struct.pack_into('!H', ip, 10, checksum(bytes(ip)))
     else:

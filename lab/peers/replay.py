@@ -31,17 +31,9 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from forge import send_packet_frame  # noqa: E402
+import labelv1  # noqa: E402
 
 TCP_FIN, TCP_SYN, TCP_RST, TCP_ACK = 0x01, 0x02, 0x04, 0x10
-
-
-def csum(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\0"
-    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while s >> 16:
-        s = (s & 0xFFFF) + (s >> 16)
-    return ~s & 0xFFFF
 
 
 def read_pcap(path: str):
@@ -103,19 +95,8 @@ def rewrite(raw: bytes, ihl: int, fam: int, new_src, as_rst: bool) -> bytes:
             b[8:24] = nb
     if as_rst:
         b[ihl + 13] = TCP_RST
-    if fam == 4:
-        total = struct.unpack("!H", b[2:4])[0]
-        del b[total:]
-        b[10:12] = b"\0\0"
-        b[10:12] = struct.pack("!H", csum(bytes(b[:ihl])))
-        pseudo = bytes(b[12:20]) + struct.pack("!BBH", 0, 6, total - ihl)
-    else:
-        plen = struct.unpack("!H", b[4:6])[0]
-        del b[40 + plen:]
-        pseudo = bytes(b[8:40]) + struct.pack("!I", plen) + b"\0\0\0\x06"
-    b[ihl + 16:ihl + 18] = b"\0\0"
-    b[ihl + 16:ihl + 18] = struct.pack("!H", csum(pseudo + bytes(b[ihl:])))
-    return bytes(b)
+    end = struct.unpack("!H", b[2:4])[0] if fam == 4 else 40 + struct.unpack("!H", b[4:6])[0]
+    return labelv1.with_segment(bytes(b[:ihl]), bytes(b[ihl:end]))
 
 
 def label_hex(raw: bytes, ihl: int) -> str:
