@@ -5,6 +5,8 @@ import koffi from 'koffi';
 
 export const AF_NETLINK = 16;
 export const NETLINK_NETFILTER = 12;
+export const AF_INET = 2;
+export const AF_INET6 = 10;
 export const SOCK_RAW = 3;
 export const SOCK_CLOEXEC = 0o2000000;
 export const SOL_SOCKET = 1;
@@ -13,6 +15,13 @@ export const SO_RCVBUF = 8;
 export const SO_RCVTIMEO = 20; // SO_RCVTIMEO_OLD: struct timeval with 64-bit fields on x86_64
 export const SO_SNDBUFFORCE = 32;
 export const SO_RCVBUFFORCE = 33;
+export const SO_MARK = 36;
+export const IPPROTO_IP = 0;
+export const IPPROTO_IPV6 = 41;
+export const IPPROTO_RAW = 255;
+export const IP_PKTINFO = 8;
+export const IPV6_PKTINFO = 50;
+export const IPV6_HDRINCL = 36;
 export const SOL_NETLINK = 270;
 export const NETLINK_NO_ENOBUFS = 5;
 export const NETLINK_CAP_ACK = 10;
@@ -36,6 +45,9 @@ export const MSGHDR_FLAGS = 48;
 // struct mmsghdr { struct msghdr msg_hdr; unsigned int msg_len; (pad) }
 export const MMSGHDR_SIZE = 64;
 export const MMSGHDR_LEN = 56;
+export const MSGHDR_NAMELEN = 8;
+export const MSGHDR_CONTROL = 32;
+export const MSGHDR_CONTROLLEN = 40;
 
 /** A native pointer as koffi represents it. */
 export type Ptr = bigint;
@@ -49,6 +61,7 @@ interface LibcFns {
   recv(fd: number, buf: Ptr | Buffer, len: number, flags: number): number;
   recvmmsg(fd: number, vec: Ptr, vlen: number, flags: number, timeout: null): number;
   send(fd: number, buf: Ptr | Buffer, len: number, flags: number): number;
+  sendmmsg(fd: number, vec: Ptr, vlen: number, flags: number): number;
   close(fd: number): number;
   strerror(errnum: number): string;
   /** syscall(nr, cmd, attr, size): the bpf(2) form (identity/bpf.ts). */
@@ -73,6 +86,7 @@ export function libc(): LibcFns {
     recv: lib.func('intptr_t recv(int, void *, size_t, int)'),
     recvmmsg: lib.func('int recvmmsg(int, void *, unsigned int, int, void *)'),
     send: lib.func('intptr_t send(int, void *, size_t, int)'),
+    sendmmsg: lib.func('int sendmmsg(int, void *, unsigned int, int)'),
     close: lib.func('int close(int)'),
     strerror: lib.func('const char *strerror(int)'),
     syscall: lib.func('long syscall(long, int, void *, uint32_t)'),
