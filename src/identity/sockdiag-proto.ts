@@ -48,6 +48,8 @@ export interface DiagRequest {
   rawProtocol?: number;
   /** Bitmask of 1 << state; ALL_STATES for any. */
   states: number;
+  /** idiag_ext: bits 1 << (INET_DIAG_* - 1) of the extensions to add (INET_DIAG_INFO_EXT: tcp_info). */
+  ext?: number;
   /** Exact lookup when given; a dump otherwise. Addresses are 4 or 16 bytes. */
   id?: { src: Uint8Array; sport: number; dst: Uint8Array; dport: number; ifindex?: number };
 }
@@ -64,7 +66,26 @@ export interface DiagSocket {
   cookie: bigint;
   uid: number;
   inode: number;
+  /** With INET_DIAG_INFO_EXT, for a TCP socket: the tcp_info fields labelwall uses. */
+  tcpInfo?: TcpInfo;
 }
+
+/** struct tcp_info (include/uapi/linux/tcp.h), the fields read here. */
+export interface TcpInfo {
+  /** tcpi_options: TCPI_OPT_* bits. */
+  options: number;
+  /** tcpi_snd_mss: the sender's current MSS (tp->mss_cache). */
+  sndMss: number;
+  /** tcpi_pmtu: the path MTU the socket uses. */
+  pmtu: number;
+}
+
+export const INET_DIAG_INFO = 2;
+/** idiag_ext bit asking for INET_DIAG_INFO (struct tcp_info for TCP). */
+export const INET_DIAG_INFO_EXT = 1 << (INET_DIAG_INFO - 1);
+export const TCPI_OPT_TIMESTAMPS = 1;
+/** tcp_info bytes up to and including tcpi_pmtu. */
+const TCP_INFO_PMTU_END = 64;
 
 export type DiagReply =
   | { kind: 'sockets'; sockets: DiagSocket[]; done: boolean }
@@ -82,7 +103,7 @@ export function buildDiagRequest(req: DiagRequest, seq: number): Buffer {
   const o = NLMSG_HDR_LEN;
   b[o] = req.family === 4 ? AF_INET : AF_INET6;
   b[o + 1] = req.protocol;
-  b[o + 2] = 0; // idiag_ext: no extensions requested
+  b[o + 2] = req.ext ?? 0; // idiag_ext
   b[o + 3] = req.rawProtocol ?? 0; // pad, or sdiag_raw_protocol for raw_diag
   b.writeUInt32LE(req.states >>> 0, o + 4);
   const id = o + 8;
@@ -137,9 +158,25 @@ export function parseDiagReply(buf: Uint8Array): DiagReply {
         cookie: (BigInt(b.readUInt32LE(id + 44)) << 32n) | BigInt(b.readUInt32LE(id + 40)),
         uid: b.readUInt32LE(body + 64),
         inode: b.readUInt32LE(body + 68),
+        ...tcpInfoAttr(b, body + INET_DIAG_MSG_LEN, off + len),
       });
     }
     off += (len + 3) & ~3;
   }
   return { kind: 'sockets', sockets, done: false };
+}
+
+/** The INET_DIAG_INFO attribute among those in b[from, end), parsed; {} when absent or short. */
+function tcpInfoAttr(b: Buffer, from: number, end: number): { tcpInfo?: TcpInfo } {
+  for (let a = from; a + 4 <= end; ) {
+    const alen = b.readUInt16LE(a);
+    const type = b.readUInt16LE(a + 2) & 0x3fff; // without NLA_F_NESTED / NLA_F_NET_BYTEORDER
+    if (alen < 4 || a + alen > end) return {};
+    if (type === INET_DIAG_INFO && alen - 4 >= TCP_INFO_PMTU_END) {
+      const v = a + 4;
+      return { tcpInfo: { options: b[v + 5]!, sndMss: b.readUInt32LE(v + 16), pmtu: b.readUInt32LE(v + 60) } };
+    }
+    a += (alen + 3) & ~3;
+  }
+  return {};
 }

@@ -7,6 +7,7 @@ import {
   IPPROTO_RAW,
   IPPROTO_TCP,
   IPPROTO_UDP,
+  INET_DIAG_INFO_EXT,
   NETLINK_SOCK_DIAG,
   buildDiagRequest,
   parseDiagReply,
@@ -85,6 +86,12 @@ export class SockDiag {
       states: ALL_STATES,
       id: { src, sport, dst, dport },
     });
+    return r[0];
+  }
+
+  /** Exact lookup of a TCP socket with its tcp_info (INET_DIAG_INFO). */
+  lookupTcpInfo(family: 4 | 6, src: Uint8Array, sport: number, dst: Uint8Array, dport: number): DiagSocket | undefined {
+    const r = this.query({ family, protocol: IPPROTO_TCP, states: ALL_STATES, ext: INET_DIAG_INFO_EXT, id: { src, sport, dst, dport } });
     return r[0];
   }
 
