@@ -1,0 +1,77 @@
+// The agent's GSO path, the part that is pure apart from the HMAC: a super-packet (or a segment
+// that would not fit the path once labelled) in, labelled wire segments out, written into the
+// transmitter's slots, in order. The handler sends them (datapath/raw-transmit.ts) and drops
+// the original.
+import type { LabelKey } from '../label/keys.js';
+import type { LabelProfile, PacketContext } from '../label/profile.js';
+import { parseIpPacket, type ParsedPacket } from '../wire/packet.js';
+import { finishSegment, writeSegment } from './segment.js';
+
+export interface CutResult {
+  /** Segments written into slots[0..written). */
+  written: number;
+  /** Of those, labelled / sent without a label (the profile skipped them: no room for the label, as on the per-segment path). */
+  labelled: number;
+  unlabelled: number;
+  compact: number;
+  sackTrimmed: number;
+  optionsRemoved: number;
+  /** Bytes written (the labelled segments' lengths). */
+  bytes: number;
+  /** Set when a segment could not be made (then the super-packet is dropped: fail closed). */
+  error?: string;
+}
+
+const result: CutResult = { written: 0, labelled: 0, unlabelled: 0, compact: 0, sackTrimmed: 0, optionsRemoved: 0, bytes: 0 };
+
+/**
+ * Cuts segments first..first+slots.length-1 (as many as there are) of the super-packet `pkt`
+ * (parsed `p`) at `size` payload bytes, labels each in its slot with `profile` and `key`, and
+ * stores each one's length in lens[j]. Returns a reused result object.
+ */
+export function cutAndLabel(
+  profile: LabelProfile,
+  pkt: Uint8Array,
+  p: ParsedPacket,
+  size: number,
+  first: number,
+  key: LabelKey,
+  ctx: PacketContext | undefined,
+  slots: readonly Buffer[],
+  lens: Uint32Array,
+): CutResult {
+  const r = result;
+  r.written = r.labelled = r.unlabelled = r.compact = r.sackTrimmed = r.optionsRemoved = r.bytes = 0;
+  r.error = undefined;
+  const payloadLen = p.tcp!.payloadLen;
+  for (let j = 0; j < slots.length; j++) {
+    const i = first + j;
+    if (i > 0 && i * size >= payloadLen) break;
+    const slot = slots[j]!;
+    const len = writeSegment(pkt, p, size, i, slot);
+    const seg = slot.subarray(0, len);
+    const ps = parseIpPacket(seg);
+    if (!ps.ok) {
+      r.error = ps.reason;
+      return r;
+    }
+    const l = profile.label(seg, ps, key, slot, ctx);
+    if (l.ok) {
+      lens[j] = l.packet.length;
+      r.labelled++;
+      if (l.compact) r.compact++;
+      if (l.trimmed === 'sack-trimmed') r.sackTrimmed++;
+      else if (l.trimmed === 'options-removed') r.optionsRemoved++;
+    } else if (l.verdict === 'skipped') {
+      finishSegment(slot, ps, len);
+      lens[j] = len;
+      r.unlabelled++;
+    } else {
+      r.error = l.reason;
+      return r;
+    }
+    r.bytes += lens[j]!;
+    r.written++;
+  }
+  return r;
+}

@@ -1,0 +1,190 @@
+// The GSO path's segmenter (agent/segment.ts, agent/superpacket.ts) and its segment size
+// (agent/segment-size.ts): properties over random super-packets, for both profiles, and the
+// size rules by example.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import fc from 'fast-check';
+import { segmentCount, writeSegment, finishSegment } from '../../src/agent/segment.js';
+import {
+  FALLBACK_MSS_V4,
+  FALLBACK_MSS_V6,
+  PathInfoCache,
+  labelledTcpHeaderBound,
+  segmentPayloadSize,
+} from '../../src/agent/segment-size.js';
+import { cutAndLabel } from '../../src/agent/superpacket.js';
+import { LabelKey } from '../../src/label/keys.js';
+import { verifyWith } from '../../src/label/profile.js';
+import { getProfile } from '../../src/label/registry.js';
+import { buildTcpPacket } from '../../src/wire/build.js';
+import { parseIpPacket, type ParsedPacket } from '../../src/wire/packet.js';
+import { TCP_ACK, TCP_CWR, TCP_ECE, TCP_FIN, TCP_PSH, TCP_URG } from '../../src/wire/tcp.js';
+import { packetChecksumsOk } from './wire-testutil.js';
+
+const key = LabelKey.fromBytes(Buffer.alloc(32, 0x5a), 'test', false, 3);
+const slots = Array.from({ length: 192 }, () => Buffer.alloc(9216));
+const lens = new Uint32Array(192);
+const TS = Uint8Array.from([1, 1, 8, 10, 0, 0, 0, 9, 0, 0, 0, 7]);
+const SACK1 = Uint8Array.from([1, 1, 5, 10, 0, 0, 0, 1, 0, 0, 0, 2]);
+
+function parsed(pkt: Buffer): ParsedPacket {
+  const p = parseIpPacket(pkt);
+  if (!p.ok) throw new Error(p.reason);
+  return p;
+}
+
+const superArb = fc.record({
+  family: fc.constantFrom(4 as const, 6 as const),
+  payloadLen: fc.integer({ min: 1, max: 20000 }),
+  size: fc.integer({ min: 64, max: 9000 }),
+  seq: fc.oneof(fc.integer({ min: 0, max: 0xffffffff }), fc.integer({ min: 0xffff0000, max: 0xffffffff })),
+  flags: fc.subarray([TCP_PSH, TCP_FIN, TCP_CWR, TCP_ECE, TCP_URG]).map((f) => f.reduce((a, b) => a | b, TCP_ACK)),
+  id: fc.integer({ min: 0, max: 0xffff }),
+  options: fc.constantFrom(new Uint8Array(0), TS, Uint8Array.from([...TS, ...SACK1])),
+  fill: fc.integer({ min: 0, max: 255 }),
+});
+
+test('segmenter: the cuts of a random super-packet reassemble to its byte stream, with seq, flags, IP ids, lengths and checksums right', () => {
+  fc.assert(
+    fc.property(superArb, (s) => {
+      const payload = Buffer.alloc(s.payloadLen);
+      for (let i = 0; i < payload.length; i++) payload[i] = (i * 31 + s.fill) & 0xff;
+      const pkt = buildTcpPacket({ family: s.family, seq: s.seq, flags: s.flags, id: s.id, options: s.options, payload });
+      const p = parsed(pkt);
+      const n = segmentCount(s.payloadLen, s.size);
+      assert.equal(n, Math.ceil(s.payloadLen / s.size));
+      const parts: Buffer[] = [];
+      for (let i = 0; i < n; i++) {
+        const out = Buffer.alloc(p.tcp!.payloadOffset + s.size);
+        const len = writeSegment(pkt, p, s.size, i, out);
+        finishSegment(out, p, len);
+        const seg = out.subarray(0, len);
+        const q = parsed(seg);
+        const t = q.tcp!;
+        assert.ok(packetChecksumsOk(seg, q.l4Offset), `segment ${i}: checksums`);
+        assert.ok(t.payloadLen <= s.size && t.payloadLen > 0);
+        assert.equal(t.seq, (s.seq + i * s.size) >>> 0, `segment ${i}: seq`);
+        const last = i === n - 1;
+        const expect = s.flags & ~(last ? 0 : TCP_PSH | TCP_FIN) & ~(i === 0 ? 0 : TCP_CWR);
+        assert.equal(t.flags, expect, `segment ${i}: flags`);
+        assert.deepEqual(seg.subarray(t.optionsOffset, t.payloadOffset), pkt.subarray(p.tcp!.optionsOffset, p.tcp!.payloadOffset));
+        if (s.family === 4) assert.equal(seg.readUInt16BE(4), (s.id + i) & 0xffff, `segment ${i}: IP id`);
+        parts.push(Buffer.from(seg.subarray(t.payloadOffset)));
+      }
+      assert.deepEqual(Buffer.concat(parts), payload);
+    }),
+    { numRuns: 300 },
+  );
+});
+
+for (const profileName of ['v1', 'compat'] as const) {
+  test(`segmenter + ${profileName}: every segment cut from a random super-packet is labelled, verifies, and the payloads reassemble`, () => {
+    const profile = getProfile(profileName);
+    fc.assert(
+      fc.property(superArb, (s) => {
+        // compat labels carry no other option: the stack negotiated none.
+        const options = profileName === 'compat' ? new Uint8Array(0) : s.options;
+        const payload = Buffer.alloc(s.payloadLen, s.fill);
+        for (let i = 0; i < payload.length; i += 7) payload[i] = i & 0xff;
+        const pkt = buildTcpPacket({ family: s.family, seq: s.seq, flags: s.flags, id: s.id, options, payload });
+        const p = parsed(pkt);
+        const size = Math.min(s.size, 9216 - p.tcp!.payloadOffset - 40);
+        const n = segmentCount(s.payloadLen, size);
+        const ctx = { tag: 0x1234, nat: 0 };
+        const parts: Buffer[] = [];
+        for (let first = 0; first < n; ) {
+          const r = cutAndLabel(profile, pkt, p, size, first, key, ctx, slots, lens);
+          assert.equal(r.error, undefined);
+          assert.equal(r.labelled, r.written);
+          for (let j = 0; j < r.written; j++) {
+            const seg = slots[j]!.subarray(0, lens[j]!);
+            const q = parsed(seg);
+            assert.ok(packetChecksumsOk(seg, q.l4Offset), `segment ${first + j}: checksums`);
+            const v = verifyWith(profile, seg, [key], { allowNat: 0 });
+            assert.equal(v.verdict, 'valid', `segment ${first + j}: ${v.reason}`);
+            if (profileName === 'v1') assert.equal(v.tag, 0x1234);
+            assert.equal(q.tcp!.seq, (s.seq + (first + j) * size) >>> 0);
+            parts.push(Buffer.from(seg.subarray(q.tcp!.payloadOffset)));
+          }
+          first += r.written;
+        }
+        assert.deepEqual(Buffer.concat(parts), payload);
+      }),
+      { numRuns: 150 },
+    );
+  });
+}
+
+test('segmenter: a segment tampered after the cut no longer verifies (the check above would notice a wrong MAC)', () => {
+  const profile = getProfile('v1');
+  const pkt = buildTcpPacket({ family: 4, seq: 7, flags: TCP_ACK | TCP_PSH, options: TS, payload: Buffer.alloc(4000, 1) });
+  const p = parsed(pkt);
+  const r = cutAndLabel(profile, pkt, p, 1428, 0, key, {}, slots, lens);
+  assert.equal(r.written, 3);
+  const seg = Buffer.from(slots[1]!.subarray(0, lens[1]!));
+  assert.equal(verifyWith(profile, seg, [key]).verdict, 'valid');
+  seg[seg.length - 1]! ^= 1;
+  assert.equal(verifyWith(profile, seg, [key]).verdict, 'invalid');
+});
+
+test('segment size: the stack size from tcp_info, smaller by the label where the path MTU binds', () => {
+  const v1 = getProfile('v1');
+  const pkt = buildTcpPacket({ family: 4, flags: TCP_ACK, options: TS, payload: Buffer.alloc(64000) });
+  const p = parsed(pkt);
+  const hdr = labelledTcpHeaderBound(p, v1.overhead);
+  assert.equal(hdr, 52); // 20 + NOP NOP TS (12) + label (20)
+  // MTU 1500, peer MSS 1460 clamped by 20: mss_cache 1440 - 12 = 1428; labelled 20 + 52 + 1428 = 1500.
+  assert.equal(segmentPayloadSize(p, { sndMss: 1428, pmtu: 1500, timestamps: true }, hdr, 1500), 1428);
+  // Path MTU 1400: the stack says 1400 - 40 - 12 = 1348; labelled that would be 1420 bytes: cut at 1328.
+  assert.equal(segmentPayloadSize(p, { sndMss: 1348, pmtu: 1400, timestamps: true }, hdr, 1500), 1328);
+  // A peer with a small MSS binds: the stack's size.
+  assert.equal(segmentPayloadSize(p, { sndMss: 988, pmtu: 1500, timestamps: true }, hdr, 1500), 988);
+  // SACK blocks in this super-packet shrink the stack's size as tcp_current_mss does.
+  const sack = parsed(
+    buildTcpPacket({ family: 4, flags: TCP_ACK, options: Uint8Array.from([...TS, ...SACK1]), payload: Buffer.alloc(9000) }),
+  );
+  assert.equal(
+    segmentPayloadSize(sack, { sndMss: 1428, pmtu: 1500, timestamps: true }, labelledTcpHeaderBound(sack, v1.overhead), 1500),
+    1416,
+  );
+  // The interface MTU bounds a path MTU the socket has not learned.
+  assert.equal(segmentPayloadSize(p, { sndMss: 8928, pmtu: 0, timestamps: true }, hdr, 1500), 1428);
+  // No tcp_info: the minimum MSS of every path, less the label and options.
+  assert.equal(segmentPayloadSize(p, undefined, hdr, 1500), FALLBACK_MSS_V4 - 32);
+  const p6 = parsed(buildTcpPacket({ family: 6, flags: TCP_ACK, options: TS, payload: Buffer.alloc(9000) }));
+  assert.equal(segmentPayloadSize(p6, undefined, hdr, 1500), FALLBACK_MSS_V6 - 32);
+  // compat: no stack options, a 40-byte label.
+  const c = parsed(buildTcpPacket({ family: 4, flags: TCP_ACK, payload: Buffer.alloc(9000) }));
+  assert.equal(labelledTcpHeaderBound(c, getProfile('compat').overhead), 60);
+  assert.equal(segmentPayloadSize(c, { sndMss: 1420, pmtu: 1500, timestamps: false }, 60, 1500), 1420);
+});
+
+test('path info cache: one lookup per flow per refresh, a colliding hash key is asked again', () => {
+  let now = 0;
+  const asked: number[] = [];
+  const cache = new PathInfoCache(
+    (_f, _s, sport) => {
+      asked.push(sport);
+      return { sndMss: sport, pmtu: 1500, timestamps: false };
+    },
+    50,
+    2,
+    () => now,
+  );
+  const a = buildTcpPacket({ family: 4, srcPort: 1000, payload: Buffer.alloc(10) });
+  const b = buildTcpPacket({ family: 4, srcPort: 2000, payload: Buffer.alloc(10) });
+  const c = buildTcpPacket({ family: 4, srcPort: 3000, payload: Buffer.alloc(10) });
+  assert.equal(cache.get(1, a, parsed(a))?.sndMss, 1000);
+  assert.equal(cache.get(1, a, parsed(a))?.sndMss, 1000);
+  assert.deepEqual(asked, [1000]);
+  assert.equal(cache.get(1, b, parsed(b))?.sndMss, 2000, 'same key, other tuple');
+  now = 49;
+  cache.get(1, b, parsed(b));
+  assert.deepEqual(asked, [1000, 2000]);
+  now = 50;
+  cache.get(1, b, parsed(b));
+  assert.deepEqual(asked, [1000, 2000, 2000], 'refreshed');
+  cache.get(2, a, parsed(a));
+  cache.get(3, c, parsed(c));
+  assert.equal(cache.size, 2, 'bounded');
+});
