@@ -24,6 +24,17 @@ export const AGENT_COUNTERS = [
   'labelled_compact',
   'sack_trimmed',
   'options_removed',
+  // The GSO path (agent.gso): super-packets taken whole, the segments cut from them and sent;
+  // segments the kernel had made that were cut again because, labelled, they would not fit the
+  // path MTU; super-packets dropped (larger than the queue copies, or a segment that could not
+  // be made); segments the kernel refused on the raw socket (a DROP rule, a full queue); cuts
+  // made at the fallback size because the socket's tcp_info could not be read.
+  'gso_packets',
+  'gso_segments',
+  'oversize_cut',
+  'gso_dropped',
+  'transmit_errors',
+  'segment_size_fallback',
 ] as const;
 export type AgentCounter = (typeof AGENT_COUNTERS)[number];
 

@@ -12,6 +12,13 @@
 // answered with { kind: 'agent-key-applied', generation, ok, error? } (a key that does not load
 // leaves the running one).
 //
+// GSO path (agent.gso: queues bound with NFQA_CFG_F_GSO; ctx.transmit present): a super-packet
+// is cut into wire segments (segment.ts) at the size segment-size.ts finds from the socket's
+// tcp_info, each is labelled in a transmitter slot (superpacket.ts), all are sent with one
+// sendmmsg after the verdicts decided so far, and the original is dropped. A segment the kernel
+// cut that would not fit the path MTU once labelled takes the same way (also with --no-gso);
+// every other packet keeps the per-segment path.
+//
 // The app tag (v1) comes in the queued packet's mark under tagMask: the egress worker set
 // it on the flow's first packet and CONNMARK restores it onto every later one (rules.ts).
 import { loadKeyFile, type LabelKey } from '../label/keys.js';
@@ -21,9 +28,17 @@ import { getProfile } from '../label/registry.js';
 import { counterSlots, type HandlerContext, type PacketHandler, type QueuedPacket, type VerdictDecision } from '../datapath/types.js';
 import { IfaceTable } from '../util/ifaces.js';
 import { RateLimiter } from '../util/ratelimit.js';
-import { AGENT_COUNTERS, decideAgentPacket } from './decide.js';
-import { DEFAULT_AGENT_MARK, tagOfMark, type AgentMarks } from '../config/marks.js';
+import { AGENT_COUNTERS, NF_INET_LOCAL_OUT, decideAgentPacket, natFor } from './decide.js';
+import { DEFAULT_AGENT_MARK, tagOfMark, withMark, type AgentMarks } from '../config/marks.js';
 import { flowHashOfPacket } from './flow-hash.js';
+
+import { parseIpPacket } from '../wire/packet.js';
+import { SockDiag } from '../identity/sockdiag.js';
+import { TCPI_OPT_TIMESTAMPS } from '../identity/sockdiag-proto.js';
+import { PathInfoCache, labelledTcpHeaderBound, segmentPayloadSize, type TcpPathInfo } from './segment-size.js';
+import { cutAndLabel } from './superpacket.js';
+import { segmentCount } from './segment.js';
+import type { RawTransmit } from '../datapath/raw-transmit.js';
 
 export const counterNames = AGENT_COUNTERS;
 
@@ -55,6 +70,11 @@ export interface FlowBytesMessage {
 }
 
 export const FLOW_BYTES_FLUSH = 16384;
+
+/** Below this many bytes a segment the kernel cut fits every path labelled (IPv6's minimum MTU less the largest label): no size check. */
+const SURELY_FITS = 1280 - 40;
+
+const DROP_DECISION: VerdictDecision = Object.freeze({ verdict: 'drop' });
 
 /** SIGHUP: the labelling key (and NAT flags) for the next segments. */
 export interface AgentKeyMessage {
@@ -96,7 +116,68 @@ export function createHandler(data: unknown, ctx: HandlerContext): PacketHandler
   context = ctx;
   const perFlow = countFlows ? new Map<number, number>() : undefined;
   flowBytes = perFlow;
+  const tx = ctx.transmit;
+  const paths = tx ? new PathInfoCache(pathInfoLookup()) : undefined;
+  const countFlow = (pkt: Buffer, bytes: number): void => {
+    if (!perFlow) return;
+    const k = flowHashOfPacket(pkt);
+    if (k >= 0) {
+      perFlow.set(k, (perFlow.get(k) ?? 0) + bytes);
+      if (perFlow.size >= FLOW_BYTES_FLUSH) flush(-1);
+    }
+  };
+  /** The GSO path for `p`, or undefined when the packet keeps the per-segment path. */
+  const cut = (p: QueuedPacket, tx: RawTransmit, paths: PathInfoCache): VerdictDecision | undefined => {
+    const pkt = p.payload;
+    if (!p.gso && pkt.length <= SURELY_FITS) return undefined;
+    const c = ctx.counters;
+    if (p.capLen > pkt.length) {
+      // More than the queue copies (a GSO packet past 64 KiB): it cannot be cut; fail closed.
+      c[SLOT.gso_dropped]!++;
+      return DROP_DECISION;
+    }
+    const parsed = parseIpPacket(pkt);
+    if (!parsed.ok || !parsed.tcp || parsed.tcp.payloadLen === 0) return undefined; // the per-segment path judges it
+    const key = flowHashOfPacket(pkt);
+    const info = paths.get(key, pkt, parsed);
+    if (!info) c[SLOT.segment_size_fallback]!++;
+    const size = segmentPayloadSize(parsed, info, labelledTcpHeaderBound(parsed, profile.overhead), ifaces.get(p.outdev)?.mtu ?? 1500);
+    const n = segmentCount(parsed.tcp.payloadLen, size);
+    if (!p.gso && n === 1) return undefined;
+    const s = state!;
+    pctx.tag = tagOfMark(p.mark, tagMask);
+    pctx.nat = s.nat.length > 0 ? natFor(s.nat, parsed.dst) : 0;
+    const mark = withMark(p.mark, marks.done, marks.done);
+    let bytes = 0;
+    for (let first = 0; first < n; ) {
+      const r = cutAndLabel(profile, pkt, parsed, size, first, s.key, pctx, tx.slots, tx.lens);
+      if (r.error !== undefined) {
+        // Nothing of this chunk leaves; earlier chunks did (TCP retransmits the rest).
+        c[SLOT.gso_dropped]!++;
+        if (events.take()) ctx.post({ kind: 'log', level: 'warn', msg: 'agent: super-packet not cut', reason: r.error, hook: p.hook });
+        return DROP_DECISION;
+      }
+      const sent = tx.send(r.written, parsed.family, parsed.dst, p.outdev, mark);
+      c[SLOT.transmit_errors]! += r.written - sent;
+      c[SLOT.gso_segments]! += r.written;
+      c[SLOT.labelled]! += r.labelled;
+      c[SLOT.passed_not_tcp]! += r.unlabelled;
+      c[SLOT.labelled_compact]! += r.compact;
+      c[SLOT.sack_trimmed]! += r.sackTrimmed;
+      c[SLOT.options_removed]! += r.optionsRemoved;
+      c[SLOT.labelled_bytes]! += r.bytes;
+      bytes += r.bytes;
+      first += r.written;
+    }
+    c[p.gso ? SLOT.gso_packets : SLOT.oversize_cut]!++;
+    countFlow(pkt, bytes);
+    return DROP_DECISION;
+  };
   return (p: QueuedPacket): VerdictDecision => {
+    if (tx && p.hook === NF_INET_LOCAL_OUT) {
+      const d = cut(p, tx, paths!);
+      if (d) return d;
+    }
     const mtu = ifaces.get(p.indev)?.mtu ?? 1500;
     const s = state!;
     pctx.tag = tagOfMark(p.mark, tagMask);
@@ -108,13 +189,7 @@ export function createHandler(data: unknown, ctx: HandlerContext): PacketHandler
       if (d.compact) ctx.counters[SLOT.labelled_compact]!++;
       if (d.trimmed === 'sack-trimmed') ctx.counters[SLOT.sack_trimmed]!++;
       else if (d.trimmed === 'options-removed') ctx.counters[SLOT.options_removed]!++;
-      if (perFlow) {
-        const k = flowHashOfPacket(p.payload);
-        if (k >= 0) {
-          perFlow.set(k, (perFlow.get(k) ?? 0) + p.payload.length);
-          if (perFlow.size >= FLOW_BYTES_FLUSH) flush(-1);
-        }
-      }
+      countFlow(p.payload, p.payload.length);
     }
     if (d.reason && events.take()) {
       ctx.post({ kind: 'log', level: 'warn', msg: 'agent: packet not labelled', counter: d.counter, reason: d.reason, hook: p.hook });
@@ -142,4 +217,17 @@ export function onMessage(msg: unknown): void {
     }
     context?.post(reply);
   }
+}
+
+/** tcp_info of a local TCP socket by its 4-tuple, through one sock_diag socket per worker (opened on first use). */
+function pathInfoLookup(): (family: 4 | 6, src: Uint8Array, sport: number, dst: Uint8Array, dport: number) => TcpPathInfo | undefined {
+  let diag: SockDiag | undefined;
+  return (family, src, sport, dst, dport) => {
+    try {
+      const ti = (diag ??= new SockDiag()).lookupTcpInfo(family, src, sport, dst, dport)?.tcpInfo;
+      return ti ? { sndMss: ti.sndMss, pmtu: ti.pmtu, timestamps: (ti.options & TCPI_OPT_TIMESTAMPS) !== 0 } : undefined;
+    } catch {
+      return undefined; // the fallback size is safe
+    }
+  };
 }

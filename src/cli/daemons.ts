@@ -106,6 +106,8 @@ export function registerDaemons(program: Command): void {
         '--egress',
         'enforce the egress policy (agent.egress of the config; allow-all without one); default: on when --config is given',
       )
+      .option('--gso', 'take GSO super-packets whole, cut and label them here, send the segments in one system call (default; agent.gso)')
+      .option('--no-gso', 'let the kernel cut GSO packets before they are queued: one queue trip per segment (slower; agent.gso: false)')
       .option('--no-egress', 'no egress policy: no egress queue, every flow allowed, no flow table')
       .option('--egress-queue <n>', 'NFQUEUE number of the egress decisions (default: the one after the labelling queues)', int),
     'agent',
@@ -141,6 +143,8 @@ export function registerDaemons(program: Command): void {
       ),
       queues: r.queues,
       failOpen: r.failOpen,
+      gso: r.gso,
+      transmit: true,
       handlerModule: new URL('../agent/handler.js', import.meta.url).href,
       handlerData: {
         profile: r.profile,
@@ -544,6 +548,7 @@ function describeAgent(r: ResolvedAgent, configFile: string | undefined): Record
     profile: r.profile,
     key: r.keyFingerprint,
     keyId: r.keyId,
+    gso: r.gso,
     interfaces: r.interfaces.length ? r.interfaces : 'all but lo',
     destinations: r.destinations.length ? r.destinations.map((c) => c.text) : 'any',
     ports: r.ports.length ? r.ports.map((p) => (p.lo === p.hi ? `${p.lo}` : `${p.lo}-${p.hi}`)) : 'any',

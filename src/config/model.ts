@@ -78,6 +78,8 @@ export interface AgentNatRule {
 export interface AgentConfig {
   /** Label profile; default v1. */
   profile: AgentProfileName;
+  /** Take GSO super-packets whole and cut them into labelled segments (agent/segment.ts); default true. */
+  gso: boolean;
   /** Name of the labelling key in `keys`; undefined when not set and `keys` does not hold exactly one. */
   key?: string;
   interfaces: string[];

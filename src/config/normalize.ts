@@ -85,6 +85,7 @@ export function normalize(raw: RawConfig, fileName: string): LabelwallConfig {
     },
     agent: {
       profile: a.profile ?? 'v1',
+      gso: a.gso ?? true,
       ...(a.key !== undefined ? { key: a.key } : keyNames.length === 1 ? { key: keyNames[0]! } : {}),
       interfaces: a.interfaces ?? [],
       families: a.families ?? ['ipv4', 'ipv6'],

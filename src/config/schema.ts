@@ -174,6 +174,7 @@ export const configSchema = Section({
         }),
       ),
       profile: Opt(Enum(agentProfiles)),
+      gso: Opt(Type.Boolean()),
       nat: Opt(Type.Array(Section({ destinations: Type.Array(cidrList.items, { minItems: 1 }), translated: natList }))),
     }),
   ),

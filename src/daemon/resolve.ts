@@ -41,6 +41,8 @@ export interface CommonFlags {
 
 export interface AgentFlags extends CommonFlags {
   keyFile?: string[];
+  /** --gso / --no-gso; undefined = agent.gso of the config. */
+  gso?: boolean;
   /** --egress / --no-egress; undefined = on when a config file is given. */
   egress?: boolean;
   egressQueue?: number | string;
@@ -75,6 +77,8 @@ export interface ResolvedAgent extends ResolvedCommon {
   /** The v1 key id the labels name (0-7; compat labels carry none). */
   keyId: number;
   keyFingerprint: string;
+  /** Whole GSO super-packets, cut and labelled by the agent (agent.gso, --no-gso). */
+  gso: boolean;
   /** v1 NAT flags per destination (agent.nat), first match wins. */
   nat: AgentNatRule[];
   /** Tag names by number (`tags:`), for status and flows. */
@@ -144,6 +148,7 @@ export function agentOverrides(f: AgentFlags): ConfigOverride[] {
   put(o, ['agent', 'interfaces'], f.interface, '--interface');
   put(o, ['agent', 'label', 'destinations'], f.destination, '--destination');
   put(o, ['agent', 'label', 'ports'], portItems(f.port), '--port');
+  put(o, ['agent', 'gso'], f.gso, f.gso === false ? '--no-gso' : '--gso');
   return o;
 }
 
@@ -220,6 +225,7 @@ export function resolveAgent(fileCfg: LabelwallConfig, f: AgentFlags): ResolvedA
     keyFile: entry.file,
     keyId: key.keyId,
     keyFingerprint: key.fingerprint,
+    gso: cfg.agent.gso,
     nat: cfg.agent.nat,
     tagNames: tagNamesOf(cfg),
     interfaces: cfg.agent.interfaces,

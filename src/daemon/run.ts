@@ -27,6 +27,10 @@ export interface DaemonSpec {
   plans: Map<Family, RulePlan>;
   queues: number[];
   failOpen: boolean;
+  /** Bind the queues with NFQA_CFG_F_GSO (the agent's GSO path). */
+  gso?: boolean;
+  /** Give the handlers a raw transmitter (the agent: segments it cuts). */
+  transmit?: boolean;
   handlerModule: string;
   handlerData: unknown;
   controlSocket: string;
@@ -262,6 +266,8 @@ export async function runDaemon(spec: DaemonSpec): Promise<void> {
       handlerModule: spec.handlerModule,
       handlerData: spec.handlerData,
       failOpen: spec.failOpen,
+      gso: spec.gso ?? false,
+      transmit: spec.transmit ?? false,
     });
   } catch (err) {
     log.error({ err: (err as Error).message }, `${spec.role}: cannot bind NFQUEUE ${spec.queues.join(',')}`);

@@ -9,10 +9,12 @@ import type { NlWriter } from './netlink.js';
 import { MAX_VERDICT_PAYLOAD } from './nfqueue-proto.js';
 import { NfqSocket, NfqueueError } from './nfqueue-socket.js';
 import { QueueCore } from './queue-core.js';
+import { RawTransmitter } from './raw-transmit.js';
 import type { HandlerContext, HandlerModule, PacketHandler } from './types.js';
 import * as S from './worker-shared.js';
 
 const init = workerData as S.WorkerInit;
+let beforeTransmit: () => void = () => {};
 const port = parentPort!;
 const stats = new Float64Array(init.stats);
 const control = new Int32Array(init.control);
@@ -40,6 +42,8 @@ async function loadHandler(): Promise<{ mod: HandlerModule; handler: PacketHandl
     scratch: Buffer.alloc(65536),
     failOpen: init.failOpen,
   };
+  // The transmitter flushes the verdicts decided before it sends; the core exists only later.
+  if (init.transmit) ctx.transmit = new RawTransmitter(() => beforeTransmit());
   const handler = await mod.createHandler(init.handlerData, ctx);
   if (typeof handler !== 'function') throw new Error(`${spec}: createHandler() must return a function`);
   return { mod, handler, ctx, sab };
@@ -76,6 +80,7 @@ async function main(): Promise<void> {
   try {
     run(sock, loaded.handler, loaded.mod);
   } finally {
+    (loaded.ctx.transmit as RawTransmitter | undefined)?.close();
     sock.unbindNoWait(init.queueNum);
     sock.close();
     init.port.close();
@@ -112,6 +117,7 @@ function run(sock: NfqSocket, handler: PacketHandler, mod: HandlerModule): void 
     sendMem.buf,
     flush,
   );
+  beforeTransmit = () => core.finish();
   const c = core.counters;
   const ec = core.enc.counters;
 

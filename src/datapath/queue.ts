@@ -135,6 +135,7 @@ function normalise(opts: StartOptions): Required<Omit<StartOptions, 'handlerData
     rcvBufBytes: opts.rcvBufBytes ?? 16 << 20,
     batchSize,
     batchVerdicts: opts.batchVerdicts ?? true,
+    transmit: opts.transmit ?? false,
   };
 }
 
@@ -163,6 +164,7 @@ export async function startQueues(opts: StartOptions): Promise<QueueSet> {
       rcvBufBytes: o.rcvBufBytes,
       batchSize: o.batchSize,
       batchVerdicts: o.batchVerdicts,
+      transmit: o.transmit,
       control: controlSab,
       stats: statsSab,
       port: port2,

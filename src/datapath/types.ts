@@ -16,6 +16,8 @@
 // - A thrown exception or an invalid decision gives the packet the fail-mode verdict
 //   (accept with failOpen, else drop) and counts `handlerErrors`; the worker carries on.
 
+import type { RawTransmit } from './raw-transmit.js';
+
 export interface QueuedPacket {
   /** Kernel packet id (serial within the queue); -1 while unread (an unparseable message). */
   id: number;
@@ -76,6 +78,11 @@ export interface HandlerContext {
   scratch: Buffer;
   /** Whether the queue was set up fail-open (the verdict the worker gives on handler errors). */
   failOpen: boolean;
+  /**
+   * Present on queues started with `transmit`: sends packets the handler built (segments of a GSO
+   * super-packet) through raw IP sockets, after the verdicts decided so far (raw-transmit.ts).
+   */
+  transmit?: RawTransmit;
 }
 
 export type PacketHandler = (p: QueuedPacket) => VerdictDecision;
@@ -101,6 +108,8 @@ export interface StartOptions {
   failOpen: boolean;
   /** Take GSO super-packets unsegmented (NFQA_CFG_F_GSO). Default false. */
   gso?: boolean;
+  /** Give handlers a raw transmitter (HandlerContext.transmit): sending packets they build. Default false. */
+  transmit?: boolean;
   /** Ask for socket uid/gid (NFQA_CFG_F_UID_GID). Default false. */
   uidGid?: boolean;
   /** Receive buffer forced with SO_RCVBUFFORCE (default 16 MiB). */

@@ -32,6 +32,8 @@ export interface WorkerInit extends Pick<QueueConfig, 'queueNum' | 'copyRange' |
   handlerData: unknown;
   batchSize: number;
   batchVerdicts: boolean;
+  /** Give the handler a raw transmitter (HandlerContext.transmit). */
+  transmit: boolean;
   control: SharedArrayBuffer;
   stats: SharedArrayBuffer;
   /** Port for main → worker handler messages (polled synchronously between batches). */
