@@ -12,6 +12,7 @@ APT_PACKAGES=(
   openssh-server openssh-client         # SSH peer
   libnetfilter-queue-dev libssl-dev gcc # the C reference labeller of the benchmark
   chromium fonts-dejavu-core            # headless browser of the `labelwall ui` tests (playwright-core drives it)
+  curl                                  # the application `labelwall demo --ui` shows denied
 )
 
 missing=()
