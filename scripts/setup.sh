@@ -11,6 +11,8 @@ APT_PACKAGES=(
   python3 python3-flask python3-scapy python3-paramiko  # HTTP peer, forged packets, SSH client
   openssh-server openssh-client         # SSH peer
   libnetfilter-queue-dev libssl-dev gcc # the C reference labeller of the benchmark
+  chromium fonts-dejavu-core            # headless browser of the `labelwall ui` tests (playwright-core drives it)
+  curl                                  # the application `labelwall demo --ui` shows denied
 )
 
 missing=()

@@ -2,7 +2,7 @@
 // counts, relays them to the egress worker (which owns the flow table), then asks it for the
 // table. Also relays policy reloads and reports when the worker applied them.
 import type { QueueSet } from '../datapath/queue.js';
-import type { FlowEntry } from '../policy/egress-gate.js';
+import type { FlowEntry, FlowHolderSummary } from '../policy/egress-gate.js';
 import type { EgressMainMessage, EgressWorkerMessage } from './egress-handler.js';
 import type { FlowBytesMessage } from './handler.js';
 import type { EgressPolicy } from '../config/model.js';
@@ -19,7 +19,7 @@ export interface FlowRow {
   dport: number;
   /** The application: executable of the first holder the deciding rule matched, else of the first holder; "unknown" without holders. */
   app: string;
-  holders: Array<{ pid: number; exe: string; uid: number; user?: string }>;
+  holders: FlowHolderSummary[];
   unknown: boolean;
   rule: string;
   verdict: 'allow' | 'deny' | 'log';

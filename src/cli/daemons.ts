@@ -1,6 +1,6 @@
 // `labelwall agent`, `labelwall verifier`, `labelwall status`, `labelwall cleanup`.
 import { type Command, Option } from 'commander';
-import type { LabelwallConfig } from '../config/model.js';
+import type { EgressPolicy, LabelwallConfig } from '../config/model.js';
 import { defaultConfig, loadConfig } from '../config/load.js';
 import { ConfigError, formatProblem } from '../config/messages.js';
 import { configSchema } from '../config/schema.js';
@@ -24,6 +24,8 @@ import { agentRulePlan, AGENT_PREFIX } from '../agent/rules.js';
 import { readKernelCounters, verifierRulePlan, SUSPECT_LIST, SUSPECT_RATE, SUSPECT_SECONDS, VERIFIER_PREFIX } from '../verifier/rules.js';
 import { defaultControlSocket, resolveAgent, resolveVerifier, UsageError, type AgentFlags, type VerifierFlags } from '../daemon/resolve.js';
 import { createLogger } from '../util/log.js';
+import { RecentEvents } from '../control/recent.js';
+import { egressRulesReport } from '../agent/policy-report.js';
 import { controlGet } from '../control/client.js';
 import type { StatusReport } from '../daemon/run.js';
 import type { RulePlan } from '../datapath/iptables.js';
@@ -127,6 +129,8 @@ export function registerDaemons(program: Command): void {
     // Loaded here, not at start-up: `pcap` and `keygen` need none of the datapath.
     const { runDaemon } = await import('../daemon/run.js');
     const live = new AgentReloader(flags, r, hashOn, () => flowService, log);
+    // The last denied flows (decision records the egress worker logs), for GET /events.
+    const denials = new RecentEvents();
     await runDaemon({
       role: 'agent',
       plans: plans(r.families, (f) =>
@@ -193,7 +197,16 @@ export function registerDaemons(program: Command): void {
         live.onWorkerMessage(msg);
         flowService?.onWorkerMessage(msg);
       },
+      onWorkerLog: (rec) => {
+        if (rec.event === 'egress' && rec.action === 'deny') denials.add(rec);
+      },
       extraRoutes: {
+        '/events': () => ({ type: 'application/json', body: `${JSON.stringify(denials.report())}\n` }),
+        '/rules': () => {
+          const p = live.policy();
+          if (!p) throw new Error('egress policy is off in this agent (started without --config, or with --no-egress): it has no rules');
+          return { type: 'application/json', body: `${JSON.stringify(egressRulesReport(p.policy, p.tagNames))}\n` };
+        },
         '/flows': async () => {
           if (!flowService)
             throw new Error('egress policy is off in this agent (started without --config, or with --no-egress): it keeps no flow table');
@@ -252,6 +265,8 @@ export function registerDaemons(program: Command): void {
     // (None when the main queues end at 65535: listed sources then share the main queues.)
     const suspectQueue = Math.max(...r.queues) < 65535 ? Math.max(...r.queues) + 1 : undefined;
     const live = new VerifierReloader(flags, r, log, suspectQueue);
+    // The last refused segments (the bad-segment records the workers log), for GET /events.
+    const refusals = new RecentEvents();
     // Loaded here, not at start-up: `pcap` and `keygen` need none of the datapath.
     const { runDaemon } = await import('../daemon/run.js');
     let exemptions: FlowExemptions | undefined;
@@ -289,6 +304,12 @@ export function registerDaemons(program: Command): void {
         const m = msg as ValidFlowReport | undefined;
         if (set === 'suspect' && m?.kind === 'suspect-valid')
           (exemptions ??= new FlowExemptions(nfqueueTarget(r.queues, r.failOpen), log)).note(m);
+      },
+      onWorkerLog: (rec) => {
+        if (typeof rec.msg === 'string' && rec.msg.startsWith('verifier: ')) refusals.add(rec);
+      },
+      extraRoutes: {
+        '/events': () => ({ type: 'application/json', body: `${JSON.stringify(refusals.report())}\n` }),
       },
       onReload: () => live.reload(),
       controlSocket: r.controlSocket,
@@ -598,6 +619,12 @@ class AgentReloader {
 
   setQueues(main: QueueSet): void {
     this.main = main;
+  }
+
+  /** The running egress policy and tag names (GET /rules), or undefined without one. */
+  policy(): { policy: EgressPolicy; tagNames: Record<number, string> } | undefined {
+    const eg = this.running.egress;
+    return eg ? { policy: eg.policy, tagNames: this.running.tagNames } : undefined;
   }
 
   onWorkerMessage(msg: unknown): void {

@@ -1,5 +1,6 @@
 // `labelwall demo`: builds namespaces, runs agent and verifier on real traffic, tears down.
 import type { Command } from 'commander';
+import { CliError } from './errors.js';
 
 export function register(program: Command): void {
   program
@@ -8,15 +9,26 @@ export function register(program: Command): void {
       'build a test network in namespaces (protected client, unprotected client, middlebox, server), run the agent and the verifier on real HTTP, SSH, iperf3 and forged traffic, print what happened, remove everything (root)',
     )
     .option('--iperf-seconds <n>', 'length of the iperf3 run', (v: string) => Number(v), 3)
-    .action(async (flags: { iperfSeconds: number }) => {
+    .option('--ui', 'after the checks, keep the namespaces and traffic running and serve `labelwall ui` until Ctrl-C')
+    .option('--listen <host:port>', 'address of the page with --ui (loopback)', '127.0.0.1:8080')
+    .action(async (flags: { iperfSeconds: number; ui?: boolean; listen: string }) => {
       if (process.getuid?.() !== 0) {
         process.stderr.write('labelwall demo: needs root (network namespaces, iptables)\n');
         process.exitCode = 2;
         return;
       }
+      let ui: import('../ui/listen.js').Listen | undefined;
+      if (flags.ui) {
+        const { parseListen } = await import('../ui/listen.js');
+        try {
+          ui = parseListen(flags.listen);
+        } catch (err) {
+          throw new CliError((err as Error).message);
+        }
+      }
       // Loaded lazily: the lab pieces are only needed here.
       const { runDemo } = await import('../demo/demo.js');
-      const r = await runDemo({ iperfSeconds: flags.iperfSeconds });
+      const r = await runDemo({ iperfSeconds: flags.iperfSeconds, ...(ui ? { ui } : {}) });
       process.exitCode = r.failed ? 1 : 0;
     });
 }

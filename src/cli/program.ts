@@ -9,10 +9,11 @@ import { register as registerPcap } from './pcap.js';
 import { register as registerKeygen } from './keygen.js';
 import { registerDaemons } from './daemons.js';
 import { register as registerDemo } from './demo.js';
+import { register as registerUi } from './ui.js';
 
 export type Register = (program: Command) => void;
 
-const SUBCOMMANDS: Register[] = [registerDaemons, registerPcap, registerKeygen, registerDemo];
+const SUBCOMMANDS: Register[] = [registerDaemons, registerPcap, registerKeygen, registerDemo, registerUi];
 
 export function buildProgram(): Command {
   const program = new Command('labelwall');

@@ -47,6 +47,8 @@ export interface DaemonSpec {
   onQueues?: (sets: { main: QueueSet; extra: Record<string, QueueSet> }) => void;
   /** Called for messages of the workers other than log lines; `set` is 'main' or the extra set's name. */
   onWorkerMessage?: (msg: unknown, set: string) => void;
+  /** Called with each log record a worker posts, after it is logged (GET /events keeps some). */
+  onWorkerLog?: (rec: Record<string, unknown>, set: string) => void;
   /**
    * Called on SIGHUP (also once after start when one came during start-up). May return new rule
    * plans: they replace the installed ones in one iptables-restore transaction per family.
@@ -299,6 +301,7 @@ export async function runDaemon(spec: DaemonSpec): Promise<void> {
         const { kind: _k, level, msg: text, ...rest } = m as Record<string, unknown>;
         const fn = (log as unknown as Record<string, (o: unknown, s?: string) => void>)[String(level ?? 'info')] ?? log.info;
         fn.call(log, rest, String(text ?? ''));
+        spec.onWorkerLog?.(m as Record<string, unknown>, name);
       } else spec.onWorkerMessage?.(msg, name);
     });
   };

@@ -18,6 +18,7 @@ import { labelwallRules, middleboxVerifierArgs, startDaemon, writeKey, type Daem
 import { capture, replay } from '../lab/replay.js';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { Listen } from '../ui/listen.js';
 
 type Say = (line: string) => void;
 
@@ -30,7 +31,7 @@ export interface DemoResult {
   failed: number;
 }
 
-export async function runDemo(opts: { iperfSeconds?: number; say?: Say } = {}): Promise<DemoResult> {
+export async function runDemo(opts: { iperfSeconds?: number; say?: Say; ui?: Listen } = {}): Promise<DemoResult> {
   const say: Say = opts.say ?? ((l) => process.stdout.write(`${l}\n`));
   let checks = 0;
   let failed = 0;
@@ -63,6 +64,7 @@ export async function runDemo(opts: { iperfSeconds?: number; say?: Say } = {}): 
       config,
       `keys:\n  site: ${key.path}\ntags:\n  web: 300\n` +
         `agent:\n  profile: v1\n  key: site\n  egress:\n    default: allow\n    rules:\n` +
+        `      - { name: no-curl, app: { exe: "**/curl" }, action: deny }\n` +
         `      - { name: web, dst: { ports: [8080], proto: tcp }, action: allow, tag: web }\n` +
         `verifier:\n  profile: v1\n  hook: forward\n  rules:\n` +
         `    - { name: web-only, in_interfaces: ${ifs}, ports: [8080, 8081], tags: [web], action: drop }\n` +
@@ -74,7 +76,7 @@ export async function runDemo(opts: { iperfSeconds?: number; say?: Say } = {}): 
     say(
       `  agent on pc (pid ${agent.proc.pid}) labels every outgoing TCP segment with profile v1; verifier on mb (pid ${verifier.proc.pid}) drops what is not validly labelled`,
     );
-    say(`  config ${config}: tag web = 300 for flows to port 8080; at mb, ports 8080-8081 accept only tag web`);
+    say(`  config ${config}: curl may not connect; tag web = 300 for flows to port 8080; at mb, ports 8080-8081 accept only tag web`);
 
     say('\nHTTP (flask on srv):');
     const reqs = [
@@ -191,32 +193,43 @@ export async function runDemo(opts: { iperfSeconds?: number; say?: Say } = {}): 
       say(`  ${st.role.padEnd(9)} ${shown}; kernel queue drops ${st.datapath.queueDropped + st.datapath.userDropped}`);
     }
 
-    say('\nStopping (SIGTERM) ...');
-    check((await agent.stop()) === 0 && (await labelwallRules(topo, 'pc')).length === 0, 'agent stopped and removed its iptables rules');
-    check(
-      (await verifier.stop()) === 0 && (await labelwallRules(topo, 'mb')).length === 0,
-      'verifier stopped and removed its iptables rules',
-    );
+    if (opts.ui) {
+      const { serveUiUntilInterrupted } = await import('./ui.js');
+      await serveUiUntilInterrupted({ topo, agent, verifier, listen: opts.ui, web: http, untagged: http2, say });
+    }
 
-    say("\nThe compat profile (the paper's 40-byte label, byte-identical to its Windows driver):");
-    agent = await startDaemon(topo, 'pc', 'agent', ['--profile', 'compat', '--key-file', key.path], dir);
-    verifier = await startDaemon(
-      topo,
-      'mb',
-      'verifier',
-      middleboxVerifierArgs(topo, { profile: 'compat', keyFile: key.path, action: 'drop' }),
-      dir,
-    );
-    const c = await httpRequests(topo, 'pc', http.url(srvAddr), [{ method: 'GET', path: '/blob/1000000' }]);
-    check(
-      c[0]!.status === 200 && firstDifference(c[0]!.body, blob(1_000_000)) === -1,
-      'pc -> srv: GET 1 MB with compat labels, byte for byte',
-    );
-    const cu = await httpRequests(topo, 'uc', http.url(srvAddr), [{ method: 'GET', path: '/blob/100', timeoutSec: 3 }]);
-    check(cu[0]!.status === null, 'uc -> srv: no answer');
-    const cs = await verifier.counters();
-    say(`  verifier (compat): valid=${cs.valid ?? 0} unlabelled=${cs.unlabelled ?? 0} dropped=${cs.dropped ?? 0}`);
-    check((await agent.stop()) === 0 && (await verifier.stop()) === 0, 'compat agent and verifier stopped');
+    say('\nStopping (SIGTERM) ...');
+    for (const [d, host, role] of [
+      [agent, 'pc', 'agent'],
+      [verifier, 'mb', 'verifier'],
+    ] as const) {
+      const code = await d.stop();
+      const left = (await labelwallRules(topo, host)).length;
+      check(code === 0 && left === 0, `${role} stopped (exit ${code}) and removed its iptables rules${left ? ` (${left} left)` : ''}`);
+    }
+
+    // With --ui the demo ends at Ctrl-C: the page was the point.
+    if (!opts.ui) {
+      say("\nThe compat profile (the paper's 40-byte label, byte-identical to its Windows driver):");
+      agent = await startDaemon(topo, 'pc', 'agent', ['--profile', 'compat', '--key-file', key.path], dir);
+      verifier = await startDaemon(
+        topo,
+        'mb',
+        'verifier',
+        middleboxVerifierArgs(topo, { profile: 'compat', keyFile: key.path, action: 'drop' }),
+        dir,
+      );
+      const c = await httpRequests(topo, 'pc', http.url(srvAddr), [{ method: 'GET', path: '/blob/1000000' }]);
+      check(
+        c[0]!.status === 200 && firstDifference(c[0]!.body, blob(1_000_000)) === -1,
+        'pc -> srv: GET 1 MB with compat labels, byte for byte',
+      );
+      const cu = await httpRequests(topo, 'uc', http.url(srvAddr), [{ method: 'GET', path: '/blob/100', timeoutSec: 3 }]);
+      check(cu[0]!.status === null, 'uc -> srv: no answer');
+      const cs = await verifier.counters();
+      say(`  verifier (compat): valid=${cs.valid ?? 0} unlabelled=${cs.unlabelled ?? 0} dropped=${cs.dropped ?? 0}`);
+      check((await agent.stop()) === 0 && (await verifier.stop()) === 0, 'compat agent and verifier stopped');
+    }
   } finally {
     await topo.destroy();
     say(`Namespaces removed.`);

@@ -11,6 +11,9 @@ export interface FlowHolderSummary {
   exe: string;
   user?: string;
   uid: number;
+  /** systemd unit and container id, when the holder's cgroup names one. */
+  unit?: string;
+  containerId?: string;
 }
 
 export interface FlowEntry {
@@ -119,7 +122,14 @@ export class EgressGate {
       rule: d.rule,
       tag: d.action === 'deny' ? 0 : (d.tag ?? 0),
       unknown: attribution.unknown,
-      holders: attribution.holders.map((h) => ({ pid: h.pid, exe: h.exe, uid: h.uid, ...(h.user !== undefined ? { user: h.user } : {}) })),
+      holders: attribution.holders.map((h) => ({
+        pid: h.pid,
+        exe: h.exe,
+        uid: h.uid,
+        ...(h.user !== undefined ? { user: h.user } : {}),
+        ...(h.unit !== undefined ? { unit: h.unit } : {}),
+        ...(h.containerId !== undefined ? { containerId: h.containerId } : {}),
+      })),
       firstSeen: now,
       lastSeen: now,
       packets: 0,
