@@ -1,0 +1,172 @@
+#!/usr/bin/env bash
+# The agent's GSO path against the per-segment paths: iperf3 from a client namespace to a
+# server namespace over one veth pair (the plain veth path), the real `labelwall agent` on the
+# client and `labelwall verifier --hook input` on the server. Prints Gbit/s (median of RUNS
+# runs of `iperf3 -t SECS -J`), the ratios the issue asks for, and CPU seconds per Gbit/s of
+# each role (utime + stime of its processes from /proc/PID/stat, all threads; softirq work the
+# kernel runs on a thread's way out of a system call counts for that thread: on one veth pair
+# that is the receiving side's work too).
+#
+# Arms (profile v1 unless named):
+#   unlabelled        no labelwall
+#   agent-gso         agent, GSO path (the default)
+#   agent-nogso       agent --no-gso: the kernel cuts, one queue trip per segment
+#   agent-gso+verify  agent (GSO) and the verifier on the server, drop mode
+#   compat-gso        agent --profile compat, GSO path
+#   c-ref             /work/shared/bench/ref-labeler.c: compat labelling in C, one packet per
+#                     recv and per verdict (MSS clamped to 1420 for it, as its README says)
+#   unlabelled-4f, agent-gso-2q-4f
+#                     4 flows (iperf3 -P 4), the agent with --queues 2
+# Builds its own namespaces with unique names and always removes them (trap). Needs root.
+# Usage: bench/gso-bench.sh [RUNS=3] [SECS=5]   env ARMS="unlabelled agent-gso ..." picks arms
+set -euo pipefail
+RUNS=${1:-3}
+SECS=${2:-5}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+[ "$(id -u)" = 0 ] || { echo "gso-bench: needs root" >&2; exit 1; }
+ARMS=${ARMS:-unlabelled agent-gso agent-nogso agent-gso+verify compat-gso c-ref unlabelled-4f agent-gso-2q-4f}
+LW=(node "$ROOT/bin/labelwall")
+
+TAG=lwg$(head -c3 /dev/urandom | od -An -tx1 | tr -d ' \n')
+C=${TAG}c
+S=${TAG}s
+NET=10.$((100 + RANDOM % 100)).$((RANDOM % 250))
+IPC=$NET.1
+IPS=$NET.2
+TMP=$(mktemp -d /tmp/gsobench.XXXXXX)
+PIDS=()
+MAINPID=$BASHPID
+cleanup() {
+  [ "$BASHPID" = "$MAINPID" ] || return 0
+  set +e
+  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
+  sleep 0.5
+  for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; done
+  ip netns del "$C" 2>/dev/null
+  ip netns del "$S" 2>/dev/null
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'echo "gso-bench: interrupted" >&2; exit 130' INT
+trap 'echo "gso-bench: terminated" >&2; exit 143' TERM
+
+ip netns add "$C"
+ip netns add "$S"
+ip link add "${TAG}x" netns "$C" type veth peer name "${TAG}y" netns "$S"
+ip -n "$C" addr add "$IPC/24" dev "${TAG}x"
+ip -n "$S" addr add "$IPS/24" dev "${TAG}y"
+for ns in "$C" "$S"; do ip -n "$ns" link set lo up; done
+ip -n "$C" link set "${TAG}x" up
+ip -n "$S" link set "${TAG}y" up
+head -c32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$TMP/key"
+chmod 600 "$TMP/key"
+ip netns exec "$S" iperf3 -s -B "$IPS" -p 5201 >/dev/null 2>&1 &
+PIDS+=($!)
+SERVER=$!
+if [[ " $ARMS " == *" c-ref "* ]]; then
+  gcc -O2 -o "$TMP/ref-labeler" /work/shared/bench/ref-labeler.c -lnetfilter_queue -lcrypto
+fi
+sleep 0.5
+
+gbps() { node -e 'const j=JSON.parse(require("fs").readFileSync(process.argv[1],"utf8"));console.log(j.end&&j.end.sum_received?(j.end.sum_received.bits_per_second/1e9).toFixed(3):0)' "$1"; }
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+# CPU ticks (utime + stime, all threads) of the processes whose pids are given.
+ticks() { local t=0 p; for p in "$@"; do [ -r "/proc/$p/stat" ] && t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo $t; }
+HZ=$(getconf CLK_TCK)
+
+AGENT=
+VERIFIER=
+REF=
+wait_rules() { # $1 namespace
+  for _ in $(seq 100); do ip netns exec "$1" iptables -t mangle -S 2>/dev/null | grep -q NFQUEUE && return 0; sleep 0.1; done
+  echo "gso-bench: no NFQUEUE rule appeared in $1" >&2
+  exit 1
+}
+start_agent() { # agent flags...
+  ip netns exec "$C" "${LW[@]}" agent --no-egress --key-file "$TMP/key" --control-socket "$TMP/agent.sock" --log-level warn "$@" >"$TMP/agent.log" 2>&1 &
+  AGENT=$!
+  PIDS+=("$AGENT")
+  wait_rules "$C"
+}
+start_verifier() {
+  ip netns exec "$S" "${LW[@]}" verifier --hook input --action drop --key-file "$TMP/key" --control-socket "$TMP/verifier.sock" --log-level warn \
+    --in-interface "${TAG}y" >"$TMP/verifier.log" 2>&1 &
+  VERIFIER=$!
+  PIDS+=("$VERIFIER")
+  wait_rules "$S"
+}
+start_ref() {
+  ip netns exec "$C" iptables -A OUTPUT -p tcp -d "$IPS" -j NFQUEUE --queue-num 0
+  ip netns exec "$C" iptables -t mangle -A PREROUTING -p tcp --tcp-flags SYN SYN -j TCPMSS --set-mss 1420
+  ip netns exec "$C" "$TMP/ref-labeler" 0 "$(cat "$TMP/key")" >/dev/null 2>"$TMP/ref.err" &
+  REF=$!
+  PIDS+=("$REF")
+  sleep 0.5
+}
+stop_all() {
+  local p
+  for p in $AGENT $VERIFIER $REF; do kill -TERM "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+  if [ -n "$REF" ]; then
+    ip netns exec "$C" iptables -F OUTPUT
+    ip netns exec "$C" iptables -t mangle -F PREROUTING
+  fi
+  AGENT= VERIFIER= REF=
+}
+counters() { # $1 socket: the GSO counters and the verifier verdicts, one line
+  "${LW[@]}" status --control-socket "$1" --json 2>/dev/null | node -e '
+    const s=JSON.parse(require("fs").readFileSync(0,"utf8").split("\n")[0]);const c=s.counters||{};
+    const keys=["labelled","gso_packets","gso_segments","oversize_cut","transmit_errors","segment_size_fallback","valid","invalid","unlabelled","malformed"];
+    console.log("    "+s.role+": "+keys.filter(k=>k in c).map(k=>k+"="+c[k]).join(" "));' || true
+}
+
+declare -A RESULT CPU
+measure() { # $1 = arm name, $2 = iperf3 parallel flows
+  local v=() cpu_agent=() cpu_ver=() cpu_send=() cpu_recv=() load r ta tv tc ts
+  load=$(cut -d' ' -f1 /proc/loadavg)
+  for _ in $(seq "$RUNS"); do
+    ta=$(ticks $AGENT $REF); tv=$(ticks $VERIFIER); ts=$(ticks $SERVER)
+    ip netns exec "$C" iperf3 -c "$IPS" -p 5201 -t "$SECS" -P "$2" -J >"$TMP/i.json" 2>&1 &
+    local cl=$!
+    sleep 0.2
+    tc=$(ticks $cl)
+    wait $cl || true
+    r=$(gbps "$TMP/i.json")
+    v+=("$r")
+    # CPU seconds per second of the run, divided by Gbit/s: seconds of CPU per Gbit moved.
+    local per='awk -v t=$1 -v s=$SECS -v g=$r -v hz=$HZ "BEGIN{printf \"%.3f\", (g>0 ? t/hz/s/g : 0)}"'
+    cpu_agent+=("$(t=$(( $(ticks $AGENT $REF) - ta )); awk -v t=$t -v s="$SECS" -v g="$r" -v hz="$HZ" 'BEGIN{printf "%.3f", (g>0 ? t/hz/s/g : 0)}')")
+    cpu_ver+=("$(t=$(( $(ticks $VERIFIER) - tv )); awk -v t=$t -v s="$SECS" -v g="$r" -v hz="$HZ" 'BEGIN{printf "%.3f", (g>0 ? t/hz/s/g : 0)}')")
+    cpu_recv+=("$(t=$(( $(ticks $SERVER) - ts )); awk -v t=$t -v s="$SECS" -v g="$r" -v hz="$HZ" 'BEGIN{printf "%.3f", (g>0 ? t/hz/s/g : 0)}')")
+    unset per
+    [ "$r" != 0 ] || echo "    iperf3 failed: $(grep -m1 '"error"' "$TMP/i.json" || true)" >&2
+  done
+  RESULT[$1]=$(echo "${v[*]}" | median)
+  CPU[$1]="labeller $(echo "${cpu_agent[*]}" | median)  verifier $(echo "${cpu_ver[*]}" | median)  iperf3 server $(echo "${cpu_recv[*]}" | median)"
+  printf '%-18s flows=%s runs: %-24s median %6s Gbit/s  CPU s per Gbit: %s  (load avg before: %s)\n' "$1" "$2" "${v[*]}" "${RESULT[$1]}" "${CPU[$1]}" "$load"
+}
+
+echo "gso-bench: $(nproc) CPUs, kernel $(uname -r), node $(node --version), $RUNS x iperf3 -t $SECS, $(date -u +%FT%TZ)"
+echo "congestion control $(ip netns exec "$C" sysctl -n net.ipv4.tcp_congestion_control), qdisc $(ip -n "$C" -o link show "${TAG}x" | grep -o 'qdisc [a-z_]*')"
+for arm in $ARMS; do
+  case $arm in
+    unlabelled) measure unlabelled 1 ;;
+    unlabelled-4f) measure unlabelled-4f 4 ;;
+    agent-gso) start_agent; measure agent-gso 1; counters "$TMP/agent.sock"; stop_all ;;
+    agent-nogso) start_agent --no-gso; measure agent-nogso 1; counters "$TMP/agent.sock"; stop_all ;;
+    agent-gso+verify) start_verifier; start_agent; measure agent-gso+verify 1; counters "$TMP/agent.sock"; counters "$TMP/verifier.sock"; stop_all ;;
+    compat-gso) start_agent --profile compat; measure compat-gso 1; counters "$TMP/agent.sock"; stop_all ;;
+    c-ref) start_ref; measure c-ref 1; stop_all ;;
+    agent-gso-2q-4f) start_agent --queues 2; measure agent-gso-2q-4f 4; counters "$TMP/agent.sock"; stop_all ;;
+    *) echo "gso-bench: unknown arm $arm" >&2; exit 2 ;;
+  esac
+done
+
+echo
+ratio() { [ -n "${RESULT[$1]:-}" ] && [ -n "${RESULT[$2]:-}" ] && awk -v a="${RESULT[$1]}" -v b="${RESULT[$2]}" -v n="$1 / $2" 'BEGIN{printf "ratio %-34s %.2f\n", n, (b>0?a/b:0)}' || true; }
+ratio agent-gso unlabelled
+ratio agent-gso c-ref
+ratio agent-gso+verify c-ref
+ratio agent-gso agent-nogso
+ratio compat-gso c-ref
+ratio agent-gso-2q-4f unlabelled-4f
