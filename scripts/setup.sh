@@ -11,6 +11,7 @@ APT_PACKAGES=(
   python3 python3-flask python3-scapy python3-paramiko  # HTTP peer, forged packets, SSH client
   openssh-server openssh-client         # SSH peer
   libnetfilter-queue-dev libssl-dev gcc # the C reference labeller of the benchmark
+  prometheus                            # scrapes the daemons in the metrics e2e test (and promtool)
 )
 
 missing=()

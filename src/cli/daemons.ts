@@ -16,6 +16,7 @@ import type { QueueSet } from '../datapath/queue.js';
 import type { ReloadResult } from '../daemon/run.js';
 import type { VerifierHandlerData, VerifierKeyData, VerifierRulesMessage } from '../verifier/handler.js';
 import type { AgentHandlerData, AgentKeyApplied, AgentKeyMessage } from '../agent/handler.js';
+import type { EgressDecisionCount, EgressWorkerMessage } from '../agent/egress-handler.js';
 import { KeyFileError } from '../label/keys.js';
 import { getProfile } from '../label/registry.js';
 import { nfqueueTarget, removeOwned } from '../datapath/iptables.js';
@@ -74,7 +75,15 @@ function commonOptions(cmd: Command, role: 'agent' | 'verifier'): Command {
     .option('--family <family>', `address family to handle (repeatable; default both) (${choices(role, 'families')})`, collect)
     .option('--control-socket <path>', 'UNIX socket for `labelwall status` (default /run/labelwall/<role>.sock)')
     .option('--log-level <level>', `log level (${choices('log', 'level')})`)
-    .option('--log-file <file>', 'append JSON log lines to this file instead of stderr');
+    .option(
+      '--log-format <format>',
+      `json: one JSON object per line (default); text: one readable line each, for a terminal (${choices('log', 'format')})`,
+    )
+    .option('--log-file <file>', 'append log lines to this file instead of stderr')
+    .option(
+      '--metrics-listen <[addr:]port>',
+      'serve Prometheus /metrics over HTTP on this TCP address (a port alone: 127.0.0.1; [::1]:PORT for IPv6); default: off',
+    );
 }
 
 function plans(families: Family[], build: (f: Family) => RulePlan): Map<Family, RulePlan> {
@@ -118,7 +127,8 @@ export function registerDaemons(program: Command): void {
     } catch (err) {
       fail(err);
     }
-    const log = createLogger({ level: flags.logLevel ?? cfg.log.level, file: flags.logFile ?? cfg.log.file, name: 'labelwall-agent' });
+    const log = createLogger({ level: r.log.level, format: r.log.format, file: r.log.file, name: 'labelwall-agent' });
+    let egressCounts: EgressDecisionCount[] = [];
     let flowService: AgentFlowService | undefined;
     const eg = r.egress;
     const hashOn = eg ? eg.identity.hash || policyNeedsHash(eg.policy) : false;
@@ -186,9 +196,15 @@ export function registerDaemons(program: Command): void {
             { bpf: m.bpf, bpfError: m.bpfError, hash: m.hash },
             `agent: egress attribution ${m.bpf ? 'with eBPF socket tracking' : 'through /proc only (no eBPF)'}`,
           );
+        if ((msg as EgressWorkerMessage | undefined)?.kind === 'egress-decision-counts')
+          egressCounts = (msg as Extract<EgressWorkerMessage, { kind: 'egress-decision-counts' }>).counts;
         live.onWorkerMessage(msg);
         flowService?.onWorkerMessage(msg);
       },
+      profile: r.profile,
+      ...(r.metricsListen ? { metricsListen: r.metricsListen } : {}),
+      ...(eg ? { egressDecisions: () => egressCounts } : {}),
+      tagNames: () => live.tagNames,
       extraRoutes: {
         '/flows': async () => {
           if (!flowService)
@@ -243,7 +259,7 @@ export function registerDaemons(program: Command): void {
     } catch (err) {
       fail(err);
     }
-    const log = createLogger({ level: flags.logLevel ?? cfg.log.level, file: flags.logFile ?? cfg.log.file, name: 'labelwall-verifier' });
+    const log = createLogger({ level: r.log.level, format: r.log.format, file: r.log.file, name: 'labelwall-verifier' });
     // Sources that sent bad segments get a queue of their own: the one after the main queues.
     // (None when the main queues end at 65535: listed sources then share the main queues.)
     const suspectQueue = Math.max(...r.queues) < 65535 ? Math.max(...r.queues) + 1 : undefined;
@@ -279,6 +295,8 @@ export function registerDaemons(program: Command): void {
               },
             ],
       kernelCounters: () => readKernelCounters(r.families, r.failOpen),
+      profile: r.profile,
+      ...(r.metricsListen ? { metricsListen: r.metricsListen } : {}),
       onQueues: ({ main, extra }) => live.setQueues([main, ...Object.values(extra)]),
       onWorkerMessage: (msg, set) => {
         live.onWorkerMessage(msg);
@@ -593,6 +611,11 @@ class AgentReloader {
 
   setQueues(main: QueueSet): void {
     this.main = main;
+  }
+
+  /** Tag names by number of the running config (they change with a SIGHUP). */
+  get tagNames(): Record<number, string> {
+    return this.running.tagNames;
   }
 
   onWorkerMessage(msg: unknown): void {

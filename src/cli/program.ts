@@ -3,6 +3,7 @@
 import { Command, CommanderError } from 'commander';
 import { KeyFileError } from '../label/keys.js';
 import { LogFileError } from '../util/log.js';
+import { labelwallVersion } from '../util/version.js';
 import { CaptureError } from '../pcap/errors.js';
 import { CliError, EXIT_OK, EXIT_USAGE } from './errors.js';
 import { register as registerPcap } from './pcap.js';
@@ -18,7 +19,7 @@ export function buildProgram(): Command {
   const program = new Command('labelwall');
   program
     .description('Label-based firewall: labels outgoing TCP segments with an HMAC option and verifies labels')
-    .version('0.1.0', '-V, --version')
+    .version(labelwallVersion(), '-V, --version')
     .showSuggestionAfterError(true)
     // Usage errors are thrown to run() instead of exiting, so every one of them exits 2.
     .exitOverride()

@@ -6,7 +6,7 @@
 import type { Family } from '../wire/packet.js';
 import type { Server } from 'node:http';
 import { randomBytes } from 'node:crypto';
-import { Registry, Counter, Gauge } from 'prom-client';
+import type { Registry } from 'prom-client';
 import { installPlan, removeInstalled, renderRestore, type RulePlan } from '../datapath/iptables.js';
 import { acquireInstanceLock, LockHeldError, type InstanceLock } from './lock.js';
 import { takeEarlyHups } from './early-hup.js';
@@ -21,6 +21,14 @@ import {
   type ControlRoutes,
 } from '../control/server.js';
 import { logStats, type Logger, type LogStats } from '../util/log.js';
+import { createMetrics } from '../control/metrics.js';
+import { closeMetricsServer, MetricsListenError, startMetricsServer } from '../control/metrics-server.js';
+import { formatListen, type ListenAddress } from '../config/listen.js';
+import type { EgressDecisionCount } from '../agent/egress-handler.js';
+import { labelwallVersion } from '../util/version.js';
+
+/** The kernel queue length the queue sets ask for (datapath/queue.ts default). */
+const MAX_QUEUE_LENGTH = 8192;
 
 export interface DaemonSpec {
   role: 'agent' | 'verifier';
@@ -54,6 +62,13 @@ export interface DaemonSpec {
    * counters); added to the handler counters of the same names in `status` and /metrics.
    */
   kernelCounters?: () => Promise<Record<string, number>>;
+  /** The label profile, for the metrics' `profile` label. */
+  profile: string;
+  /** Serve /metrics on TCP here too (--metrics-listen); bound before anything is installed. */
+  metricsListen?: ListenAddress;
+  /** The agent's egress decisions by action, rule and tag (for labelwall_egress_decisions_total). */
+  egressDecisions?: () => EgressDecisionCount[];
+  tagNames?: () => Record<number, string>;
 }
 
 export interface ReloadResult {
@@ -134,6 +149,7 @@ export async function runDaemon(spec: DaemonSpec): Promise<void> {
   const extra: Record<string, QueueSet> = {};
   const allStats = (): QueueStats => mergeStats([queues!, ...Object.values(extra)].map((q) => q.stats()));
   let server: Server | undefined;
+  let metricsServer: Server | undefined;
   let stopping = false;
 
   /**
@@ -167,6 +183,7 @@ export async function runDaemon(spec: DaemonSpec): Promise<void> {
     }
     await Promise.all([queues, ...Object.values(extra)].map((q) => q?.stop().catch(() => undefined)));
     if (server) await closeControlServer(server, spec.controlSocket).catch(() => undefined);
+    if (metricsServer) await closeMetricsServer(metricsServer).catch(() => undefined);
     // After a clean stop nothing of ours is left: the lock file goes too.
     lock?.release({ unlink: !keepRules });
     log.flush?.();
@@ -256,6 +273,32 @@ export async function runDaemon(spec: DaemonSpec): Promise<void> {
     refuse(`another labelwall answers on the control socket ${spec.controlSocket}; not starting`, 2, { control: spec.controlSocket });
   }
 
+  // Built before the queues exist (it reads them when scraped), so that the TCP listener is
+  // bound, or refused, before any queue or rule: a taken port changes nothing on the host.
+  let status: (() => StatusReport) | undefined;
+  let refreshKernel: () => Promise<void> = async () => undefined;
+  const registry: Registry = createMetrics({
+    role: spec.role,
+    profile: spec.profile,
+    version: labelwallVersion(),
+    failOpen: spec.failOpen,
+    maxQueueLength: MAX_QUEUE_LENGTH,
+    sets: () =>
+      queues ? [{ name: 'main', stats: queues.stats() }, ...Object.entries(extra).map(([name, q]) => ({ name, stats: q.stats() }))] : [],
+    counters: () => status?.().counters ?? {},
+    log: () => logStats(log),
+    ...(spec.egressDecisions ? { egressDecisions: spec.egressDecisions } : {}),
+    ...(spec.tagNames ? { tagNames: spec.tagNames } : {}),
+  });
+  if (spec.metricsListen) {
+    try {
+      metricsServer = await startMetricsServer(spec.metricsListen, registry, () => refreshKernel());
+    } catch (err) {
+      if (err instanceof MetricsListenError) refuse(`${err.message}; not starting`, 2);
+      throw err;
+    }
+  }
+
   try {
     queues = await startQueues({
       queues: spec.queues,
@@ -322,7 +365,7 @@ export async function runDaemon(spec: DaemonSpec): Promise<void> {
   let rateBase: Record<string, number> = {};
   let kernelRates: Record<string, number> = {};
   const KERNEL_EVERY = 5;
-  const refreshKernel = async (): Promise<void> => {
+  refreshKernel = async (): Promise<void> => {
     if (!spec.kernelCounters || stopping) return;
     try {
       kernel = await spec.kernelCounters();
@@ -364,7 +407,7 @@ export async function runDaemon(spec: DaemonSpec): Promise<void> {
   }, 1000);
   sampler.unref();
 
-  const status = (): StatusReport => {
+  status = (): StatusReport => {
     const qs = allStats();
     const s = withKernel(summarize(qs));
     return {
@@ -388,49 +431,11 @@ export async function runDaemon(spec: DaemonSpec): Promise<void> {
     };
   };
 
-  const registry = new Registry();
-  const handlerTotal = new Counter({
-    name: 'labelwall_packets_total',
-    help: 'Packets by outcome (agent: labelled, handshakes_rewritten, ...; verifier: valid, invalid, unlabelled, malformed, dropped, passed)',
-    labelNames: ['role', 'outcome'],
-    registers: [registry],
-    collect() {
-      this.reset();
-      // VERDICT:REASON counters (the verifier's) go to labelwall_verdict_reasons_total.
-      for (const [k, v] of Object.entries(status().counters)) if (!k.includes(':')) this.inc({ role: spec.role, outcome: k }, v);
-    },
-  });
-  void handlerTotal;
-  new Counter({
-    name: 'labelwall_verdict_reasons_total',
-    help: 'Segments judged invalid or malformed, by reason (a bounded list: verifier/handler.ts invalidReasons, malformedReasons)',
-    labelNames: ['role', 'verdict', 'reason'],
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const [k, v] of Object.entries(status().counters)) {
-        const i = k.indexOf(':');
-        if (i > 0) this.inc({ role: spec.role, verdict: k.slice(0, i), reason: k.slice(i + 1) }, v);
-      }
-    },
-  });
-  new Gauge({
-    name: 'labelwall_queue_drops',
-    help: 'Packets the kernel dropped at the queue (queue_dropped + user_dropped)',
-    labelNames: ['role', 'kind'],
-    registers: [registry],
-    collect() {
-      const d = status().datapath;
-      this.set({ role: spec.role, kind: 'queue_dropped' }, d.queueDropped);
-      this.set({ role: spec.role, kind: 'user_dropped' }, d.userDropped);
-    },
-  });
-
   try {
     server = await startControlServer(spec.controlSocket, {
       '/status': async () => {
         await refreshKernel();
-        return { type: 'application/json', body: `${JSON.stringify(status())}\n` };
+        return { type: 'application/json', body: `${JSON.stringify(status!())}\n` };
       },
       '/metrics': async () => {
         await refreshKernel();
@@ -442,7 +447,18 @@ export async function runDaemon(spec: DaemonSpec): Promise<void> {
     log.error({ err: (err as Error).message }, `${spec.role}: control socket`);
     return teardown('start failed', 1);
   }
-  log.info({ queues: spec.queues, failOpen: spec.failOpen, control: spec.controlSocket, owner, ...spec.describe }, `${spec.role}: running`);
+  log.info(
+    {
+      event: 'started',
+      queues: spec.queues,
+      failOpen: spec.failOpen,
+      control: spec.controlSocket,
+      ...(spec.metricsListen ? { metrics: `http://${formatListen(spec.metricsListen)}/metrics` } : {}),
+      owner,
+      ...spec.describe,
+    },
+    `${spec.role}: running`,
+  );
   running = true;
   if (hupDuringStart) reload();
 }
