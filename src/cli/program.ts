@@ -10,10 +10,12 @@ import { register as registerPcap } from './pcap.js';
 import { register as registerKeygen } from './keygen.js';
 import { registerDaemons } from './daemons.js';
 import { register as registerDemo } from './demo.js';
+import { register as registerCheckConfig } from './check-config.js';
+import { register as registerVersion } from './version.js';
 
 export type Register = (program: Command) => void;
 
-const SUBCOMMANDS: Register[] = [registerDaemons, registerPcap, registerKeygen, registerDemo];
+const SUBCOMMANDS: Register[] = [registerDaemons, registerCheckConfig, registerVersion, registerPcap, registerKeygen, registerDemo];
 
 export function buildProgram(): Command {
   const program = new Command('labelwall');
