@@ -175,6 +175,7 @@ export function createHandler(data: unknown, ctx: HandlerContext): PacketHandler
           kind: 'log',
           level: 'error',
           msg: 'egress: decision failed; fail mode applies',
+          event: 'egress-failed',
           err: String((err as Error)?.stack ?? err),
           failOpen: ctx.failOpen,
         });

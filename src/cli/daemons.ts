@@ -193,7 +193,7 @@ export function registerDaemons(program: Command): void {
         const m = msg as { kind?: string; bpf?: boolean; bpfError?: string; hash?: boolean };
         if (m?.kind === 'egress-ready')
           log.info(
-            { bpf: m.bpf, bpfError: m.bpfError, hash: m.hash },
+            { event: 'egress-attribution', bpf: m.bpf, bpfError: m.bpfError, hash: m.hash },
             `agent: egress attribution ${m.bpf ? 'with eBPF socket tracking' : 'through /proc only (no eBPF)'}`,
           );
         if ((msg as EgressWorkerMessage | undefined)?.kind === 'egress-decision-counts')
@@ -507,11 +507,14 @@ class VerifierReloader {
     } catch (err) {
       if (err instanceof ConfigError) {
         const problems = err.problems.map(formatProblem);
-        this.log.error({ file, problems }, `SIGHUP: config rejected, the running rules and keys stay: ${problems.join('; ')}`);
+        this.log.error(
+          { event: 'reload-rejected', file, problems },
+          `SIGHUP: config rejected, the running rules and keys stay: ${problems.join('; ')}`,
+        );
         return undefined;
       }
       if (err instanceof KeyFileError || err instanceof UsageError) {
-        this.log.error({ file }, `SIGHUP: ${err.message}; the running rules and keys stay`);
+        this.log.error({ event: 'reload-rejected', file }, `SIGHUP: ${err.message}; the running rules and keys stay`);
         return undefined;
       }
       throw err;
@@ -521,14 +524,17 @@ class VerifierReloader {
       // Some workers may have switched: give every worker the running state again.
       await this.toWorkers(this.running);
       this.log.error(
-        { errors },
+        { event: 'reload-rejected', errors },
         `SIGHUP: a queue worker could not load the new rules, the running rules and keys stay: ${errors.join('; ')}`,
       );
       return undefined;
     }
     const restartOnly = (x: ResolvedVerifier): string => JSON.stringify([x.queues, x.failOpen, x.families, x.controlSocket]);
     if (restartOnly(next) !== restartOnly(this.running)) {
-      this.log.warn('SIGHUP: queues, fail mode, families and the control socket are not reloaded: they take effect at the next start');
+      this.log.warn(
+        { event: 'reload-restart-only' },
+        'SIGHUP: queues, fail mode, families and the control socket are not reloaded: they take effect at the next start',
+      );
     }
     const prev = this.running;
     this.running = { ...next, queues: prev.queues, failOpen: prev.failOpen, families: prev.families, controlSocket: prev.controlSocket };
@@ -537,6 +543,7 @@ class VerifierReloader {
     const r = this.running;
     this.log.info(
       {
+        event: 'reload-applied',
         file,
         generation: this.generation,
         hook: r.hook,
@@ -654,11 +661,14 @@ class AgentReloader {
     } catch (err) {
       if (err instanceof ConfigError) {
         const problems = err.problems.map(formatProblem);
-        log.error({ file, problems }, `SIGHUP: config rejected, the running key and egress policy stay: ${problems.join('; ')}`);
+        log.error(
+          { event: 'reload-rejected', file, problems },
+          `SIGHUP: config rejected, the running key and egress policy stay: ${problems.join('; ')}`,
+        );
         return;
       }
       if (err instanceof KeyFileError || err instanceof UsageError) {
-        log.error({ file }, `SIGHUP: ${err.message}; the running key and egress policy stay`);
+        log.error({ event: 'reload-rejected', file }, `SIGHUP: ${err.message}; the running key and egress policy stay`);
         return;
       }
       throw err;
@@ -667,11 +677,15 @@ class AgentReloader {
     const errors = await this.toWorkers(next);
     if (errors.length) {
       await this.toWorkers(prev); // some workers may have switched: all back to the running key
-      log.error({ errors }, `SIGHUP: a labelling worker could not load the new key, the running key stays: ${errors.join('; ')}`);
+      log.error(
+        { event: 'reload-rejected', errors },
+        `SIGHUP: a labelling worker could not load the new key, the running key stays: ${errors.join('; ')}`,
+      );
       return;
     }
     log.info(
       {
+        event: 'reload-applied',
         file,
         generation: this.generation,
         key: next.keyFingerprint,
@@ -688,16 +702,27 @@ class AgentReloader {
       const applied = await fx.applyPolicy(next.egress.policy);
       egress = { ...prev.egress, policy: next.egress.policy };
       log.info(
-        { file, generation: applied.generation, rules: applied.rules, default: applied.default, unknown: applied.unknown },
+        {
+          event: 'egress-policy-reloaded',
+          file,
+          generation: applied.generation,
+          rules: applied.rules,
+          default: applied.default,
+          unknown: applied.unknown,
+        },
         'SIGHUP: egress policy reloaded (applies to new flows)',
       );
       if (!this.hashOn && policyNeedsHash(next.egress.policy)) {
         log.warn(
+          { event: 'reload-restart-only' },
           'SIGHUP: the new policy has sha256 rules but executables are not hashed (identity.hash: false at start): they match nothing until a restart',
         );
       }
     } else if (file && !prev.egress) {
-      log.warn({ file }, 'SIGHUP: config is valid, but egress policy is off in this agent (--no-egress): no egress policy to apply');
+      log.warn(
+        { event: 'reload-egress-off', file },
+        'SIGHUP: config is valid, but egress policy is off in this agent (--no-egress): no egress policy to apply',
+      );
     }
     const restartOnly = (x: ResolvedAgent): string =>
       JSON.stringify([
@@ -716,6 +741,7 @@ class AgentReloader {
       ]);
     if (restartOnly(next) !== restartOnly(prev)) {
       log.warn(
+        { event: 'reload-restart-only' },
         'SIGHUP: profile, queues, interfaces, label selection, marks, identity, fail mode, families and the control socket are not reloaded: they take effect at the next start',
       );
     }

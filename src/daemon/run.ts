@@ -160,10 +160,13 @@ export async function runDaemon(spec: DaemonSpec): Promise<void> {
   const teardown = async (why: string, code: number, keepRules = false): Promise<never> => {
     if (stopping) return new Promise<never>(() => undefined);
     stopping = true;
-    log.info({ why }, `${spec.role}: stopping`);
+    log.info({ event: 'stopping', why }, `${spec.role}: stopping`);
     let removed = 0;
     if (keepRules)
-      log.warn(`${spec.role}: fail-closed: iptables rules left in place; run \`labelwall cleanup\` or start again to remove them`);
+      log.warn(
+        { event: 'rules-kept' },
+        `${spec.role}: fail-closed: iptables rules left in place; run \`labelwall cleanup\` or start again to remove them`,
+      );
     // An install or reload under way finishes first, so that what it adds is removed too.
     await Promise.all([installing, reloading].map((p) => p.catch(() => undefined)));
     // Without the lock we installed nothing: the rules there belong to the instance that holds it.
@@ -171,15 +174,19 @@ export async function runDaemon(spec: DaemonSpec): Promise<void> {
       try {
         const r = await removeInstalled(plans, owner);
         removed = r.removed;
-        if (r.kept.length) log.warn({ kept: r.kept }, `${spec.role}: chains left in place: other rules still jump to them`);
+        if (r.kept.length)
+          log.warn({ event: 'chains-kept', kept: r.kept }, `${spec.role}: chains left in place: other rules still jump to them`);
       } catch (err) {
-        log.error({ err: (err as Error).message }, 'removing iptables rules failed');
+        log.error({ event: 'rules-remove-failed', err: (err as Error).message }, 'removing iptables rules failed');
         code = code || 1;
       }
     }
     if (queues) {
       const final = summarize(allStats());
-      log.info({ counters: final.counters, datapath: final.datapath, rulesRemoved: removed }, `${spec.role}: final counters`);
+      log.info(
+        { event: 'final-counters', counters: final.counters, datapath: final.datapath, rulesRemoved: removed },
+        `${spec.role}: final counters`,
+      );
     }
     await Promise.all([queues, ...Object.values(extra)].map((q) => q?.stop().catch(() => undefined)));
     if (server) await closeControlServer(server, spec.controlSocket).catch(() => undefined);
@@ -195,11 +202,11 @@ export async function runDaemon(spec: DaemonSpec): Promise<void> {
   process.on('SIGINT', () => void teardown('SIGINT', 0));
   process.on('SIGTERM', () => void teardown('SIGTERM', 0));
   process.on('uncaughtException', (err) => {
-    log.fatal({ err: err.message, stack: err.stack }, 'uncaught exception');
+    log.fatal({ event: 'fatal', err: err.message, stack: err.stack }, 'uncaught exception');
     void teardown('fatal error', 1, !spec.failOpen);
   });
   process.on('unhandledRejection', (err) => {
-    log.fatal({ err: String(err) }, 'unhandled rejection');
+    log.fatal({ event: 'fatal', err: String(err) }, 'unhandled rejection');
     void teardown('fatal error', 1, !spec.failOpen);
   });
   // SIGHUP never ends the daemon: before it runs, a reload is noted and done once it runs;
@@ -211,7 +218,7 @@ export async function runDaemon(spec: DaemonSpec): Promise<void> {
       .then(async () => {
         if (stopping) return;
         if (!spec.onReload) {
-          log.warn(`SIGHUP: the ${spec.role} has nothing to reload`);
+          log.warn({ event: 'reload-nothing' }, `SIGHUP: the ${spec.role} has nothing to reload`);
           return;
         }
         const r = await spec.onReload();
@@ -219,7 +226,7 @@ export async function runDaemon(spec: DaemonSpec): Promise<void> {
           const same =
             [...r.plans].every(([f, p]) => plans.has(f) && renderRestore(p) === renderRestore(plans.get(f)!)) &&
             r.plans.size === plans.size;
-          if (same) log.info(`SIGHUP: ${spec.role}: iptables selection unchanged`);
+          if (same) log.info({ event: 'reload-rules-unchanged' }, `SIGHUP: ${spec.role}: iptables selection unchanged`);
           else {
             try {
               await installPlan(r.plans, owner);
@@ -228,14 +235,14 @@ export async function runDaemon(spec: DaemonSpec): Promise<void> {
               throw err;
             }
             plans = r.plans;
-            log.info(`SIGHUP: ${spec.role}: iptables rules replaced (one transaction per family)`);
+            log.info({ event: 'reload-rules-replaced' }, `SIGHUP: ${spec.role}: iptables rules replaced (one transaction per family)`);
           }
         }
       })
-      .catch((err: Error) => log.error({ err: err.message }, 'SIGHUP: reload failed; the running state stays'));
+      .catch((err: Error) => log.error({ event: 'reload-failed', err: err.message }, 'SIGHUP: reload failed; the running state stays'));
   };
   const duringStart = (): void => {
-    if (!hupDuringStart) log.info(`SIGHUP during start-up: the ${spec.role} reloads once it runs`);
+    if (!hupDuringStart) log.info({ event: 'reload-deferred' }, `SIGHUP during start-up: the ${spec.role} reloads once it runs`);
     hupDuringStart = true;
   };
   process.on('SIGHUP', () => {
@@ -246,10 +253,12 @@ export async function runDaemon(spec: DaemonSpec): Promise<void> {
   if (takeEarlyHups() > 0) duringStart();
 
   const refuse = (msg: string, code: number, extra: Record<string, unknown> = {}): never => {
-    log.error(extra, `${spec.role}: ${msg}`);
+    log.error({ event: 'start-refused', ...extra }, `${spec.role}: ${msg}`);
     log.flush?.();
     lock?.release({ unlink: true }); // refused before installing anything: nothing of ours remains
-    process.stderr.write(`labelwall ${spec.role}: ${msg}\n`);
+    // A plain line too for a person at a terminal, or when the log goes to a file; not when the
+    // log line itself goes to a pipe (journald): the same message twice.
+    if (process.stderr.isTTY || logStats(log)?.destination !== 'stderr') process.stderr.write(`labelwall ${spec.role}: ${msg}\n`);
     process.exit(code);
   };
 
@@ -307,7 +316,7 @@ export async function runDaemon(spec: DaemonSpec): Promise<void> {
       failOpen: spec.failOpen,
     });
   } catch (err) {
-    log.error({ err: (err as Error).message }, `${spec.role}: cannot bind NFQUEUE ${spec.queues.join(',')}`);
+    log.error({ event: 'queue-bind-failed', err: (err as Error).message }, `${spec.role}: cannot bind NFQUEUE ${spec.queues.join(',')}`);
     return teardown('start failed', 1);
   }
   for (const x of spec.extraQueueSets ?? []) {
@@ -319,14 +328,17 @@ export async function runDaemon(spec: DaemonSpec): Promise<void> {
         failOpen: x.failOpen,
       });
     } catch (err) {
-      log.error({ err: (err as Error).message }, `${spec.role}: cannot bind NFQUEUE ${x.queues.join(',')} (${x.name})`);
+      log.error(
+        { event: 'queue-bind-failed', err: (err as Error).message },
+        `${spec.role}: cannot bind NFQUEUE ${x.queues.join(',')} (${x.name})`,
+      );
       return teardown('start failed', 1);
     }
   }
   const relay = (set: QueueSet, name: string): void => {
     set.on('workerError', (index: number, err: Error) => {
       log.error(
-        { worker: index, set: name, err: err.message },
+        { event: 'worker-failed', worker: index, set: name, err: err.message },
         `${spec.role}: queue worker failed; its queue's traffic ${spec.failOpen ? 'passes unseen' : 'is dropped'}`,
       );
     });
@@ -349,11 +361,11 @@ export async function runDaemon(spec: DaemonSpec): Promise<void> {
     const { staleRemoved } = await install;
     if (staleRemoved)
       log.warn(
-        { staleRemoved },
+        { event: 'stale-rules-replaced', staleRemoved },
         'replaced the iptables state left by an earlier run (one iptables-restore transaction per family: no gap)',
       );
   } catch (err) {
-    log.error({ err: (err as Error).message }, `${spec.role}: installing iptables rules failed`);
+    log.error({ event: 'rules-install-failed', err: (err as Error).message }, `${spec.role}: installing iptables rules failed`);
     return teardown('start failed', 1);
   }
 
@@ -379,7 +391,7 @@ export async function runDaemon(spec: DaemonSpec): Promise<void> {
         kernelAt = now;
       }
     } catch (err) {
-      log.debug({ err: (err as Error).message }, 'reading kernel counters failed');
+      log.debug({ event: 'kernel-counters-failed', err: (err as Error).message }, 'reading kernel counters failed');
     }
   };
   const withKernel = (s: ReturnType<typeof summarize>): ReturnType<typeof summarize> => {
@@ -444,7 +456,7 @@ export async function runDaemon(spec: DaemonSpec): Promise<void> {
       ...spec.extraRoutes,
     });
   } catch (err) {
-    log.error({ err: (err as Error).message }, `${spec.role}: control socket`);
+    log.error({ event: 'control-socket-failed', err: (err as Error).message }, `${spec.role}: control socket`);
     return teardown('start failed', 1);
   }
   log.info(
