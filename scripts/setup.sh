@@ -13,6 +13,7 @@ APT_PACKAGES=(
   libnetfilter-queue-dev libssl-dev gcc # the C reference labeller of the benchmark
   chromium fonts-dejavu-core            # headless browser of the `labelwall ui` tests (playwright-core drives it)
   curl                                  # the application `labelwall demo --ui` shows denied
+  prometheus                            # scrapes the daemons in the metrics e2e test (and promtool)
 )
 
 missing=()

@@ -10,7 +10,9 @@
 //   { kind: 'hello' }                               answer with egress-ready (eBPF or /proc only)
 //   { kind: 'tick' }                                every second: log the summary of suppressed
 //                                                   decision lines when its period is over
-//                                                   (this thread's loop runs no timers)
+//                                                   (this thread's loop runs no timers), and post
+//                                                   the decision counts by action, rule and tag
+//                                                   when they changed (for /metrics)
 //   { kind: 'flows-query', id }                     answer with the flow table
 //   { kind: 'flow-bytes', entries }                 labelled bytes per flow key from the
 //                                                   labelling workers (relayed by the main thread):
@@ -26,6 +28,7 @@ import { RateLimiter } from '../util/ratelimit.js';
 import { egressMark, flowTupleOf } from './egress.js';
 import { flowHashOfPacket } from './flow-hash.js';
 import { DEFAULT_AGENT_MARK, egressBits, withMark, withTag, type AgentMarks } from '../config/marks.js';
+import { ATTRIBUTION_BUCKETS, observe } from '../datapath/histogram.js';
 
 export const EGRESS_COUNTERS = [
   'egress_packets',
@@ -39,6 +42,16 @@ export const EGRESS_COUNTERS = [
   'egress_log_suppressed',
 ] as const;
 export const counterNames = EGRESS_COUNTERS;
+/** Time from the egress worker reading a new flow's packet to its decision (attribution and policy). */
+export const histograms = { attribution_seconds: ATTRIBUTION_BUCKETS };
+
+/** Decisions by action, rule and app tag since the start: bounded by the config's rules. */
+export interface EgressDecisionCount {
+  action: string;
+  rule: string;
+  tag: number;
+  n: number;
+}
 
 export interface EgressHandlerData {
   policy: EgressPolicy;
@@ -55,7 +68,8 @@ export interface EgressHandlerData {
 export type EgressWorkerMessage =
   | { kind: 'egress-ready'; bpf: boolean; bpfError?: string; hash: boolean }
   | { kind: 'egress-policy-applied'; generation: number; rules: number; default: string; unknown: string }
-  | { kind: 'flows'; id: number; flows: FlowEntry[]; attribution: Attributor['stats'] };
+  | { kind: 'flows'; id: number; flows: FlowEntry[]; attribution: Attributor['stats'] }
+  | { kind: 'egress-decision-counts'; counts: EgressDecisionCount[] };
 
 export type EgressMainMessage =
   | { kind: 'egress-policy'; generation: number; policy: EgressPolicy }
@@ -71,6 +85,8 @@ let ready: EgressWorkerMessage | undefined;
 let limiter: DecisionLogLimiter | undefined;
 /** TCP flows by flow key (flow-hash.ts), to credit the labelling workers' byte counts. */
 const byKey = new Map<number, FlowEntry>();
+const decisionCounts = new Map<string, EgressDecisionCount>();
+let countsChanged = false;
 
 export function createHandler(data: unknown, ctx: HandlerContext): PacketHandler {
   const { policy, identity, logLimits, marks = DEFAULT_AGENT_MARK, tagMask = 0 } = data as EgressHandlerData;
@@ -98,6 +114,12 @@ export function createHandler(data: unknown, ctx: HandlerContext): PacketHandler
     attribute,
     log: (rec) => {
       c[cDecisions!]!++;
+      const tag = rec.action === 'deny' ? 0 : (rec.tag ?? 0);
+      const k = `${rec.action}\0${rec.rule}\0${tag}`;
+      const dc = decisionCounts.get(k);
+      if (dc) dc.n++;
+      else decisionCounts.set(k, { action: rec.action, rule: rec.rule, tag, n: 1 });
+      countsChanged = true;
       if (rec.action === 'deny') c[cDenied!]!++;
       else if (rec.action === 'log') c[cLogged!]!++;
       else c[cAllowed!]!++;
@@ -122,9 +144,12 @@ export function createHandler(data: unknown, ctx: HandlerContext): PacketHandler
   // On an internal error the fail mode decides, with a mark (not a plain verdict), so that an
   // allowed packet still goes through labelling.
   const failMark = ctx.failOpen ? marks.allow : marks.deny;
+  const hist = ctx.histograms.attribution_seconds!;
   return (p: QueuedPacket): VerdictDecision => {
     c[cPackets!]!++;
     decision.payload = undefined;
+    const t0 = performance.now();
+    const judged = gate!.decisions;
     try {
       const r = flowTupleOf(p.payload);
       if (!r.ok) {
@@ -139,6 +164,7 @@ export function createHandler(data: unknown, ctx: HandlerContext): PacketHandler
         if (k >= 0) byKey.set(k, e);
         if (byKey.size > 2 * 65536) prune();
       }
+      if (gate!.decisions !== judged) observe(hist.mem, hist.off, hist.bounds, (performance.now() - t0) / 1000);
       // The allowing rule's app tag rides in the mark; CONNMARK keeps it for the flow (rules.ts).
       decision.mark = withTag(egressMark(p.mark, e.action, marks), e.tag, tagMask);
       return decision;
@@ -149,6 +175,7 @@ export function createHandler(data: unknown, ctx: HandlerContext): PacketHandler
           kind: 'log',
           level: 'error',
           msg: 'egress: decision failed; fail mode applies',
+          event: 'egress-failed',
           err: String((err as Error)?.stack ?? err),
           failOpen: ctx.failOpen,
         });
@@ -178,6 +205,10 @@ export function onMessage(msg: unknown): void {
       unknown: m.policy.unknown,
     } satisfies EgressWorkerMessage);
   } else if (m?.kind === 'tick') {
+    if (countsChanged) {
+      countsChanged = false;
+      context.post({ kind: 'egress-decision-counts', counts: [...decisionCounts.values()] } satisfies EgressWorkerMessage);
+    }
     const sum = limiter?.summary();
     if (sum)
       context.post({

@@ -192,7 +192,15 @@ export function createHandler(data: unknown, ctx: HandlerContext): PacketHandler
       countFlow(p.payload, p.payload.length);
     }
     if (d.reason && events.take()) {
-      ctx.post({ kind: 'log', level: 'warn', msg: 'agent: packet not labelled', counter: d.counter, reason: d.reason, hook: p.hook });
+      ctx.post({
+        kind: 'log',
+        level: 'warn',
+        msg: 'agent: packet not labelled',
+        event: 'not-labelled',
+        counter: d.counter,
+        reason: d.reason,
+        hook: p.hook,
+      });
     }
     decision.verdict = d.verdict;
     decision.mark = d.mark;

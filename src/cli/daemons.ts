@@ -16,6 +16,7 @@ import type { QueueSet } from '../datapath/queue.js';
 import type { ReloadResult } from '../daemon/run.js';
 import type { VerifierHandlerData, VerifierKeyData, VerifierRulesMessage } from '../verifier/handler.js';
 import type { AgentHandlerData, AgentKeyApplied, AgentKeyMessage } from '../agent/handler.js';
+import type { EgressDecisionCount, EgressWorkerMessage } from '../agent/egress-handler.js';
 import { KeyFileError } from '../label/keys.js';
 import { getProfile } from '../label/registry.js';
 import { nfqueueTarget, removeOwned } from '../datapath/iptables.js';
@@ -76,7 +77,15 @@ function commonOptions(cmd: Command, role: 'agent' | 'verifier'): Command {
     .option('--family <family>', `address family to handle (repeatable; default both) (${choices(role, 'families')})`, collect)
     .option('--control-socket <path>', 'UNIX socket for `labelwall status` (default /run/labelwall/<role>.sock)')
     .option('--log-level <level>', `log level (${choices('log', 'level')})`)
-    .option('--log-file <file>', 'append JSON log lines to this file instead of stderr');
+    .option(
+      '--log-format <format>',
+      `json: one JSON object per line (default); text: one readable line each, for a terminal (${choices('log', 'format')})`,
+    )
+    .option('--log-file <file>', 'append log lines to this file instead of stderr')
+    .option(
+      '--metrics-listen <[addr:]port>',
+      'serve Prometheus /metrics over HTTP on this TCP address (a port alone: 127.0.0.1; [::1]:PORT for IPv6); default: off',
+    );
 }
 
 function plans(families: Family[], build: (f: Family) => RulePlan): Map<Family, RulePlan> {
@@ -122,7 +131,8 @@ export function registerDaemons(program: Command): void {
     } catch (err) {
       fail(err);
     }
-    const log = createLogger({ level: flags.logLevel ?? cfg.log.level, file: flags.logFile ?? cfg.log.file, name: 'labelwall-agent' });
+    const log = createLogger({ level: r.log.level, format: r.log.format, file: r.log.file, name: 'labelwall-agent' });
+    let egressCounts: EgressDecisionCount[] = [];
     let flowService: AgentFlowService | undefined;
     const eg = r.egress;
     const hashOn = eg ? eg.identity.hash || policyNeedsHash(eg.policy) : false;
@@ -191,15 +201,21 @@ export function registerDaemons(program: Command): void {
         const m = msg as { kind?: string; bpf?: boolean; bpfError?: string; hash?: boolean };
         if (m?.kind === 'egress-ready')
           log.info(
-            { bpf: m.bpf, bpfError: m.bpfError, hash: m.hash },
+            { event: 'egress-attribution', bpf: m.bpf, bpfError: m.bpfError, hash: m.hash },
             `agent: egress attribution ${m.bpf ? 'with eBPF socket tracking' : 'through /proc only (no eBPF)'}`,
           );
+        if ((msg as EgressWorkerMessage | undefined)?.kind === 'egress-decision-counts')
+          egressCounts = (msg as Extract<EgressWorkerMessage, { kind: 'egress-decision-counts' }>).counts;
         live.onWorkerMessage(msg);
         flowService?.onWorkerMessage(msg);
       },
       onWorkerLog: (rec) => {
         if (rec.event === 'egress' && rec.action === 'deny') denials.add(rec);
       },
+      profile: r.profile,
+      ...(r.metricsListen ? { metricsListen: r.metricsListen } : {}),
+      ...(eg ? { egressDecisions: () => egressCounts } : {}),
+      tagNames: () => live.tagNames,
       extraRoutes: {
         '/events': () => ({ type: 'application/json', body: `${JSON.stringify(denials.report())}\n` }),
         '/rules': () => {
@@ -260,7 +276,7 @@ export function registerDaemons(program: Command): void {
     } catch (err) {
       fail(err);
     }
-    const log = createLogger({ level: flags.logLevel ?? cfg.log.level, file: flags.logFile ?? cfg.log.file, name: 'labelwall-verifier' });
+    const log = createLogger({ level: r.log.level, format: r.log.format, file: r.log.file, name: 'labelwall-verifier' });
     // Sources that sent bad segments get a queue of their own: the one after the main queues.
     // (None when the main queues end at 65535: listed sources then share the main queues.)
     const suspectQueue = Math.max(...r.queues) < 65535 ? Math.max(...r.queues) + 1 : undefined;
@@ -298,6 +314,8 @@ export function registerDaemons(program: Command): void {
               },
             ],
       kernelCounters: () => readKernelCounters(r.families, r.failOpen),
+      profile: r.profile,
+      ...(r.metricsListen ? { metricsListen: r.metricsListen } : {}),
       onQueues: ({ main, extra }) => live.setQueues([main, ...Object.values(extra)]),
       onWorkerMessage: (msg, set) => {
         live.onWorkerMessage(msg);
@@ -514,11 +532,14 @@ class VerifierReloader {
     } catch (err) {
       if (err instanceof ConfigError) {
         const problems = err.problems.map(formatProblem);
-        this.log.error({ file, problems }, `SIGHUP: config rejected, the running rules and keys stay: ${problems.join('; ')}`);
+        this.log.error(
+          { event: 'reload-rejected', file, problems },
+          `SIGHUP: config rejected, the running rules and keys stay: ${problems.join('; ')}`,
+        );
         return undefined;
       }
       if (err instanceof KeyFileError || err instanceof UsageError) {
-        this.log.error({ file }, `SIGHUP: ${err.message}; the running rules and keys stay`);
+        this.log.error({ event: 'reload-rejected', file }, `SIGHUP: ${err.message}; the running rules and keys stay`);
         return undefined;
       }
       throw err;
@@ -528,14 +549,17 @@ class VerifierReloader {
       // Some workers may have switched: give every worker the running state again.
       await this.toWorkers(this.running);
       this.log.error(
-        { errors },
+        { event: 'reload-rejected', errors },
         `SIGHUP: a queue worker could not load the new rules, the running rules and keys stay: ${errors.join('; ')}`,
       );
       return undefined;
     }
     const restartOnly = (x: ResolvedVerifier): string => JSON.stringify([x.queues, x.failOpen, x.families, x.controlSocket]);
     if (restartOnly(next) !== restartOnly(this.running)) {
-      this.log.warn('SIGHUP: queues, fail mode, families and the control socket are not reloaded: they take effect at the next start');
+      this.log.warn(
+        { event: 'reload-restart-only' },
+        'SIGHUP: queues, fail mode, families and the control socket are not reloaded: they take effect at the next start',
+      );
     }
     const prev = this.running;
     this.running = { ...next, queues: prev.queues, failOpen: prev.failOpen, families: prev.families, controlSocket: prev.controlSocket };
@@ -544,6 +568,7 @@ class VerifierReloader {
     const r = this.running;
     this.log.info(
       {
+        event: 'reload-applied',
         file,
         generation: this.generation,
         hook: r.hook,
@@ -627,6 +652,11 @@ class AgentReloader {
     return eg ? { policy: eg.policy, tagNames: this.running.tagNames } : undefined;
   }
 
+  /** Tag names by number of the running config (they change with a SIGHUP). */
+  get tagNames(): Record<number, string> {
+    return this.running.tagNames;
+  }
+
   onWorkerMessage(msg: unknown): void {
     const m = msg as AgentKeyApplied | undefined;
     if (m?.kind !== 'agent-key-applied') return;
@@ -663,11 +693,14 @@ class AgentReloader {
     } catch (err) {
       if (err instanceof ConfigError) {
         const problems = err.problems.map(formatProblem);
-        log.error({ file, problems }, `SIGHUP: config rejected, the running key and egress policy stay: ${problems.join('; ')}`);
+        log.error(
+          { event: 'reload-rejected', file, problems },
+          `SIGHUP: config rejected, the running key and egress policy stay: ${problems.join('; ')}`,
+        );
         return;
       }
       if (err instanceof KeyFileError || err instanceof UsageError) {
-        log.error({ file }, `SIGHUP: ${err.message}; the running key and egress policy stay`);
+        log.error({ event: 'reload-rejected', file }, `SIGHUP: ${err.message}; the running key and egress policy stay`);
         return;
       }
       throw err;
@@ -676,11 +709,15 @@ class AgentReloader {
     const errors = await this.toWorkers(next);
     if (errors.length) {
       await this.toWorkers(prev); // some workers may have switched: all back to the running key
-      log.error({ errors }, `SIGHUP: a labelling worker could not load the new key, the running key stays: ${errors.join('; ')}`);
+      log.error(
+        { event: 'reload-rejected', errors },
+        `SIGHUP: a labelling worker could not load the new key, the running key stays: ${errors.join('; ')}`,
+      );
       return;
     }
     log.info(
       {
+        event: 'reload-applied',
         file,
         generation: this.generation,
         key: next.keyFingerprint,
@@ -697,16 +734,27 @@ class AgentReloader {
       const applied = await fx.applyPolicy(next.egress.policy);
       egress = { ...prev.egress, policy: next.egress.policy };
       log.info(
-        { file, generation: applied.generation, rules: applied.rules, default: applied.default, unknown: applied.unknown },
+        {
+          event: 'egress-policy-reloaded',
+          file,
+          generation: applied.generation,
+          rules: applied.rules,
+          default: applied.default,
+          unknown: applied.unknown,
+        },
         'SIGHUP: egress policy reloaded (applies to new flows)',
       );
       if (!this.hashOn && policyNeedsHash(next.egress.policy)) {
         log.warn(
+          { event: 'reload-restart-only' },
           'SIGHUP: the new policy has sha256 rules but executables are not hashed (identity.hash: false at start): they match nothing until a restart',
         );
       }
     } else if (file && !prev.egress) {
-      log.warn({ file }, 'SIGHUP: config is valid, but egress policy is off in this agent (--no-egress): no egress policy to apply');
+      log.warn(
+        { event: 'reload-egress-off', file },
+        'SIGHUP: config is valid, but egress policy is off in this agent (--no-egress): no egress policy to apply',
+      );
     }
     const restartOnly = (x: ResolvedAgent): string =>
       JSON.stringify([
@@ -725,6 +773,7 @@ class AgentReloader {
       ]);
     if (restartOnly(next) !== restartOnly(prev)) {
       log.warn(
+        { event: 'reload-restart-only' },
         'SIGHUP: profile, queues, interfaces, label selection, marks, identity, fail mode, families and the control socket are not reloaded: they take effect at the next start',
       );
     }

@@ -3,6 +3,7 @@
 import { Command, CommanderError } from 'commander';
 import { KeyFileError } from '../label/keys.js';
 import { LogFileError } from '../util/log.js';
+import { labelwallVersion } from '../util/version.js';
 import { CaptureError } from '../pcap/errors.js';
 import { CliError, EXIT_OK, EXIT_USAGE } from './errors.js';
 import { register as registerPcap } from './pcap.js';
@@ -10,16 +11,26 @@ import { register as registerKeygen } from './keygen.js';
 import { registerDaemons } from './daemons.js';
 import { register as registerDemo } from './demo.js';
 import { register as registerUi } from './ui.js';
+import { register as registerCheckConfig } from './check-config.js';
+import { register as registerVersion } from './version.js';
 
 export type Register = (program: Command) => void;
 
-const SUBCOMMANDS: Register[] = [registerDaemons, registerPcap, registerKeygen, registerDemo, registerUi];
+const SUBCOMMANDS: Register[] = [
+  registerDaemons,
+  registerCheckConfig,
+  registerVersion,
+  registerPcap,
+  registerKeygen,
+  registerDemo,
+  registerUi,
+];
 
 export function buildProgram(): Command {
   const program = new Command('labelwall');
   program
     .description('Label-based firewall: labels outgoing TCP segments with an HMAC option and verifies labels')
-    .version('0.1.0', '-V, --version')
+    .version(labelwallVersion(), '-V, --version')
     .showSuggestionAfterError(true)
     // Usage errors are thrown to run() instead of exiting, so every one of them exits 2.
     .exitOverride()

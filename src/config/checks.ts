@@ -6,6 +6,7 @@ import { cmdlinePatternError, parseCidr, parsePortRange } from '../util/match.js
 import { DEFAULT_AGENT_MARK, DEFAULT_AGENT_TAG_MASK, isTagMask, type AgentMarks } from './marks.js';
 import { DEFAULT_MARK, type MarkBits } from './model.js';
 import { describeValue, nearest, type Add, type Seg } from './messages.js';
+import { parseListen } from './listen.js';
 
 export type Obj = Record<string, unknown>;
 export const isObject = (v: unknown): v is Obj => v !== null && typeof v === 'object' && !Array.isArray(v);
@@ -232,6 +233,11 @@ export function semanticChecks(data: Obj, add: Add, flagAt: (path: readonly Seg[
   const control = asObj(data.control);
   if (typeof control?.socket === 'string' && Buffer.byteLength(control.socket) > MAX_SOCKET_PATH) {
     add(['control', 'socket'], `is ${Buffer.byteLength(control.socket)} bytes long; a UNIX socket path has at most ${MAX_SOCKET_PATH}`);
+  }
+  const metrics = asObj(data.metrics);
+  if (typeof metrics?.listen === 'string' || typeof metrics?.listen === 'number') {
+    const r = parseListen(metrics.listen);
+    if (!r.ok) add(['metrics', 'listen'], r.reason);
   }
   checkAgentMarks(asObj(data.agent), asObj(data.verifier), add);
   const keys = asObj(data.keys) ?? {};

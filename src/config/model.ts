@@ -9,13 +9,16 @@ import type {
   FailMode,
   FamilyName,
   HolderMode,
+  LogFormat,
   LogLevel,
   ProtoMatch,
   VerifierAction,
   VerifierHook,
 } from './schema.js';
 
-export type { EgressAction, FailMode, FamilyName, LogLevel, ProtoMatch, VerifierAction, VerifierHook } from './schema.js';
+export type { EgressAction, FailMode, FamilyName, LogFormat, LogLevel, ProtoMatch, VerifierAction, VerifierHook } from './schema.js';
+import type { ListenAddress } from './listen.js';
+export type { ListenAddress } from './listen.js';
 
 export interface AppMatch {
   /** Glob on the executable path (picomatch, dot: true). */
@@ -163,10 +166,12 @@ export interface LabelwallConfig {
   keys: Record<string, KeyEntry>;
   /** App tag names -> numbers (1-65535), shared by the roles. */
   tags: Record<string, number>;
-  log: { level: LogLevel; file?: string; egressDecisions: DecisionLogLimits };
+  log: { level: LogLevel; format: LogFormat; file?: string; egressDecisions: DecisionLogLimits };
   agent: AgentConfig;
   verifier: VerifierConfig;
   control: { socket: string };
+  /** The Prometheus listener (`metrics.listen`); absent = off. */
+  metrics: { listen?: ListenAddress };
 }
 
 export const DEFAULT_MARK: Readonly<MarkBits> = {

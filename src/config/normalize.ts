@@ -15,6 +15,7 @@ import {
 } from './model.js';
 import type { NatPart, RawConfig } from './schema.js';
 import { NAT_DST, NAT_PORTS, NAT_SRC } from './nat.js';
+import { parseListen, type ListenAddress } from './listen.js';
 
 const NAT_BIT: Record<NatPart, number> = { source: NAT_SRC, destination: NAT_DST, ports: NAT_PORTS };
 /** `[source, ports]` -> NAT_SRC | NAT_PORTS. */
@@ -76,6 +77,7 @@ export function normalize(raw: RawConfig, fileName: string): LabelwallConfig {
     tags,
     log: {
       level: raw.log?.level ?? 'info',
+      format: raw.log?.format ?? 'json',
       ...(raw.log?.file !== undefined ? { file: raw.log.file } : {}),
       egressDecisions: {
         allowPerSecond: raw.log?.egress_decisions?.allow_per_second ?? DEFAULT_DECISION_LOG_LIMITS.allowPerSecond,
@@ -146,5 +148,13 @@ export function normalize(raw: RawConfig, fileName: string): LabelwallConfig {
       })),
     },
     control: { socket: raw.control?.socket ?? DEFAULT_CONTROL_SOCKET },
+    metrics: metricsListen(raw.metrics?.listen),
   };
+}
+
+/** `metrics.listen` as an address (checks.ts refused what does not parse). */
+function metricsListen(v: string | number | undefined): { listen?: ListenAddress } {
+  if (v === undefined) return {};
+  const r = parseListen(v);
+  return r.ok ? { listen: r.listen } : {};
 }

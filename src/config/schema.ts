@@ -32,6 +32,7 @@ const ifaceName = Type.String({
 const ifaceList = Type.Array(ifaceName, { uniqueItems: true });
 
 export const logLevels = ['trace', 'debug', 'info', 'warn', 'error'] as const;
+export const logFormats = ['json', 'text'] as const;
 export const failModes = ['closed', 'open'] as const;
 export const familyNames = ['ipv4', 'ipv6'] as const;
 export const egressActions = ['allow', 'deny', 'log'] as const;
@@ -138,6 +139,7 @@ export const configSchema = Section({
   log: Opt(
     Section({
       level: Opt(Enum(logLevels)),
+      format: Opt(Enum(logFormats)),
       file: Opt(nonEmpty()),
       egress_decisions: Opt(
         Section({
@@ -204,12 +206,24 @@ export const configSchema = Section({
     }),
   ),
   control: Opt(Section({ socket: Opt(nonEmpty()) })),
+  metrics: Opt(
+    Section({
+      // PORT, ADDR:PORT or [IPv6]:PORT; checks.ts parses it (config/listen.ts).
+      listen: Opt(
+        Type.Unsafe<string | number>({
+          type: ['string', 'integer'],
+          errorHint: 'must be PORT, ADDR:PORT or [IPv6]:PORT (e.g. 9464, 127.0.0.1:9464)',
+        }),
+      ),
+    }),
+  ),
 });
 
 /** The config file as written (after the schema accepted it). */
 export type RawConfig = Static<typeof configSchema>;
 
 export type LogLevel = (typeof logLevels)[number];
+export type LogFormat = (typeof logFormats)[number];
 export type FailMode = (typeof failModes)[number];
 /** An address family as the config names it; code uses Family (4 | 6, wire/packet.ts). */
 export type FamilyName = (typeof familyNames)[number];

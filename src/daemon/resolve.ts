@@ -14,6 +14,7 @@ import {
   type IdentityConfig,
   type KeyEntry,
   type LabelwallConfig,
+  type ListenAddress,
   type MarkBits,
   type VerifierAction,
   type VerifierProfileName,
@@ -35,8 +36,11 @@ export interface CommonFlags {
   fail?: string;
   controlSocket?: string;
   logLevel?: string;
+  logFormat?: string;
   logFile?: string;
   family?: string[];
+  /** --metrics-listen [ADDR:]PORT (metrics.listen). */
+  metricsListen?: string;
 }
 
 export interface AgentFlags extends CommonFlags {
@@ -69,6 +73,10 @@ export interface ResolvedCommon {
   failOpen: boolean;
   families: Family[];
   controlSocket: string;
+  /** Where /metrics is served over TCP (metrics.listen, --metrics-listen); undefined = off. */
+  metricsListen?: ListenAddress;
+  /** The log settings with the flags applied (log.level, log.format, log.file). */
+  log: LabelwallConfig['log'];
 }
 
 export interface ResolvedAgent extends ResolvedCommon {
@@ -138,7 +146,9 @@ function commonOverrides(role: 'agent' | 'verifier', f: CommonFlags): Overrides 
   put(o, [role, 'families'], f.family, '--family');
   put(o, ['control', 'socket'], f.controlSocket, '--control-socket');
   put(o, ['log', 'level'], f.logLevel, '--log-level');
+  put(o, ['log', 'format'], f.logFormat, '--log-format');
   put(o, ['log', 'file'], f.logFile, '--log-file');
+  put(o, ['metrics', 'listen'], f.metricsListen, '--metrics-listen');
   return o;
 }
 
@@ -235,6 +245,7 @@ export function resolveAgent(fileCfg: LabelwallConfig, f: AgentFlags): ResolvedA
     failOpen: cfg.agent.fail === 'open',
     families: families(cfg.agent.families),
     controlSocket: f.controlSocket ?? controlSocketFor(fileCfg, 'agent'),
+    ...commonResolved(cfg),
     ...withEgress(cfg, resolveEgress(cfg, f, queues)),
   };
 }
@@ -329,7 +340,13 @@ export function resolveVerifier(fileCfg: LabelwallConfig, f: VerifierFlags): Res
     failOpen: cfg.verifier.fail === 'open',
     families: families(cfg.verifier.families),
     controlSocket: f.controlSocket ?? controlSocketFor(fileCfg, 'verifier'),
+    ...commonResolved(cfg),
   };
+}
+
+/** What both roles take from the config with the flags applied. */
+function commonResolved(cfg: LabelwallConfig): Pick<ResolvedCommon, 'metricsListen' | 'log'> {
+  return { ...(cfg.metrics.listen ? { metricsListen: cfg.metrics.listen } : {}), log: cfg.log };
 }
 
 /** The same file with the same id once. */

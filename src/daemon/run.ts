@@ -6,7 +6,7 @@
 import type { Family } from '../wire/packet.js';
 import type { Server } from 'node:http';
 import { randomBytes } from 'node:crypto';
-import { Registry, Counter, Gauge } from 'prom-client';
+import type { Registry } from 'prom-client';
 import { installPlan, removeInstalled, renderRestore, type RulePlan } from '../datapath/iptables.js';
 import { acquireInstanceLock, LockHeldError, type InstanceLock } from './lock.js';
 import { takeEarlyHups } from './early-hup.js';
@@ -21,6 +21,14 @@ import {
   type ControlRoutes,
 } from '../control/server.js';
 import { logStats, type Logger, type LogStats } from '../util/log.js';
+import { createMetrics } from '../control/metrics.js';
+import { closeMetricsServer, MetricsListenError, startMetricsServer } from '../control/metrics-server.js';
+import { formatListen, type ListenAddress } from '../config/listen.js';
+import type { EgressDecisionCount } from '../agent/egress-handler.js';
+import { labelwallVersion } from '../util/version.js';
+
+/** The kernel queue length the queue sets ask for (datapath/queue.ts default). */
+const MAX_QUEUE_LENGTH = 8192;
 
 export interface DaemonSpec {
   role: 'agent' | 'verifier';
@@ -60,6 +68,13 @@ export interface DaemonSpec {
    * counters); added to the handler counters of the same names in `status` and /metrics.
    */
   kernelCounters?: () => Promise<Record<string, number>>;
+  /** The label profile, for the metrics' `profile` label. */
+  profile: string;
+  /** Serve /metrics on TCP here too (--metrics-listen); bound before anything is installed. */
+  metricsListen?: ListenAddress;
+  /** The agent's egress decisions by action, rule and tag (for labelwall_egress_decisions_total). */
+  egressDecisions?: () => EgressDecisionCount[];
+  tagNames?: () => Record<number, string>;
 }
 
 export interface ReloadResult {
@@ -140,6 +155,7 @@ export async function runDaemon(spec: DaemonSpec): Promise<void> {
   const extra: Record<string, QueueSet> = {};
   const allStats = (): QueueStats => mergeStats([queues!, ...Object.values(extra)].map((q) => q.stats()));
   let server: Server | undefined;
+  let metricsServer: Server | undefined;
   let stopping = false;
 
   /**
@@ -150,10 +166,13 @@ export async function runDaemon(spec: DaemonSpec): Promise<void> {
   const teardown = async (why: string, code: number, keepRules = false): Promise<never> => {
     if (stopping) return new Promise<never>(() => undefined);
     stopping = true;
-    log.info({ why }, `${spec.role}: stopping`);
+    log.info({ event: 'stopping', why }, `${spec.role}: stopping`);
     let removed = 0;
     if (keepRules)
-      log.warn(`${spec.role}: fail-closed: iptables rules left in place; run \`labelwall cleanup\` or start again to remove them`);
+      log.warn(
+        { event: 'rules-kept' },
+        `${spec.role}: fail-closed: iptables rules left in place; run \`labelwall cleanup\` or start again to remove them`,
+      );
     // An install or reload under way finishes first, so that what it adds is removed too.
     await Promise.all([installing, reloading].map((p) => p.catch(() => undefined)));
     // Without the lock we installed nothing: the rules there belong to the instance that holds it.
@@ -161,18 +180,23 @@ export async function runDaemon(spec: DaemonSpec): Promise<void> {
       try {
         const r = await removeInstalled(plans, owner);
         removed = r.removed;
-        if (r.kept.length) log.warn({ kept: r.kept }, `${spec.role}: chains left in place: other rules still jump to them`);
+        if (r.kept.length)
+          log.warn({ event: 'chains-kept', kept: r.kept }, `${spec.role}: chains left in place: other rules still jump to them`);
       } catch (err) {
-        log.error({ err: (err as Error).message }, 'removing iptables rules failed');
+        log.error({ event: 'rules-remove-failed', err: (err as Error).message }, 'removing iptables rules failed');
         code = code || 1;
       }
     }
     if (queues) {
       const final = summarize(allStats());
-      log.info({ counters: final.counters, datapath: final.datapath, rulesRemoved: removed }, `${spec.role}: final counters`);
+      log.info(
+        { event: 'final-counters', counters: final.counters, datapath: final.datapath, rulesRemoved: removed },
+        `${spec.role}: final counters`,
+      );
     }
     await Promise.all([queues, ...Object.values(extra)].map((q) => q?.stop().catch(() => undefined)));
     if (server) await closeControlServer(server, spec.controlSocket).catch(() => undefined);
+    if (metricsServer) await closeMetricsServer(metricsServer).catch(() => undefined);
     // After a clean stop nothing of ours is left: the lock file goes too.
     lock?.release({ unlink: !keepRules });
     log.flush?.();
@@ -184,11 +208,11 @@ export async function runDaemon(spec: DaemonSpec): Promise<void> {
   process.on('SIGINT', () => void teardown('SIGINT', 0));
   process.on('SIGTERM', () => void teardown('SIGTERM', 0));
   process.on('uncaughtException', (err) => {
-    log.fatal({ err: err.message, stack: err.stack }, 'uncaught exception');
+    log.fatal({ event: 'fatal', err: err.message, stack: err.stack }, 'uncaught exception');
     void teardown('fatal error', 1, !spec.failOpen);
   });
   process.on('unhandledRejection', (err) => {
-    log.fatal({ err: String(err) }, 'unhandled rejection');
+    log.fatal({ event: 'fatal', err: String(err) }, 'unhandled rejection');
     void teardown('fatal error', 1, !spec.failOpen);
   });
   // SIGHUP never ends the daemon: before it runs, a reload is noted and done once it runs;
@@ -200,7 +224,7 @@ export async function runDaemon(spec: DaemonSpec): Promise<void> {
       .then(async () => {
         if (stopping) return;
         if (!spec.onReload) {
-          log.warn(`SIGHUP: the ${spec.role} has nothing to reload`);
+          log.warn({ event: 'reload-nothing' }, `SIGHUP: the ${spec.role} has nothing to reload`);
           return;
         }
         const r = await spec.onReload();
@@ -208,7 +232,7 @@ export async function runDaemon(spec: DaemonSpec): Promise<void> {
           const same =
             [...r.plans].every(([f, p]) => plans.has(f) && renderRestore(p) === renderRestore(plans.get(f)!)) &&
             r.plans.size === plans.size;
-          if (same) log.info(`SIGHUP: ${spec.role}: iptables selection unchanged`);
+          if (same) log.info({ event: 'reload-rules-unchanged' }, `SIGHUP: ${spec.role}: iptables selection unchanged`);
           else {
             try {
               await installPlan(r.plans, owner);
@@ -217,14 +241,14 @@ export async function runDaemon(spec: DaemonSpec): Promise<void> {
               throw err;
             }
             plans = r.plans;
-            log.info(`SIGHUP: ${spec.role}: iptables rules replaced (one transaction per family)`);
+            log.info({ event: 'reload-rules-replaced' }, `SIGHUP: ${spec.role}: iptables rules replaced (one transaction per family)`);
           }
         }
       })
-      .catch((err: Error) => log.error({ err: err.message }, 'SIGHUP: reload failed; the running state stays'));
+      .catch((err: Error) => log.error({ event: 'reload-failed', err: err.message }, 'SIGHUP: reload failed; the running state stays'));
   };
   const duringStart = (): void => {
-    if (!hupDuringStart) log.info(`SIGHUP during start-up: the ${spec.role} reloads once it runs`);
+    if (!hupDuringStart) log.info({ event: 'reload-deferred' }, `SIGHUP during start-up: the ${spec.role} reloads once it runs`);
     hupDuringStart = true;
   };
   process.on('SIGHUP', () => {
@@ -235,10 +259,12 @@ export async function runDaemon(spec: DaemonSpec): Promise<void> {
   if (takeEarlyHups() > 0) duringStart();
 
   const refuse = (msg: string, code: number, extra: Record<string, unknown> = {}): never => {
-    log.error(extra, `${spec.role}: ${msg}`);
+    log.error({ event: 'start-refused', ...extra }, `${spec.role}: ${msg}`);
     log.flush?.();
     lock?.release({ unlink: true }); // refused before installing anything: nothing of ours remains
-    process.stderr.write(`labelwall ${spec.role}: ${msg}\n`);
+    // A plain line too for a person at a terminal, or when the log goes to a file; not when the
+    // log line itself goes to a pipe (journald): the same message twice.
+    if (process.stderr.isTTY || logStats(log)?.destination !== 'stderr') process.stderr.write(`labelwall ${spec.role}: ${msg}\n`);
     process.exit(code);
   };
 
@@ -262,6 +288,32 @@ export async function runDaemon(spec: DaemonSpec): Promise<void> {
     refuse(`another labelwall answers on the control socket ${spec.controlSocket}; not starting`, 2, { control: spec.controlSocket });
   }
 
+  // Built before the queues exist (it reads them when scraped), so that the TCP listener is
+  // bound, or refused, before any queue or rule: a taken port changes nothing on the host.
+  let status: (() => StatusReport) | undefined;
+  let refreshKernel: () => Promise<void> = async () => undefined;
+  const registry: Registry = createMetrics({
+    role: spec.role,
+    profile: spec.profile,
+    version: labelwallVersion(),
+    failOpen: spec.failOpen,
+    maxQueueLength: MAX_QUEUE_LENGTH,
+    sets: () =>
+      queues ? [{ name: 'main', stats: queues.stats() }, ...Object.entries(extra).map(([name, q]) => ({ name, stats: q.stats() }))] : [],
+    counters: () => status?.().counters ?? {},
+    log: () => logStats(log),
+    ...(spec.egressDecisions ? { egressDecisions: spec.egressDecisions } : {}),
+    ...(spec.tagNames ? { tagNames: spec.tagNames } : {}),
+  });
+  if (spec.metricsListen) {
+    try {
+      metricsServer = await startMetricsServer(spec.metricsListen, registry, () => refreshKernel());
+    } catch (err) {
+      if (err instanceof MetricsListenError) refuse(`${err.message}; not starting`, 2);
+      throw err;
+    }
+  }
+
   try {
     queues = await startQueues({
       queues: spec.queues,
@@ -272,7 +324,7 @@ export async function runDaemon(spec: DaemonSpec): Promise<void> {
       transmit: spec.transmit ?? false,
     });
   } catch (err) {
-    log.error({ err: (err as Error).message }, `${spec.role}: cannot bind NFQUEUE ${spec.queues.join(',')}`);
+    log.error({ event: 'queue-bind-failed', err: (err as Error).message }, `${spec.role}: cannot bind NFQUEUE ${spec.queues.join(',')}`);
     return teardown('start failed', 1);
   }
   for (const x of spec.extraQueueSets ?? []) {
@@ -284,14 +336,17 @@ export async function runDaemon(spec: DaemonSpec): Promise<void> {
         failOpen: x.failOpen,
       });
     } catch (err) {
-      log.error({ err: (err as Error).message }, `${spec.role}: cannot bind NFQUEUE ${x.queues.join(',')} (${x.name})`);
+      log.error(
+        { event: 'queue-bind-failed', err: (err as Error).message },
+        `${spec.role}: cannot bind NFQUEUE ${x.queues.join(',')} (${x.name})`,
+      );
       return teardown('start failed', 1);
     }
   }
   const relay = (set: QueueSet, name: string): void => {
     set.on('workerError', (index: number, err: Error) => {
       log.error(
-        { worker: index, set: name, err: err.message },
+        { event: 'worker-failed', worker: index, set: name, err: err.message },
         `${spec.role}: queue worker failed; its queue's traffic ${spec.failOpen ? 'passes unseen' : 'is dropped'}`,
       );
     });
@@ -315,11 +370,11 @@ export async function runDaemon(spec: DaemonSpec): Promise<void> {
     const { staleRemoved } = await install;
     if (staleRemoved)
       log.warn(
-        { staleRemoved },
+        { event: 'stale-rules-replaced', staleRemoved },
         'replaced the iptables state left by an earlier run (one iptables-restore transaction per family: no gap)',
       );
   } catch (err) {
-    log.error({ err: (err as Error).message }, `${spec.role}: installing iptables rules failed`);
+    log.error({ event: 'rules-install-failed', err: (err as Error).message }, `${spec.role}: installing iptables rules failed`);
     return teardown('start failed', 1);
   }
 
@@ -331,7 +386,7 @@ export async function runDaemon(spec: DaemonSpec): Promise<void> {
   let rateBase: Record<string, number> = {};
   let kernelRates: Record<string, number> = {};
   const KERNEL_EVERY = 5;
-  const refreshKernel = async (): Promise<void> => {
+  refreshKernel = async (): Promise<void> => {
     if (!spec.kernelCounters || stopping) return;
     try {
       kernel = await spec.kernelCounters();
@@ -345,7 +400,7 @@ export async function runDaemon(spec: DaemonSpec): Promise<void> {
         kernelAt = now;
       }
     } catch (err) {
-      log.debug({ err: (err as Error).message }, 'reading kernel counters failed');
+      log.debug({ event: 'kernel-counters-failed', err: (err as Error).message }, 'reading kernel counters failed');
     }
   };
   const withKernel = (s: ReturnType<typeof summarize>): ReturnType<typeof summarize> => {
@@ -373,7 +428,7 @@ export async function runDaemon(spec: DaemonSpec): Promise<void> {
   }, 1000);
   sampler.unref();
 
-  const status = (): StatusReport => {
+  status = (): StatusReport => {
     const qs = allStats();
     const s = withKernel(summarize(qs));
     return {
@@ -397,49 +452,11 @@ export async function runDaemon(spec: DaemonSpec): Promise<void> {
     };
   };
 
-  const registry = new Registry();
-  const handlerTotal = new Counter({
-    name: 'labelwall_packets_total',
-    help: 'Packets by outcome (agent: labelled, handshakes_rewritten, ...; verifier: valid, invalid, unlabelled, malformed, dropped, passed)',
-    labelNames: ['role', 'outcome'],
-    registers: [registry],
-    collect() {
-      this.reset();
-      // VERDICT:REASON counters (the verifier's) go to labelwall_verdict_reasons_total.
-      for (const [k, v] of Object.entries(status().counters)) if (!k.includes(':')) this.inc({ role: spec.role, outcome: k }, v);
-    },
-  });
-  void handlerTotal;
-  new Counter({
-    name: 'labelwall_verdict_reasons_total',
-    help: 'Segments judged invalid or malformed, by reason (a bounded list: verifier/handler.ts invalidReasons, malformedReasons)',
-    labelNames: ['role', 'verdict', 'reason'],
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const [k, v] of Object.entries(status().counters)) {
-        const i = k.indexOf(':');
-        if (i > 0) this.inc({ role: spec.role, verdict: k.slice(0, i), reason: k.slice(i + 1) }, v);
-      }
-    },
-  });
-  new Gauge({
-    name: 'labelwall_queue_drops',
-    help: 'Packets the kernel dropped at the queue (queue_dropped + user_dropped)',
-    labelNames: ['role', 'kind'],
-    registers: [registry],
-    collect() {
-      const d = status().datapath;
-      this.set({ role: spec.role, kind: 'queue_dropped' }, d.queueDropped);
-      this.set({ role: spec.role, kind: 'user_dropped' }, d.userDropped);
-    },
-  });
-
   try {
     server = await startControlServer(spec.controlSocket, {
       '/status': async () => {
         await refreshKernel();
-        return { type: 'application/json', body: `${JSON.stringify(status())}\n` };
+        return { type: 'application/json', body: `${JSON.stringify(status!())}\n` };
       },
       '/metrics': async () => {
         await refreshKernel();
@@ -448,10 +465,21 @@ export async function runDaemon(spec: DaemonSpec): Promise<void> {
       ...spec.extraRoutes,
     });
   } catch (err) {
-    log.error({ err: (err as Error).message }, `${spec.role}: control socket`);
+    log.error({ event: 'control-socket-failed', err: (err as Error).message }, `${spec.role}: control socket`);
     return teardown('start failed', 1);
   }
-  log.info({ queues: spec.queues, failOpen: spec.failOpen, control: spec.controlSocket, owner, ...spec.describe }, `${spec.role}: running`);
+  log.info(
+    {
+      event: 'started',
+      queues: spec.queues,
+      failOpen: spec.failOpen,
+      control: spec.controlSocket,
+      ...(spec.metricsListen ? { metrics: `http://${formatListen(spec.metricsListen)}/metrics` } : {}),
+      owner,
+      ...spec.describe,
+    },
+    `${spec.role}: running`,
+  );
   running = true;
   if (hupDuringStart) reload();
 }

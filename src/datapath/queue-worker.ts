@@ -12,6 +12,7 @@ import { QueueCore } from './queue-core.js';
 import { RawTransmitter } from './raw-transmit.js';
 import type { HandlerContext, HandlerModule, PacketHandler } from './types.js';
 import * as S from './worker-shared.js';
+import { DECISION_BUCKETS, histogramSlots, observe } from './histogram.js';
 
 const init = workerData as S.WorkerInit;
 let beforeTransmit: () => void = () => {};
@@ -28,12 +29,31 @@ function post(m: S.WorkerToMain): void {
   port.postMessage(m);
 }
 
-async function loadHandler(): Promise<{ mod: HandlerModule; handler: PacketHandler; ctx: HandlerContext; sab: SharedArrayBuffer }> {
+interface Loaded {
+  mod: HandlerModule;
+  handler: PacketHandler;
+  ctx: HandlerContext;
+  sab: SharedArrayBuffer;
+  histograms: Record<string, readonly number[]>;
+  histSab: SharedArrayBuffer;
+}
+
+async function loadHandler(): Promise<Loaded> {
   const spec = init.handlerModule.startsWith('file:') ? init.handlerModule : pathToFileURL(init.handlerModule).href;
   const mod = (await import(spec)) as HandlerModule;
   if (!Array.isArray(mod.counterNames) || typeof mod.createHandler !== 'function')
     throw new Error(`${spec}: a handler module exports counterNames (string[]) and createHandler()`);
   const sab = new SharedArrayBuffer(8 * Math.max(1, mod.counterNames.length));
+  const histograms: Record<string, readonly number[]> = { ...(mod.histograms ?? {}) };
+  const total = Object.values(histograms).reduce((n, b) => n + histogramSlots(b), 0);
+  const histSab = new SharedArrayBuffer(8 * Math.max(1, total));
+  const histMem = new Float64Array(histSab);
+  const views: HandlerContext['histograms'] = {};
+  let off = 0;
+  for (const [name, bounds] of Object.entries(histograms)) {
+    views[name] = { mem: histMem, off, bounds };
+    off += histogramSlots(bounds);
+  }
   const ctx: HandlerContext = {
     counters: new Float64Array(sab, 0, mod.counterNames.length),
     workerIndex: init.workerIndex,
@@ -41,12 +61,13 @@ async function loadHandler(): Promise<{ mod: HandlerModule; handler: PacketHandl
     post: (msg: unknown) => post({ kind: 'post', msg }),
     scratch: Buffer.alloc(65536),
     failOpen: init.failOpen,
+    histograms: views,
   };
   // The transmitter flushes the verdicts decided before it sends; the core exists only later.
   if (init.transmit) ctx.transmit = new RawTransmitter(() => beforeTransmit());
   const handler = await mod.createHandler(init.handlerData, ctx);
   if (typeof handler !== 'function') throw new Error(`${spec}: createHandler() must return a function`);
-  return { mod, handler, ctx, sab };
+  return { mod, handler, ctx, sab, histograms, histSab };
 }
 
 async function main(): Promise<void> {
@@ -76,7 +97,14 @@ async function main(): Promise<void> {
     init.port.close();
     return;
   }
-  post({ kind: 'ready', counterNames: [...loaded.mod.counterNames], handlerCounters: loaded.sab, portId: sock.portId });
+  post({
+    kind: 'ready',
+    counterNames: [...loaded.mod.counterNames],
+    handlerCounters: loaded.sab,
+    portId: sock.portId,
+    histograms: loaded.histograms,
+    handlerHistograms: loaded.histSab,
+  });
   try {
     run(sock, loaded.handler, loaded.mod);
   } finally {
@@ -144,6 +172,8 @@ function run(sock: NfqSocket, handler: PacketHandler, mod: HandlerModule): void 
   };
 
   while (Atomics.load(control, S.C_STOP) === 0) {
+    // The heartbeat: a loop stuck in a handler (or a system call) stops updating it.
+    stats[S.S_HEARTBEAT_MS] = Date.now();
     const seqNow = Atomics.load(control, S.C_MSG_SEQ);
     if (seqNow !== msgSeq) {
       msgSeq = seqNow;
@@ -169,8 +199,11 @@ function run(sock: NfqSocket, handler: PacketHandler, mod: HandlerModule): void 
       continue;
     }
     batches++;
+    // Timed per batch, not per packet: two clock reads for up to batchSize packets.
+    const t0 = performance.now();
     for (let i = 0; i < n; i++) core.datagram(rv.bufs[i]!, rv.msgLen(i), (rv.msgFlags(i) & MSG_TRUNC) !== 0);
     core.finish();
+    observe(stats, S.S_DECISION_HIST, DECISION_BUCKETS, (performance.now() - t0) / 1000);
     publish();
   }
   publish();

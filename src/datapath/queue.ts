@@ -6,6 +6,7 @@ import { NFQNL_MAX_COPY_RANGE } from './nfqueue-proto.js';
 import { readKernelQueues } from './nfqueue-socket.js';
 import type { QueueStats, StartOptions, WorkerStats } from './types.js';
 import * as S from './worker-shared.js';
+import { DECISION_BUCKETS, histogramSlots, readHistogram, type HistogramSnapshot } from './histogram.js';
 
 export type { QueueStats, StartOptions, WorkerStats } from './types.js';
 
@@ -28,8 +29,12 @@ interface WorkerSlot {
   stats: Float64Array;
   counterNames: string[];
   handlerCounters: Float64Array;
+  histograms: Record<string, readonly number[]>;
+  handlerHistograms: Float64Array;
   port: MessagePort;
   exited: Promise<number>;
+  /** False once the worker failed or exited. */
+  up: boolean;
 }
 
 /**
@@ -67,6 +72,12 @@ export class QueueSet extends EventEmitter {
       s.counterNames.forEach((n, i) => {
         handler[n] = s.handlerCounters[i]!;
       });
+      const histograms: Record<string, HistogramSnapshot> = {};
+      let off = 0;
+      for (const [name, bounds] of Object.entries(s.histograms)) {
+        histograms[name] = readHistogram(s.handlerHistograms, off, bounds);
+        off += histogramSlots(bounds);
+      }
       return {
         queueNum: s.queueNum,
         received: st[S.S_RECEIVED]!,
@@ -83,6 +94,10 @@ export class QueueSet extends EventEmitter {
         truncated: st[S.S_TRUNCATED]!,
         sysErrors: st[S.S_SYS_ERRORS]!,
         handler,
+        up: s.up,
+        heartbeatMs: st[S.S_HEARTBEAT_MS]!,
+        decisionBatch: readHistogram(st, S.S_DECISION_HIST, DECISION_BUCKETS),
+        histograms,
       };
     });
     const kernel: QueueStats['kernel'] = {};
@@ -181,8 +196,11 @@ export async function startQueues(opts: StartOptions): Promise<QueueSet> {
             stats: new Float64Array(statsSab),
             counterNames: m.counterNames,
             handlerCounters: new Float64Array(m.handlerCounters, 0, m.counterNames.length),
+            histograms: m.histograms,
+            handlerHistograms: new Float64Array(m.handlerHistograms),
             port: port1,
             exited,
+            up: true,
           });
         } else if (m.kind === 'error') {
           reject(new QueueStartError(`queue ${queueNum}: ${m.message}`, queueNum, m.errno));
@@ -213,11 +231,20 @@ export async function startQueues(opts: StartOptions): Promise<QueueSet> {
   const slots = results.map((r) => (r as PromiseFulfilledResult<WorkerSlot>).value);
   const set = new QueueSet(slots, controlSab);
   for (const s of slots) {
+    void s.exited.then(() => {
+      s.up = false;
+    });
     s.worker.on('message', (m: S.WorkerToMain) => {
       if (m.kind === 'post') set.emit('message', s.index, m.msg);
-      else if (m.kind === 'error') set.emit('workerError', s.index, new Error(`queue ${s.queueNum}: ${m.message}`));
+      else if (m.kind === 'error') {
+        s.up = false;
+        set.emit('workerError', s.index, new Error(`queue ${s.queueNum}: ${m.message}`));
+      }
     });
-    s.worker.on('error', (e) => set.emit('workerError', s.index, e));
+    s.worker.on('error', (e) => {
+      s.up = false;
+      set.emit('workerError', s.index, e);
+    });
   }
   return set;
 }

@@ -5,6 +5,8 @@
 //   export const counterNames: readonly string[];
 //   export function createHandler(data: unknown, ctx: HandlerContext): PacketHandler;
 //   export function onMessage?(msg: unknown): void;   // optional: messages from QueueSet.post()
+//   export const histograms?: Record<string, readonly number[]>;  // optional: latency histograms
+//                                                    // (name -> bucket bounds, histogram.ts)
 //
 // createHandler runs once per worker (one worker per queue number); the handler it returns is
 // called once per queued packet, synchronously, on that worker's thread. Speed notes:
@@ -17,6 +19,7 @@
 //   (accept with failOpen, else drop) and counts `handlerErrors`; the worker carries on.
 
 import type { RawTransmit } from './raw-transmit.js';
+import type { HistogramSnapshot } from './histogram.js';
 
 export interface QueuedPacket {
   /** Kernel packet id (serial within the queue); -1 while unread (an unparseable message). */
@@ -83,6 +86,11 @@ export interface HandlerContext {
    * super-packet) through raw IP sockets, after the verdicts decided so far (raw-transmit.ts).
    */
   transmit?: RawTransmit;
+  /**
+   * The module's histograms (its `histograms` export): name -> [memory, offset]; record with
+   * histogram.ts observe(mem, off, bounds, seconds). Read by the main thread for /metrics.
+   */
+  histograms: Record<string, { mem: Float64Array; off: number; bounds: readonly number[] }>;
 }
 
 export type PacketHandler = (p: QueuedPacket) => VerdictDecision;
@@ -91,6 +99,7 @@ export interface HandlerModule {
   counterNames: readonly string[];
   createHandler(data: unknown, ctx: HandlerContext): PacketHandler | Promise<PacketHandler>;
   onMessage?(msg: unknown): void;
+  histograms?: Record<string, readonly number[]>;
 }
 
 export interface StartOptions {
@@ -147,6 +156,14 @@ export interface WorkerStats {
   /** Failed syscalls other than timeouts (recv, send). */
   sysErrors: number;
   handler: Record<string, number>;
+  /** False once the worker thread failed or exited (its queue is unbound). */
+  up: boolean;
+  /** Wall-clock ms of the worker loop's last pass (0 before the first). */
+  heartbeatMs: number;
+  /** Time each receive batch took to decide (seconds). */
+  decisionBatch: HistogramSnapshot;
+  /** The handler module's histograms by name. */
+  histograms: Record<string, HistogramSnapshot>;
 }
 
 export interface QueueStats {

@@ -2,6 +2,7 @@
 // shared counter array, and the messages they exchange.
 import type { MessagePort } from 'node:worker_threads';
 import type { QueueConfig } from './nfqueue-socket.js';
+import { DECISION_BUCKETS, histogramSlots } from './histogram.js';
 
 /** Slots of the per-worker Float64Array of datapath counters. */
 export const S_RECEIVED = 0;
@@ -17,7 +18,11 @@ export const S_HANDLER_ERRORS = 9;
 export const S_MALFORMED = 10;
 export const S_TRUNCATED = 11;
 export const S_SYS_ERRORS = 12;
-export const STAT_SLOTS = 13;
+/** Wall-clock ms of the worker loop's last pass (at least every 200 ms while it is healthy). */
+export const S_HEARTBEAT_MS = 13;
+/** Histogram of the time one receive batch took to decide (histogram.ts, DECISION_BUCKETS). */
+export const S_DECISION_HIST = 14;
+export const STAT_SLOTS = S_DECISION_HIST + histogramSlots(DECISION_BUCKETS);
 
 /** Int32 slots of the control array shared by all workers. */
 export const C_STOP = 0;
@@ -41,7 +46,15 @@ export interface WorkerInit extends Pick<QueueConfig, 'queueNum' | 'copyRange' |
 }
 
 export type WorkerToMain =
-  | { kind: 'ready'; counterNames: string[]; handlerCounters: SharedArrayBuffer; portId: number }
+  | {
+      kind: 'ready';
+      counterNames: string[];
+      handlerCounters: SharedArrayBuffer;
+      portId: number;
+      /** The handler module's histograms (name -> bounds), laid out one after the other in handlerHistograms. */
+      histograms: Record<string, readonly number[]>;
+      handlerHistograms: SharedArrayBuffer;
+    }
   | { kind: 'error'; message: string; errno?: number }
   | { kind: 'post'; msg: unknown }
   | { kind: 'stopped' };

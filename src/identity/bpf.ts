@@ -266,6 +266,25 @@ export class BpfSocketTracker {
 }
 
 /** Names and ids of every BPF program loaded on the host (to check that none is left behind). */
+/**
+ * Whether eBPF socket tracking can work here: a map created and the recorder program loaded (not
+ * attached), then both closed again. `reason` says why not (errno, verifier log).
+ */
+export function probeBpf(): { usable: boolean; reason?: string } {
+  let map = -1;
+  let prog = -1;
+  try {
+    map = createMap(16, 'lw_probe');
+    prog = loadProgram(BPF_PROG_TYPE_CGROUP_SOCK, BPF_CGROUP_INET_SOCK_CREATE, recorderProgram(map), 'lw_probe');
+    return { usable: true };
+  } catch (e) {
+    return { usable: false, reason: (e as Error).message };
+  } finally {
+    if (prog >= 0) closeSync(prog);
+    if (map >= 0) closeSync(map);
+  }
+}
+
 export function listBpfPrograms(): { id: number; name: string }[] {
   const out: { id: number; name: string }[] = [];
   const a = nativeAlloc(ATTR_SIZE);

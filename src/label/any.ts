@@ -10,6 +10,7 @@ const COMPAT_LENGTH = compat.optionLength;
 
 export const any: LabelProfile = {
   name: 'any',
+  formatVersion: 'v1+compat',
   optionKind: V1_KIND,
   optionLength: COMPAT_LENGTH,
   overhead: Math.max(compat.overhead, 20),

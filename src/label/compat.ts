@@ -130,6 +130,7 @@ export function verifyParsed(pkt: Uint8Array, p: ParsedPacket, keys: readonly La
 /** The compat profile as the rest of labelwall sees it. */
 export const compat: LabelProfile = {
   name: 'compat',
+  formatVersion: '0',
   optionKind: LABEL_KIND,
   optionLength: LABEL_LENGTH,
   // The label replaces every option, so a packet grows by at most the label itself.

@@ -94,6 +94,8 @@ export interface HandshakeNeeds {
 export interface LabelProfile {
   /** The name it is registered and chosen by ('compat', ...). */
   readonly name: string;
+  /** The wire format's version, as `labelwall version` reports it (v1: the label's version bits; compat: the paper's format). */
+  readonly formatVersion: string;
   /** TCP option kind of its label (the verifier's kernel rules call a segment without it unlabelled). */
   readonly optionKind: number;
   /** Length in bytes of its TCP option (the largest form). */

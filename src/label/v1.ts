@@ -479,6 +479,7 @@ export function isV1Option(buf: Uint8Array, at: number, len: number): boolean {
 /** The v1 profile as the rest of labelwall sees it. */
 export const v1: LabelProfile = {
   name: 'v1',
+  formatVersion: '1',
   optionKind: V1_KIND,
   optionLength: V1_FULL_LENGTH,
   overhead: V1_OVERHEAD,

@@ -33,3 +33,13 @@ export function loadLibcrypto(): Libcrypto | null {
   }
   return libcrypto;
 }
+
+/** OpenSSL_version(OPENSSL_VERSION) of the libcrypto.so.3 labels are computed with; undefined when it cannot be loaded. */
+export function libcryptoVersion(): string | undefined {
+  try {
+    const lib = koffi.load('libcrypto.so.3');
+    return (lib.func('const char *OpenSSL_version(int t)') as (t: number) => string)(0);
+  } catch {
+    return undefined;
+  }
+}

@@ -9,6 +9,7 @@
 import * as fs from 'node:fs';
 import { dirname } from 'node:path';
 import { pino, type Logger } from 'pino';
+import { formatTextLine } from './log-text.js';
 
 export type { Logger };
 
@@ -218,10 +219,18 @@ function openSink(file: string | undefined): LogSink {
   return new LogSink(fd, `log file ${file}`);
 }
 
-export function createLogger(opts: { level?: string; file?: string; name?: string }): Logger {
+/**
+ * A logger writing to stderr or `file` only (never stdout): JSON lines, or with format 'text' one
+ * readable line each (log-text.ts). What is buffered is written at exit, also after a signal.
+ */
+export function createLogger(opts: { level?: string; file?: string; name?: string; format?: 'json' | 'text' }): Logger {
   const sink = openSink(opts.file);
   process.on('exit', () => sink.flushAtExit());
-  const log = pino({ level: opts.level ?? 'info', name: opts.name ?? 'labelwall', base: { pid: process.pid } }, sink);
+  const dest =
+    opts.format === 'text'
+      ? { write: (s: string): boolean => sink.write(formatTextLine(s)), flush: (cb?: (err?: Error) => void) => sink.flush(cb) }
+      : sink;
+  const log = pino({ level: opts.level ?? 'info', name: opts.name ?? 'labelwall', base: { pid: process.pid } }, dest);
   sinks.set(log, sink);
   return log;
 }

@@ -75,12 +75,12 @@ export class FlowExemptions {
       ipt(family, ['-t', 'filter', '-I', SUSPECT_CHAIN, '1', ...rule]).then(
         () =>
           this.log.warn(
-            { flow: key },
+            { event: 'flow-exempted', flow: key },
             'verifier: a listed source sends valid segments on this flow (forged bad ones under its address?): flow exempted from the suspect limit',
           ),
         (err: Error) => {
           this.flows.delete(key);
-          this.log.debug({ err: err.message }, 'exempting a flow failed');
+          this.log.debug({ event: 'flow-exempt-failed', err: err.message }, 'exempting a flow failed');
         },
       ),
     );

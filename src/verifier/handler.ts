@@ -189,6 +189,7 @@ export function createHandler(data: unknown, ctx: HandlerContext): PacketHandler
         kind: 'log',
         level: 'warn',
         msg: `verifier: ${v.judged}`,
+        event: 'verdict',
         verdict: v.judged,
         reason: v.reason,
         action: v.verdict === 'drop' ? 'dropped' : 'passed',

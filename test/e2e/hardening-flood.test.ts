@@ -116,7 +116,7 @@ describe('verifier under flood (issue 7, item 10)', { timeout: 240_000 }, () => 
     assert.ok(s1.counters.dropped! - s0.counters.dropped! >= sent, 'status dropped');
     assert.ok(s1.counters.kernel_unlabelled! >= sent, 'status kernel_unlabelled');
     const metrics = await controlGet(v.socket, '/metrics');
-    const m = /labelwall_packets_total\{role="verifier",outcome="unlabelled"\} (\d+)/.exec(metrics);
+    const m = /labelwall_verdicts_total\{role="verifier",profile="[a-z0-9]+",verdict="unlabelled"\} (\d+)/.exec(metrics);
     assert.ok(m && Number(m[1]) >= sent, `metrics: ${m?.[0]}`);
 
     // Option 253 with another experiment ID: the kernel cannot tell, so userspace judges it

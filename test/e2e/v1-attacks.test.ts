@@ -287,8 +287,8 @@ for (const [i, profile] of (['v1', 'compat'] as const).entries()) {
         assert.match(out.stdout, /profile:\s+v1/);
         assert.doesNotMatch(out.stdout, /invalid:unknown-key/, 'zero reason counters are not listed');
         const m = await controlGet(verifier.socket, '/metrics');
-        assert.match(m, /labelwall_verdict_reasons_total\{role="verifier",verdict="invalid",reason="mac-mismatch"\} [1-9]/);
-        assert.match(m, /labelwall_verdict_reasons_total\{role="verifier",verdict="invalid",reason="stale-epoch"\} 1/);
+        assert.match(m, /labelwall_verdict_reasons_total\{role="verifier",profile="v1",verdict="invalid",reason="mac-mismatch"\} [1-9]/);
+        assert.match(m, /labelwall_verdict_reasons_total\{role="verifier",profile="v1",verdict="invalid",reason="stale-epoch"\} 1/);
         const warn = verifier.logs().find((l) => l.reason === 'mac-mismatch');
         assert.ok(warn, 'a log line names the reason');
         assert.equal(warn.profile, 'v1');

@@ -48,6 +48,7 @@ const tcpOf = (p: ParsedPacket, pkt: Uint8Array) => ({
 
 const fake: LabelProfile = {
   name: 'test-fake',
+  formatVersion: 'test',
   optionKind: FAKE_KIND,
   optionLength: 8,
   overhead: 8,
