@@ -154,7 +154,8 @@ export function createHandler(data: unknown, ctx: HandlerContext): PacketHandler
       if (r.error !== undefined) {
         // Nothing of this chunk leaves; earlier chunks did (TCP retransmits the rest).
         c[SLOT.gso_dropped]!++;
-        if (events.take()) ctx.post({ kind: 'log', level: 'warn', msg: 'agent: super-packet not cut', reason: r.error, hook: p.hook });
+        if (events.take())
+          ctx.post({ kind: 'log', level: 'warn', msg: 'agent: super-packet not cut', event: 'not-cut', reason: r.error, hook: p.hook });
         return DROP_DECISION;
       }
       const sent = tx.send(r.written, parsed.family, parsed.dst, p.outdev, mark);
