@@ -21,6 +21,9 @@ import {
   type ControlRoutes,
 } from '../control/server.js';
 import { logStats, type Logger, type LogStats } from '../util/log.js';
+import { ServiceNotifier } from './notify.js';
+import { libcryptoWarning, missingToolsProblem, queueBindHint } from './deps.js';
+import { loadLibcrypto } from '../sys/libcrypto.js';
 
 export interface DaemonSpec {
   role: 'agent' | 'verifier';
@@ -135,6 +138,8 @@ export async function runDaemon(spec: DaemonSpec): Promise<void> {
   const allStats = (): QueueStats => mergeStats([queues!, ...Object.values(extra)].map((q) => q.stats()));
   let server: Server | undefined;
   let stopping = false;
+  // systemd's Type=notify (a no-op without NOTIFY_SOCKET): READY=1 once rules and workers are up.
+  const notifier = new ServiceNotifier(process.env, (m) => log.warn(`${spec.role}: ${m}`));
 
   /**
    * Stops the daemon. A clean stop removes our rules. After a fatal error in fail-closed mode
@@ -144,6 +149,7 @@ export async function runDaemon(spec: DaemonSpec): Promise<void> {
   const teardown = async (why: string, code: number, keepRules = false): Promise<never> => {
     if (stopping) return new Promise<never>(() => undefined);
     stopping = true;
+    notifier.send('STOPPING=1', `STATUS=stopping (${why})`);
     log.info({ why }, `${spec.role}: stopping`);
     let removed = 0;
     if (keepRules)
@@ -190,6 +196,8 @@ export async function runDaemon(spec: DaemonSpec): Promise<void> {
   let hupDuringStart = false;
   let reloading: Promise<void> = Promise.resolve();
   const reload = (): void => {
+    // RELOADING=1 ... READY=1 around the reload: `systemctl reload` shows it in the unit's state.
+    let notified = false;
     reloading = reloading
       .then(async () => {
         if (stopping) return;
@@ -197,6 +205,8 @@ export async function runDaemon(spec: DaemonSpec): Promise<void> {
           log.warn(`SIGHUP: the ${spec.role} has nothing to reload`);
           return;
         }
+        notifier.send('RELOADING=1', 'STATUS=reloading (SIGHUP)');
+        notified = true;
         const r = await spec.onReload();
         if (r?.plans && !stopping) {
           const same =
@@ -215,7 +225,10 @@ export async function runDaemon(spec: DaemonSpec): Promise<void> {
           }
         }
       })
-      .catch((err: Error) => log.error({ err: err.message }, 'SIGHUP: reload failed; the running state stays'));
+      .catch((err: Error) => log.error({ err: err.message }, 'SIGHUP: reload failed; the running state stays'))
+      .then(() => {
+        if (notified && !stopping) notifier.send('READY=1', `STATUS=${spec.role} running`);
+      });
   };
   const duringStart = (): void => {
     if (!hupDuringStart) log.info(`SIGHUP during start-up: the ${spec.role} reloads once it runs`);
@@ -235,6 +248,12 @@ export async function runDaemon(spec: DaemonSpec): Promise<void> {
     process.stderr.write(`labelwall ${spec.role}: ${msg}\n`);
     process.exit(code);
   };
+
+  // What the host must provide (Debian: iptables, libssl3), before anything is touched.
+  const noTools = missingToolsProblem([...plans.keys()], process.env.PATH);
+  if (noTools) refuse(`${noTools}; not starting`, 1);
+  const noCrypto = libcryptoWarning(loadLibcrypto() !== null, process.env.LABELWALL_HMAC === 'node');
+  if (noCrypto) log.warn(`${spec.role}: ${noCrypto}`);
 
   // The role's rules in this namespace belong to one instance: a second one refuses here,
   // before it binds a queue or touches a rule.
@@ -264,7 +283,9 @@ export async function runDaemon(spec: DaemonSpec): Promise<void> {
       failOpen: spec.failOpen,
     });
   } catch (err) {
-    log.error({ err: (err as Error).message }, `${spec.role}: cannot bind NFQUEUE ${spec.queues.join(',')}`);
+    const hint = queueBindHint((err as Error).message);
+    log.error({ err: (err as Error).message, hint }, `${spec.role}: cannot bind NFQUEUE ${spec.queues.join(',')}`);
+    if (hint) process.stderr.write(`labelwall ${spec.role}: cannot bind NFQUEUE ${spec.queues.join(',')}: ${hint}\n`);
     return teardown('start failed', 1);
   }
   for (const x of spec.extraQueueSets ?? []) {
@@ -442,7 +463,16 @@ export async function runDaemon(spec: DaemonSpec): Promise<void> {
     log.error({ err: (err as Error).message }, `${spec.role}: control socket`);
     return teardown('start failed', 1);
   }
+  // Every worker answers from its receive loop, now that the rules send it packets: only then
+  // is the daemon ready (READY=1), so units ordered after it start with it in force.
+  try {
+    await Promise.all([queues, ...Object.values(extra)].map((q) => q.ping()));
+  } catch (err) {
+    log.error({ err: (err as Error).message }, `${spec.role}: a queue worker does not answer`);
+    return teardown('start failed', 1);
+  }
   log.info({ queues: spec.queues, failOpen: spec.failOpen, control: spec.controlSocket, owner, ...spec.describe }, `${spec.role}: running`);
   running = true;
+  notifier.send('READY=1', `STATUS=${spec.role} running: rules installed, ${spec.queues.length} queue worker(s) answering`);
   if (hupDuringStart) reload();
 }

@@ -42,4 +42,15 @@ export type WorkerToMain =
   | { kind: 'ready'; counterNames: string[]; handlerCounters: SharedArrayBuffer; portId: number }
   | { kind: 'error'; message: string; errno?: number }
   | { kind: 'post'; msg: unknown }
-  | { kind: 'stopped' };
+  | { kind: 'stopped' }
+  | { kind: 'pong'; seq: number };
+
+/** Main → worker: answered with a pong from the worker's loop itself (QueueSet.ping), never given to the handler. */
+export interface PingMessage {
+  kind: 'labelwall-queue-ping';
+  seq: number;
+}
+
+export function isPing(m: unknown): m is PingMessage {
+  return typeof m === 'object' && m !== null && (m as { kind?: unknown }).kind === 'labelwall-queue-ping';
+}
