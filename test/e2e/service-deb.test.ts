@@ -12,9 +12,11 @@ import { run } from '../../src/lab/netns.js';
 import { REPO_ROOT } from '../../src/lab/paths.js';
 
 const CONF = '/etc/labelwall';
+/** dpkg-query's -f=${FIELD} (a literal "${", not a placeholder). */
+const field = (name: string): string => `-f=$\{${name}}`;
 
 async function installed(): Promise<boolean> {
-  const r = await run(['dpkg-query', '-W', '-f=${Status}', 'labelwall']);
+  const r = await run(['dpkg-query', '-W', field('Status'), 'labelwall']);
   return r.code === 0 && /install ok installed/.test(r.stdout);
 }
 
@@ -75,11 +77,11 @@ describe('make deb: dpkg -i and dpkg -r leave nothing behind', { timeout: 120_00
     assert.deepEqual(left(), []);
     // dpkg keeps the name of a removed package that has a postrm ("rc": config-files) until a
     // purge runs it again; no file of it is left. The purge finds nothing to remove either.
-    const status = await run(['dpkg-query', '-W', '-f=${db:Status-Abbrev}', 'labelwall']);
+    const status = await run(['dpkg-query', '-W', field('db:Status-Abbrev'), 'labelwall']);
     assert.match(status.stdout, /^rc/);
     await run(['dpkg', '--purge', 'labelwall'], { check: true });
     assert.deepEqual(left(), []);
-    const purged = await run(['dpkg-query', '-W', '-f=${db:Status-Abbrev}', 'labelwall']);
+    const purged = await run(['dpkg-query', '-W', field('db:Status-Abbrev'), 'labelwall']);
     assert.ok(purged.code !== 0 || /^un/.test(purged.stdout), purged.stdout);
   });
 
