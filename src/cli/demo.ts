@@ -26,8 +26,17 @@ export function register(program: Command): void {
           throw new CliError((err as Error).message);
         }
       }
-      // Loaded lazily: the lab pieces are only needed here.
-      const { runDemo } = await import('../demo/demo.js');
+      // Loaded lazily: the lab pieces are only needed here. An installed labelwall has no demo
+      // (it needs the lab's Python peers): it runs from a clone of the repository.
+      let runDemo: typeof import('../demo/demo.js').runDemo;
+      try {
+        ({ runDemo } = await import('../demo/demo.js'));
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ERR_MODULE_NOT_FOUND') throw err;
+        process.stderr.write('labelwall demo: not part of an installed labelwall; run it from a clone of the repository (make demo)\n');
+        process.exitCode = 2;
+        return;
+      }
       const r = await runDemo({ iperfSeconds: flags.iperfSeconds, ...(ui ? { ui } : {}) });
       process.exitCode = r.failed ? 1 : 0;
     });

@@ -29,6 +29,9 @@ import { labelwallVersion } from '../util/version.js';
 
 /** The kernel queue length the queue sets ask for (datapath/queue.ts default). */
 const MAX_QUEUE_LENGTH = 8192;
+import { ServiceNotifier } from './notify.js';
+import { libcryptoWarning, missingToolsProblem, queueBindHint } from './deps.js';
+import { loadLibcrypto } from '../sys/libcrypto.js';
 
 export interface DaemonSpec {
   role: 'agent' | 'verifier';
@@ -157,6 +160,8 @@ export async function runDaemon(spec: DaemonSpec): Promise<void> {
   let server: Server | undefined;
   let metricsServer: Server | undefined;
   let stopping = false;
+  // systemd's Type=notify (a no-op without NOTIFY_SOCKET): READY=1 once rules and workers are up.
+  const notifier = new ServiceNotifier(process.env, (m) => log.warn({ event: 'notify-failed' }, `${spec.role}: ${m}`));
 
   /**
    * Stops the daemon. A clean stop removes our rules. After a fatal error in fail-closed mode
@@ -166,6 +171,7 @@ export async function runDaemon(spec: DaemonSpec): Promise<void> {
   const teardown = async (why: string, code: number, keepRules = false): Promise<never> => {
     if (stopping) return new Promise<never>(() => undefined);
     stopping = true;
+    notifier.send('STOPPING=1', `STATUS=stopping (${why})`);
     log.info({ event: 'stopping', why }, `${spec.role}: stopping`);
     let removed = 0;
     if (keepRules)
@@ -220,6 +226,8 @@ export async function runDaemon(spec: DaemonSpec): Promise<void> {
   let hupDuringStart = false;
   let reloading: Promise<void> = Promise.resolve();
   const reload = (): void => {
+    // RELOADING=1 ... READY=1 around the reload: `systemctl reload` shows it in the unit's state.
+    let notified = false;
     reloading = reloading
       .then(async () => {
         if (stopping) return;
@@ -227,6 +235,8 @@ export async function runDaemon(spec: DaemonSpec): Promise<void> {
           log.warn({ event: 'reload-nothing' }, `SIGHUP: the ${spec.role} has nothing to reload`);
           return;
         }
+        notifier.send('RELOADING=1', 'STATUS=reloading (SIGHUP)');
+        notified = true;
         const r = await spec.onReload();
         if (r?.plans && !stopping) {
           const same =
@@ -245,7 +255,10 @@ export async function runDaemon(spec: DaemonSpec): Promise<void> {
           }
         }
       })
-      .catch((err: Error) => log.error({ event: 'reload-failed', err: err.message }, 'SIGHUP: reload failed; the running state stays'));
+      .catch((err: Error) => log.error({ event: 'reload-failed', err: err.message }, 'SIGHUP: reload failed; the running state stays'))
+      .then(() => {
+        if (notified && !stopping) notifier.send('READY=1', `STATUS=${spec.role} running`);
+      });
   };
   const duringStart = (): void => {
     if (!hupDuringStart) log.info({ event: 'reload-deferred' }, `SIGHUP during start-up: the ${spec.role} reloads once it runs`);
@@ -267,6 +280,12 @@ export async function runDaemon(spec: DaemonSpec): Promise<void> {
     if (process.stderr.isTTY || logStats(log)?.destination !== 'stderr') process.stderr.write(`labelwall ${spec.role}: ${msg}\n`);
     process.exit(code);
   };
+
+  // What the host must provide (Debian: iptables, libssl3), before anything is touched.
+  const noTools = missingToolsProblem([...plans.keys()], process.env.PATH);
+  if (noTools) refuse(`${noTools}; not starting`, 1);
+  const noCrypto = libcryptoWarning(loadLibcrypto() !== null, process.env.LABELWALL_HMAC === 'node');
+  if (noCrypto) log.warn({ event: 'libcrypto-missing' }, `${spec.role}: ${noCrypto}`);
 
   // The role's rules in this namespace belong to one instance: a second one refuses here,
   // before it binds a queue or touches a rule.
@@ -324,7 +343,12 @@ export async function runDaemon(spec: DaemonSpec): Promise<void> {
       transmit: spec.transmit ?? false,
     });
   } catch (err) {
-    log.error({ event: 'queue-bind-failed', err: (err as Error).message }, `${spec.role}: cannot bind NFQUEUE ${spec.queues.join(',')}`);
+    const hint = queueBindHint((err as Error).message);
+    log.error(
+      { event: 'queue-bind-failed', err: (err as Error).message, hint },
+      `${spec.role}: cannot bind NFQUEUE ${spec.queues.join(',')}`,
+    );
+    if (hint) process.stderr.write(`labelwall ${spec.role}: cannot bind NFQUEUE ${spec.queues.join(',')}: ${hint}\n`);
     return teardown('start failed', 1);
   }
   for (const x of spec.extraQueueSets ?? []) {
@@ -468,6 +492,14 @@ export async function runDaemon(spec: DaemonSpec): Promise<void> {
     log.error({ event: 'control-socket-failed', err: (err as Error).message }, `${spec.role}: control socket`);
     return teardown('start failed', 1);
   }
+  // Every worker answers from its receive loop, now that the rules send it packets: only then
+  // is the daemon ready (READY=1), so units ordered after it start with it in force.
+  try {
+    await Promise.all([queues, ...Object.values(extra)].map((q) => q.ping()));
+  } catch (err) {
+    log.error({ event: 'worker-unresponsive', err: (err as Error).message }, `${spec.role}: a queue worker does not answer`);
+    return teardown('start failed', 1);
+  }
   log.info(
     {
       event: 'started',
@@ -481,5 +513,6 @@ export async function runDaemon(spec: DaemonSpec): Promise<void> {
     `${spec.role}: running`,
   );
   running = true;
+  notifier.send('READY=1', `STATUS=${spec.role} running: rules installed, ${spec.queues.length} queue worker(s) answering`);
   if (hupDuringStart) reload();
 }

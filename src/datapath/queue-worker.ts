@@ -178,6 +178,10 @@ function run(sock: NfqSocket, handler: PacketHandler, mod: HandlerModule): void 
     if (seqNow !== msgSeq) {
       msgSeq = seqNow;
       for (let m = receiveMessageOnPort(init.port); m !== undefined; m = receiveMessageOnPort(init.port)) {
+        if (S.isPing(m.message)) {
+          post({ kind: 'pong', seq: m.message.seq });
+          continue;
+        }
         try {
           mod.onMessage?.(m.message);
         } catch (e) {

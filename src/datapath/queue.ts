@@ -45,6 +45,7 @@ interface WorkerSlot {
 export class QueueSet extends EventEmitter {
   private readonly control: Int32Array;
   private stopping: Promise<void> | null = null;
+  private pingSeq = 0;
 
   /** @internal */
   constructor(
@@ -63,6 +64,32 @@ export class QueueSet extends EventEmitter {
   post(msg: unknown): void {
     for (const s of this.slots) s.port.postMessage(msg);
     Atomics.add(this.control, S.C_MSG_SEQ, 1);
+  }
+
+  /**
+   * Resolves once every worker has answered a ping from its receive loop (between batches, at
+   * least every 200 ms): the loops run and read their messages. Rejects after `timeoutMs`.
+   */
+  ping(timeoutMs = 5000): Promise<void> {
+    const seq = ++this.pingSeq;
+    const waits = this.slots.map(
+      (s) =>
+        new Promise<void>((resolve, reject) => {
+          const timer = setTimeout(() => {
+            s.worker.off('message', onMsg);
+            reject(new Error(`queue ${s.queueNum}: worker did not answer within ${timeoutMs} ms`));
+          }, timeoutMs);
+          const onMsg = (m: S.WorkerToMain): void => {
+            if (m.kind !== 'pong' || m.seq !== seq) return;
+            clearTimeout(timer);
+            s.worker.off('message', onMsg);
+            resolve();
+          };
+          s.worker.on('message', onMsg);
+        }),
+    );
+    this.post({ kind: 'labelwall-queue-ping', seq } satisfies S.PingMessage);
+    return Promise.all(waits).then(() => undefined);
   }
 
   stats(): QueueStats {

@@ -57,4 +57,15 @@ export type WorkerToMain =
     }
   | { kind: 'error'; message: string; errno?: number }
   | { kind: 'post'; msg: unknown }
-  | { kind: 'stopped' };
+  | { kind: 'stopped' }
+  | { kind: 'pong'; seq: number };
+
+/** Main → worker: answered with a pong from the worker's loop itself (QueueSet.ping), never given to the handler. */
+export interface PingMessage {
+  kind: 'labelwall-queue-ping';
+  seq: number;
+}
+
+export function isPing(m: unknown): m is PingMessage {
+  return typeof m === 'object' && m !== null && (m as { kind?: unknown }).kind === 'labelwall-queue-ping';
+}

@@ -3,10 +3,12 @@
 // JS as Buffers over that memory (koffi.view), so addresses are stable and nothing is copied.
 import koffi from 'koffi';
 
+export const AF_UNIX = 1;
 export const AF_NETLINK = 16;
 export const NETLINK_NETFILTER = 12;
 export const AF_INET = 2;
 export const AF_INET6 = 10;
+export const SOCK_DGRAM = 2;
 export const SOCK_RAW = 3;
 export const SOCK_CLOEXEC = 0o2000000;
 export const SOL_SOCKET = 1;
@@ -29,6 +31,7 @@ export const NETLINK_EXT_ACK = 11;
 export const MSG_TRUNC = 0x20;
 export const MSG_DONTWAIT = 0x40;
 export const MSG_WAITFORONE = 0x10000;
+export const MSG_NOSIGNAL = 0x4000;
 
 export const EINTR = 4;
 export const EAGAIN = 11;
@@ -62,6 +65,7 @@ interface LibcFns {
   recvmmsg(fd: number, vec: Ptr, vlen: number, flags: number, timeout: null): number;
   send(fd: number, buf: Ptr | Buffer, len: number, flags: number): number;
   sendmmsg(fd: number, vec: Ptr, vlen: number, flags: number): number;
+  sendto(fd: number, buf: Buffer, len: number, flags: number, addr: Buffer, addrLen: number): number;
   close(fd: number): number;
   strerror(errnum: number): string;
   /** syscall(nr, cmd, attr, size): the bpf(2) form (identity/bpf.ts). */
@@ -87,6 +91,7 @@ export function libc(): LibcFns {
     recvmmsg: lib.func('int recvmmsg(int, void *, unsigned int, int, void *)'),
     send: lib.func('intptr_t send(int, void *, size_t, int)'),
     sendmmsg: lib.func('int sendmmsg(int, void *, unsigned int, int)'),
+    sendto: lib.func('intptr_t sendto(int, void *, size_t, int, void *, uint32_t)'),
     close: lib.func('int close(int)'),
     strerror: lib.func('const char *strerror(int)'),
     syscall: lib.func('long syscall(long, int, void *, uint32_t)'),
@@ -241,6 +246,21 @@ export class RecvVector {
 export function sendPtr(fd: number, ptr: Ptr, len: number): number {
   const n = libc().send(fd, ptr, len, 0);
   return n < 0 ? -errno() : n;
+}
+
+/**
+ * Sends one datagram on a new AF_UNIX SOCK_DGRAM socket to `addr` (a struct sockaddr_un of
+ * `addr.length` bytes) and closes it; Node has no AF_UNIX datagram sockets (sd_notify needs one).
+ * Throws SysError.
+ */
+export function sendUnixDatagram(addr: Buffer, data: Buffer): void {
+  const c = libc();
+  const fd = check('socket(AF_UNIX, SOCK_DGRAM)', c.socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  try {
+    check('sendto(AF_UNIX)', c.sendto(fd, data, data.length, MSG_NOSIGNAL, addr, addr.length));
+  } finally {
+    c.close(fd);
+  }
 }
 
 /** recv(fd, buf, len, flags) into a native buffer: bytes or -errno. */

@@ -1,0 +1,100 @@
+// `make deb`, then the package installed and removed for real with dpkg -i / dpkg -r on this
+// host: its files, the example config in /etc/labelwall (0700) only when none exists, the
+// Wireshark dissector where this tshark finds it (`tshark -G plugins`), a working
+// /usr/bin/labelwall; after dpkg -r nothing of it is left (every path it brought that did not
+// exist before, /etc/labelwall), while a config the administrator changed stays.
+// Refuses to run where labelwall is installed already or /etc/labelwall exists (never touches those).
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync, rmSync, statSync, appendFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { run } from '../../src/lab/netns.js';
+import { REPO_ROOT } from '../../src/lab/paths.js';
+
+const CONF = '/etc/labelwall';
+/** dpkg-query's -f=${FIELD} (a literal "${", not a placeholder). */
+const field = (name: string): string => `-f=$\{${name}}`;
+
+async function installed(): Promise<boolean> {
+  const r = await run(['dpkg-query', '-W', field('Status'), 'labelwall']);
+  return r.code === 0 && /install ok installed/.test(r.stdout);
+}
+
+describe('make deb: dpkg -i and dpkg -r leave nothing behind', { timeout: 120_000 }, () => {
+  let deb: string;
+  let paths: string[];
+  let existedBefore: Set<string>;
+  let ours = false;
+
+  before(async () => {
+    assert.ok(!(await installed()), 'labelwall is not installed as a package on this host (the test would replace it)');
+    assert.ok(!existsSync(CONF), `${CONF} does not exist (the test would write there)`);
+    ours = true;
+    const r = await run(['make', '-s', '-C', REPO_ROOT, '-o', 'build', 'deb'], { check: true, timeoutMs: 120_000 });
+    deb = join(REPO_ROOT, r.stdout.trim().split('\n').pop()!);
+    const list = await run(['dpkg-deb', '-c', deb], { check: true });
+    // "drwxr-xr-x root/root 0 2026-12-02 07:10 ./usr/bin/labelwall -> /usr/lib/..."
+    paths = list.stdout
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => l.split(/\s+/).slice(5).join(' ').split(' -> ')[0]!.replace(/^\./, '').replace(/\/$/, ''))
+      .filter((p) => p !== '');
+    existedBefore = new Set(paths.filter((p) => existsSync(p)));
+  });
+  after(async () => {
+    if (!ours) return;
+    if (await installed()) await run(['dpkg', '-r', 'labelwall']);
+    await run(['dpkg', '--purge', 'labelwall']);
+    rmSync(CONF, { recursive: true, force: true });
+  });
+
+  const left = (): string[] => [...paths.filter((p) => !existedBefore.has(p) && existsSync(p)), ...(existsSync(CONF) ? [CONF] : [])];
+
+  test('install: files, config 0600 in a 0700 directory, the dissector found by tshark; remove: nothing left', async () => {
+    assert.ok(paths.includes('/usr/bin/labelwall') && paths.includes('/lib/systemd/system/labelwall-agent.service'));
+    const dissector = paths.find((p) => p.endsWith('/wireshark/plugins/labelwall.lua'));
+    assert.ok(dissector);
+    await run(['dpkg', '-i', deb], { check: true, timeoutMs: 60_000 });
+    assert.ok(await installed());
+    assert.equal(statSync(CONF).mode & 0o777, 0o700);
+    assert.equal(statSync(join(CONF, 'labelwall.yaml')).mode & 0o777, 0o600);
+    assert.equal(readFileSync(join(CONF, 'labelwall.yaml'), 'utf8'), readFileSync(join(REPO_ROOT, 'packaging', 'labelwall.yaml'), 'utf8'));
+    const version = await run(['/usr/bin/labelwall', '--version'], { check: true });
+    assert.match(version.stdout, /^\d+\.\d+\.\d+/);
+    const plugins = await run(['tshark', '-G', 'plugins'], { check: true });
+    assert.ok(plugins.stdout.includes(dissector), `tshark loads ${dissector}:\n${plugins.stdout}`);
+    const verify = await run([
+      'systemd-analyze',
+      'verify',
+      '/lib/systemd/system/labelwall-agent.service',
+      '/lib/systemd/system/labelwall-verifier.service',
+    ]);
+    assert.equal(verify.code, 0, verify.stderr);
+    assert.ok(left().length > 10, 'the control: installed files are seen by the check');
+
+    await run(['dpkg', '-r', 'labelwall'], { check: true, timeoutMs: 60_000 });
+    assert.ok(!(await installed()));
+    assert.deepEqual(left(), []);
+    // dpkg keeps the name of a removed package that has a postrm ("rc": config-files) until a
+    // purge runs it again; no file of it is left. The purge finds nothing to remove either.
+    const status = await run(['dpkg-query', '-W', field('db:Status-Abbrev'), 'labelwall']);
+    assert.match(status.stdout, /^rc/);
+    await run(['dpkg', '--purge', 'labelwall'], { check: true });
+    assert.deepEqual(left(), []);
+    const purged = await run(['dpkg-query', '-W', field('db:Status-Abbrev'), 'labelwall']);
+    assert.ok(purged.code !== 0 || /^un/.test(purged.stdout), purged.stdout);
+  });
+
+  test('a config the administrator changed, and a key, stay after dpkg -r; a reinstall keeps them', async () => {
+    await run(['dpkg', '-i', deb], { check: true, timeoutMs: 60_000 });
+    appendFileSync(join(CONF, 'labelwall.yaml'), '# changed\n');
+    const changed = readFileSync(join(CONF, 'labelwall.yaml'), 'utf8');
+    await run(['/usr/bin/labelwall', 'keygen', '--out', join(CONF, 'site.key')], { check: true });
+    await run(['dpkg', '-i', deb], { check: true, timeoutMs: 60_000 });
+    assert.equal(readFileSync(join(CONF, 'labelwall.yaml'), 'utf8'), changed, 'a reinstall keeps the config');
+    await run(['dpkg', '-r', 'labelwall'], { check: true, timeoutMs: 60_000 });
+    assert.deepEqual(left(), [CONF]);
+    assert.equal(readFileSync(join(CONF, 'labelwall.yaml'), 'utf8'), changed);
+    assert.ok(existsSync(join(CONF, 'site.key')));
+  });
+});
