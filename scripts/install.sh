@@ -88,6 +88,8 @@ do_install() {
   cp -r dist/src "$tree/dist/src"
   rm -rf "$tree/dist/src/demo" "$tree/dist/src/lab" # the demo needs the lab's Python peers: a clone's business
   cp -r build/prod/node_modules "$tree/node_modules"
+  mkdir -p "$tree/src/ui"
+  cp -r src/ui/page "$tree/src/ui/page" # labelwall ui serves its page as written (no build step)
   cp package.json package-lock.json "$tree/"
   cp README.md "$tree/doc/"
   cp docs/*.md "$tree/doc/"

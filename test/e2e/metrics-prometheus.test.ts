@@ -8,21 +8,19 @@
 // a scrape of each. The daemons log to stderr only (nothing on stdout), each line once.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeTempDir } from '../../src/lab/tmp.js';
 import { middleboxVerifierArgs, startDaemon, writeKey, type Daemon } from '../../src/lab/labelwall.js';
-import { createTopology, standardTopology, waitFor, type NsProcess, type Topology } from '../../src/lab/netns.js';
+import { createTopology, standardTopology, waitFor, type Topology } from '../../src/lab/netns.js';
+import { startPrometheus, type Prometheus, type PromSample } from '../../src/lab/prometheus.js';
 import { httpRequests, startHttpServer, type HttpServer } from '../../src/lab/http.js';
 
 const VERIFIER_PORT = 9464;
 const AGENT_PORT = 9465;
 const PROM_PORT = 9090;
 
-interface Sample {
-  metric: Record<string, string>;
-  value: [number, string];
-}
+type Sample = PromSample;
 
 describe('Prometheus scrapes the agent and the verifier (--metrics-listen)', { timeout: 120_000 }, () => {
   let topo: Topology;
@@ -30,24 +28,10 @@ describe('Prometheus scrapes the agent and the verifier (--metrics-listen)', { t
   let http: HttpServer;
   let agent: Daemon;
   let verifier: Daemon;
-  let prom: NsProcess | undefined;
+  let prom: Prometheus | undefined;
 
   /** An instant query through Prometheus' HTTP API (curl in mb, where Prometheus listens on loopback). */
-  async function query(q: string): Promise<Sample[]> {
-    const r = await topo.check('mb', [
-      'curl',
-      '-sS',
-      '--max-time',
-      '5',
-      '--get',
-      '--data-urlencode',
-      `query=${q}`,
-      `http://127.0.0.1:${PROM_PORT}/api/v1/query`,
-    ]);
-    const body = JSON.parse(r.stdout) as { status: string; data: { result: Sample[] }; error?: string };
-    assert.equal(body.status, 'success', `${q}: ${body.error}`);
-    return body.data.result;
-  }
+  const query = (q: string): Promise<Sample[]> => prom!.query(q);
   const num = (s: Sample[]): number => (s.length === 1 ? Number(s[0]!.value[1]) : Number.NaN);
   /** Waits until Prometheus' answer to `q` is the one value `want` (it scrapes every second). */
   async function settle(q: string, want: number): Promise<Sample[]> {
@@ -103,39 +87,17 @@ describe('Prometheus scrapes the agent and the verifier (--metrics-listen)', { t
       ['--config', cfg, '--queue-base', '40', '--metrics-listen', `${topo.addr('pc', 4, 'mb')}:${AGENT_PORT}`, '--log-format', 'text'],
       dir,
     );
-    const data = join(dir, 'prom-data');
-    mkdirSync(data);
-    const promCfg = join(dir, 'prometheus.yml');
-    writeFileSync(
-      promCfg,
-      [
-        'global: { scrape_interval: 1s, evaluation_interval: 1s }',
-        'scrape_configs:',
-        `  - { job_name: labelwall-verifier, static_configs: [ { targets: ["127.0.0.1:${VERIFIER_PORT}"] } ] }`,
-        `  - { job_name: labelwall-agent, static_configs: [ { targets: ["${topo.addr('pc', 4, 'mb')}:${AGENT_PORT}"] } ] }`,
-        '',
-      ].join('\n'),
-    );
-    prom = topo.spawn('mb', [
-      'prometheus',
-      `--config.file=${promCfg}`,
-      `--storage.tsdb.path=${data}`,
-      `--web.listen-address=127.0.0.1:${PROM_PORT}`,
-      '--log.level=warn',
-    ]);
-    await waitFor(
-      async () => {
-        if (!prom!.running) throw new Error(`prometheus exited:\n${prom!.describe()}`);
-        const r = await topo.exec('mb', ['curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', `http://127.0.0.1:${PROM_PORT}/-/ready`]);
-        return r.stdout === '200';
-      },
-      30_000,
-      { what: 'prometheus ready', intervalMs: 250 },
+    prom = await startPrometheus(
+      topo,
+      'mb',
+      dir,
+      { 'labelwall-verifier': `127.0.0.1:${VERIFIER_PORT}`, 'labelwall-agent': `${topo.addr('pc', 4, 'mb')}:${AGENT_PORT}` },
+      PROM_PORT,
     );
   });
 
   after(async () => {
-    await prom?.stop(5000);
+    await prom?.stop();
     for (const d of [agent, verifier]) await d?.stop().catch(() => undefined);
     await topo?.destroy();
     if (dir) rmSync(dir, { recursive: true, force: true });

@@ -20,6 +20,9 @@ import { createTopology, run, standardTopology, waitFor, type NsProcess, type To
 import { PYTHON, REPO_ROOT } from '../../src/lab/paths.js';
 import { httpRequests, startHttpServer, type HttpServer } from '../../src/lab/http.js';
 import { testPeer } from '../helpers/paths.js';
+import { startPrometheus } from '../../src/lab/prometheus.js';
+
+const METRICS_PORT = 9464;
 
 /** Every path under `root`, relative, sorted. */
 function tree(root: string): string[] {
@@ -164,6 +167,16 @@ describe('make install: the installed labelwall under its units, on real traffic
       ),
     );
     assert.notEqual(readFileSync(join(conf, 'labelwall.yaml'), 'utf8'), example, 'the verifier rule was filled in');
+    // /metrics on TCP for Prometheus: the agent (pc) and the verifier (mb) read this one file, each
+    // in its own namespace, so one port serves both; all addresses, so mb can scrape pc.
+    writeFileSync(
+      join(conf, 'labelwall.yaml'),
+      readFileSync(join(conf, 'labelwall.yaml'), 'utf8').replace(
+        '# metrics:\n#   listen: 9464',
+        `metrics:\n  listen: "0.0.0.0:${METRICS_PORT}"`,
+      ),
+    );
+    assert.match(readFileSync(join(conf, 'labelwall.yaml'), 'utf8'), /^metrics:\n {2}listen: "0\.0\.0\.0:9464"$/m);
 
     // A host without the iptables tools: a clear refusal before anything is touched.
     const noTools = await topo.exec(
@@ -237,9 +250,28 @@ describe('make install: the installed labelwall under its units, on real traffic
       decision && !decision.unknown && decision.holders.some((h) => h.sha256),
       `an attributed, hashed egress decision:\n${agentLog().slice(-3000)}`,
     );
-    // Prometheus hook: once `--metrics-listen` exists, add it to the units' ExecStart (or the
-    // config's metrics.listen), start `prometheus` in a namespace scraping both daemons here,
-    // and query the counters of the traffic above through its HTTP API.
+    // Prometheus (Debian's) in mb scrapes both installed daemons (metrics.listen of the installed
+    // config); its HTTP API returns the counters of the traffic above.
+    const promDir = makeTempDir('lw-install-prom-'); // not under root: that must end up empty
+    const prom = await startPrometheus(topo, 'mb', promDir, {
+      'labelwall-verifier': `127.0.0.1:${METRICS_PORT}`,
+      'labelwall-agent': `${topo.addr('pc', 4, 'mb')}:${METRICS_PORT}`,
+    });
+    procs.push(prom.proc);
+    const validNow = (await status('verifier')).counters.valid ?? 0;
+    await waitFor(
+      async () => {
+        const [vv] = await prom.query('labelwall_verdicts_total{job="labelwall-verifier",verdict="valid"}');
+        const [al] = await prom.query('labelwall_packets_total{job="labelwall-agent",outcome="labelled"}');
+        return vv && al && Number(vv.value[1]) >= validNow && validNow > 0 && Number(al.value[1]) > 0;
+      },
+      20_000,
+      { what: "Prometheus has the installed daemons' counters of that traffic", intervalMs: 500 },
+    );
+    const [unl] = await prom.query('labelwall_verdicts_total{job="labelwall-verifier",verdict="unlabelled"}');
+    assert.ok(Number(unl?.value[1]) > 0, "uc's dropped requests as unlabelled, in Prometheus");
+    await prom.stop();
+    rmSync(promDir, { recursive: true, force: true });
 
     // ExecReload=/bin/kill -HUP $MAINPID: RELOADING=1, then READY=1 again.
     const reload = unitValue(units.agent, 'ExecReload').replace('$MAINPID', String(agent.proc.pid)).split(/\s+/);
