@@ -59,9 +59,31 @@ ip -n "$S" addr add "$IPS/24" dev "${TAG}y"
 for ns in "$C" "$S"; do ip -n "$ns" link set lo up; done
 ip -n "$C" link set "${TAG}x" up
 ip -n "$S" link set "${TAG}y" up
+# VETH_NAPI=threaded: both veth ends receive in NAPI mode (GRO on) polled by a kernel thread of
+# their own, not inline in the sender's system call: the receiving side's work runs on the other
+# CPU, as it would on another machine (default: veth's inline receive, where whoever sends also
+# pays for the receiver's TCP).
+# SPLIT=1: each namespace a host on its own CPU: the client side (iperf3 client, agent or
+# ref-labeler) pinned to CPU 0, the server side (iperf3 server, verifier) to CPU 1, and each
+# veth end's receive steered to its host's CPU (RPS), so the receiver's TCP no longer runs inside
+# the sender's system call (veth's default), as it would not with two machines.
+CPU_C=()
+CPU_S=()
+if [ "${SPLIT:-}" = 1 ]; then
+  CPU_C=(taskset -c 0)
+  CPU_S=(taskset -c 1)
+  ip netns exec "$C" sh -c "echo 1 > /sys/class/net/${TAG}x/queues/rx-0/rps_cpus"
+  ip netns exec "$S" sh -c "echo 2 > /sys/class/net/${TAG}y/queues/rx-0/rps_cpus"
+fi
+if [ "${VETH_NAPI:-}" = threaded ]; then
+  ip netns exec "$C" ethtool -K "${TAG}x" gro on >/dev/null
+  ip netns exec "$S" ethtool -K "${TAG}y" gro on >/dev/null
+  ip netns exec "$C" sh -c "echo 1 > /sys/class/net/${TAG}x/threaded"
+  ip netns exec "$S" sh -c "echo 1 > /sys/class/net/${TAG}y/threaded"
+fi
 head -c32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$TMP/key"
 chmod 600 "$TMP/key"
-ip netns exec "$S" iperf3 -s -B "$IPS" -p 5201 >/dev/null 2>&1 &
+ip netns exec "$S" "${CPU_S[@]}" iperf3 -s -B "$IPS" -p 5201 >/dev/null 2>&1 &
 PIDS+=($!)
 SERVER=$!
 if [[ " $ARMS " == *" c-ref "* ]]; then
@@ -84,13 +106,13 @@ wait_rules() { # $1 namespace
   exit 1
 }
 start_agent() { # agent flags...
-  ip netns exec "$C" "${LW[@]}" agent --no-egress --key-file "$TMP/key" --control-socket "$TMP/agent.sock" --log-level warn "$@" >"$TMP/agent.log" 2>&1 &
+  ip netns exec "$C" "${CPU_C[@]}" "${LW[@]}" agent --no-egress --key-file "$TMP/key" --control-socket "$TMP/agent.sock" --log-level warn "$@" >"$TMP/agent.log" 2>&1 &
   AGENT=$!
   PIDS+=("$AGENT")
   wait_rules "$C"
 }
 start_verifier() {
-  ip netns exec "$S" "${LW[@]}" verifier --hook input --action drop --key-file "$TMP/key" --control-socket "$TMP/verifier.sock" --log-level warn \
+  ip netns exec "$S" "${CPU_S[@]}" "${LW[@]}" verifier --hook input --action drop --key-file "$TMP/key" --control-socket "$TMP/verifier.sock" --log-level warn \
     --in-interface "${TAG}y" >"$TMP/verifier.log" 2>&1 &
   VERIFIER=$!
   PIDS+=("$VERIFIER")
@@ -99,7 +121,7 @@ start_verifier() {
 start_ref() {
   ip netns exec "$C" iptables -A OUTPUT -p tcp -d "$IPS" -j NFQUEUE --queue-num 0
   ip netns exec "$C" iptables -t mangle -A PREROUTING -p tcp --tcp-flags SYN SYN -j TCPMSS --set-mss 1420
-  ip netns exec "$C" "$TMP/ref-labeler" 0 "$(cat "$TMP/key")" >/dev/null 2>"$TMP/ref.err" &
+  ip netns exec "$C" "${CPU_C[@]}" "$TMP/ref-labeler" 0 "$(cat "$TMP/key")" >/dev/null 2>"$TMP/ref.err" &
   REF=$!
   PIDS+=("$REF")
   sleep 0.5
@@ -117,7 +139,8 @@ counters() { # $1 socket: the GSO counters and the verifier verdicts, one line
   "${LW[@]}" status --control-socket "$1" --json 2>/dev/null | node -e '
     const s=JSON.parse(require("fs").readFileSync(0,"utf8").split("\n")[0]);const c=s.counters||{};
     const keys=["labelled","gso_packets","gso_segments","oversize_cut","transmit_errors","segment_size_fallback","valid","invalid","unlabelled","malformed"];
-    console.log("    "+s.role+": "+keys.filter(k=>k in c).map(k=>k+"="+c[k]).join(" "));' || true
+    const q=(s.queues||[]).map(x=>"q"+x.queue+":"+x.received).join(" ");
+    console.log("    "+s.role+": "+keys.filter(k=>k in c).map(k=>k+"="+c[k]).join(" ")+"  packets per queue: "+q);' || true
 }
 
 declare -A RESULT CPU
@@ -126,7 +149,7 @@ measure() { # $1 = arm name, $2 = iperf3 parallel flows
   load=$(cut -d' ' -f1 /proc/loadavg)
   for _ in $(seq "$RUNS"); do
     ta=$(ticks $AGENT $REF); tv=$(ticks $VERIFIER); ts=$(ticks $SERVER)
-    ip netns exec "$C" iperf3 -c "$IPS" -p 5201 -t "$SECS" -P "$2" -J >"$TMP/i.json" 2>&1 &
+    ip netns exec "$C" "${CPU_C[@]}" iperf3 -c "$IPS" -p 5201 -t "$SECS" -P "$2" -J >"$TMP/i.json" 2>&1 &
     local cl=$!
     sleep 0.2
     tc=$(ticks $cl)
@@ -147,7 +170,7 @@ measure() { # $1 = arm name, $2 = iperf3 parallel flows
 }
 
 echo "gso-bench: $(nproc) CPUs, kernel $(uname -r), node $(node --version), $RUNS x iperf3 -t $SECS, $(date -u +%FT%TZ)"
-echo "congestion control $(ip netns exec "$C" sysctl -n net.ipv4.tcp_congestion_control), qdisc $(ip -n "$C" -o link show "${TAG}x" | grep -o 'qdisc [a-z_]*')"
+echo "congestion control $(ip netns exec "$C" sysctl -n net.ipv4.tcp_congestion_control), $(ip -n "$C" -o link show "${TAG}x" | grep -o 'qdisc [a-z_]*'), veth receive ${VETH_NAPI:-inline}, hosts on CPUs: ${SPLIT:-no}"
 for arm in $ARMS; do
   case $arm in
     unlabelled) measure unlabelled 1 ;;

@@ -12,7 +12,7 @@ import { defaultConfig, parseConfig } from '../../src/config/load.js';
 import { renderRestore } from '../../src/datapath/iptables.js';
 import { flowTupleOf, egressMark } from '../../src/agent/egress.js';
 import { flowHashOfPacket, flowHashOfTuple } from '../../src/agent/flow-hash.js';
-import { agentRulePlan } from '../../src/agent/rules.js';
+import { agentRulePlan, labellingRules } from '../../src/agent/rules.js';
 import { decideAgentPacket, NF_INET_LOCAL_OUT } from '../../src/agent/decide.js';
 import { AGENT_MARK_ALLOW, AGENT_MARK_DENY, AGENT_MARK_DONE, AGENT_MARK_MASK } from '../../src/config/marks.js';
 import { compat } from '../../src/label/compat.js';
@@ -99,6 +99,7 @@ test('rule plan with an egress queue: egress before labelling, denied packets sk
     const text = renderRestore(agentRulePlan(family, { ...base, egressQueue: 102 }));
     const out = text.split('\n').filter((l) => l.startsWith('-A LABELWALL-AGENT-OUT'));
     const icmp = family === 4 ? '-p icmp --icmp-type echo-request' : '-p ipv6-icmp --icmpv6-type echo-request';
+    const at = family === 4 ? '0>>22&0x3C@0>>17' : '40>>17';
     assert.deepEqual(out, [
       '-A LABELWALL-AGENT-OUT -o lo -j RETURN',
       '-A LABELWALL-AGENT-OUT -m mark --mark 0x4/0x4 -j RETURN',
@@ -106,6 +107,9 @@ test('rule plan with an egress queue: egress before labelling, denied packets sk
       '-A LABELWALL-AGENT-OUT -m mark --mark 0x0/0xc -p udp -m conntrack --ctstate NEW -j NFQUEUE --queue-num 102',
       `-A LABELWALL-AGENT-OUT -m mark --mark 0x0/0xc ${icmp} -m conntrack --ctstate NEW -j NFQUEUE --queue-num 102`,
       '-A LABELWALL-AGENT-OUT -m mark --mark 0x2/0x2 -j RETURN',
+      // Two queues: flows from ephemeral local ports by port bit 1, the rest by the address hash.
+      `-A LABELWALL-AGENT-OUT -p tcp --sport 1024:65535 -m u32 --u32 "${at}&0x1=0x0" -j NFQUEUE --queue-num 100`,
+      `-A LABELWALL-AGENT-OUT -p tcp --sport 1024:65535 -m u32 --u32 "${at}&0x1=0x1" -j NFQUEUE --queue-num 101`,
       '-A LABELWALL-AGENT-OUT -p tcp -j NFQUEUE --queue-balance 100:101',
     ]);
     const eg = text.split('\n').filter((l) => l.startsWith('-A LABELWALL-AGENT-EGRESS'));
@@ -215,4 +219,32 @@ test('flows table: application is the first holder, unknown flows say so; text c
   );
   assert.match(lines[2]!, /^icmp6\s+fd00::2\s+deny\s+unknown\s+unknown\s+\(none found\)\s+0/);
   assert.equal(lines[3], '2 flow(s)');
+});
+
+test('labelling rules for N queues: every value of the port bits goes to exactly one queue, the rest to the address hash', () => {
+  for (const n of [2, 3, 4, 5, 8, 64]) {
+    const rules = labellingRules(
+      ['-p', 'tcp'],
+      Array.from({ length: n }, (_, i) => 100 + i),
+      false,
+      4,
+    );
+    assert.equal(rules.length, n + 1);
+    const seen = new Map<number, number>();
+    rules.slice(0, n).forEach((r, i) => {
+      const m = /&0x([0-9a-f]+)=(.*)$/.exec(r[r.indexOf('--u32') + 1]!);
+      assert.ok(m);
+      assert.deepEqual(r.slice(-2), ['--queue-num', String(100 + i)]);
+      for (const v of m[2]!.split(',')) {
+        assert.ok(!seen.has(Number(v)), `value ${v} in two rules`);
+        seen.set(Number(v), i);
+      }
+      const mask = Number.parseInt(m[1]!, 16);
+      assert.equal(seen.size <= mask + 1, true);
+    });
+    const pow = 2 ** Math.ceil(Math.log2(n));
+    assert.equal(seen.size, pow, `n=${n}: all ${pow} values covered`);
+    assert.deepEqual(rules[n]!.slice(-2), ['--queue-balance', `100:${99 + n}`]);
+  }
+  assert.deepEqual(labellingRules(['-p', 'tcp'], [7], true, 6), [['-p', 'tcp', '-j', 'NFQUEUE', '--queue-num', '7', '--queue-bypass']]);
 });
