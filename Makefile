@@ -1,5 +1,5 @@
 # The two README commands. Both run scripts/setup.sh first (idempotent: apt, npm ci, build).
-.PHONY: setup build lint demo test test-unit test-e2e bench bench-datapath bench-verify bench-egress bench-identity bench-flood bench-path install uninstall deb
+.PHONY: setup build lint demo test test-unit test-e2e bench bench-datapath bench-verify bench-egress bench-identity bench-flood bench-path bench-gso install uninstall deb
 
 # Installation (README, "Deployment"). Every directory can be given: make install PREFIX=/usr,
 # DESTDIR=/stage (staged install, as for packages), SYSCONFDIR (the config goes in
@@ -39,7 +39,7 @@ test-e2e:
 	bash scripts/test.sh e2e
 
 # Benchmarks (root; each prints ratios against a baseline measured in the same run).
-bench: bench-verify bench-datapath bench-egress bench-identity bench-flood bench-path
+bench: bench-verify bench-datapath bench-egress bench-identity bench-flood bench-path bench-gso
 
 bench-datapath: setup
 	bash bench/datapath-bench.sh
@@ -58,6 +58,9 @@ bench-flood: setup
 
 bench-path: setup
 	bash bench/path-bench.sh
+
+bench-gso: setup
+	bash bench/gso-bench.sh
 
 # The program with its production dependencies only (npm ci --omit=dev); dist/ is built first
 # (tsc is a development dependency). Idempotent; keeps an existing config.
