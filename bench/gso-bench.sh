@@ -101,8 +101,8 @@ AGENT=
 VERIFIER=
 REF=
 wait_rules() { # $1 namespace
-  for _ in $(seq 100); do ip netns exec "$1" iptables -t mangle -S 2>/dev/null | grep -q NFQUEUE && return 0; sleep 0.1; done
-  echo "gso-bench: no NFQUEUE rule appeared in $1" >&2
+  for _ in $(seq 100); do ip netns exec "$1" iptables-save 2>/dev/null | grep -q NFQUEUE && return 0; sleep 0.1; done
+  echo "gso-bench: no NFQUEUE rule appeared in $1: $(tail -3 "$TMP"/*.log 2>/dev/null)" >&2
   exit 1
 }
 start_agent() { # agent flags...

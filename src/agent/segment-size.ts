@@ -70,7 +70,8 @@ export type PathInfoLookup = (family: 4 | 6, src: Uint8Array, sport: number, dst
 
 /**
  * Per-flow tcp_info, asked at most every `refreshMs` per flow (a path MTU that drops is seen
- * within that time), bounded to `limit` flows (the oldest go first).
+ * within that time), bounded to `limit` flows (the oldest go first). When a refresh finds no
+ * answer, the flow's last answer stays.
  */
 export class PathInfoCache {
   private readonly map = new Map<number, Entry>();
@@ -91,8 +92,13 @@ export class PathInfoCache {
     if (e && t - e.at < this.refreshMs && sameTuple(e.tuple, pkt, p)) return e.info;
     const tcp = p.tcp!;
     this.lookups++;
-    const info = this.lookup(p.family, p.src, tcp.srcPort, p.dst, tcp.dstPort);
-    if (!info) this.misses++;
+    let info = this.lookup(p.family, p.src, tcp.srcPort, p.dst, tcp.dstPort);
+    if (!info) {
+      this.misses++;
+      // A socket that no longer answers (closed with data still to send): what it said last
+      // is still its path, better than the fallback.
+      if (e && sameTuple(e.tuple, pkt, p)) info = e.info;
+    }
     if (e) {
       this.map.delete(key); // re-inserted last: the Map's order is the age order
     } else if (this.map.size >= this.limit) {

@@ -188,3 +188,22 @@ test('path info cache: one lookup per flow per refresh, a colliding hash key is 
   cache.get(3, c, parsed(c));
   assert.equal(cache.size, 2, 'bounded');
 });
+
+test("path info cache: a refresh without an answer keeps the flow's last answer; a flow never answered has none", () => {
+  let now = 0;
+  let answer = true;
+  const cache = new PathInfoCache(
+    () => (answer ? { sndMss: 1428, pmtu: 1500, timestamps: true } : undefined),
+    50,
+    10,
+    () => now,
+  );
+  const a = buildTcpPacket({ family: 4, srcPort: 1000, payload: Buffer.alloc(10) });
+  const b = buildTcpPacket({ family: 4, srcPort: 2000, payload: Buffer.alloc(10) });
+  assert.equal(cache.get(1, a, parsed(a))?.sndMss, 1428);
+  answer = false;
+  now = 100;
+  assert.equal(cache.get(1, a, parsed(a))?.sndMss, 1428, 'the last answer');
+  assert.equal(cache.get(2, b, parsed(b)), undefined, 'no answer ever: the caller falls back');
+  assert.equal(cache.misses, 2);
+});
