@@ -15,8 +15,8 @@
 #   compat-gso        agent --profile compat, GSO path
 #   c-ref             /work/shared/bench/ref-labeler.c: compat labelling in C, one packet per
 #                     recv and per verdict (MSS clamped to 1420 for it, as its README says)
-#   unlabelled-4f, agent-gso-2q-4f
-#                     4 flows (iperf3 -P 4), the agent with --queues 2
+#   unlabelled-4f, agent-gso-1q-4f, agent-gso-2q-4f
+#                     4 flows (iperf3 -P 4, client ports 40000-40003), the agent with 1 and 2 queues
 # Builds its own namespaces with unique names and always removes them (trap). Needs root.
 # Usage: bench/gso-bench.sh [RUNS=3] [SECS=5]   env ARMS="unlabelled agent-gso ..." picks arms
 set -euo pipefail
@@ -25,7 +25,7 @@ SECS=${2:-5}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 [ "$(id -u)" = 0 ] || { echo "gso-bench: needs root" >&2; exit 1; }
-ARMS=${ARMS:-unlabelled agent-gso agent-nogso agent-gso+verify compat-gso c-ref unlabelled-4f agent-gso-2q-4f}
+ARMS=${ARMS:-unlabelled agent-gso agent-nogso agent-gso+verify compat-gso c-ref unlabelled-4f agent-gso-1q-4f agent-gso-2q-4f}
 LW=(node "$ROOT/bin/labelwall")
 
 TAG=lwg$(head -c3 /dev/urandom | od -An -tx1 | tr -d ' \n')
@@ -149,7 +149,12 @@ measure() { # $1 = arm name, $2 = iperf3 parallel flows
   load=$(cut -d' ' -f1 /proc/loadavg)
   for _ in $(seq "$RUNS"); do
     ta=$(ticks $AGENT $REF); tv=$(ticks $VERIFIER); ts=$(ticks $SERVER)
-    ip netns exec "$C" "${CPU_C[@]}" iperf3 -c "$IPS" -p 5201 -t "$SECS" -P "$2" -J >"$TMP/i.json" 2>&1 &
+    # Several flows: client ports from 40000 (--cport), so the agent's port rule (bit 1 of the
+    # source port) puts half of them on each of two queues; ports the kernel picks would spread
+    # them by chance (four flows on one queue one time in eight).
+    local cport=()
+    [ "$2" = 1 ] || cport=(--cport 40000)
+    ip netns exec "$C" "${CPU_C[@]}" iperf3 -c "$IPS" -p 5201 -t "$SECS" -P "$2" "${cport[@]}" -J >"$TMP/i.json" 2>&1 &
     local cl=$!
     sleep 0.2
     tc=$(ticks $cl)
@@ -180,6 +185,7 @@ for arm in $ARMS; do
     agent-gso+verify) start_verifier; start_agent; measure agent-gso+verify 1; counters "$TMP/agent.sock"; counters "$TMP/verifier.sock"; stop_all ;;
     compat-gso) start_agent --profile compat; measure compat-gso 1; counters "$TMP/agent.sock"; stop_all ;;
     c-ref) start_ref; measure c-ref 1; stop_all ;;
+    agent-gso-1q-4f) start_agent; measure agent-gso-1q-4f 4; counters "$TMP/agent.sock"; stop_all ;;
     agent-gso-2q-4f) start_agent --queues 2; measure agent-gso-2q-4f 4; counters "$TMP/agent.sock"; stop_all ;;
     *) echo "gso-bench: unknown arm $arm" >&2; exit 2 ;;
   esac
@@ -193,3 +199,4 @@ ratio agent-gso+verify c-ref
 ratio agent-gso agent-nogso
 ratio compat-gso c-ref
 ratio agent-gso-2q-4f unlabelled-4f
+ratio agent-gso-2q-4f agent-gso-1q-4f

@@ -11,7 +11,7 @@
 // rule that queued a packet skips it the second time. The egress decision comes before
 // labelling, so a denied SYN is never labelled.
 import type { Family } from '../wire/packet.js';
-import { hexMark, nfqueueTarget, rolePrefix, selectionMatches, type RulePlan } from '../datapath/iptables.js';
+import { hexMark, nfqueueTarget, queueRules, rolePrefix, selectionMatches, type RulePlan } from '../datapath/iptables.js';
 import { DEFAULT_AGENT_MARK, egressBits, type AgentMarks } from '../config/marks.js';
 
 export interface AgentRuleOptions {
@@ -62,42 +62,6 @@ export function rejectArgs(family: Family): string[][] {
       ];
 }
 
-/**
- * The labelling rules of one selection match for several queues. Every segment of a flow must
- * reach the same worker (each sends what it labels in order), and xt_NFQUEUE's --queue-balance
- * hashes only the addresses, so every flow between two hosts would share one queue. Flows whose
- * local port is ephemeral (1024 and up: a client's connect(); what the agent labels is always
- * local) are spread by bits 1.. of that port, read by u32 at the TCP header (IPv4 after its IHL;
- * IPv6 at byte 40, so with extension headers a flow still lands on one queue, just not a
- * chosen one): Linux's connect() prefers even ports and advances by two, so bit 0 says nothing.
- * Low local ports (a server's replies) keep the address hash.
- */
-export function labellingRules(match: readonly string[], queues: readonly number[], failOpen: boolean, family: Family): string[][] {
-  const sorted = [...queues].sort((a, b) => a - b);
-  if (sorted.length === 1) return [[...match, ...nfqueueTarget(sorted, failOpen)]];
-  const n = sorted.length;
-  let pow = 1;
-  while (pow < n) pow *= 2;
-  const at = family === 4 ? '0>>22&0x3C@0>>17' : '40>>17';
-  const rules: string[][] = [];
-  for (let i = 0; i < n; i++) {
-    const values: string[] = [];
-    for (let v = i; v < pow; v += n) values.push(`0x${v.toString(16)}`);
-    rules.push([
-      ...match,
-      '--sport',
-      '1024:65535',
-      '-m',
-      'u32',
-      '--u32',
-      `${at}&0x${(pow - 1).toString(16)}=${values.join(',')}`,
-      ...nfqueueTarget([sorted[i]!], failOpen),
-    ]);
-  }
-  rules.push([...match, ...nfqueueTarget(sorted, failOpen)]);
-  return rules;
-}
-
 export function agentRulePlan(family: Family, o: AgentRuleOptions): RulePlan {
   const target = nfqueueTarget(o.queues, o.failOpen);
   const m = o.marks ?? DEFAULT_AGENT_MARK;
@@ -136,7 +100,7 @@ export function agentRulePlan(family: Family, o: AgentRuleOptions): RulePlan {
           ...tagRules,
           ...egress,
           ...skip,
-          ...out.flatMap((m) => labellingRules(m, o.queues, o.failOpen, family)),
+          ...out.flatMap((m) => queueRules(m, o.queues, o.failOpen, family)),
         ],
       },
       {

@@ -48,6 +48,43 @@ export function nfqueueTarget(queues: readonly number[], failOpen: boolean): str
   return args;
 }
 
+/**
+ * The NFQUEUE rules of one selection match for several queues. Every segment of a flow must
+ * reach the same worker (the agent sends what it labels in order; one verifier worker sees a
+ * flow in order), and xt_NFQUEUE's --queue-balance hashes only the addresses, so every flow
+ * between two hosts would share one queue. Flows whose source port is ephemeral (1024 and up: a
+ * client's connect(); for the agent that is its local port) are spread by bits 1.. of that
+ * port, read by u32 at the TCP header (IPv4 after its IHL; IPv6 at byte 40, so with extension
+ * headers a flow still lands on one queue, just not a chosen one): Linux's connect() prefers
+ * even ports and advances by two, so bit 0 says nothing. Low source ports (a server's replies)
+ * keep the address hash. One queue: the plain target.
+ */
+export function queueRules(match: readonly string[], queues: readonly number[], failOpen: boolean, family: Family): string[][] {
+  const sorted = [...queues].sort((a, b) => a - b);
+  if (sorted.length === 1) return [[...match, ...nfqueueTarget(sorted, failOpen)]];
+  const n = sorted.length;
+  let pow = 1;
+  while (pow < n) pow *= 2;
+  const at = family === 4 ? '0>>22&0x3C@0>>17' : '40>>17';
+  const rules: string[][] = [];
+  for (let i = 0; i < n; i++) {
+    const values: string[] = [];
+    for (let v = i; v < pow; v += n) values.push(`0x${v.toString(16)}`);
+    rules.push([
+      ...match,
+      '--sport',
+      '1024:65535',
+      '-m',
+      'u32',
+      '--u32',
+      `${at}&0x${(pow - 1).toString(16)}=${values.join(',')}`,
+      ...nfqueueTarget([sorted[i]!], failOpen),
+    ]);
+  }
+  rules.push([...match, ...nfqueueTarget(sorted, failOpen)]);
+  return rules;
+}
+
 function quote(arg: string): string {
   return /^[A-Za-z0-9_.:/,!=+@%-]+$/.test(arg) ? arg : `"${arg.replace(/(["\\])/g, '\\$1')}"`;
 }

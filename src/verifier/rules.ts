@@ -13,7 +13,7 @@
 //     xt_recent list SUSPECT_LIST) is limited per source address (hashlimit) and served by a
 //     queue of its own, so a bad-MAC flood neither fills the main queue nor eats all the CPU.
 import type { Family } from '../wire/packet.js';
-import { hexMark, nfqueueTarget, rolePrefix, selectionMatches, type RulePlan } from '../datapath/iptables.js';
+import { hexMark, nfqueueTarget, queueRules, rolePrefix, selectionMatches, type RulePlan } from '../datapath/iptables.js';
 import type { VerifierRule } from '../config/model.js';
 
 /**
@@ -55,7 +55,6 @@ export const SUSPECT_RATE = 2000;
 const HASHLIMIT_NAME = 'lw-verify-bad'; // at most 15 characters
 
 export function verifierRulePlan(family: Family, o: VerifierRuleOptions): RulePlan {
-  const target = nfqueueTarget(o.queues, o.failOpen);
   const skips: string[][] = [['-m', 'mark', '!', '--mark', hexMark(0, o.markMask), '-j', 'RETURN']];
   if (o.hook === 'input') skips.push(['-i', 'lo', '-j', 'RETURN']);
   const rules: string[][] = [...skips];
@@ -69,7 +68,7 @@ export function verifierRulePlan(family: Family, o: VerifierRuleOptions): RulePl
       kernel.push([...m, '-m', 'recent', '--name', SUSPECT_LIST, '--rcheck', '--seconds', String(SUSPECT_SECONDS), '-g', SUSPECT_CHAIN]);
       // Selected by this rule and not decided here: no later selection may claim it.
       kernel.push([...m, '-j', 'RETURN']);
-      rules.push([...m, ...target]);
+      rules.push(...queueRules(m, o.queues, o.failOpen, family));
     }
   }
   const rate = o.suspectRate ?? SUSPECT_RATE;

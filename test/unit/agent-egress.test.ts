@@ -12,7 +12,8 @@ import { defaultConfig, parseConfig } from '../../src/config/load.js';
 import { renderRestore } from '../../src/datapath/iptables.js';
 import { flowTupleOf, egressMark } from '../../src/agent/egress.js';
 import { flowHashOfPacket, flowHashOfTuple } from '../../src/agent/flow-hash.js';
-import { agentRulePlan, labellingRules } from '../../src/agent/rules.js';
+import { agentRulePlan } from '../../src/agent/rules.js';
+import { queueRules } from '../../src/datapath/iptables.js';
 import { decideAgentPacket, NF_INET_LOCAL_OUT } from '../../src/agent/decide.js';
 import { AGENT_MARK_ALLOW, AGENT_MARK_DENY, AGENT_MARK_DONE, AGENT_MARK_MASK } from '../../src/config/marks.js';
 import { compat } from '../../src/label/compat.js';
@@ -221,9 +222,9 @@ test('flows table: application is the first holder, unknown flows say so; text c
   assert.equal(lines[3], '2 flow(s)');
 });
 
-test('labelling rules for N queues: every value of the port bits goes to exactly one queue, the rest to the address hash', () => {
+test('NFQUEUE rules for N queues: every value of the port bits goes to exactly one queue, the rest to the address hash', () => {
   for (const n of [2, 3, 4, 5, 8, 64]) {
-    const rules = labellingRules(
+    const rules = queueRules(
       ['-p', 'tcp'],
       Array.from({ length: n }, (_, i) => 100 + i),
       false,
@@ -246,5 +247,5 @@ test('labelling rules for N queues: every value of the port bits goes to exactly
     assert.equal(seen.size, pow, `n=${n}: all ${pow} values covered`);
     assert.deepEqual(rules[n]!.slice(-2), ['--queue-balance', `100:${99 + n}`]);
   }
-  assert.deepEqual(labellingRules(['-p', 'tcp'], [7], true, 6), [['-p', 'tcp', '-j', 'NFQUEUE', '--queue-num', '7', '--queue-bypass']]);
+  assert.deepEqual(queueRules(['-p', 'tcp'], [7], true, 6), [['-p', 'tcp', '-j', 'NFQUEUE', '--queue-num', '7', '--queue-bypass']]);
 });
