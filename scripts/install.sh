@@ -54,7 +54,9 @@ stage_prod() {
 make_dir() {
   local dir=$1 mode=${2:-0755} missing=() d
   d=$dir
-  while [ ! -d "$DESTDIR$d" ]; do
+  # A staging DESTDIR that does not exist yet is the packager's to create, not ours to record.
+  [ -z "$DESTDIR" ] || mkdir -p "$DESTDIR"
+  while [ ! -d "$DESTDIR$d" ] && [ "$d" != / ] && [ "$d" != . ]; do
     missing=("$d" "${missing[@]}")
     d=$(dirname "$d")
   done

@@ -5,14 +5,14 @@ import { readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { REPO_ROOT } from '../lab/paths.js';
 
 export interface Asset {
   type: string;
   body: Buffer;
 }
 
-const PAGE_DIR = join(REPO_ROOT, 'src', 'ui', 'page');
+// The package root from this module (dist/src/ui/assets.js): an installed labelwall has no lab.
+const PAGE_DIR = fileURLToPath(new URL('../../../src/ui/page/', import.meta.url));
 
 /** URL path -> module specifier resolved from here (the page's libraries, pinned in package.json). */
 const VENDOR: Record<string, string> = {

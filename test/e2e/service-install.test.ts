@@ -273,6 +273,29 @@ describe('make install: the installed labelwall under its units, on real traffic
     await prom.stop();
     rmSync(promDir, { recursive: true, force: true });
 
+    // The installed `labelwall ui` serves its page and libraries (no lab, no build step) for the token only.
+    const ui = topo.spawn('pc', [bin, 'ui', '--listen', '127.0.0.1:18555', '--control-socket', '/run/labelwall/agent.sock']);
+    procs.push(ui);
+    await ui.waitForOutput(/open http:\/\/127\.0\.0\.1:18555\/\?token=/, 10_000);
+    const token = /token=([A-Za-z0-9_-]+)/.exec(ui.stdout)![1]!;
+    const get = async (path: string, withToken: boolean): Promise<string> =>
+      (
+        await topo.exec('pc', [
+          'curl',
+          '-s',
+          '-o',
+          '/dev/null',
+          '-w',
+          '%{http_code}',
+          ...(withToken ? ['-H', `Authorization: Bearer ${token}`] : []),
+          `http://127.0.0.1:18555${path}`,
+        ])
+      ).stdout;
+    assert.equal(await get('/', true), '200', 'the installed ui serves its page');
+    assert.equal(await get('/vendor/preact.mjs', true), '200', 'and its libraries from the installed node_modules');
+    assert.equal(await get('/', false), '401', 'not without the token');
+    await ui.stop(3000);
+
     // ExecReload=/bin/kill -HUP $MAINPID: RELOADING=1, then READY=1 again.
     const reload = unitValue(units.agent, 'ExecReload').replace('$MAINPID', String(agent.proc.pid)).split(/\s+/);
     const seen = agent.notes.stdout.length;
