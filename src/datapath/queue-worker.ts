@@ -64,7 +64,16 @@ async function loadHandler(): Promise<Loaded> {
     histograms: views,
   };
   // The transmitter flushes the verdicts decided before it sends; the core exists only later.
-  if (init.transmit) ctx.transmit = new RawTransmitter(() => beforeTransmit());
+  if (init.transmit) {
+    const tx = new RawTransmitter(() => beforeTransmit());
+    try {
+      tx.open();
+    } catch (e) {
+      tx.close();
+      throw new Error(`raw socket for the segments the handler sends: ${(e as Error).message}`);
+    }
+    ctx.transmit = tx;
+  }
   const handler = await mod.createHandler(init.handlerData, ctx);
   if (typeof handler !== 'function') throw new Error(`${spec}: createHandler() must return a function`);
   return { mod, handler, ctx, sab, histograms, histSab };

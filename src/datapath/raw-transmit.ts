@@ -109,6 +109,14 @@ export class RawTransmitter implements RawTransmit {
     }
   }
 
+  /**
+   * Opens the IPv4 raw socket now, so that a missing CAP_NET_RAW stops the start with its reason
+   * instead of failing every super-packet later (IPv6's opens on first use: a host may have none).
+   */
+  open(): void {
+    this.socketFor(4);
+  }
+
   /** The raw socket of a family, opened on first use (CAP_NET_RAW; SO_MARK needs CAP_NET_ADMIN). */
   private socketFor(family: 4 | 6): number {
     const k = family === 4 ? 0 : 1;
