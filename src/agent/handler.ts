@@ -33,6 +33,7 @@ import { DEFAULT_AGENT_MARK, tagOfMark, withMark, type AgentMarks } from '../con
 import { flowHashOfPacket } from './flow-hash.js';
 
 import { parseIpPacket } from '../wire/packet.js';
+import { TCP_RST, TCP_SYN } from '../wire/tcp.js';
 import { SockDiag } from '../identity/sockdiag.js';
 import { TCPI_OPT_TIMESTAMPS } from '../identity/sockdiag-proto.js';
 import { PathInfoCache, labelledTcpHeaderBound, segmentPayloadSize, type TcpPathInfo } from './segment-size.js';
@@ -138,10 +139,14 @@ export function createHandler(data: unknown, ctx: HandlerContext): PacketHandler
     }
     const parsed = parseIpPacket(pkt);
     if (!parsed.ok || !parsed.tcp || parsed.tcp.payloadLen === 0) return undefined; // the per-segment path judges it
+    // A SYN or RST with data (Fast Open) is never cut: its flags belong to one segment.
+    if (!p.gso && (parsed.tcp.flags & (TCP_SYN | TCP_RST)) !== 0) return undefined;
     const key = flowHashOfPacket(pkt);
     const info = paths.get(key, pkt, parsed);
     if (!info) c[SLOT.segment_size_fallback]!++;
-    const size = segmentPayloadSize(parsed, info, labelledTcpHeaderBound(parsed, profile.overhead), ifaces.get(p.outdev)?.mtu ?? 1500);
+    const hdr = labelledTcpHeaderBound(parsed, profile.overhead);
+    // Never more than a transmit slot holds, labelled (an MTU above 9 KiB would not fit).
+    const size = Math.min(segmentPayloadSize(parsed, info, hdr, ifaces.get(p.outdev)?.mtu ?? 1500), tx.slotSize - parsed.l4Offset - hdr);
     const n = segmentCount(parsed.tcp.payloadLen, size);
     if (!p.gso && n === 1) return undefined;
     const s = state!;
@@ -176,7 +181,24 @@ export function createHandler(data: unknown, ctx: HandlerContext): PacketHandler
   };
   return (p: QueuedPacket): VerdictDecision => {
     if (tx && p.hook === NF_INET_LOCAL_OUT) {
-      const d = cut(p, tx, paths!);
+      let d: VerdictDecision | undefined;
+      try {
+        d = cut(p, tx, paths!);
+      } catch (err) {
+        // Not the fail-mode verdict: with fail-open that would let the super-packet leave
+        // unlabelled (and repeat chunks already sent). Dropped; TCP retransmits.
+        ctx.counters[SLOT.gso_dropped]!++;
+        if (events.take())
+          ctx.post({
+            kind: 'log',
+            level: 'warn',
+            msg: 'agent: super-packet not cut',
+            event: 'not-cut',
+            reason: (err as Error).message,
+            hook: p.hook,
+          });
+        return DROP_DECISION;
+      }
       if (d) return d;
     }
     const mtu = ifaces.get(p.indev)?.mtu ?? 1500;

@@ -56,6 +56,11 @@ export function cutAndLabel(
       return r;
     }
     const l = profile.label(seg, ps, key, slot, ctx);
+    if (l.ok && (l.packet.buffer !== slot.buffer || l.packet.byteOffset !== slot.byteOffset)) {
+      // The profile wrote elsewhere (the slot was too small): what is in the slot is not it.
+      r.error = 'segment-larger-than-slot';
+      return r;
+    }
     if (l.ok) {
       lens[j] = l.packet.length;
       r.labelled++;

@@ -72,6 +72,9 @@ export function queueRules(match: readonly string[], queues: readonly number[], 
     for (let v = i; v < pow; v += n) values.push(`0x${v.toString(16)}`);
     rules.push([
       ...match,
+      // -m tcp: after a multiport match, a bare --sport would be read as multiport's --sports.
+      '-m',
+      'tcp',
       '--sport',
       '1024:65535',
       '-m',

@@ -281,11 +281,25 @@ describe('agent GSO path: super-packets cut, labelled and sent by the agent', { 
       topo,
       'mb',
       'verifier',
-      middleboxVerifierArgs(topo, { profile: 'v1', keyFile: key, action: 'drop' }, ['--queue-base', '50', '--queues', '2']),
+      // With a port selection too: multiport and the queue rules' tcp match in one rule.
+      middleboxVerifierArgs(topo, { profile: 'v1', keyFile: key, action: 'drop' }, [
+        '--queue-base',
+        '50',
+        '--queues',
+        '2',
+        '--port',
+        '5201,8080',
+      ]),
       dir,
     );
     daemons.push(verifier);
-    const agent = await startDaemon(topo, 'pc', 'agent', ['--key-file', key, '--queue-base', '40', '--queues', '2'], dir);
+    const agent = await startDaemon(
+      topo,
+      'pc',
+      'agent',
+      ['--key-file', key, '--queue-base', '40', '--queues', '2', '--port', '5201,8080'],
+      dir,
+    );
     daemons.push(agent);
     // Client ports 40000-40003 (--cport): port bit 1 is 0, 0, 1, 1, so two flows per queue.
     // (With ports the kernel picks, four flows land on one queue one time in eight, as with any hash.)

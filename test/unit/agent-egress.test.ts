@@ -109,8 +109,8 @@ test('rule plan with an egress queue: egress before labelling, denied packets sk
       `-A LABELWALL-AGENT-OUT -m mark --mark 0x0/0xc ${icmp} -m conntrack --ctstate NEW -j NFQUEUE --queue-num 102`,
       '-A LABELWALL-AGENT-OUT -m mark --mark 0x2/0x2 -j RETURN',
       // Two queues: flows from ephemeral local ports by port bit 1, the rest by the address hash.
-      `-A LABELWALL-AGENT-OUT -p tcp --sport 1024:65535 -m u32 --u32 "${at}&0x1=0x0" -j NFQUEUE --queue-num 100`,
-      `-A LABELWALL-AGENT-OUT -p tcp --sport 1024:65535 -m u32 --u32 "${at}&0x1=0x1" -j NFQUEUE --queue-num 101`,
+      `-A LABELWALL-AGENT-OUT -p tcp -m tcp --sport 1024:65535 -m u32 --u32 "${at}&0x1=0x0" -j NFQUEUE --queue-num 100`,
+      `-A LABELWALL-AGENT-OUT -p tcp -m tcp --sport 1024:65535 -m u32 --u32 "${at}&0x1=0x1" -j NFQUEUE --queue-num 101`,
       '-A LABELWALL-AGENT-OUT -p tcp -j NFQUEUE --queue-balance 100:101',
     ]);
     const eg = text.split('\n').filter((l) => l.startsWith('-A LABELWALL-AGENT-EGRESS'));

@@ -83,11 +83,11 @@ test('verifier plan: judged packets return first; rules keep config order', () =
     '-A LABELWALL-VERIFY-INPUT -m mark ! --mark 0x0/0xf00 -j RETURN',
     '-A LABELWALL-VERIFY-INPUT -i lo -j RETURN',
     // Two queues: flows from ephemeral source ports by port bit 1 (u32), the rest by the address hash.
-    '-A LABELWALL-VERIFY-INPUT -i eth1 -p tcp -m multiport --dports 22 --sport 1024:65535 -m u32 --u32 "40>>17&0x1=0x0" -j NFQUEUE --queue-num 200 --queue-bypass',
-    '-A LABELWALL-VERIFY-INPUT -i eth1 -p tcp -m multiport --dports 22 --sport 1024:65535 -m u32 --u32 "40>>17&0x1=0x1" -j NFQUEUE --queue-num 201 --queue-bypass',
+    '-A LABELWALL-VERIFY-INPUT -i eth1 -p tcp -m multiport --dports 22 -m tcp --sport 1024:65535 -m u32 --u32 "40>>17&0x1=0x0" -j NFQUEUE --queue-num 200 --queue-bypass',
+    '-A LABELWALL-VERIFY-INPUT -i eth1 -p tcp -m multiport --dports 22 -m tcp --sport 1024:65535 -m u32 --u32 "40>>17&0x1=0x1" -j NFQUEUE --queue-num 201 --queue-bypass',
     '-A LABELWALL-VERIFY-INPUT -i eth1 -p tcp -m multiport --dports 22 -j NFQUEUE --queue-balance 200:201 --queue-bypass',
-    '-A LABELWALL-VERIFY-INPUT -s fd00:1::/64 -p tcp --sport 1024:65535 -m u32 --u32 "40>>17&0x1=0x0" -j NFQUEUE --queue-num 200 --queue-bypass',
-    '-A LABELWALL-VERIFY-INPUT -s fd00:1::/64 -p tcp --sport 1024:65535 -m u32 --u32 "40>>17&0x1=0x1" -j NFQUEUE --queue-num 201 --queue-bypass',
+    '-A LABELWALL-VERIFY-INPUT -s fd00:1::/64 -p tcp -m tcp --sport 1024:65535 -m u32 --u32 "40>>17&0x1=0x0" -j NFQUEUE --queue-num 200 --queue-bypass',
+    '-A LABELWALL-VERIFY-INPUT -s fd00:1::/64 -p tcp -m tcp --sport 1024:65535 -m u32 --u32 "40>>17&0x1=0x1" -j NFQUEUE --queue-num 201 --queue-bypass',
     '-A LABELWALL-VERIFY-INPUT -s fd00:1::/64 -p tcp -j NFQUEUE --queue-balance 200:201 --queue-bypass',
   ]);
   assert.ok(lines.includes('*filter'));
