@@ -25,22 +25,12 @@ import { DecisionLogLimiter } from '../policy/decision-log.js';
 import { EgressGate, type FlowEntry } from '../policy/egress-gate.js';
 import { policyNeedsHash } from '../policy/egress.js';
 import { RateLimiter } from '../util/ratelimit.js';
-import { egressMark, flowTupleOf } from './egress.js';
+import { EGRESS_COUNTERS, egressMark, flowTupleOf } from './egress.js';
 import { flowHashOfPacket } from './flow-hash.js';
 import { DEFAULT_AGENT_MARK, egressBits, withMark, withTag, type AgentMarks } from '../config/marks.js';
 import { ATTRIBUTION_BUCKETS, observe } from '../datapath/histogram.js';
 
-export const EGRESS_COUNTERS = [
-  'egress_packets',
-  'egress_decisions',
-  'egress_allowed',
-  'egress_denied',
-  'egress_logged',
-  'egress_unknown',
-  'egress_unparsed',
-  'egress_errors',
-  'egress_log_suppressed',
-] as const;
+export { EGRESS_COUNTERS };
 export const counterNames = EGRESS_COUNTERS;
 /** Time from the egress worker reading a new flow's packet to its decision (attribution and policy). */
 export const histograms = { attribution_seconds: ATTRIBUTION_BUCKETS };

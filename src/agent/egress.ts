@@ -7,6 +7,19 @@ import type { FlowTuple } from '../identity/types.js';
 import type { EgressAction } from '../config/model.js';
 import { DEFAULT_AGENT_MARK, egressBits, withMark, type AgentMarks } from '../config/marks.js';
 
+/** The egress worker's counters (egress-handler.ts); the metrics give them series of their own. */
+export const EGRESS_COUNTERS = [
+  'egress_packets',
+  'egress_decisions',
+  'egress_allowed',
+  'egress_denied',
+  'egress_logged',
+  'egress_unknown',
+  'egress_unparsed',
+  'egress_errors',
+  'egress_log_suppressed',
+] as const;
+
 export type TupleResult = { ok: true; tuple: FlowTuple; syn: boolean } | { ok: false; reason: string };
 
 const ICMP_ECHO_REQUEST = 8;

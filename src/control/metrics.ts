@@ -8,6 +8,7 @@
 // tag from the config, queue set and queue number).
 import { collectDefaultMetrics, Counter, Gauge, Registry, type Metric } from 'prom-client';
 import type { EgressDecisionCount } from '../agent/egress-handler.js';
+import { EGRESS_COUNTERS } from '../agent/egress.js';
 import { emptyHistogram, mergeHistogram, type HistogramSnapshot } from '../datapath/histogram.js';
 import type { QueueStats } from '../datapath/types.js';
 import type { LogStats } from '../util/log.js';
@@ -18,17 +19,7 @@ export const STALL_SECONDS = 2;
 /** The verifier's verdict counters (the rest of the handler counters are outcomes). */
 const VERDICTS = new Set(['valid', 'invalid', 'unlabelled', 'malformed', 'skipped', 'unmatched']);
 /** Egress counters with metrics of their own. */
-const EGRESS_OWN = new Set([
-  'egress_packets',
-  'egress_decisions',
-  'egress_allowed',
-  'egress_denied',
-  'egress_logged',
-  'egress_unknown',
-  'egress_unparsed',
-  'egress_errors',
-  'egress_log_suppressed',
-]);
+const EGRESS_OWN = new Set<string>(EGRESS_COUNTERS);
 
 export interface MetricsSources {
   role: 'agent' | 'verifier';
