@@ -48,12 +48,10 @@ export interface RawTransmit {
    * Sends packets 0..count-1 in this order, after every verdict the worker has decided so far
    * (so nothing of a flow overtakes what was queued before it). `dst` is the destination
    * address (4 or 16 bytes), `ifindex` the output interface (0: route freely), `mark` the skb
-   * mark they leave with. Returns how many the kernel took; the others are counted by errno in
-   * `errors` (a rule that drops them, a full qdisc: TCP retransmits, as for the original).
+   * mark they leave with. Returns how many the kernel took; the others failed (a rule that drops
+   * them: EPERM, a full qdisc: ENOBUFS) and are skipped: TCP retransmits, as for the original.
    */
   send(count: number, family: 4 | 6, dst: Uint8Array, ifindex: number, mark: number): number;
-  /** Failed packets by errno name (e.g. EPERM: a netfilter rule dropped it). */
-  readonly errors: Map<number, number>;
 }
 
 /** Segments of one 64 KiB super-packet at the smallest segment size the agent cuts (see agent/segment-size.ts). */
@@ -72,7 +70,6 @@ export class RawTransmitter implements RawTransmit {
   readonly slots: Buffer[] = [];
   readonly lens: Uint32Array;
   readonly slotSize: number;
-  readonly errors = new Map<number, number>();
   private readonly count: number;
   private readonly data: NativeBuf;
   private readonly hdrs: NativeBuf;
@@ -195,7 +192,6 @@ export class RawTransmitter implements RawTransmit {
       const e = n < 0 ? errno() : EAGAIN;
       if ((e === EINTR || e === EAGAIN) && ++retries < 8) continue;
       // This packet failed (a DROP rule: EPERM; a full device queue: ENOBUFS): skip it, send the rest.
-      this.errors.set(e, (this.errors.get(e) ?? 0) + 1);
       done++;
     }
     return sent;
