@@ -28,41 +28,9 @@ cd "$ROOT"
 ARMS=${ARMS:-unlabelled agent-gso agent-nogso agent-gso+verify compat-gso c-ref unlabelled-4f agent-gso-1q-4f agent-gso-2q-4f}
 LW=(node "$ROOT/bin/labelwall")
 
-TAG=lwg$(head -c3 /dev/urandom | od -An -tx1 | tr -d ' \n')
-C=${TAG}c
-S=${TAG}s
-NET=10.$((100 + RANDOM % 100)).$((RANDOM % 250))
-IPC=$NET.1
-IPS=$NET.2
-TMP=$(mktemp -d /tmp/gsobench.XXXXXX)
-PIDS=()
-MAINPID=$BASHPID
-cleanup() {
-  [ "$BASHPID" = "$MAINPID" ] || return 0
-  set +e
-  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
-  sleep 0.5
-  for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; done
-  ip netns del "$C" 2>/dev/null
-  ip netns del "$S" 2>/dev/null
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'echo "gso-bench: interrupted" >&2; exit 130' INT
-trap 'echo "gso-bench: terminated" >&2; exit 143' TERM
-
-ip netns add "$C"
-ip netns add "$S"
-ip link add "${TAG}x" netns "$C" type veth peer name "${TAG}y" netns "$S"
-ip -n "$C" addr add "$IPC/24" dev "${TAG}x"
-ip -n "$S" addr add "$IPS/24" dev "${TAG}y"
-for ns in "$C" "$S"; do ip -n "$ns" link set lo up; done
-ip -n "$C" link set "${TAG}x" up
-ip -n "$S" link set "${TAG}y" up
-# VETH_NAPI=threaded: both veth ends receive in NAPI mode (GRO on) polled by a kernel thread of
-# their own, not inline in the sender's system call: the receiving side's work runs on the other
-# CPU, as it would on another machine (default: veth's inline receive, where whoever sends also
-# pays for the receiver's TCP).
+# shellcheck source=bench/veth-pair.sh
+source "$ROOT/bench/veth-pair.sh"
+pair_up gso-bench
 # SPLIT=1: each namespace a host on its own CPU: the client side (iperf3 client, agent or
 # ref-labeler) pinned to CPU 0, the server side (iperf3 server, verifier) to CPU 1, and each
 # veth end's receive steered to its host's CPU (RPS), so the receiver's TCP no longer runs inside
@@ -75,16 +43,10 @@ if [ "${SPLIT:-}" = 1 ]; then
   ip netns exec "$C" sh -c "echo 1 > /sys/class/net/${TAG}x/queues/rx-0/rps_cpus"
   ip netns exec "$S" sh -c "echo 2 > /sys/class/net/${TAG}y/queues/rx-0/rps_cpus"
 fi
-if [ "${VETH_NAPI:-}" = threaded ]; then
-  ip netns exec "$C" ethtool -K "${TAG}x" gro on >/dev/null
-  ip netns exec "$S" ethtool -K "${TAG}y" gro on >/dev/null
-  ip netns exec "$C" sh -c "echo 1 > /sys/class/net/${TAG}x/threaded"
-  ip netns exec "$S" sh -c "echo 1 > /sys/class/net/${TAG}y/threaded"
-fi
 head -c32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$TMP/key"
 chmod 600 "$TMP/key"
 ip netns exec "$S" "${CPU_S[@]}" iperf3 -s -B "$IPS" -p 5201 >/dev/null 2>&1 &
-PIDS+=($!)
+PAIR_PIDS+=($!)
 SERVER=$!
 if [[ " $ARMS " == *" c-ref "* ]]; then
   gcc -O2 -o "$TMP/ref-labeler" /work/shared/bench/ref-labeler.c -lnetfilter_queue -lcrypto
@@ -96,6 +58,8 @@ median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR
 # CPU ticks (utime + stime, all threads) of the processes whose pids are given.
 ticks() { local t=0 p; for p in "$@"; do [ -r "/proc/$p/stat" ] && t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo $t; }
 HZ=$(getconf CLK_TCK)
+# CPU seconds per Gbit moved: $1 ticks over the run, $2 Gbit/s of the run.
+per_gbit() { awk -v t="$1" -v s="$SECS" -v g="$2" -v hz="$HZ" 'BEGIN{printf "%.3f", (g>0 ? t/hz/s/g : 0)}'; }
 
 AGENT=
 VERIFIER=
@@ -108,14 +72,14 @@ wait_rules() { # $1 namespace
 start_agent() { # agent flags...
   ip netns exec "$C" "${CPU_C[@]}" "${LW[@]}" agent --no-egress --key-file "$TMP/key" --control-socket "$TMP/agent.sock" --log-level warn "$@" >"$TMP/agent.log" 2>&1 &
   AGENT=$!
-  PIDS+=("$AGENT")
+  PAIR_PIDS+=("$AGENT")
   wait_rules "$C"
 }
 start_verifier() {
   ip netns exec "$S" "${CPU_S[@]}" "${LW[@]}" verifier --hook input --action drop --key-file "$TMP/key" --control-socket "$TMP/verifier.sock" --log-level warn \
     --in-interface "${TAG}y" >"$TMP/verifier.log" 2>&1 &
   VERIFIER=$!
-  PIDS+=("$VERIFIER")
+  PAIR_PIDS+=("$VERIFIER")
   wait_rules "$S"
 }
 start_ref() {
@@ -123,12 +87,16 @@ start_ref() {
   ip netns exec "$C" iptables -t mangle -A PREROUTING -p tcp --tcp-flags SYN SYN -j TCPMSS --set-mss 1420
   ip netns exec "$C" "${CPU_C[@]}" "$TMP/ref-labeler" 0 "$(cat "$TMP/key")" >/dev/null 2>"$TMP/ref.err" &
   REF=$!
-  PIDS+=("$REF")
+  PAIR_PIDS+=("$REF")
   sleep 0.5
 }
 stop_all() {
   local p
-  for p in $AGENT $VERIFIER $REF; do kill -TERM "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+  for p in $AGENT $VERIFIER $REF; do
+    kill -TERM "$p" 2>/dev/null || true
+    wait "$p" 2>/dev/null || true
+    pair_forget "$p"
+  done
   if [ -n "$REF" ]; then
     ip netns exec "$C" iptables -F OUTPUT
     ip netns exec "$C" iptables -t mangle -F PREROUTING
@@ -145,7 +113,7 @@ counters() { # $1 socket: the GSO counters and the verifier verdicts, one line
 
 declare -A RESULT CPU
 measure() { # $1 = arm name, $2 = iperf3 parallel flows
-  local v=() cpu_agent=() cpu_ver=() cpu_send=() cpu_recv=() load r ta tv tc ts
+  local v=() cpu_agent=() cpu_ver=() cpu_recv=() load r ta tv ts
   load=$(cut -d' ' -f1 /proc/loadavg)
   for _ in $(seq "$RUNS"); do
     ta=$(ticks $AGENT $REF); tv=$(ticks $VERIFIER); ts=$(ticks $SERVER)
@@ -155,18 +123,12 @@ measure() { # $1 = arm name, $2 = iperf3 parallel flows
     local cport=()
     [ "$2" = 1 ] || cport=(--cport 40000)
     ip netns exec "$C" "${CPU_C[@]}" iperf3 -c "$IPS" -p 5201 -t "$SECS" -P "$2" "${cport[@]}" -J >"$TMP/i.json" 2>&1 &
-    local cl=$!
-    sleep 0.2
-    tc=$(ticks $cl)
-    wait $cl || true
+    wait $! || true
     r=$(gbps "$TMP/i.json")
     v+=("$r")
-    # CPU seconds per second of the run, divided by Gbit/s: seconds of CPU per Gbit moved.
-    local per='awk -v t=$1 -v s=$SECS -v g=$r -v hz=$HZ "BEGIN{printf \"%.3f\", (g>0 ? t/hz/s/g : 0)}"'
-    cpu_agent+=("$(t=$(( $(ticks $AGENT $REF) - ta )); awk -v t=$t -v s="$SECS" -v g="$r" -v hz="$HZ" 'BEGIN{printf "%.3f", (g>0 ? t/hz/s/g : 0)}')")
-    cpu_ver+=("$(t=$(( $(ticks $VERIFIER) - tv )); awk -v t=$t -v s="$SECS" -v g="$r" -v hz="$HZ" 'BEGIN{printf "%.3f", (g>0 ? t/hz/s/g : 0)}')")
-    cpu_recv+=("$(t=$(( $(ticks $SERVER) - ts )); awk -v t=$t -v s="$SECS" -v g="$r" -v hz="$HZ" 'BEGIN{printf "%.3f", (g>0 ? t/hz/s/g : 0)}')")
-    unset per
+    cpu_agent+=("$(per_gbit $(($(ticks $AGENT $REF) - ta)) "$r")")
+    cpu_ver+=("$(per_gbit $(($(ticks $VERIFIER) - tv)) "$r")")
+    cpu_recv+=("$(per_gbit $(($(ticks $SERVER) - ts)) "$r")")
     [ "$r" != 0 ] || echo "    iperf3 failed: $(grep -m1 '"error"' "$TMP/i.json" || true)" >&2
   done
   RESULT[$1]=$(echo "${v[*]}" | median)
@@ -175,7 +137,7 @@ measure() { # $1 = arm name, $2 = iperf3 parallel flows
 }
 
 echo "gso-bench: $(nproc) CPUs, kernel $(uname -r), node $(node --version), $RUNS x iperf3 -t $SECS, $(date -u +%FT%TZ)"
-echo "congestion control $(ip netns exec "$C" sysctl -n net.ipv4.tcp_congestion_control), $(ip -n "$C" -o link show "${TAG}x" | grep -o 'qdisc [a-z_]*'), veth receive ${VETH_NAPI:-inline}, hosts on CPUs: ${SPLIT:-no}"
+echo "congestion control $(ip netns exec "$C" sysctl -n net.ipv4.tcp_congestion_control), $(ip -n "$C" -o link show "${TAG}x" | grep -o 'qdisc [a-z_]*'), hosts on CPUs: ${SPLIT:-no}"
 for arm in $ARMS; do
   case $arm in
     unlabelled) measure unlabelled 1 ;;

@@ -26,48 +26,17 @@ cd "$ROOT"
 [ "$(id -u)" = 0 ] || { echo "nfqueue-bench: needs root" >&2; exit 1; }
 [ -f dist/test/helpers/queue-runner.js ] && [ -f dist/bench/nfqueue-label-handler.js ] || npx tsc -p tsconfig.json
 
-TAG=lwq$(head -c3 /dev/urandom | od -An -tx1 | tr -d ' \n')
-C=${TAG}c
-S=${TAG}s
-NET=10.$((100 + RANDOM % 100)).$((RANDOM % 250))
-IPC=$NET.1
-IPS=$NET.2
+# shellcheck source=bench/veth-pair.sh
+source "$ROOT/bench/veth-pair.sh"
+pair_up nfqueue-bench
 KEYHEX=$(head -c32 /dev/urandom | od -An -tx1 | tr -d ' \n')
-TMP=$(mktemp -d /tmp/nfqbench.XXXXXX)
-SERVERS=()
 RUNNER=
-
-# Only processes this script started and has not reaped yet are signalled (a reaped pid may
-# already belong to someone else).
-MAINPID=$BASHPID
-cleanup() {
-  [ "$BASHPID" = "$MAINPID" ] || return 0 # not in command-substitution subshells
-  set +e
-  for p in "${SERVERS[@]}" $RUNNER; do kill -TERM "$p" 2>/dev/null; done
-  sleep 0.3
-  for p in "${SERVERS[@]}" $RUNNER; do kill -KILL "$p" 2>/dev/null; done
-  ip netns del "$C" 2>/dev/null
-  ip netns del "$S" 2>/dev/null
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'echo "nfqueue-bench: interrupted" >&2; exit 130' INT
-trap 'echo "nfqueue-bench: terminated" >&2; exit 143' TERM
-
-ip netns add "$C"
-ip netns add "$S"
-ip link add "${TAG}x" netns "$C" type veth peer name "${TAG}y" netns "$S"
-ip -n "$C" addr add "$IPC/24" dev "${TAG}x"
-ip -n "$S" addr add "$IPS/24" dev "${TAG}y"
-for ns in "$C" "$S"; do ip -n "$ns" link set lo up; done
-ip -n "$C" link set "${TAG}x" up
-ip -n "$S" link set "${TAG}y" up
 ip netns exec "$C" iptables -t mangle -A PREROUTING -p tcp --tcp-flags SYN SYN -j TCPMSS --set-mss 1420
 
 ip netns exec "$S" iperf3 -s -B "$IPS" -p 5201 >/dev/null 2>&1 &
-SERVERS+=($!)
+PAIR_PIDS+=($!)
 ip netns exec "$S" iperf3 -s -B "$IPS" -p 5202 >/dev/null 2>&1 &
-SERVERS+=($!)
+PAIR_PIDS+=($!)
 
 gcc -O2 -o "$TMP/ref-labeler" /work/shared/bench/ref-labeler.c -lnetfilter_queue -lcrypto
 
@@ -103,11 +72,13 @@ start_ts() { # $1 = JSON queues, $2 = handler URL, $3 = handler data JSON, $4 = 
   local opts="{\"queues\":$1,\"handlerModule\":\"$2\",\"handlerData\":$3,\"failOpen\":false${4:-}}"
   LW_RUNNER_NO_STDIN=1 ip netns exec "$C" node dist/test/helpers/queue-runner.js "$opts" >"$TMP/runner.out" 2>&1 &
   RUNNER=$!
+  PAIR_PIDS+=("$RUNNER")
   for _ in $(seq 50); do grep -qs "\"event\":\"ready\"" "$TMP/runner.out" && return 0; grep -qs "\"event\":\"error\"" "$TMP/runner.out" && break; sleep 0.1; done
   echo "runner failed: $(cat "$TMP/runner.out")" >&2; exit 1
 }
 stop_ts() {
   kill -TERM "$RUNNER"; wait "$RUNNER" 2>/dev/null || true
+  pair_forget "$RUNNER"
   RUNNER=
   # Datapath counters of the run (all iperf3 runs together): packets per recvmmsg, drops.
   node -e '
@@ -119,11 +90,13 @@ stop_ts() {
 start_ref() {
   ip netns exec "$C" "$TMP/ref-labeler" 0 "$KEYHEX" >/dev/null 2>"$TMP/ref.err" &
   RUNNER=$!
+  PAIR_PIDS+=("$RUNNER")
   sleep 0.5
 }
 stop_ref() {
   kill -TERM "$RUNNER" 2>/dev/null || echo "    ref-labeler had exited: $(cat "$TMP/ref.err")"
   wait "$RUNNER" 2>/dev/null || true
+  pair_forget "$RUNNER"
   RUNNER=
 }
 
