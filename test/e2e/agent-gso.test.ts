@@ -31,14 +31,14 @@ describe('agent GSO path: super-packets cut, labelled and sent by the agent', { 
     for (const d of daemons.splice(0)) await d.stop().catch(() => undefined);
   }
 
-  /** A verifier on mb that drops what is not validly labelled, then the agent on pc. */
-  async function pair(profile: Profile, agentArgs: string[] = []): Promise<{ agent: Daemon; verifier: Daemon }> {
+  /** A verifier on mb that drops what is not validly labelled, then the agent on pc; `both` go to each. */
+  async function pair(profile: Profile, agentArgs: string[] = [], both: string[] = []): Promise<{ agent: Daemon; verifier: Daemon }> {
     await stopAll();
     const verifier = await startDaemon(
       topo,
       'mb',
       'verifier',
-      middleboxVerifierArgs(topo, { profile, keyFile: key, action: 'drop' }, ['--queue-base', '50']),
+      middleboxVerifierArgs(topo, { profile, keyFile: key, action: 'drop' }, ['--queue-base', '50', ...both]),
       dir,
     );
     daemons.push(verifier);
@@ -46,7 +46,7 @@ describe('agent GSO path: super-packets cut, labelled and sent by the agent', { 
       topo,
       'pc',
       'agent',
-      ['--profile', profile, '--key-file', key, '--queue-base', '40', ...agentArgs],
+      ['--profile', profile, '--key-file', key, '--queue-base', '40', ...both, ...agentArgs],
       dir,
     );
     daemons.push(agent);
@@ -276,31 +276,8 @@ describe('agent GSO path: super-packets cut, labelled and sent by the agent', { 
   });
 
   test('--queues 2 on both: four flows spread over both workers of each (by source port), all valid', async () => {
-    await stopAll();
-    const verifier = await startDaemon(
-      topo,
-      'mb',
-      'verifier',
-      // With a port selection too: multiport and the queue rules' tcp match in one rule.
-      middleboxVerifierArgs(topo, { profile: 'v1', keyFile: key, action: 'drop' }, [
-        '--queue-base',
-        '50',
-        '--queues',
-        '2',
-        '--port',
-        '5201,8080',
-      ]),
-      dir,
-    );
-    daemons.push(verifier);
-    const agent = await startDaemon(
-      topo,
-      'pc',
-      'agent',
-      ['--key-file', key, '--queue-base', '40', '--queues', '2', '--port', '5201,8080'],
-      dir,
-    );
-    daemons.push(agent);
+    // With a port selection too: multiport and the queue rules' tcp match in one rule.
+    const { agent, verifier } = await pair('v1', [], ['--queues', '2', '--port', '5201,8080']);
     // Client ports 40000-40003 (--cport): port bit 1 is 0, 0, 1, 1, so two flows per queue.
     // (With ports the kernel picks, four flows land on one queue one time in eight, as with any hash.)
     const res = await runIperf(topo, 'pc', topo.addr('srv'), { seconds: 2, parallel: 4, extra: ['--cport', '40000'] });
