@@ -79,12 +79,14 @@ describe('agent GSO path: super-packets cut, labelled and sent by the agent', { 
     assert.equal(got.sha256, f.sha256, `${what}: the upload arrived byte for byte`);
   }
 
-  /** tcpdump on one of mb's interfaces, full packets. */
+  /** tcpdump on one of mb's interfaces, full packets; a 64 MiB buffer, so the capture keeps up with the flow. */
   async function capture(name: string, toward: string, filter: string, snaplen = 0): Promise<{ file: string; proc: NsProcess }> {
     const path = join(dir, name);
     const proc = topo.spawn('mb', [
       'tcpdump',
       '--immediate-mode',
+      '-B',
+      '65536',
       '-i',
       topo.iface('mb', toward).name,
       '-nn',
