@@ -127,6 +127,12 @@ export function createHandler(data: unknown, ctx: HandlerContext): PacketHandler
       if (perFlow.size >= FLOW_BYTES_FLUSH) flush(-1);
     }
   };
+  /** A super-packet that could not be cut is dropped (fail closed), counted, and logged (rate-limited). */
+  const notCut = (p: QueuedPacket, reason: string): VerdictDecision => {
+    ctx.counters[SLOT.gso_dropped]!++;
+    if (events.take()) ctx.post({ kind: 'log', level: 'warn', msg: 'agent: super-packet not cut', event: 'not-cut', reason, hook: p.hook });
+    return DROP_DECISION;
+  };
   /** The GSO path for `p`, or undefined when the packet keeps the per-segment path. */
   const cut = (p: QueuedPacket, tx: RawTransmit, paths: PathInfoCache): VerdictDecision | undefined => {
     const pkt = p.payload;
@@ -156,13 +162,8 @@ export function createHandler(data: unknown, ctx: HandlerContext): PacketHandler
     let bytes = 0;
     for (let first = 0; first < n; ) {
       const r = cutAndLabel(profile, pkt, parsed, size, first, s.key, pctx, tx.slots, tx.lens);
-      if (r.error !== undefined) {
-        // Nothing of this chunk leaves; earlier chunks did (TCP retransmits the rest).
-        c[SLOT.gso_dropped]!++;
-        if (events.take())
-          ctx.post({ kind: 'log', level: 'warn', msg: 'agent: super-packet not cut', event: 'not-cut', reason: r.error, hook: p.hook });
-        return DROP_DECISION;
-      }
+      // Nothing of this chunk leaves; earlier chunks did (TCP retransmits the rest).
+      if (r.error !== undefined) return notCut(p, r.error);
       const sent = tx.send(r.written, parsed.family, parsed.dst, p.outdev, mark);
       c[SLOT.transmit_errors]! += r.written - sent;
       c[SLOT.gso_segments]! += r.written;
@@ -187,17 +188,7 @@ export function createHandler(data: unknown, ctx: HandlerContext): PacketHandler
       } catch (err) {
         // Not the fail-mode verdict: with fail-open that would let the super-packet leave
         // unlabelled (and repeat chunks already sent). Dropped; TCP retransmits.
-        ctx.counters[SLOT.gso_dropped]!++;
-        if (events.take())
-          ctx.post({
-            kind: 'log',
-            level: 'warn',
-            msg: 'agent: super-packet not cut',
-            event: 'not-cut',
-            reason: (err as Error).message,
-            hook: p.hook,
-          });
-        return DROP_DECISION;
+        return notCut(p, (err as Error).message);
       }
       if (d) return d;
     }
