@@ -4,7 +4,17 @@
 // the same delay, so releasing in arrival order keeps every flow in order, and one batch
 // verdict ("accept every id up to N") releases all that are due at once.
 //
-//   delayline QUEUE DELAY_MS [STATS_FILE]
+//   delayline QUEUE DELAY_MS [STATS_FILE] [QUANTUM_US]
+//
+// Release quantum (QUANTUM_US > 0): the line wakes on a grid of that period and releases
+// everything due by then, instead of waking for every packet that arrives while it holds some.
+// Each packet's due time is then taken from the kernel's timestamp of its queueing
+// (NFQA_TIMESTAMP; the line enables the kernel's receive timestamps with SO_TIMESTAMP on a UDP
+// socket it keeps open), so a packet read late is not held late: it leaves at most one quantum
+// after its due time. A real link does no per-packet work on the hosts' CPUs; on this shared
+// machine every wake-up of the line is taken from the sender (an agent's thread wakes it
+// with each segment it sends), so fewer wake-ups make the path cost less of what it measures.
+// QUANTUM_US = 0: wake per arrival, due = read time + delay (the line before the quantum).
 //
 // Runs until SIGTERM/SIGINT. On SIGUSR1, and at the end, appends one JSON line of counters
 // since the last line to STATS_FILE (default stdout): packets (queued skbs), batches (verdict
@@ -43,13 +53,15 @@ static uint32_t ring_id[RING];
 static int64_t ring_due[RING];
 static uint32_t head, tail; // held = tail - head
 static int64_t now_ns, delay_ns;
-static uint64_t packets, batches, enobufs, late_sum_ns, max_held;
+static uint64_t packets, batches, enobufs, late_sum_ns, max_held, stamped, wakeups;
 static int64_t late_max_ns, verdict_ns, verdict_max_ns;
 static volatile sig_atomic_t stop, dump;
+static int use_stamps;
 
+// CLOCK_REALTIME: the clock of the kernel's queueing timestamps (ktime_get_real).
 static int64_t mono_ns(void) {
   struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
+  clock_gettime(CLOCK_REALTIME, &t);
   return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
 }
 
@@ -64,6 +76,14 @@ static int on_packet(struct nfq_q_handle *qh, struct nfgenmsg *m, struct nfq_dat
   struct nfqnl_msg_packet_hdr *ph = nfq_get_msg_packet_hdr(nfa);
   if (!ph) return 0;
   uint32_t id = ntohl(ph->packet_id);
+  // Queued at: the kernel's stamp when there is one (with a quantum the line reads late).
+  int64_t at = now_ns;
+  struct timeval tv;
+  if (use_stamps && nfq_get_timestamp(nfa, &tv) == 0) {
+    int64_t k = (int64_t)tv.tv_sec * 1000000000 + (int64_t)tv.tv_usec * 1000;
+    if (k <= now_ns) at = k;
+    stamped++;
+  }
   if (tail - head == RING) {
     // Cannot happen with the kernel's maxlen = RING; if it does, release the oldest now.
     nfq_set_verdict_batch(qh, ring_id[head % RING], NF_ACCEPT);
@@ -71,7 +91,7 @@ static int on_packet(struct nfq_q_handle *qh, struct nfgenmsg *m, struct nfq_dat
     batches++;
   }
   ring_id[tail % RING] = id;
-  ring_due[tail % RING] = now_ns + delay_ns;
+  ring_due[tail % RING] = at + delay_ns;
   tail++;
   packets++;
   if (tail - head > max_held) max_held = tail - head;
@@ -107,18 +127,18 @@ static void write_stats(const char *file, int64_t since) {
   if (!out) { perror("delayline: stats file"); out = stdout; }
   fprintf(out,
           "{\"packets\":%llu,\"batches\":%llu,\"max_held\":%llu,\"late_us_max\":%.1f,\"late_us_mean\":%.1f,"
-          "\"verdict_us_mean\":%.1f,\"verdict_us_max\":%.1f,\"enobufs\":%llu,\"seconds\":%.1f}\n",
+          "\"verdict_us_mean\":%.1f,\"verdict_us_max\":%.1f,\"enobufs\":%llu,\"stamped\":%llu,\"wakeups\":%llu,\"seconds\":%.1f}\n",
           (unsigned long long)packets, (unsigned long long)batches, (unsigned long long)max_held, late_max_ns / 1e3,
           packets ? late_sum_ns / 1e3 / packets : 0.0, batches ? verdict_ns / 1e3 / batches : 0.0, verdict_max_ns / 1e3,
-          (unsigned long long)enobufs, (mono_ns() - since) / 1e9);
+          (unsigned long long)enobufs, (unsigned long long)stamped, (unsigned long long)wakeups, (mono_ns() - since) / 1e9);
   if (out != stdout) fclose(out); else fflush(out);
-  packets = batches = enobufs = late_sum_ns = max_held = 0;
+  packets = batches = enobufs = late_sum_ns = max_held = stamped = wakeups = 0;
   late_max_ns = verdict_ns = verdict_max_ns = 0;
 }
 
 int main(int argc, char **argv) {
   if (argc < 3) {
-    fprintf(stderr, "usage: %s QUEUE DELAY_MS [STATS_FILE]\n", argv[0]);
+    fprintf(stderr, "usage: %s QUEUE DELAY_MS [STATS_FILE] [QUANTUM_US]\n", argv[0]);
     return 2;
   }
   int queue = atoi(argv[1]);
@@ -128,7 +148,22 @@ int main(int argc, char **argv) {
     return 2;
   }
   delay_ns = (int64_t)(delay_ms * 1e6);
-  const char *stats_file = argc > 3 ? argv[3] : NULL;
+  const char *stats_file = argc > 3 && argv[3][0] ? argv[3] : NULL;
+  double quantum_us = argc > 4 ? atof(argv[4]) : 0;
+  if (quantum_us < 0 || quantum_us > 10000) {
+    fprintf(stderr, "delayline: bad QUANTUM_US\n");
+    return 2;
+  }
+  int64_t quantum_ns = (int64_t)(quantum_us * 1e3);
+  if (quantum_ns > 0) {
+    // netstamp_needed: from now on the kernel stamps what it queues to us (NFQA_TIMESTAMP).
+    int ts = socket(AF_INET, SOCK_DGRAM, 0), on = 1;
+    if (ts < 0 || setsockopt(ts, SOL_SOCKET, SO_TIMESTAMP, &on, sizeof on) < 0) {
+      perror("delayline: SO_TIMESTAMP");
+      return 1;
+    }
+    use_stamps = 1; // ts stays open: the stamps last as long as the line
+  }
 
   struct sigaction sa = {0};
   sa.sa_handler = on_signal;
@@ -171,22 +206,35 @@ int main(int argc, char **argv) {
       t0 = mono_ns();
     }
     release_due(qh);
-    struct timespec to = {1, 0};
-    if (head != tail) {
-      int64_t wait = ring_due[head % RING] - mono_ns();
-      if (wait < 0) wait = 0;
-      to.tv_sec = wait / 1000000000;
-      to.tv_nsec = wait % 1000000000;
+    int r;
+    if (quantum_ns > 0 && head != tail) {
+      // Holding packets: sleep to the first point of the grid at or after the oldest one's due
+      // time, without watching the socket (what arrives meanwhile carries its stamp).
+      int64_t wake = (ring_due[head % RING] + quantum_ns - 1) / quantum_ns * quantum_ns;
+      struct timespec at = {wake / 1000000000, wake % 1000000000};
+      if (clock_nanosleep(CLOCK_REALTIME, TIMER_ABSTIME, &at, NULL) == EINTR) continue;
+      wakeups++;
+      r = 1;
+    } else {
+      struct timespec to = {1, 0};
+      if (head != tail) {
+        int64_t wait = ring_due[head % RING] - mono_ns();
+        if (wait < 0) wait = 0;
+        to.tv_sec = wait / 1000000000;
+        to.tv_nsec = wait % 1000000000;
+      }
+      r = ppoll(&pfd, 1, &to, NULL);
+      if (r < 0) {
+        if (errno == EINTR) continue;
+        perror("delayline: ppoll");
+        break;
+      }
+      wakeups++;
+      if (r == 0) continue;
     }
-    int r = ppoll(&pfd, 1, &to, NULL);
-    if (r < 0) {
-      if (errno == EINTR) continue;
-      perror("delayline: ppoll");
-      break;
-    }
-    if (r == 0) continue;
-    // Bounded reading (at most 16 batches) so that due packets are not held behind a burst.
-    for (int round = 0; round < 16; round++) {
+    // Bounded reading (at most 16 batches) so that due packets are not held behind a burst;
+    // with a quantum, read all that waits (each packet's stamp, not the reading, sets its due).
+    for (int round = 0; quantum_ns > 0 || round < 16; round++) {
       int n = recvmmsg(fd, msgs, RECV_BATCH, MSG_DONTWAIT, NULL);
       if (n < 0) {
         if (errno == ENOBUFS) { enobufs++; continue; }

@@ -18,7 +18,8 @@
 # as not run, and compat is the daemons' only profile (their default). Needs root; builds and
 # removes its own namespaces; every daemon is stopped by its process id.
 #
-#   bench/path-bench.sh                          # RUNS=3 SECS=10 VETH_SECS=5 DELAY_MS=10 RATE_MBIT=1000 QUEUES=2
+#   bench/path-bench.sh                          # RUNS=3 SECS=10 VETH_SECS=5 DELAY_MS=10 RATE_MBIT=1000 QUEUES=2 DL_QUANTUM_US=500
+#   DL_QUANTUM_US=0 bench/path-bench.sh          # the delay lines wake per arriving packet (before the quantum)
 #   CEILING=1 bench/path-bench.sh                # the delay line alone: unshaped, offloads on and off
 #   ARMS="unlabelled v1-agent" bench/path-bench.sh
 #   VETH=0 bench/path-bench.sh                   # the delay path only
@@ -33,6 +34,8 @@ VETH_SECS=${VETH_SECS:-5}
 DELAY_MS=${DELAY_MS:-10}
 RATE_MBIT=${RATE_MBIT:-1000}
 QUEUES=${QUEUES:-2}
+# The delay lines' release quantum (bench/delayline.c): wake on a 500 µs grid, not per packet.
+DL_QUANTUM_US=${DL_QUANTUM_US:-500}
 IPERF_ARGS=${IPERF_ARGS:-}
 VETH=${VETH:-1}
 CEILING=${CEILING:-0}
@@ -146,7 +149,7 @@ path_up() { # path_up SHAPE(0|1) [topo_up args]
   tcp_buffers
   for q in "$DL_QUEUE" $((DL_QUEUE + 1)); do
     : >"$OUT/dl.$q.json"
-    ip netns exec "$NS_MB" "${DL_PRIO[@]}" "$OUT/delayline" "$q" "$DELAY_MS" "$OUT/dl.$q.json" 2>/dev/null &
+    ip netns exec "$NS_MB" "${DL_PRIO[@]}" "$OUT/delayline" "$q" "$DELAY_MS" "$OUT/dl.$q.json" "$DL_QUANTUM_US" 2>/dev/null &
     dl_pids+=($!)
   done
   sleep 0.3
@@ -180,7 +183,7 @@ dl_stats() {
   node -e 'const fs=require("fs");const js=process.argv.slice(1).map(f=>JSON.parse(fs.readFileSync(f,"utf8").trim().split("\n").pop()));
     const pk=js.reduce((a,j)=>a+j.packets,0);
     console.log(JSON.stringify({packets:pk,seconds:Math.max(...js.map(j=>j.seconds)),late_us_mean:+(pk?js.reduce((a,j)=>a+j.late_us_mean*j.packets,0)/pk:0).toFixed(1),
-      late_us_max:Math.max(...js.map(j=>j.late_us_max)),max_held:js.map(j=>j.max_held),enobufs:js.reduce((a,j)=>a+j.enobufs,0),
+      late_us_max:Math.max(...js.map(j=>j.late_us_max)),max_held:js.map(j=>j.max_held),enobufs:js.reduce((a,j)=>a+j.enobufs,0),stamped:js.reduce((a,j)=>a+(j.stamped??0),0),wakeups:js.reduce((a,j)=>a+(j.wakeups??0),0),
       verdict_us_mean:js.map(j=>j.verdict_us_mean),verdict_us_max:js.map(j=>j.verdict_us_max),batches:js.map(j=>j.batches)}))' \
     "$OUT/dl.$DL_QUEUE.json" "$OUT/dl.$((DL_QUEUE + 1)).json"
 }
@@ -243,7 +246,7 @@ arm_check() {
 # suite TITLE SECS WITH_DL: every arm RUNS times, interleaved; prints medians and ratios.
 suite() {
   local title=$1 secs=$2 with_dl=$3 run arm r g rt rtt s
-  declare -A G=() Q=() RT=() RTT=() LATE=() PK=() VD=()
+  declare -A G=() Q=() RT=() RTT=() LATE=() PK=() VD=() WK=()
   echo "== $title (iperf3 -t $secs, one flow, $RUNS runs, $QUEUES queue(s) per daemon)"
   echo "   load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
   [ "$with_dl" = 1 ] && show_rtt
@@ -262,6 +265,12 @@ suite() {
         # start) that much later, which the lateness does not show.
         VD[$arm]="${VD[$arm]:-} $(dl_field "$s" verdict_us_mean | cut -d, -f1)"
         PK[$arm]="${PK[$arm]:-} $(awk -v p="$(dl_field "$s" packets)" -v t="$(dl_field "$s" seconds)" 'BEGIN { printf "%.0f", p / t }')"
+        WK[$arm]="${WK[$arm]:-} $(awk -v p="$(dl_field "$s" wakeups)" -v t="$(dl_field "$s" seconds)" 'BEGIN { printf "%.0f", p / t }')"
+        # With a quantum each due time comes from the kernel's stamp; a packet without one was
+        # timed from its reading (later): say so rather than report a longer path as this one.
+        if [ "$DL_QUANTUM_US" != 0 ] && [ "$(dl_field "$s" stamped)" -lt "$(dl_field "$s" packets)" ]; then
+          echo "   !! $arm: $(dl_field "$s" stamped) of $(dl_field "$s" packets) packets had a kernel timestamp" >&2
+        fi
       fi
       arm_check "$arm" || g=0
       stop_daemons
@@ -275,7 +284,7 @@ suite() {
     echo "   run $run done, load average $(cut -d' ' -f1-3 /proc/loadavg)"
   done
   printf '   %-24s %9s %10s %12s %9s' "arm" "Gbit/s" "/unlabelled" "retransmits" "RTT ms"
-  [ "$with_dl" = 1 ] && printf ' %14s %12s %12s' "delay late µs" "verdict µs" "skb/s at mb"
+  [ "$with_dl" = 1 ] && printf ' %14s %12s %12s %10s' "delay late µs" "verdict µs" "skb/s at mb" "wakeups/s"
   printf '   (medians; Gbit/s of each run)\n'
   for arm in $ARMS; do
     if ! arm_runnable "$arm"; then
@@ -285,7 +294,7 @@ suite() {
     fi
     printf '   %-24s %9s %10s %12s %9s' "$(arm_name "$arm")" "$(echo "${G[$arm]}" | median)" "$(echo "${Q[$arm]:-}" | median)" \
       "$(echo "${RT[$arm]}" | median)" "$(echo "${RTT[$arm]}" | median)"
-    [ "$with_dl" = 1 ] && printf ' %14s %12s %12s' "$(echo "${LATE[$arm]}" | median)" "$(echo "${VD[$arm]}" | median)" "$(echo "${PK[$arm]}" | median)"
+    [ "$with_dl" = 1 ] && printf ' %14s %12s %12s %10s' "$(echo "${LATE[$arm]}" | median)" "$(echo "${VD[$arm]}" | median)" "$(echo "${PK[$arm]}" | median)" "$(echo "${WK[$arm]}" | median)"
     printf '   (%s )\n' "${G[$arm]}"
   done
   if arm_runnable v1-agent; then
@@ -344,7 +353,7 @@ if [ "$CEILING" = 1 ]; then
   exit 0
 fi
 path_up 1
-echo "path: mb delays ${DELAY_MS} ms each way (bench/delayline.c, NFQUEUE $DL_QUEUE and $((DL_QUEUE + 1)), ${DL_PRIO[*]}), tbf ${RATE_MBIT} Mbit/s both ways," \
+echo "path: mb delays ${DELAY_MS} ms each way (bench/delayline.c, NFQUEUE $DL_QUEUE and $((DL_QUEUE + 1)), ${DL_PRIO[*]}, release quantum ${DL_QUANTUM_US} µs), tbf ${RATE_MBIT} Mbit/s both ways," \
   "limit $TBF_LIMIT bytes (BDP $BDP_BYTES); tcp_rmem/tcp_wmem max 32 MiB on pc and srv;" \
   "congestion control $(in_ns pc sysctl -n net.ipv4.tcp_congestion_control) (the kernel's default)"
 suite "path with delay: ${RATE_MBIT} Mbit/s, $((2 * DELAY_MS)) ms RTT" "$SECS" 1
