@@ -38,6 +38,17 @@ QUEUES=${QUEUES:-2}
 DL_QUANTUM_US=${DL_QUANTUM_US:-500}
 IPERF_ARGS=${IPERF_ARGS:-}
 VETH=${VETH:-1}
+# SPLIT=1: pc a host on CPU 0 (iperf3 client, agent), mb and srv on CPU 1 (delay lines, verifier,
+# iperf3 server), each interface's receive steered to its host's CPU (RPS): veth otherwise runs
+# the next host's receive inside the sender's system call, so mb's forwarding ran in the agent's
+# thread, as it would not on separate machines.
+SPLIT=${SPLIT:-0}
+CPU_PC=()
+CPU_FAR=()
+if [ "$SPLIT" = 1 ]; then
+  CPU_PC=(taskset -c 0)
+  CPU_FAR=(taskset -c 1)
+fi
 CEILING=${CEILING:-0}
 ARMS=${ARMS:-unlabelled unlabelled-nogso compat-agent compat-both v1-agent v1-both}
 # NFQUEUE number of the delay line on mb: away from the daemons' defaults (agent 100+, verifier 200+).
@@ -88,7 +99,7 @@ wait_sock() { for _ in $(seq 100); do [ -S "$1" ] && return 0; sleep 0.1; done; 
 start_agent() { # start_agent PROFILE
   rm -f "$OUT/agent.sock"
   # shellcheck disable=SC2046
-  ip netns exec "$NS_PC" "${LW[@]}" agent $(profile_args agent "$1") --key-file "$OUT/key" --queues "$QUEUES" \
+  ip netns exec "$NS_PC" "${CPU_PC[@]}" "${LW[@]}" agent $(profile_args agent "$1") --key-file "$OUT/key" --queues "$QUEUES" \
     --control-socket "$OUT/agent.sock" --log-level warn &
   pids+=($!)
   wait_sock "$OUT/agent.sock"
@@ -96,7 +107,7 @@ start_agent() { # start_agent PROFILE
 start_verifier() { # start_verifier PROFILE
   rm -f "$OUT/verifier.sock"
   # shellcheck disable=SC2046
-  ip netns exec "$NS_MB" "${LW[@]}" verifier $(profile_args verifier "$1") --key-file "$OUT/key" --hook forward \
+  ip netns exec "$NS_MB" "${CPU_FAR[@]}" "${LW[@]}" verifier $(profile_args verifier "$1") --key-file "$OUT/key" --hook forward \
     --in-interface "$IF_MB_PC" --queues "$QUEUES" --control-socket "$OUT/verifier.sock" --log-level warn &
   pids+=($!)
   wait_sock "$OUT/verifier.sock"
@@ -113,7 +124,7 @@ counter() { tr ' ' '\n' | awk -F= -v k="$1" '$1 == k { print $2; f = 1 } END { i
 iperf_run() {
   local secs=$1
   # shellcheck disable=SC2086 # IPERF_ARGS: extra iperf3 options, word-split on purpose
-  in_ns pc timeout $((secs + 20)) iperf3 -c "$IP4_SRV" -t "$secs" $IPERF_ARGS -J 2>/dev/null |
+  in_ns pc "${CPU_PC[@]}" timeout $((secs + 20)) iperf3 -c "$IP4_SRV" -t "$secs" $IPERF_ARGS -J 2>/dev/null |
     node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const j=JSON.parse(s);if(j.error){console.error(j.error);process.exit(1)}const st=j.end.streams[0].sender;console.log((j.end.sum_received.bits_per_second/1e9).toFixed(3),j.end.sum_sent.retransmits??0,((st.mean_rtt??0)/1000).toFixed(1))})'
 }
 
@@ -132,6 +143,14 @@ tcp_buffers() {
   done
 }
 
+# SPLIT=1: pc's interface receives on CPU 0, mb's and srv's on CPU 1.
+split_rps() {
+  [ "$SPLIT" = 1 ] || return 0
+  ip netns exec "$NS_PC" sh -c "echo 1 > /sys/class/net/$IF_PC/queues/rx-0/rps_cpus"
+  ip netns exec "$NS_MB" sh -c "echo 2 > /sys/class/net/$IF_MB_PC/queues/rx-0/rps_cpus; echo 2 > /sys/class/net/$IF_MB_SRV/queues/rx-0/rps_cpus"
+  ip netns exec "$NS_SRV" sh -c "echo 2 > /sys/class/net/$IF_SRV/queues/rx-0/rps_cpus"
+}
+
 # The path: on mb's forward path (mangle, before the verifier's filter rules) one delay line
 # per direction (queues DL_QUEUE and DL_QUEUE+1: each keeps its direction in order, and the
 # two share the work of reinjecting, which runs in their threads). SCHED_FIFO, as a link that
@@ -147,9 +166,10 @@ path_up() { # path_up SHAPE(0|1) [topo_up args]
   shift
   TOPO_NO_TRAP=1 topo_up "$@"
   tcp_buffers
+  split_rps
   for q in "$DL_QUEUE" $((DL_QUEUE + 1)); do
     : >"$OUT/dl.$q.json"
-    ip netns exec "$NS_MB" "${DL_PRIO[@]}" "$OUT/delayline" "$q" "$DELAY_MS" "$OUT/dl.$q.json" "$DL_QUANTUM_US" 2>/dev/null &
+    ip netns exec "$NS_MB" "${CPU_FAR[@]}" "${DL_PRIO[@]}" "$OUT/delayline" "$q" "$DELAY_MS" "$OUT/dl.$q.json" "$DL_QUANTUM_US" 2>/dev/null &
     dl_pids+=($!)
   done
   sleep 0.3
@@ -160,7 +180,7 @@ path_up() { # path_up SHAPE(0|1) [topo_up args]
       in_ns mb tc qdisc replace dev "$dev" root tbf rate "${RATE_MBIT}mbit" burst 256kb limit "$TBF_LIMIT"
     done
   fi
-  in_ns srv iperf3 -s -D
+  in_ns srv "${CPU_FAR[@]}" iperf3 -s -D
   sleep 0.3
 }
 dl_rules() { # dl_rules -A|-D: send mb's forwarded traffic through the delay lines, or stop
@@ -361,7 +381,8 @@ path_down
 if [ "$VETH" = 1 ]; then
   TOPO_NO_TRAP=1 topo_up
   tcp_buffers
-  in_ns srv iperf3 -s -D
+  split_rps
+  in_ns srv "${CPU_FAR[@]}" iperf3 -s -D
   sleep 0.3
   suite "plain veth, no delay, no shaping" "$VETH_SECS" 0
   topo_down
