@@ -49,13 +49,14 @@ export function cutAndLabel(
     if (i > 0 && i * size >= payloadLen) break;
     const slot = slots[j]!;
     const len = writeSegment(pkt, p, size, i, slot);
-    const seg = slot.subarray(0, len);
-    const ps = parseIpPacket(seg);
+    // The slot itself, not a view of its first len bytes: the IP length says where the segment
+    // ends (the rest of the slot reads as link padding), and labelling in place is a no-copy case.
+    const ps = parseIpPacket(slot);
     if (!ps.ok) {
       r.error = ps.reason;
       return r;
     }
-    const l = profile.label(seg, ps, key, slot, ctx);
+    const l = profile.label(slot, ps, key, slot, ctx);
     if (l.ok && (l.packet.buffer !== slot.buffer || l.packet.byteOffset !== slot.byteOffset)) {
       // The profile wrote elsewhere (the slot was too small): what is in the slot is not it.
       r.error = 'segment-larger-than-slot';

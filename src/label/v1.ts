@@ -134,6 +134,8 @@ export function resolveEpoch(epoch8: number, nowE: number, before: number, after
 
 /** M's prefix: at most 8 + 4 + 1 + 16 + 16 + 4 + 16 + 40 + 2 = 107 bytes. */
 const mBuf = Buffer.alloc(128);
+/** mPrefix[n] is mBuf[0, n): made once, not a new view for every segment's MAC. */
+const mPrefix: readonly Uint8Array[] = Array.from({ length: mBuf.length + 1 }, (_, n) => mBuf.subarray(0, n));
 /** A copy of the options as the stack wrote them (`out` may be the packet's own memory). */
 const optCopy = Buffer.alloc(MAX_OPTIONS);
 /** Per option of the packet: offset in optCopy, length, NOPs before it, removal class, kept length (0 = removed). */
@@ -332,11 +334,17 @@ export function labelV1(pkt: Uint8Array, p: ParsedPacket, key: LabelKey, out?: B
   m[o++] = tcp.payloadLen & 0xff;
   const payload = pkt.subarray(tcp.payloadOffset, tcp.payloadOffset + tcp.payloadLen);
   // MAC before anything moves: `out` may be the packet's memory. mac() returns a reused buffer, used at once.
-  const mac = tagKey(key, tag).mac(m.subarray(0, o), payload);
+  const mac = tagKey(key, tag).mac(mPrefix[o]!, payload);
 
   const dst = out && out.length >= newTotal ? out.subarray(0, newTotal) : Buffer.allocUnsafe(newTotal);
-  dst.set(payload, l4 + hdrLen); // TypedArray.set copies overlapping ranges of one buffer correctly
-  dst.set(pkt.subarray(0, l4 + 20), 0);
+  if (dst.buffer === pkt.buffer && dst.byteOffset === pkt.byteOffset) {
+    // In place (the GSO path labels each segment in its send slot): the IP and TCP base headers
+    // are already there; only the payload moves, within the one buffer.
+    dst.copyWithin(l4 + hdrLen, tcp.payloadOffset, tcp.payloadOffset + tcp.payloadLen);
+  } else {
+    dst.set(payload, l4 + hdrLen); // TypedArray.set copies overlapping ranges of one buffer correctly
+    dst.set(pkt.subarray(0, l4 + 20), 0);
+  }
   const t = l4;
   dst[t + 12] = b12;
   let w = t + 20;
@@ -455,7 +463,7 @@ export function verifyV1(pkt: Uint8Array, p: ParsedPacket, keys: readonly LabelK
   let o = canonEnd;
   m[o++] = tcp.payloadLen >>> 8;
   m[o++] = tcp.payloadLen & 0xff;
-  const prefix = m.subarray(0, o);
+  const prefix = mPrefix[o]!;
   const payload = pkt.subarray(tcp.payloadOffset, tcp.payloadOffset + tcp.payloadLen);
   const macLen = len - V1_MAC_OFFSET;
   // The key(s) holding the label's id: one HMAC when ids are unique (the config requires it);
