@@ -128,6 +128,14 @@ iperf_run() {
     node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const j=JSON.parse(s);if(j.error){console.error(j.error);process.exit(1)}const st=j.end.streams[0].sender;console.log((j.end.sum_received.bits_per_second/1e9).toFixed(3),j.end.sum_sent.retransmits??0,((st.mean_rtt??0)/1000).toFixed(1))})'
 }
 
+# The machine's CPU ticks: "total idle steal" (all CPUs, /proc/stat), to show per run how much
+# CPU was left (idle) and taken by the hypervisor (steal): the bound of a labelled flow here.
+cpu_ticks() { awk '/^cpu / { t = 0; for (i = 2; i <= NF; i++) t += $i; print t, $5 + $6, $9 }' /proc/stat; }
+cpu_share() { # cpu_share "BEFORE" "AFTER" FIELD(2 idle, 3 steal): percent of all CPU time
+  awk -v a="$1" -v b="$2" -v f="$3" 'BEGIN { split(a, x, " "); split(b, y, " "); d = y[1] - x[1];
+    printf "%.0f", (d > 0 ? 100 * (y[f] - x[f]) / d : 0) }'
+}
+
 # median: of whitespace-separated numbers; the mean of the middle two keeps the inputs' format.
 median() {
   tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1; if ($1 ~ /\./) f=1} END {
@@ -266,7 +274,7 @@ arm_check() {
 # suite TITLE SECS WITH_DL: every arm RUNS times, interleaved; prints medians and ratios.
 suite() {
   local title=$1 secs=$2 with_dl=$3 run arm r g rt rtt s
-  declare -A G=() Q=() RT=() RTT=() LATE=() PK=() VD=() WK=()
+  declare -A G=() Q=() RT=() RTT=() LATE=() PK=() VD=() WK=() IDLE=() STEAL=()
   echo "== $title (iperf3 -t $secs, one flow, $RUNS runs, $QUEUES queue(s) per daemon)"
   echo "   load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
   [ "$with_dl" = 1 ] && show_rtt
@@ -276,7 +284,12 @@ suite() {
       arm_runnable "$arm" || continue
       arm_up "$arm"
       [ "$with_dl" = 1 ] && dl_stats >/dev/null
+      local c0 c1
+      c0=$(cpu_ticks)
       r=$(iperf_run "$secs") || r="0 0 0"
+      c1=$(cpu_ticks)
+      IDLE[$arm]="${IDLE[$arm]:-} $(cpu_share "$c0" "$c1" 2)"
+      STEAL[$arm]="${STEAL[$arm]:-} $(cpu_share "$c0" "$c1" 3)"
       read -r g rt rtt <<<"$r"
       if [ "$with_dl" = 1 ]; then
         s=$(dl_stats)
@@ -303,7 +316,7 @@ suite() {
     done
     echo "   run $run done, load average $(cut -d' ' -f1-3 /proc/loadavg)"
   done
-  printf '   %-24s %9s %10s %12s %9s' "arm" "Gbit/s" "/unlabelled" "retransmits" "RTT ms"
+  printf '   %-24s %9s %10s %12s %9s %7s %7s' "arm" "Gbit/s" "/unlabelled" "retransmits" "RTT ms" "idle %" "steal %"
   [ "$with_dl" = 1 ] && printf ' %14s %12s %12s %10s' "delay late µs" "verdict µs" "skb/s at mb" "wakeups/s"
   printf '   (medians; Gbit/s of each run)\n'
   for arm in $ARMS; do
@@ -312,8 +325,8 @@ suite() {
         "$([ "$arm" = v1-both ] && echo ' or `labelwall verifier --help`')"
       continue
     fi
-    printf '   %-24s %9s %10s %12s %9s' "$(arm_name "$arm")" "$(echo "${G[$arm]}" | median)" "$(echo "${Q[$arm]:-}" | median)" \
-      "$(echo "${RT[$arm]}" | median)" "$(echo "${RTT[$arm]}" | median)"
+    printf '   %-24s %9s %10s %12s %9s %7s %7s' "$(arm_name "$arm")" "$(echo "${G[$arm]}" | median)" "$(echo "${Q[$arm]:-}" | median)" \
+      "$(echo "${RT[$arm]}" | median)" "$(echo "${RTT[$arm]}" | median)" "$(echo "${IDLE[$arm]}" | median)" "$(echo "${STEAL[$arm]}" | median)"
     [ "$with_dl" = 1 ] && printf ' %14s %12s %12s %10s' "$(echo "${LATE[$arm]}" | median)" "$(echo "${VD[$arm]}" | median)" "$(echo "${PK[$arm]}" | median)" "$(echo "${WK[$arm]}" | median)"
     printf '   (%s )\n' "${G[$arm]}"
   done
