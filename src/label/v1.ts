@@ -100,8 +100,22 @@ export function tagKeyInfo(keyId: number, tag: number): Buffer {
   return info;
 }
 
+// The last answer: a flow's segments (all of a super-packet) ask for the same key and tag.
+let lastKey: LabelKey | undefined;
+let lastTag = -1;
+let lastTagKey: LabelKey | undefined;
+
 /** K_tag for `key` (its own key id) and `tag`, derived once and cached (WeakMap per key, bounded Map per tag). */
 export function tagKey(key: LabelKey, tag: number): LabelKey {
+  if (key === lastKey && tag === lastTag) return lastTagKey!;
+  const k = cachedTagKey(key, tag);
+  lastKey = key;
+  lastTag = tag;
+  lastTagKey = k;
+  return k;
+}
+
+function cachedTagKey(key: LabelKey, tag: number): LabelKey {
   let m = tagKeys.get(key);
   if (!m) {
     m = new Map();
