@@ -20,6 +20,7 @@
 #
 #   bench/path-bench.sh                          # RUNS=3 SECS=10 VETH_SECS=5 DELAY_MS=10 RATE_MBIT=1000 QUEUES=2 DL_QUANTUM_US=500
 #   DL_QUANTUM_US=0 bench/path-bench.sh          # the delay lines wake per arriving packet (before the quantum)
+#   PIN=1 bench/path-bench.sh                    # agent on CPU 0, delay lines on CPU 1; SPLIT=1: every host on its CPU
 #   CEILING=1 bench/path-bench.sh                # the delay line alone: unshaped, offloads on and off
 #   ARMS="unlabelled v1-agent" bench/path-bench.sh
 #   VETH=0 bench/path-bench.sh                   # the delay path only
@@ -42,12 +43,24 @@ VETH=${VETH:-1}
 # iperf3 server), each interface's receive steered to its host's CPU (RPS): veth otherwise runs
 # the next host's receive inside the sender's system call, so mb's forwarding ran in the agent's
 # thread, as it would not on separate machines.
+# PIN=1: only the path's emulation and the labeller placed: the delay lines on CPU 1, the agent
+# on CPU 0, everything else (iperf3, the verifier, softirqs) where the scheduler puts it. The
+# real-time delay lines otherwise pre-empt the agent wherever they wake, and the scheduler does
+# not move a waiting agent to the other CPU when it goes idle.
 SPLIT=${SPLIT:-0}
+PIN=${PIN:-0}
 CPU_PC=()
 CPU_FAR=()
+CPU_AGENT=()
+CPU_DL=()
 if [ "$SPLIT" = 1 ]; then
   CPU_PC=(taskset -c 0)
   CPU_FAR=(taskset -c 1)
+  CPU_AGENT=("${CPU_PC[@]}")
+  CPU_DL=("${CPU_FAR[@]}")
+elif [ "$PIN" = 1 ]; then
+  CPU_AGENT=(taskset -c 0)
+  CPU_DL=(taskset -c 1)
 fi
 CEILING=${CEILING:-0}
 ARMS=${ARMS:-unlabelled unlabelled-nogso compat-agent compat-both v1-agent v1-both}
@@ -99,7 +112,7 @@ wait_sock() { for _ in $(seq 100); do [ -S "$1" ] && return 0; sleep 0.1; done; 
 start_agent() { # start_agent PROFILE
   rm -f "$OUT/agent.sock"
   # shellcheck disable=SC2046
-  ip netns exec "$NS_PC" "${CPU_PC[@]}" "${LW[@]}" agent $(profile_args agent "$1") --key-file "$OUT/key" --queues "$QUEUES" \
+  ip netns exec "$NS_PC" "${CPU_AGENT[@]}" "${LW[@]}" agent $(profile_args agent "$1") --key-file "$OUT/key" --queues "$QUEUES" \
     --control-socket "$OUT/agent.sock" --log-level warn &
   pids+=($!)
   wait_sock "$OUT/agent.sock"
@@ -177,7 +190,7 @@ path_up() { # path_up SHAPE(0|1) [topo_up args]
   split_rps
   for q in "$DL_QUEUE" $((DL_QUEUE + 1)); do
     : >"$OUT/dl.$q.json"
-    ip netns exec "$NS_MB" "${CPU_FAR[@]}" "${DL_PRIO[@]}" "$OUT/delayline" "$q" "$DELAY_MS" "$OUT/dl.$q.json" "$DL_QUANTUM_US" 2>/dev/null &
+    ip netns exec "$NS_MB" "${CPU_DL[@]}" "${DL_PRIO[@]}" "$OUT/delayline" "$q" "$DELAY_MS" "$OUT/dl.$q.json" "$DL_QUANTUM_US" 2>/dev/null &
     dl_pids+=($!)
   done
   sleep 0.3
@@ -388,7 +401,8 @@ fi
 path_up 1
 echo "path: mb delays ${DELAY_MS} ms each way (bench/delayline.c, NFQUEUE $DL_QUEUE and $((DL_QUEUE + 1)), ${DL_PRIO[*]}, release quantum ${DL_QUANTUM_US} µs), tbf ${RATE_MBIT} Mbit/s both ways," \
   "limit $TBF_LIMIT bytes (BDP $BDP_BYTES); tcp_rmem/tcp_wmem max 32 MiB on pc and srv;" \
-  "congestion control $(in_ns pc sysctl -n net.ipv4.tcp_congestion_control) (the kernel's default)"
+  "congestion control $(in_ns pc sysctl -n net.ipv4.tcp_congestion_control) (the kernel's default);" \
+  "CPUs: $( [ "$SPLIT" = 1 ] && echo "SPLIT (pc on 0, mb and srv on 1, RPS)" || { [ "$PIN" = 1 ] && echo "PIN (agent on 0, delay lines on 1)"; } || echo "shared")"
 suite "path with delay: ${RATE_MBIT} Mbit/s, $((2 * DELAY_MS)) ms RTT" "$SECS" 1
 path_down
 if [ "$VETH" = 1 ]; then
