@@ -39,7 +39,7 @@ QUEUES=${QUEUES:-2}
 DL_QUANTUM_US=${DL_QUANTUM_US:-500}
 IPERF_ARGS=${IPERF_ARGS:-}
 VETH=${VETH:-1}
-# SPLIT=1: pc a host on CPU 0 (iperf3 client, agent), mb and srv on CPU 1 (delay lines, verifier,
+# SPLIT=1: pc as a host on CPU 0 (iperf3 client, agent), mb and srv on CPU 1 (delay lines, verifier,
 # iperf3 server), each interface's receive steered to its host's CPU (RPS): veth otherwise runs
 # the next host's receive inside the sender's system call, so mb's forwarding ran in the agent's
 # thread, as it would not on separate machines.
