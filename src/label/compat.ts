@@ -13,7 +13,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import { setTcpPacketLengthAndChecksums } from '../wire/checksum.js';
 import { IPPROTO_TCP, parseIpPacket, type ParsedPacket } from '../wire/packet.js';
-import type { TcpView } from '../wire/tcp.js';
+import { segmentWithHeaderRoom, type TcpView } from '../wire/tcp.js';
 import { checkTcpOptions, findExperimentalOption, OPT_DUPLICATE, OPT_MALFORMED, OPT_NOT_FOUND } from '../wire/tcpopts.js';
 import type { LabelKey } from './keys.js';
 import type { FindLabelResult, LabelProfile, LabelResult, VerifyResult } from './profile.js';
@@ -94,15 +94,7 @@ export function labelParsed(pkt: Uint8Array, p: ParsedPacket, key: LabelKey, out
   const payload = pkt.subarray(tcp.payloadOffset, tcp.payloadOffset + tcp.payloadLen);
   // MAC first: `out` may alias `pkt`, and the payload is moved below.
   const mac = key.mac(pkt.subarray(l4 + 4, l4 + 8), payload); // reused buffer: used at once below
-  const dst = out && out.length >= newTotal ? out.subarray(0, newTotal) : Buffer.allocUnsafe(newTotal);
-  if (dst.buffer === pkt.buffer && dst.byteOffset === pkt.byteOffset) {
-    // In place (the GSO path's send slot): the base headers are there; only the payload moves.
-    dst.copyWithin(l4 + LABELLED_TCP_HEADER, tcp.payloadOffset, tcp.payloadOffset + tcp.payloadLen);
-  } else {
-    // Payload moves forward (the new header is never shorter); TypedArray.set handles overlap.
-    dst.set(payload, l4 + LABELLED_TCP_HEADER);
-    dst.set(pkt.subarray(0, l4 + 20), 0);
-  }
+  const dst = segmentWithHeaderRoom(pkt, tcp, payload, l4, LABELLED_TCP_HEADER, newTotal, out);
   buildLabelOption(mac, dst, l4 + 20);
   dst[l4 + 12] = 0xf0 | (pkt[l4 + 12]! & 0x0f); // data offset 15, reserved/AE bits kept
   setTcpPacketLengthAndChecksums(dst, p.family, l4, newTotal, p.pseudoDstOffset);

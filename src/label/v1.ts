@@ -17,7 +17,7 @@
 // only that fits; the area is padded to a multiple of 4 with EOL (zero) bytes.
 import { setTcpPacketLengthAndChecksums } from '../wire/checksum.js';
 import { IPPROTO_TCP, type ParsedPacket } from '../wire/packet.js';
-import { TCP_SYN, type TcpView } from '../wire/tcp.js';
+import { TCP_SYN, segmentWithHeaderRoom, type TcpView } from '../wire/tcp.js';
 import {
   TCPOPT_AO,
   TCPOPT_EOL,
@@ -350,15 +350,7 @@ export function labelV1(pkt: Uint8Array, p: ParsedPacket, key: LabelKey, out?: B
   // MAC before anything moves: `out` may be the packet's memory. mac() returns a reused buffer, used at once.
   const mac = tagKey(key, tag).mac(mPrefix[o]!, payload);
 
-  const dst = out && out.length >= newTotal ? out.subarray(0, newTotal) : Buffer.allocUnsafe(newTotal);
-  if (dst.buffer === pkt.buffer && dst.byteOffset === pkt.byteOffset) {
-    // In place (the GSO path labels each segment in its send slot): the IP and TCP base headers
-    // are already there; only the payload moves, within the one buffer.
-    dst.copyWithin(l4 + hdrLen, tcp.payloadOffset, tcp.payloadOffset + tcp.payloadLen);
-  } else {
-    dst.set(payload, l4 + hdrLen); // TypedArray.set copies overlapping ranges of one buffer correctly
-    dst.set(pkt.subarray(0, l4 + 20), 0);
-  }
+  const dst = segmentWithHeaderRoom(pkt, tcp, payload, l4, hdrLen, newTotal, out);
   const t = l4;
   dst[t + 12] = b12;
   let w = t + 20;

@@ -71,3 +71,29 @@ export function writeU16(buf: Uint8Array, off: number, v: number): void {
   buf[off] = (v >>> 8) & 0xff;
   buf[off + 1] = v & 0xff;
 }
+
+/**
+ * Where a labeller writes a segment whose TCP header grows (or shrinks) to `hdrLen` bytes: `out`
+ * when it holds `newTotal` bytes, else a new buffer, with the IP header and the 20-byte TCP base
+ * header of `pkt` at its start and `payload` (pkt's, from tcp.payloadOffset) at l4 + hdrLen. The
+ * options area between is the caller's to write. `out` may be pkt's own memory at the same
+ * offset (the GSO path labels each segment in its send slot): then only the payload moves.
+ */
+export function segmentWithHeaderRoom(
+  pkt: Uint8Array,
+  tcp: TcpView,
+  payload: Uint8Array,
+  l4: number,
+  hdrLen: number,
+  newTotal: number,
+  out?: Buffer,
+): Buffer {
+  const dst = out && out.length >= newTotal ? out.subarray(0, newTotal) : Buffer.allocUnsafe(newTotal);
+  if (dst.buffer === pkt.buffer && dst.byteOffset === pkt.byteOffset) {
+    dst.copyWithin(l4 + hdrLen, tcp.payloadOffset, tcp.payloadOffset + tcp.payloadLen);
+  } else {
+    dst.set(payload, l4 + hdrLen); // TypedArray.set copies overlapping ranges of one buffer correctly
+    dst.set(pkt.subarray(0, l4 + TCP_MIN_HEADER), 0);
+  }
+  return dst;
+}
