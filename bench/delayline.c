@@ -59,7 +59,7 @@ static volatile sig_atomic_t stop, dump;
 static int use_stamps;
 
 // CLOCK_REALTIME: the clock of the kernel's queueing timestamps (ktime_get_real).
-static int64_t mono_ns(void) {
+static int64_t now_real_ns(void) {
   struct timespec t;
   clock_gettime(CLOCK_REALTIME, &t);
   return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
@@ -101,7 +101,7 @@ static int on_packet(struct nfq_q_handle *qh, struct nfgenmsg *m, struct nfq_dat
 // Releases every packet that is due (within 20 µs) with one batch verdict.
 static void release_due(struct nfq_q_handle *qh) {
   if (head == tail) return;
-  int64_t t = mono_ns();
+  int64_t t = now_real_ns();
   uint32_t last = head;
   if (ring_due[head % RING] > t + 20000) return;
   while (last != tail && ring_due[last % RING] <= t + 20000) {
@@ -114,7 +114,7 @@ static void release_due(struct nfq_q_handle *qh) {
   }
   if (nfq_set_verdict_batch(qh, ring_id[(last - 1) % RING], NF_ACCEPT) < 0) perror("delayline: verdict");
   // The verdict call reinjects the packets in this thread's context: time it.
-  int64_t spent = mono_ns() - t;
+  int64_t spent = now_real_ns() - t;
   verdict_ns += spent;
   if (spent > verdict_max_ns) verdict_max_ns = spent;
   head = last;
@@ -130,7 +130,7 @@ static void write_stats(const char *file, int64_t since) {
           "\"verdict_us_mean\":%.1f,\"verdict_us_max\":%.1f,\"enobufs\":%llu,\"stamped\":%llu,\"wakeups\":%llu,\"seconds\":%.1f}\n",
           (unsigned long long)packets, (unsigned long long)batches, (unsigned long long)max_held, late_max_ns / 1e3,
           packets ? late_sum_ns / 1e3 / packets : 0.0, batches ? verdict_ns / 1e3 / batches : 0.0, verdict_max_ns / 1e3,
-          (unsigned long long)enobufs, (unsigned long long)stamped, (unsigned long long)wakeups, (mono_ns() - since) / 1e9);
+          (unsigned long long)enobufs, (unsigned long long)stamped, (unsigned long long)wakeups, (now_real_ns() - since) / 1e9);
   if (out != stdout) fclose(out); else fflush(out);
   packets = batches = enobufs = late_sum_ns = max_held = stamped = wakeups = 0;
   late_max_ns = verdict_ns = verdict_max_ns = 0;
@@ -196,14 +196,14 @@ int main(int argc, char **argv) {
     msgs[i].msg_hdr.msg_iovlen = 1;
   }
   fprintf(stderr, "delayline: queue %d, delay %.3f ms\n", queue, delay_ms);
-  int64_t t0 = mono_ns();
+  int64_t t0 = now_real_ns();
 
   struct pollfd pfd = {.fd = fd, .events = POLLIN};
   while (!stop) {
     if (dump) {
       dump = 0;
       write_stats(stats_file, t0);
-      t0 = mono_ns();
+      t0 = now_real_ns();
     }
     release_due(qh);
     int r;
@@ -218,7 +218,7 @@ int main(int argc, char **argv) {
     } else {
       struct timespec to = {1, 0};
       if (head != tail) {
-        int64_t wait = ring_due[head % RING] - mono_ns();
+        int64_t wait = ring_due[head % RING] - now_real_ns();
         if (wait < 0) wait = 0;
         to.tv_sec = wait / 1000000000;
         to.tv_nsec = wait % 1000000000;
@@ -243,7 +243,7 @@ int main(int argc, char **argv) {
         stop = 1;
         break;
       }
-      now_ns = mono_ns();
+      now_ns = now_real_ns();
       for (int i = 0; i < n; i++) nfq_handle_packet(h, bufs[i], (int)msgs[i].msg_len);
       if (n < RECV_BATCH) break;
     }
