@@ -44,10 +44,26 @@ export function cutAndLabel(
   r.written = r.labelled = r.unlabelled = r.compact = r.sackTrimmed = r.optionsRemoved = r.bytes = 0;
   r.error = undefined;
   const payloadLen = p.tcp!.payloadLen;
+  // The profile's fast path for the segments after this call's first, from the first's layout.
+  const sibling = profile.labelSibling;
+  let template: Buffer | undefined;
   for (let j = 0; j < slots.length; j++) {
     const i = first + j;
     if (i > 0 && i * size >= payloadLen) break;
     const slot = slots[j]!;
+    if (template && sibling) {
+      const s = sibling(template, pkt, p, size, i, slot);
+      if (s.length > 0) {
+        lens[j] = s.length;
+        r.labelled++;
+        if (s.compact) r.compact++;
+        if (s.trimmed === 'sack-trimmed') r.sackTrimmed++;
+        else if (s.trimmed === 'options-removed') r.optionsRemoved++;
+        r.bytes += s.length;
+        r.written++;
+        continue;
+      }
+    }
     const len = writeSegment(pkt, p, size, i, slot);
     // The slot itself, not a view of its first len bytes: the IP length says where the segment
     // ends (the rest of the slot reads as link padding), and labelling in place is a no-copy case.
@@ -64,6 +80,7 @@ export function cutAndLabel(
     }
     if (l.ok) {
       lens[j] = l.packet.length;
+      if (j === 0) template = slot;
       r.labelled++;
       if (l.compact) r.compact++;
       if (l.trimmed === 'sack-trimmed') r.sackTrimmed++;

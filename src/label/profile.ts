@@ -57,6 +57,13 @@ export type LabelResult =
     }
   | { ok: false; verdict: 'skipped' | 'malformed'; reason: string };
 
+/** What `labelSibling` made (a reused object): the segment's length, or -1, and what `label` said of the first. */
+export interface SiblingResult {
+  length: number;
+  compact: boolean;
+  trimmed?: 'sack-trimmed' | 'options-removed';
+}
+
 export type FindLabelResult =
   | { found: true; offset: number }
   | { found: false; reason: 'no-label' }
@@ -108,6 +115,13 @@ export interface LabelProfile {
    * the memory of `pkt`, at the same offset) and returns a view of it; otherwise allocates.
    */
   label(pkt: Uint8Array, p: ParsedPacket, key: LabelKey, out?: Buffer, ctx?: PacketContext): LabelResult;
+  /**
+   * Optional GSO fast path: labels segment `i` of the super-packet `pkt` (cut at `size` payload
+   * bytes) into `dst`, from `first`, another of its segments that `label` was the last to label
+   * (same key and context); byte for byte what cutting and `label` would make. Length -1: not
+   * applicable (label it the slow way).
+   */
+  labelSibling?(first: Uint8Array, pkt: Uint8Array, p: ParsedPacket, size: number, i: number, dst: Buffer): SiblingResult;
   /** Verifies a parsed IP packet against any of `keys` (several during a key rollover). */
   verify(pkt: Uint8Array, p: ParsedPacket, keys: readonly LabelKey[], ctx?: PacketContext): VerifyResult;
   /** Locates this profile's option among a TCP header's options. */

@@ -17,7 +17,7 @@
 // only that fits; the area is padded to a multiple of 4 with EOL (zero) bytes.
 import { setTcpPacketLengthAndChecksums } from '../wire/checksum.js';
 import { IPPROTO_TCP, type ParsedPacket } from '../wire/packet.js';
-import { TCP_SYN, segmentWithHeaderRoom, type TcpView } from '../wire/tcp.js';
+import { TCP_CWR, TCP_FIN, TCP_PSH, TCP_SYN, segmentWithHeaderRoom, type TcpView } from '../wire/tcp.js';
 import {
   TCPOPT_AO,
   TCPOPT_EOL,
@@ -40,6 +40,7 @@ import {
   type LabelProfile,
   type LabelResult,
   type PacketContext,
+  type SiblingResult,
   type VerifyResult,
 } from './profile.js';
 
@@ -370,7 +371,113 @@ export function labelV1(pkt: Uint8Array, p: ParsedPacket, key: LabelKey, out?: B
   dst.fill(TCPOPT_EOL, w, t + hdrLen);
   setTcpPacketLengthAndChecksums(dst, p.family, l4, newTotal, p.pseudoDstOffset);
   const compact = labelLen === V1_COMPACT_LENGTH;
+  keepTemplate(dst, p, l4 + hdrLen, labelLen, o, tagKey(key, tag), compact, trimmed);
   return trimmed ? { ok: true, packet: dst, compact, trimmed } : { ok: true, packet: dst, compact };
+}
+
+// ---- the GSO fast path: the other segments of a super-packet, from the first one's layout -----
+
+// The kernel gives every segment of a super-packet the same IP header and TCP header, options
+// included (tcp_gso_segment); only seq, flags (CWR on the first, PSH/FIN on the last), lengths
+// and the IPv4 id differ. So once labelV1 has labelled one segment, the others need no option
+// walk, no fitting and no M built anew: copy its header, patch those fields in it and in M,
+// and MAC. The result is byte for byte what labelV1 makes of the same segment (unit-tested),
+// except that the epoch is the first segment's: at a 16 s boundary a super-packet's later
+// segments carry the E before, which every verifier's window (now_E - 2 at least) accepts.
+
+/** Where the template is: the segment labelV1 wrote last (its memory and offset). */
+let tBuffer: ArrayBufferLike | undefined;
+let tByteOffset = -1;
+let tFamily: 4 | 6 = 4;
+/** Bytes of IP + TCP header (the label and options included), where the payload starts. */
+let tHdrEnd = 0;
+let tL4 = 0;
+let tPseudoDst = 0;
+let tMacLen = 0;
+/** M's prefix as labelled (its own copy: verifyV1 reuses mBuf) and where seq, flags and the payload length are in it. */
+const tM = Buffer.alloc(mBuf.length);
+const tMPrefix: readonly Uint8Array[] = Array.from({ length: tM.length + 1 }, (_, n) => tM.subarray(0, n));
+let tMLen = 0;
+let tSeqAt = 0;
+let tKey: LabelKey | undefined;
+let tCompact = false;
+let tTrimmed: 'sack-trimmed' | 'options-removed' | undefined;
+
+function keepTemplate(
+  dst: Buffer,
+  p: ParsedPacket,
+  hdrEnd: number,
+  labelLen: number,
+  mLen: number,
+  key: LabelKey,
+  compact: boolean,
+  trimmed: 'sack-trimmed' | 'options-removed' | undefined,
+): void {
+  tBuffer = dst.buffer;
+  tByteOffset = dst.byteOffset;
+  tFamily = p.family;
+  tHdrEnd = hdrEnd;
+  tL4 = p.l4Offset;
+  tPseudoDst = p.pseudoDstOffset;
+  tMacLen = labelLen - V1_MAC_OFFSET;
+  for (let i = 0; i < mLen; i++) tM[i] = mBuf[i]!;
+  tMLen = mLen;
+  // 8 option bytes, E (4), the version (1), two addresses, two ports.
+  tSeqAt = 13 + 2 * (p.family === 4 ? 4 : 16) + 4;
+  tKey = key;
+  tCompact = compact;
+  tTrimmed = trimmed;
+}
+
+const sibling: SiblingResult = { length: -1, compact: false };
+
+/**
+ * Labels segment `i` (payload cut at `size` bytes) of the super-packet `pkt` (parsed `p`) into
+ * `dst` from byte 0, given `first`: another segment of the same super-packet that labelV1 was
+ * the last to label (with the key and context wanted for this one). Returns a reused result;
+ * length -1 when `first` is not that segment. `dst` must not overlap `pkt` or `first`.
+ */
+export function labelV1Sibling(first: Uint8Array, pkt: Uint8Array, p: ParsedPacket, size: number, i: number, dst: Buffer): SiblingResult {
+  const r = sibling;
+  if (first.buffer !== tBuffer || first.byteOffset !== tByteOffset || !p.tcp || p.family !== tFamily) {
+    r.length = -1;
+    return r;
+  }
+  const tcp = p.tcp;
+  const off = i * size;
+  const len = Math.min(size, tcp.payloadLen - off);
+  const hdrEnd = tHdrEnd;
+  const total = hdrEnd + len;
+  for (let k = 0; k < hdrEnd; k++) dst[k] = first[k]!;
+  const payload = new Uint8Array(pkt.buffer, pkt.byteOffset + tcp.payloadOffset + off, len);
+  dst.set(payload, hdrEnd);
+  const t = tL4;
+  const m = tM;
+  const seq = (tcp.seq + off) >>> 0;
+  const sa = tSeqAt;
+  m[sa] = dst[t + 4] = seq >>> 24;
+  m[sa + 1] = dst[t + 5] = (seq >>> 16) & 0xff;
+  m[sa + 2] = dst[t + 6] = (seq >>> 8) & 0xff;
+  m[sa + 3] = dst[t + 7] = seq & 0xff;
+  let flags = tcp.flags;
+  if (i > 0) flags &= ~TCP_CWR;
+  if (off + len < tcp.payloadLen) flags &= ~(TCP_PSH | TCP_FIN);
+  m[sa + 9] = dst[t + 13] = flags; // after seq (4), ack (4) and byte 12
+  m[tMLen - 2] = len >>> 8;
+  m[tMLen - 1] = len & 0xff;
+  if (tFamily === 4) {
+    const id = (((pkt[4]! << 8) | pkt[5]!) + i) & 0xffff;
+    dst[4] = id >>> 8;
+    dst[5] = id & 0xff;
+  }
+  const mac = tKey!.mac(tMPrefix[tMLen]!, payload);
+  const at = t + 20 + V1_MAC_OFFSET;
+  for (let k = 0; k < tMacLen; k++) dst[at + k] = mac[k]!;
+  setTcpPacketLengthAndChecksums(dst, tFamily, t, total, tPseudoDst);
+  r.length = total;
+  r.compact = tCompact;
+  r.trimmed = tTrimmed;
+  return r;
 }
 
 /** Where M's canonical options start: 8 option bytes + E (4) + version (1) + 2 addresses + ports (4) + seq, ack, bytes 12-13, window, urgent (14). */
@@ -500,6 +607,7 @@ export const v1: LabelProfile = {
   // The stack's options stay, so the handshake negotiates them; the peer's MSS leaves room for the full label.
   handshake: { eraseOutbound: false, eraseInbound: false, mssClamp: V1_FULL_LENGTH },
   label: labelV1,
+  labelSibling: labelV1Sibling,
   verify: verifyV1,
   findOption: findV1Option,
   isOwnOption: isV1Option,

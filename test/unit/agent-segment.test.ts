@@ -115,6 +115,62 @@ for (const profileName of ['v1', 'compat'] as const) {
   });
 }
 
+// Options that make v1 trim: timestamps and three SACK blocks (12 + 26 bytes) leave no room
+// for the full label (compact, SACK cut to its first block).
+const SACK3 = Uint8Array.from([1, 1, 5, 26, ...Array.from({ length: 24 }, (_, i) => i + 1)]);
+const slowSlots = Array.from({ length: 192 }, () => Buffer.alloc(9216));
+const slowLens = new Uint32Array(192);
+
+test("segmenter + v1: the fast path for a super-packet's later segments (labelSibling) writes byte for byte what labelling each segment on its own writes", () => {
+  const v1 = getProfile('v1');
+  assert.ok(v1.labelSibling, 'v1 has the fast path');
+  const { labelSibling: _none, ...v1Slow } = v1;
+  fc.assert(
+    fc.property(
+      superArb,
+      fc.constantFrom(new Uint8Array(0), TS, Uint8Array.from([...TS, ...SACK1]), Uint8Array.from([...TS, ...SACK3])),
+      fc.integer({ min: 0, max: 0xffff }),
+      fc.integer({ min: 0, max: 7 }),
+      fc.integer({ min: 1, max: 192 }),
+      (s, options, tag, nat, chunk) => {
+        const payload = Buffer.alloc(s.payloadLen);
+        for (let i = 0; i < payload.length; i++) payload[i] = (i * 13 + s.fill) & 0xff;
+        const pkt = buildTcpPacket({ family: s.family, seq: s.seq, flags: s.flags, id: s.id, options, payload });
+        const p = parsed(pkt);
+        const size = Math.min(s.size, 9216 - p.tcp!.payloadOffset - 40);
+        const n = segmentCount(s.payloadLen, size);
+        // One clock for both, so that both write the same epoch.
+        const ctx = { tag, nat, timeMs: 1_700_000_000_000 };
+        for (let first = 0; first < n; ) {
+          const fast = { ...cutAndLabel(v1, pkt, p, size, first, key, ctx, slots.slice(0, chunk), lens) };
+          const slow = cutAndLabel(v1Slow, pkt, p, size, first, key, ctx, slowSlots.slice(0, chunk), slowLens);
+          assert.deepEqual(fast, { ...slow });
+          assert.ok(fast.written > 0);
+          for (let j = 0; j < fast.written; j++) {
+            assert.equal(lens[j], slowLens[j], `segment ${first + j}: length`);
+            assert.deepEqual(slots[j]!.subarray(0, lens[j]!), slowSlots[j]!.subarray(0, slowLens[j]!), `segment ${first + j}`);
+          }
+          first += fast.written;
+        }
+      },
+    ),
+    { numRuns: 300 },
+  );
+});
+
+test('segmenter + v1: labelSibling declines (-1) unless its template is the segment v1 labelled last', () => {
+  const v1 = getProfile('v1');
+  const pkt = buildTcpPacket({ family: 4, seq: 1, flags: TCP_ACK, options: TS, payload: Buffer.alloc(5000, 3) });
+  const p = parsed(pkt);
+  const r = cutAndLabel(v1, pkt, p, 1428, 0, key, {}, slots.slice(0, 1), lens);
+  assert.equal(r.labelled, 1);
+  assert.ok(v1.labelSibling!(slots[0]!, pkt, p, 1428, 1, slots[1]!).length > 0, 'the control: its own first segment is a template');
+  // Another packet labelled since: slot 0 is no longer what v1 labelled last.
+  const other = buildTcpPacket({ family: 4, seq: 9, flags: TCP_ACK, payload: Buffer.alloc(100, 4) });
+  cutAndLabel(v1, other, parsed(other), 1428, 0, key, {}, slots.slice(2, 3), lens);
+  assert.equal(v1.labelSibling!(slots[0]!, pkt, p, 1428, 1, slots[1]!).length, -1);
+});
+
 test('segmenter: a segment tampered after the cut no longer verifies (the check above would notice a wrong MAC)', () => {
   const profile = getProfile('v1');
   const pkt = buildTcpPacket({ family: 4, seq: 7, flags: TCP_ACK | TCP_PSH, options: TS, payload: Buffer.alloc(4000, 1) });
