@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
 # One TCP flow over a path with delay: iperf3 pc -> srv through mb (bench/topology.sh), where
-# mb delays every forwarded packet DELAY_MS each way (bench/delayline.c on NFQUEUE: this kernel
-# has no netem) and shapes both directions to RATE_MBIT with tbf (limit above the path's BDP).
-# Defaults: 10 ms each way (20 ms RTT), 1 Gbit/s. Arms, each measured in every run, the runs
+# mb delays the packets it forwards (bench/delayline.c on NFQUEUE: this kernel has no netem),
+# DELAY_FWD_MS on the way pc -> srv and DELAY_REV_MS on the way back, and shapes both directions
+# to RATE_MBIT with tbf (limit above the path's BDP). Defaults: the whole 20 ms RTT on the way
+# back (the ACKs), none on the data's way, 1 Gbit/s. TCP sees the round trip, not how it is
+# split; a real path delays for free, but each delayed packet here is a trip through user space
+# on the same two CPUs as the hosts, and a labelled flow's data segments (one skb each: the
+# labels differ, nothing coalesces) outnumber its ACKs about two to one. DELAY_MS=N: N ms each
+# way (two lines, the split of earlier figures). Arms, each measured in every run, the runs
 # interleaved so that each ratio pairs figures taken under the same load of the shared machine:
 #   unlabelled                 no labelwall
 #   unlabelled, no GSO         no labelwall, TSO/GSO off on pc: one skb per 1500-byte segment, as
@@ -18,9 +23,11 @@
 # as not run, and compat is the daemons' only profile (their default). Needs root; builds and
 # removes its own namespaces; every daemon is stopped by its process id.
 #
-#   bench/path-bench.sh                          # RUNS=3 SECS=10 VETH_SECS=5 DELAY_MS=10 RATE_MBIT=1000 QUEUES=2 DL_QUANTUM_US=500
+#   bench/path-bench.sh                          # RUNS=3 SECS=10 VETH_SECS=5 DELAY_FWD_MS=0 DELAY_REV_MS=20 RATE_MBIT=1000 QUEUES=2 DL_QUANTUM_US=500
+#   DELAY_MS=10 bench/path-bench.sh              # 10 ms each way: a delay line per direction
 #   DL_QUANTUM_US=0 bench/path-bench.sh          # the delay lines wake per arriving packet (before the quantum)
 #   PIN=1 bench/path-bench.sh                    # agent on CPU 0, delay lines on CPU 1; SPLIT=1: every host on its CPU
+#   PIN=1 PIN_WIRE=1 bench/path-bench.sh         # and mb's receive from pc on CPU 1 (the segment leaves pc's CPU)
 #   CEILING=1 bench/path-bench.sh                # the delay line alone: unshaped, offloads on and off
 #   ARMS="unlabelled v1-agent" bench/path-bench.sh
 #   VETH=0 bench/path-bench.sh                   # the delay path only
@@ -32,7 +39,14 @@ REPO=$(pwd)
 RUNS=${RUNS:-3}
 SECS=${SECS:-10}
 VETH_SECS=${VETH_SECS:-5}
-DELAY_MS=${DELAY_MS:-10}
+if [ -n "${DELAY_MS:-}" ]; then
+  DELAY_FWD_MS=$DELAY_MS
+  DELAY_REV_MS=$DELAY_MS
+fi
+DELAY_FWD_MS=${DELAY_FWD_MS:-0}
+DELAY_REV_MS=${DELAY_REV_MS:-20}
+RTT_MS=$((DELAY_FWD_MS + DELAY_REV_MS))
+[ "$RTT_MS" -gt 0 ] || { echo "DELAY_FWD_MS + DELAY_REV_MS must be > 0" >&2; exit 2; }
 RATE_MBIT=${RATE_MBIT:-1000}
 QUEUES=${QUEUES:-2}
 # The delay lines' release quantum (bench/delayline.c): wake on a 500 µs grid, not per packet.
@@ -46,7 +60,9 @@ VETH=${VETH:-1}
 # PIN=1: only the path's emulation and the labeller placed: the delay lines on CPU 1, the agent
 # on CPU 0, everything else (iperf3, the verifier, softirqs) where the scheduler puts it. The
 # real-time delay lines otherwise pre-empt the agent wherever they wake, and the scheduler does
-# not move a waiting agent to the other CPU when it goes idle.
+# not move a waiting agent to the other CPU when it goes idle. PIN_WIRE=1 (with PIN=1) also
+# steers mb's receive from pc to CPU 1 (RPS), as a wire would take the segment off pc's CPU:
+# the agent's thread then does pc's work only, not mb's forwarding and srv's receive too.
 SPLIT=${SPLIT:-0}
 PIN=${PIN:-0}
 CPU_PC=()
@@ -62,10 +78,16 @@ elif [ "$PIN" = 1 ]; then
   CPU_AGENT=(taskset -c 0)
   CPU_DL=(taskset -c 1)
 fi
+PIN_WIRE=${PIN_WIRE:-0}
 CEILING=${CEILING:-0}
 ARMS=${ARMS:-unlabelled unlabelled-nogso compat-agent compat-both v1-agent v1-both}
-# NFQUEUE number of the delay line on mb: away from the daemons' defaults (agent 100+, verifier 200+).
+# NFQUEUE numbers of the delay lines on mb (pc -> srv, srv -> pc): away from the daemons'
+# defaults (agent 100+, verifier 200+). Only a direction with a delay has a line.
 DL_QUEUE=900
+DL_QUEUES=()
+[ "$DELAY_FWD_MS" -gt 0 ] && DL_QUEUES+=("$DL_QUEUE")
+[ "$DELAY_REV_MS" -gt 0 ] && DL_QUEUES+=($((DL_QUEUE + 1)))
+dl_delay() { if [ "$1" = "$DL_QUEUE" ]; then echo "$DELAY_FWD_MS"; else echo "$DELAY_REV_MS"; fi; }
 LW_REPO=${LW_REPO:-$REPO}
 LW=("$(command -v node)" "$LW_REPO/bin/labelwall")
 OUT=$(mktemp -d /tmp/lw-path-XXXXXX)
@@ -149,6 +171,16 @@ cpu_share() { # cpu_share "BEFORE" "AFTER" FIELD(2 idle, 3 steal): percent of al
     printf "%.0f", (d > 0 ? 100 * (y[f] - x[f]) / d : 0) }'
 }
 
+# CPU time (utime + stime, clock ticks) of a process, all its threads; 0 without one. A
+# daemon's time includes the softirq work that ran in its threads: on veth that is the next
+# hosts' receive (mb's forwarding and queueing, often srv's TCP), which on separate machines
+# would run on theirs; PIN=1 PIN_WIRE=1 moves mb's receive from pc to the other CPU.
+HZ=$(getconf CLK_TCK)
+proc_ticks() { if [ -n "$1" ] && [ -r "/proc/$1/stat" ]; then awk '{ print $14 + $15 }' "/proc/$1/stat"; else echo 0; fi; }
+per_segment_us() { # per_segment_us TICKS_BEFORE TICKS_AFTER SEGMENTS: µs of CPU per segment
+  awk -v a="$1" -v b="$2" -v n="$3" -v hz="$HZ" 'BEGIN { printf "%.1f", (n > 0 ? (b - a) / hz * 1e6 / n : 0) }'
+}
+
 # median: of whitespace-separated numbers; the mean of the middle two keeps the inputs' format.
 median() {
   tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1; if ($1 ~ /\./) f=1} END {
@@ -164,22 +196,27 @@ tcp_buffers() {
   done
 }
 
-# SPLIT=1: pc's interface receives on CPU 0, mb's and srv's on CPU 1.
+# SPLIT=1: pc's interface receives on CPU 0, mb's and srv's on CPU 1. PIN_WIRE=1 (with PIN=1):
+# only mb's receive from pc, on CPU 1.
 split_rps() {
+  if [ "$PIN" = 1 ] && [ "$PIN_WIRE" = 1 ]; then
+    ip netns exec "$NS_MB" sh -c "echo 2 > /sys/class/net/$IF_MB_PC/queues/rx-0/rps_cpus"
+    return 0
+  fi
   [ "$SPLIT" = 1 ] || return 0
   ip netns exec "$NS_PC" sh -c "echo 1 > /sys/class/net/$IF_PC/queues/rx-0/rps_cpus"
   ip netns exec "$NS_MB" sh -c "echo 2 > /sys/class/net/$IF_MB_PC/queues/rx-0/rps_cpus; echo 2 > /sys/class/net/$IF_MB_SRV/queues/rx-0/rps_cpus"
   ip netns exec "$NS_SRV" sh -c "echo 2 > /sys/class/net/$IF_SRV/queues/rx-0/rps_cpus"
 }
 
-# The path: on mb's forward path (mangle, before the verifier's filter rules) one delay line
-# per direction (queues DL_QUEUE and DL_QUEUE+1: each keeps its direction in order, and the
-# two share the work of reinjecting, which runs in their threads). SCHED_FIFO, as a link that
+# The path: on mb's forward path (mangle, before the verifier's filter rules) a delay line per
+# delayed direction (queue DL_QUEUE pc -> srv, DL_QUEUE+1 back: each keeps its direction in
+# order; reinjecting runs in the line's thread). SCHED_FIFO, as a link that
 # does not wait for a CPU: under SCHED_OTHER on this shared 2-core machine the line fell
 # behind (mean lateness 5-13 ms with 1500-byte packets), with it 0.05-0.2 ms. No
 # --queue-bypass: if a delay line dies, the flow stops and the run fails. tbf on both of mb's
 # egresses, limit above the BDP so the shaper, not its buffer, is the bound.
-BDP_BYTES=$((RATE_MBIT * 1000000 / 8 * 2 * DELAY_MS / 1000))
+BDP_BYTES=$((RATE_MBIT * 1000000 / 8 * RTT_MS / 1000))
 TBF_LIMIT=$((BDP_BYTES * 5 / 4 + 262144))
 DL_PRIO=(chrt -f 5)
 path_up() { # path_up SHAPE(0|1) [topo_up args]
@@ -188,9 +225,9 @@ path_up() { # path_up SHAPE(0|1) [topo_up args]
   TOPO_NO_TRAP=1 topo_up "$@"
   tcp_buffers
   split_rps
-  for q in "$DL_QUEUE" $((DL_QUEUE + 1)); do
+  for q in "${DL_QUEUES[@]}"; do
     : >"$OUT/dl.$q.json"
-    ip netns exec "$NS_MB" "${CPU_DL[@]}" "${DL_PRIO[@]}" "$OUT/delayline" "$q" "$DELAY_MS" "$OUT/dl.$q.json" "$DL_QUANTUM_US" 2>/dev/null &
+    ip netns exec "$NS_MB" "${CPU_DL[@]}" "${DL_PRIO[@]}" "$OUT/delayline" "$q" "$(dl_delay "$q")" "$OUT/dl.$q.json" "$DL_QUANTUM_US" 2>/dev/null &
     dl_pids+=($!)
   done
   sleep 0.3
@@ -205,19 +242,24 @@ path_up() { # path_up SHAPE(0|1) [topo_up args]
   sleep 0.3
 }
 dl_rules() { # dl_rules -A|-D: send mb's forwarded traffic through the delay lines, or stop
-  in_ns mb iptables -t mangle "$1" FORWARD -i "$IF_MB_PC" -o "$IF_MB_SRV" -j NFQUEUE --queue-num "$DL_QUEUE"
-  in_ns mb iptables -t mangle "$1" FORWARD -i "$IF_MB_SRV" -o "$IF_MB_PC" -j NFQUEUE --queue-num $((DL_QUEUE + 1))
+  if [ "$DELAY_FWD_MS" -gt 0 ]; then
+    in_ns mb iptables -t mangle "$1" FORWARD -i "$IF_MB_PC" -o "$IF_MB_SRV" -j NFQUEUE --queue-num "$DL_QUEUE"
+  fi
+  if [ "$DELAY_REV_MS" -gt 0 ]; then
+    in_ns mb iptables -t mangle "$1" FORWARD -i "$IF_MB_SRV" -o "$IF_MB_PC" -j NFQUEUE --queue-num $((DL_QUEUE + 1))
+  fi
 }
-# dl_stats: both delay lines' counters since the last call, summed, as one JSON line.
+# dl_stats: the delay lines' counters since the last call, summed, as one JSON line.
 dl_stats() {
-  local p q n
+  local p q n files=()
   for p in "${dl_pids[@]}"; do kill -0 "$p" 2>/dev/null || { echo "a delay line died" >&2; return 1; }; done
-  for q in "$DL_QUEUE" $((DL_QUEUE + 1)); do
+  for q in "${DL_QUEUES[@]}"; do
     n=$(wc -l <"$OUT/dl.$q.json")
     echo "$n" >"$OUT/dl.$q.n"
   done
   for p in "${dl_pids[@]}"; do kill -USR1 "$p"; done
-  for q in "$DL_QUEUE" $((DL_QUEUE + 1)); do
+  for q in "${DL_QUEUES[@]}"; do
+    files+=("$OUT/dl.$q.json")
     n=$(cat "$OUT/dl.$q.n")
     for _ in $(seq 50); do [ "$(wc -l <"$OUT/dl.$q.json")" -gt "$n" ] && break; sleep 0.02; done
   done
@@ -226,7 +268,7 @@ dl_stats() {
     console.log(JSON.stringify({packets:pk,seconds:Math.max(...js.map(j=>j.seconds)),late_us_mean:+(pk?js.reduce((a,j)=>a+j.late_us_mean*j.packets,0)/pk:0).toFixed(1),
       late_us_max:Math.max(...js.map(j=>j.late_us_max)),max_held:js.map(j=>j.max_held),enobufs:js.reduce((a,j)=>a+j.enobufs,0),stamped:js.reduce((a,j)=>a+(j.stamped??0),0),wakeups:js.reduce((a,j)=>a+(j.wakeups??0),0),
       verdict_us_mean:js.map(j=>j.verdict_us_mean),verdict_us_max:js.map(j=>j.verdict_us_max),batches:js.map(j=>j.batches)}))' \
-    "$OUT/dl.$DL_QUEUE.json" "$OUT/dl.$((DL_QUEUE + 1)).json"
+    "${files[@]}"
 }
 dl_field() { node -e 'const j=JSON.parse(process.argv[1]);console.log(String(j[process.argv[2]]))' "$1" "$2"; }
 path_down() { stop_delayline; topo_down; }
@@ -270,14 +312,18 @@ arm_up() {
 # valid); a labelled arm with nothing labelled would be an unlabelled figure under a false name.
 arm_check() {
   local c l v
+  LABELLED=0
+  VALID=0
   case $1 in unlabelled*) return 0 ;; esac
   c=$(counters "$OUT/agent.sock")
   l=$(echo "$c" | counter labelled)
+  LABELLED=$l
   echo "agent: $c" >>"$OUT/counters.log"
   [ "$l" -gt 0 ] || { echo "   !! $1: the agent labelled nothing ($c)" >&2; return 1; }
   case $1 in *-both)
     c=$(counters "$OUT/verifier.sock")
     v=$(echo "$c" | counter valid)
+    VALID=$v
     echo "verifier: $c" >>"$OUT/counters.log"
     [ "$v" -gt 0 ] || { echo "   !! $1: the verifier found nothing valid ($c)" >&2; return 1; }
     ;;
@@ -287,7 +333,7 @@ arm_check() {
 # suite TITLE SECS WITH_DL: every arm RUNS times, interleaved; prints medians and ratios.
 suite() {
   local title=$1 secs=$2 with_dl=$3 run arm r g rt rtt s
-  declare -A G=() Q=() RT=() RTT=() LATE=() PK=() VD=() WK=() IDLE=() STEAL=()
+  declare -A G=() Q=() RT=() RTT=() LATE=() PK=() VD=() WK=() IDLE=() STEAL=() AUS=() VUS=()
   echo "== $title (iperf3 -t $secs, one flow, $RUNS runs, $QUEUES queue(s) per daemon)"
   echo "   load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
   [ "$with_dl" = 1 ] && show_rtt
@@ -297,18 +343,22 @@ suite() {
       arm_runnable "$arm" || continue
       arm_up "$arm"
       [ "$with_dl" = 1 ] && dl_stats >/dev/null
-      local c0 c1
+      local c0 c1 a0 a1 v0 v1
       c0=$(cpu_ticks)
+      a0=$(proc_ticks "${pids[0]:-}")
+      v0=$(proc_ticks "${pids[1]:-}")
       r=$(iperf_run "$secs") || r="0 0 0"
       c1=$(cpu_ticks)
+      a1=$(proc_ticks "${pids[0]:-}")
+      v1=$(proc_ticks "${pids[1]:-}")
       IDLE[$arm]="${IDLE[$arm]:-} $(cpu_share "$c0" "$c1" 2)"
       STEAL[$arm]="${STEAL[$arm]:-} $(cpu_share "$c0" "$c1" 3)"
       read -r g rt rtt <<<"$r"
       if [ "$with_dl" = 1 ]; then
         s=$(dl_stats)
         LATE[$arm]="${LATE[$arm]:-} $(dl_field "$s" late_us_mean)"
-        # pc -> srv's line: a packet that arrives during a verdict call is read (and its 10 ms
-        # start) that much later, which the lateness does not show.
+        # The first line's: a packet that arrives during a verdict call is read that much
+        # later (its due time comes from the kernel's stamp with a quantum, not without one).
         VD[$arm]="${VD[$arm]:-} $(dl_field "$s" verdict_us_mean | cut -d, -f1)"
         PK[$arm]="${PK[$arm]:-} $(awk -v p="$(dl_field "$s" packets)" -v t="$(dl_field "$s" seconds)" 'BEGIN { printf "%.0f", p / t }')"
         WK[$arm]="${WK[$arm]:-} $(awk -v p="$(dl_field "$s" wakeups)" -v t="$(dl_field "$s" seconds)" 'BEGIN { printf "%.0f", p / t }')"
@@ -319,6 +369,8 @@ suite() {
         fi
       fi
       arm_check "$arm" || g=0
+      [ "$LABELLED" -gt 0 ] && AUS[$arm]="${AUS[$arm]:-} $(per_segment_us "$a0" "$a1" "$LABELLED")"
+      [ "$VALID" -gt 0 ] && VUS[$arm]="${VUS[$arm]:-} $(per_segment_us "$v0" "$v1" "$VALID")"
       stop_daemons
       [ "$arm" = unlabelled-nogso ] && in_ns pc ethtool -K "$IF_PC" tso on gso on >/dev/null
       G[$arm]="${G[$arm]:-} $g"
@@ -329,7 +381,7 @@ suite() {
     done
     echo "   run $run done, load average $(cut -d' ' -f1-3 /proc/loadavg)"
   done
-  printf '   %-24s %9s %10s %12s %9s %7s %7s' "arm" "Gbit/s" "/unlabelled" "retransmits" "RTT ms" "idle %" "steal %"
+  printf '   %-24s %9s %10s %12s %9s %7s %7s %9s %9s' "arm" "Gbit/s" "/unlabelled" "retransmits" "RTT ms" "idle %" "steal %" "agent µs" "verif. µs"
   [ "$with_dl" = 1 ] && printf ' %14s %12s %12s %10s' "delay late µs" "verdict µs" "skb/s at mb" "wakeups/s"
   printf '   (medians; Gbit/s of each run)\n'
   for arm in $ARMS; do
@@ -338,8 +390,9 @@ suite() {
         "$([ "$arm" = v1-both ] && echo ' or `labelwall verifier --help`')"
       continue
     fi
-    printf '   %-24s %9s %10s %12s %9s %7s %7s' "$(arm_name "$arm")" "$(echo "${G[$arm]}" | median)" "$(echo "${Q[$arm]:-}" | median)" \
-      "$(echo "${RT[$arm]}" | median)" "$(echo "${RTT[$arm]}" | median)" "$(echo "${IDLE[$arm]}" | median)" "$(echo "${STEAL[$arm]}" | median)"
+    printf '   %-24s %9s %10s %12s %9s %7s %7s %9s %9s' "$(arm_name "$arm")" "$(echo "${G[$arm]}" | median)" "$(echo "${Q[$arm]:-}" | median)" \
+      "$(echo "${RT[$arm]}" | median)" "$(echo "${RTT[$arm]}" | median)" "$(echo "${IDLE[$arm]}" | median)" "$(echo "${STEAL[$arm]}" | median)" \
+      "$(echo "${AUS[$arm]:-}" | median | sed 's/^n\/a$/-/')" "$(echo "${VUS[$arm]:-}" | median | sed 's/^n\/a$/-/')"
     [ "$with_dl" = 1 ] && printf ' %14s %12s %12s %10s' "$(echo "${LATE[$arm]}" | median)" "$(echo "${VD[$arm]}" | median)" "$(echo "${PK[$arm]}" | median)" "$(echo "${WK[$arm]}" | median)"
     printf '   (%s )\n' "${G[$arm]}"
   done
@@ -370,7 +423,7 @@ ceiling() {
     local args=()
     [ "$off" = off ] && args=(--offloads-off)
     path_up 0 "${args[@]}"
-    echo "== delay line alone, unshaped, offloads $off, ${DELAY_MS} ms each way"
+    echo "== delay line alone, unshaped, offloads $off, $DELAY_FWD_MS ms pc -> srv, $DELAY_REV_MS ms back"
     dl_rules -D
     read -r g rt rtt <<<"$(iperf_run "$SECS")"
     echo "   without the delay line: $g Gbit/s, $rt retransmits, mean RTT $rtt ms"
@@ -394,16 +447,22 @@ for role in agent verifier; do
     echo "profiles: \`labelwall $role --help\` lists no --profile: it speaks compat only (run without the flag); its v1 arms are NOT run"
   fi
 done
+# This machine's speed now: the same code's labelling cost per segment, without the kernel.
+# Labelled arms are CPU-bound here and the shared hosts' speed varies by half between days, so
+# a ratio means little without it (unlabelled stays at the shaper's rate either way).
+if [ -f "$LW_REPO/dist/bench/gso-micro.js" ]; then
+  echo "machine speed: node dist/bench/gso-micro.js 1000 (CPU time): $(node "$LW_REPO/dist/bench/gso-micro.js" 1000 | sed -E 's/^(.*[^ ]) +([0-9.]+ µs\/segment).*/\1 \2/' | paste -sd';' | sed 's/;/; /g')"
+fi
 if [ "$CEILING" = 1 ]; then
   ceiling
   exit 0
 fi
 path_up 1
-echo "path: mb delays ${DELAY_MS} ms each way (bench/delayline.c, NFQUEUE $DL_QUEUE and $((DL_QUEUE + 1)), ${DL_PRIO[*]}, release quantum ${DL_QUANTUM_US} µs), tbf ${RATE_MBIT} Mbit/s both ways," \
+echo "path: mb delays $DELAY_FWD_MS ms pc -> srv and $DELAY_REV_MS ms back (bench/delayline.c, NFQUEUE ${DL_QUEUES[*]}, ${DL_PRIO[*]}, release quantum ${DL_QUANTUM_US} µs), tbf ${RATE_MBIT} Mbit/s both ways," \
   "limit $TBF_LIMIT bytes (BDP $BDP_BYTES); tcp_rmem/tcp_wmem max 32 MiB on pc and srv;" \
   "congestion control $(in_ns pc sysctl -n net.ipv4.tcp_congestion_control) (the kernel's default);" \
-  "CPUs: $( [ "$SPLIT" = 1 ] && echo "SPLIT (pc on 0, mb and srv on 1, RPS)" || { [ "$PIN" = 1 ] && echo "PIN (agent on 0, delay lines on 1)"; } || echo "shared")"
-suite "path with delay: ${RATE_MBIT} Mbit/s, $((2 * DELAY_MS)) ms RTT" "$SECS" 1
+  "CPUs: $( [ "$SPLIT" = 1 ] && echo "SPLIT (pc on 0, mb and srv on 1, RPS)" || { [ "$PIN" = 1 ] && echo "PIN (agent on 0, delay lines on 1$([ "$PIN_WIRE" = 1 ] && echo ", mb's receive from pc on 1"))"; } || echo "shared")"
+suite "path with delay: ${RATE_MBIT} Mbit/s, $RTT_MS ms RTT" "$SECS" 1
 path_down
 if [ "$VETH" = 1 ]; then
   TOPO_NO_TRAP=1 topo_up
