@@ -2,7 +2,9 @@
 // super-packet (IPv4, timestamps option) into 1,428-byte segments and label each in place
 // (agent/superpacket.ts), for v1 and compat; and, as the floor, the same bytes copied and HMACed
 // without any header work; and v1 without its fast path for a super-packet's later segments
-// (labelSibling: each segment cut, parsed and labelled on its own, as before it). CPU time of
+// (labelSibling: each segment cut, parsed and labelled on its own, as before it); and the
+// verifier's userspace share: each of those v1 segments judged as the verifier's worker judges a
+// queued packet (verifier/decide.ts: parse, rule, label, HMAC), without the kernel. CPU time of
 // this thread (process.cpuUsage), the arms' rounds interleaved and the median round printed:
 // the shared machine's speed drifts by a third within minutes. µs per segment and per super-packet.
 // Usage: node dist/bench/gso-micro.js [super-packets per run, default 2000]
@@ -12,6 +14,7 @@ import type { LabelProfile } from '../src/label/profile.js';
 import { getProfile } from '../src/label/registry.js';
 import { buildTcpPacket } from '../src/wire/build.js';
 import { parseIpPacket } from '../src/wire/packet.js';
+import { decideVerifierPacket, type RuntimeVerifierRule } from '../src/verifier/decide.js';
 
 const N = Number(process.argv[2] ?? 2000);
 const SIZE = 1428;
@@ -55,6 +58,31 @@ function floor(n: number): number {
 }
 
 const v1 = getProfile('v1');
+
+/** One round of the verifier judging the `SEGS` v1 segments of one super-packet `n` times: µs of CPU per super-packet. */
+function verifyRun(n: number): number {
+  const t0 = cpuMicros();
+  for (let k = 0; k < n; k++) {
+    for (const seg of v1Segments) {
+      const v = decideVerifierPacket(v1, seg, 0, verifierRules, markBits, 'mb-pc', 'mb-srv', verifierContext, Date.now());
+      if (v.judged !== 'valid') throw new Error(`verifier judged a segment ${v.judged} (${v.reason})`);
+    }
+  }
+  return (cpuMicros() - t0) / n;
+}
+// The segments it judges: one super-packet cut and labelled with v1, each copied out of its slot.
+const v1Segments = (() => {
+  const pkt = buildTcpPacket({ family: 4, seq: 1000, flags: 0x18, payload, options: ts });
+  const p = parseIpPacket(pkt);
+  if (!p.ok) throw new Error(p.reason);
+  const r = cutAndLabel(v1, pkt, p, SIZE, 0, key, { tag: 0, nat: 0 }, slots, lens);
+  return Array.from({ length: r.written }, (_, j) => Buffer.from(slots[j]!.subarray(0, lens[j])));
+})();
+const verifierRules: RuntimeVerifierRule[] = [
+  { name: 'bench', inInterfaces: [], outInterfaces: [], sources: [], destinations: [], ports: [], keys: [key], action: 'drop' },
+];
+const markBits = { mask: 0xff, valid: 1, invalid: 2, unlabelled: 3, malformed: 4, tagMask: 0xffff0000 };
+const verifierContext = {};
 // v1 with every segment cut, parsed and labelled on its own: the path before the sibling fast path.
 const { labelSibling: _unused, ...v1Slow } = v1;
 const arms: [string, (n: number) => number][] = [
@@ -62,6 +90,7 @@ const arms: [string, (n: number) => number][] = [
   ['v1, no fast path', (n) => run(v1Slow, true, n)],
   ['compat', (n) => run(getProfile('compat'), false, n)],
   ['copy + HMAC only', floor],
+  ['verifier, v1', verifyRun],
 ];
 // Rounds interleaved across the arms, the median round reported: the machine's speed drifts.
 const ROUNDS = 9;
