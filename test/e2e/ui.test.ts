@@ -175,8 +175,16 @@ describe('labelwall ui: the page of a live agent and verifier, in chromium', { t
     const grown = await waitFor(async () => ((await validSum()) > before + 100 ? validSum() : undefined), 15_000, {
       what: 'the valid series of the chart grows',
     });
-    const counters1 = await verifier.counters();
-    assert.ok((counters1.valid ?? 0) > (counters0.valid ?? 0), 'the verifier counted valid segments meanwhile');
+    // The chart lags the counters by up to a sample, so it can grow from segments counted before
+    // counters0 was read: wait for the counter to move too rather than expect it in the same instant.
+    const counters1 = await waitFor(
+      async () => {
+        const c = await verifier.counters();
+        return (c.valid ?? 0) > (counters0.valid ?? 0) ? c : undefined;
+      },
+      15_000,
+      { what: 'the verifier counted valid segments meanwhile' },
+    );
     // The total card shows the counter too.
     const shown = Number((await page.locator('[data-role="verifier"] .total.valid .n').innerText()).replace(/,/g, ''));
     assert.ok(shown > 0 && shown <= (counters1.valid ?? 0) + 100_000, `valid total shown ${shown}`);
