@@ -15,6 +15,7 @@ import { getProfile } from '../src/label/registry.js';
 import { buildTcpPacket } from '../src/wire/build.js';
 import { parseIpPacket } from '../src/wire/packet.js';
 import { decideVerifierPacket, type RuntimeVerifierRule } from '../src/verifier/decide.js';
+import { DEFAULT_MARK } from '../src/config/model.js';
 
 const N = Number(process.argv[2] ?? 2000);
 const SIZE = 1428;
@@ -31,11 +32,17 @@ function cpuMicros(): number {
   return u.user + u.system;
 }
 
-/** One round of `n` super-packets through cutAndLabel with `profile`: µs of CPU per super-packet. */
-function run(profile: LabelProfile, withOptions: boolean, n: number): number {
+/** The IPv4 super-packet every arm cuts, with the timestamps option or without options, parsed. */
+function superPacket(withOptions: boolean) {
   const pkt = buildTcpPacket({ family: 4, seq: 1000, flags: 0x18, payload, ...(withOptions ? { options: ts } : {}) });
   const p = parseIpPacket(pkt);
   if (!p.ok) throw new Error(p.reason);
+  return { pkt, p };
+}
+
+/** One round of `n` super-packets through cutAndLabel with `profile`: µs of CPU per super-packet. */
+function run(profile: LabelProfile, withOptions: boolean, n: number): number {
+  const { pkt, p } = superPacket(withOptions);
   const ctx = { tag: 0, nat: 0 };
   const t0 = cpuMicros();
   for (let k = 0; k < n; k++) {
@@ -59,30 +66,28 @@ function floor(n: number): number {
 
 const v1 = getProfile('v1');
 
-/** One round of the verifier judging the `SEGS` v1 segments of one super-packet `n` times: µs of CPU per super-packet. */
-function verifyRun(n: number): number {
-  const t0 = cpuMicros();
-  for (let k = 0; k < n; k++) {
-    for (const seg of v1Segments) {
-      const v = decideVerifierPacket(v1, seg, 0, verifierRules, markBits, 'mb-pc', 'mb-srv', verifierContext, Date.now());
-      if (v.judged !== 'valid') throw new Error(`verifier judged a segment ${v.judged} (${v.reason})`);
-    }
-  }
-  return (cpuMicros() - t0) / n;
-}
-// The segments it judges: one super-packet cut and labelled with v1, each copied out of its slot.
+// The segments the verifier arm judges: one super-packet cut and labelled with v1, each copied out of its slot.
 const v1Segments = (() => {
-  const pkt = buildTcpPacket({ family: 4, seq: 1000, flags: 0x18, payload, options: ts });
-  const p = parseIpPacket(pkt);
-  if (!p.ok) throw new Error(p.reason);
+  const { pkt, p } = superPacket(true);
   const r = cutAndLabel(v1, pkt, p, SIZE, 0, key, { tag: 0, nat: 0 }, slots, lens);
   return Array.from({ length: r.written }, (_, j) => Buffer.from(slots[j]!.subarray(0, lens[j])));
 })();
 const verifierRules: RuntimeVerifierRule[] = [
   { name: 'bench', inInterfaces: [], outInterfaces: [], sources: [], destinations: [], ports: [], keys: [key], action: 'drop' },
 ];
-const markBits = { mask: 0xff, valid: 1, invalid: 2, unlabelled: 3, malformed: 4, tagMask: 0xffff0000 };
 const verifierContext = {};
+
+/** One round of the verifier judging the `SEGS` v1 segments of one super-packet `n` times: µs of CPU per super-packet. */
+function verifyRun(n: number): number {
+  const t0 = cpuMicros();
+  for (let k = 0; k < n; k++) {
+    for (const seg of v1Segments) {
+      const v = decideVerifierPacket(v1, seg, 0, verifierRules, DEFAULT_MARK, 'mb-pc', 'mb-srv', verifierContext, Date.now());
+      if (v.judged !== 'valid') throw new Error(`verifier judged a segment ${v.judged} (${v.reason})`);
+    }
+  }
+  return (cpuMicros() - t0) / n;
+}
 // v1 with every segment cut, parsed and labelled on its own: the path before the sibling fast path.
 const { labelSibling: _unused, ...v1Slow } = v1;
 const arms: [string, (n: number) => number][] = [
