@@ -18,6 +18,9 @@ export const AGENT_COUNTERS = [
   'handshakes_rewritten',
   'handshakes_unchanged',
   'passed_not_tcp',
+  // v1: TCP segments that left unlabelled because even after trimming the label did not fit
+  // (TCP-MD5 or TCP-AO with timestamps; docs/label-v1.md).
+  'unlabelled_no_room',
   'dropped_malformed',
   'inbound_malformed',
   // v1: labels in the 16-byte form (the full one did not fit), and what made room for them.
@@ -44,9 +47,10 @@ export interface AgentDecision {
   payload?: Buffer;
   counter: AgentCounter;
   reason?: string;
-  /** v1: the compact form was used / what was trimmed (LabelResult). */
+  /** v1: the compact form was used / what made room for the label (LabelResult). */
   compact?: boolean;
-  trimmed?: 'sack-trimmed' | 'options-removed';
+  sackTrimmed?: boolean;
+  optionsRemoved?: boolean;
 }
 
 /** The NAT flags (agent.nat) for a destination: the first rule whose destinations hold it; 0 = strict. */
@@ -88,10 +92,15 @@ export function decideAgentPacket(
   if (r.ok) {
     const d: AgentDecision = { verdict: 'repeat', mark: done, payload: r.packet, counter: 'labelled' };
     if (r.compact) d.compact = true;
-    if (r.trimmed) d.trimmed = r.trimmed;
+    if (r.sackTrimmed) d.sackTrimmed = true;
+    if (r.optionsRemoved) d.optionsRemoved = true;
     return d;
   }
-  if (r.verdict === 'skipped') return { verdict: 'repeat', mark: done, counter: 'passed_not_tcp' };
+  if (r.verdict === 'skipped') {
+    if (r.reason === 'not-tcp') return { verdict: 'repeat', mark: done, counter: 'passed_not_tcp' };
+    // No room even after trimming: it leaves as the stack wrote it, counted and logged.
+    return { verdict: 'repeat', mark: done, counter: 'unlabelled_no_room', reason: r.reason };
+  }
   // An outgoing TCP segment we cannot label must not leave unlabelled (fail closed).
   return { verdict: 'drop', mark, counter: 'dropped_malformed', reason: r.reason };
 }

@@ -168,7 +168,19 @@ export function createHandler(data: unknown, ctx: HandlerContext): PacketHandler
       c[SLOT.transmit_errors]! += r.written - sent;
       c[SLOT.gso_segments]! += r.written;
       c[SLOT.labelled]! += r.labelled;
-      c[SLOT.passed_not_tcp]! += r.unlabelled;
+      c[SLOT.unlabelled_no_room]! += r.unlabelled;
+      if (r.unlabelled > 0 && events.take()) {
+        const counter = 'unlabelled_no_room';
+        ctx.post({
+          kind: 'log',
+          level: 'warn',
+          msg: 'agent: packet not labelled',
+          event: 'not-labelled',
+          counter,
+          reason: 'no-room-for-label',
+          hook: p.hook,
+        });
+      }
       c[SLOT.labelled_compact]! += r.compact;
       c[SLOT.sack_trimmed]! += r.sackTrimmed;
       c[SLOT.options_removed]! += r.optionsRemoved;
@@ -199,11 +211,13 @@ export function createHandler(data: unknown, ctx: HandlerContext): PacketHandler
     const d = decideAgentPacket(profile, p.hook, p.payload, p.mark, mtu, s.key, ctx.scratch, marks, pctx, s.nat);
     ctx.counters[SLOT[d.counter]]!++;
     if (d.counter === 'labelled') {
-      ctx.counters[SLOT.labelled_bytes]! += p.payload.length;
+      // As sent, label included, like the GSO path's segments.
+      const sent = d.payload?.length ?? p.payload.length;
+      ctx.counters[SLOT.labelled_bytes]! += sent;
       if (d.compact) ctx.counters[SLOT.labelled_compact]!++;
-      if (d.trimmed === 'sack-trimmed') ctx.counters[SLOT.sack_trimmed]!++;
-      else if (d.trimmed === 'options-removed') ctx.counters[SLOT.options_removed]!++;
-      countFlow(p.payload, p.payload.length);
+      if (d.sackTrimmed) ctx.counters[SLOT.sack_trimmed]!++;
+      if (d.optionsRemoved) ctx.counters[SLOT.options_removed]!++;
+      countFlow(p.payload, sent);
     }
     if (d.reason && events.take()) {
       ctx.post({

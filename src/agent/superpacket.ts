@@ -57,8 +57,8 @@ export function cutAndLabel(
         lens[j] = s.length;
         r.labelled++;
         if (s.compact) r.compact++;
-        if (s.trimmed === 'sack-trimmed') r.sackTrimmed++;
-        else if (s.trimmed === 'options-removed') r.optionsRemoved++;
+        if (s.sackTrimmed) r.sackTrimmed++;
+        if (s.optionsRemoved) r.optionsRemoved++;
         r.bytes += s.length;
         r.written++;
         continue;
@@ -83,8 +83,9 @@ export function cutAndLabel(
       if (j === 0) template = slot;
       r.labelled++;
       if (l.compact) r.compact++;
-      if (l.trimmed === 'sack-trimmed') r.sackTrimmed++;
-      else if (l.trimmed === 'options-removed') r.optionsRemoved++;
+      if (l.sackTrimmed) r.sackTrimmed++;
+      if (l.optionsRemoved) r.optionsRemoved++;
+      r.bytes += lens[j]!;
     } else if (l.verdict === 'skipped') {
       finishSegment(slot, ps, len);
       lens[j] = len;
@@ -93,7 +94,6 @@ export function cutAndLabel(
       r.error = l.reason;
       return r;
     }
-    r.bytes += lens[j]!;
     r.written++;
   }
   return r;

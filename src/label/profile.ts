@@ -52,8 +52,10 @@ export type LabelResult =
       packet: Buffer;
       /** v1: the 16-byte form was used (the full one did not fit). */
       compact?: boolean;
-      /** v1: what had to go to make room: SACK blocks beyond the first, or whole options (docs/label-v1.md). */
-      trimmed?: 'sack-trimmed' | 'options-removed';
+      /** v1: SACK blocks beyond the first had to go to make room (docs/label-v1.md, step 1). */
+      sackTrimmed?: boolean;
+      /** v1: whole options had to go to make room (steps 2-5); both may be set. */
+      optionsRemoved?: boolean;
     }
   | { ok: false; verdict: 'skipped' | 'malformed'; reason: string };
 
@@ -61,7 +63,8 @@ export type LabelResult =
 export interface SiblingResult {
   length: number;
   compact: boolean;
-  trimmed?: 'sack-trimmed' | 'options-removed';
+  sackTrimmed: boolean;
+  optionsRemoved: boolean;
 }
 
 export type FindLabelResult =

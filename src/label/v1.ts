@@ -292,13 +292,14 @@ export function labelV1(pkt: Uint8Array, p: ParsedPacket, key: LabelKey, out?: B
     i += len;
   }
   const syn = (tcp.flags & TCP_SYN) !== 0;
-  let trimmed: 'sack-trimmed' | 'options-removed' | undefined;
+  let sackTrimmed = false;
+  let optionsRemoved = false;
   if (!tryFit(n, syn)) {
     // 1. SACK blocks beyond the first (the first holds the newest block, or the D-SACK).
     for (let j = 0; j < n; j++) {
       if (oClass[j] === CLASS_SACK && oKeep[j]! > 10) {
         oKeep[j] = 10;
-        trimmed = 'sack-trimmed';
+        sackTrimmed = true;
       }
     }
     // 2-5. Whole options, class by class: Fast Open, MPTCP, unknown, then SACK itself.
@@ -306,7 +307,7 @@ export function labelV1(pkt: Uint8Array, p: ParsedPacket, key: LabelKey, out?: B
       for (let j = 0; j < n; j++) {
         if (oClass[j] === cls && oKeep[j]) {
           oKeep[j] = 0;
-          trimmed = 'options-removed';
+          optionsRemoved = true;
         }
       }
     }
@@ -371,8 +372,9 @@ export function labelV1(pkt: Uint8Array, p: ParsedPacket, key: LabelKey, out?: B
   dst.fill(TCPOPT_EOL, w, t + hdrLen);
   setTcpPacketLengthAndChecksums(dst, p.family, l4, newTotal, p.pseudoDstOffset);
   const compact = labelLen === V1_COMPACT_LENGTH;
-  keepTemplate(dst, p, l4 + hdrLen, labelLen, o, tagKey(key, tag), compact, trimmed);
-  return trimmed ? { ok: true, packet: dst, compact, trimmed } : { ok: true, packet: dst, compact };
+  keepTemplate(dst, p, l4 + hdrLen, labelLen, o, tagKey(key, tag), compact, sackTrimmed, optionsRemoved);
+  if (!sackTrimmed && !optionsRemoved) return { ok: true, packet: dst, compact };
+  return { ok: true, packet: dst, compact, sackTrimmed, optionsRemoved };
 }
 
 // ---- the GSO fast path: the other segments of a super-packet, from the first one's layout -----
@@ -401,7 +403,8 @@ let tMLen = 0;
 let tSeqAt = 0;
 let tKey: LabelKey | undefined;
 let tCompact = false;
-let tTrimmed: 'sack-trimmed' | 'options-removed' | undefined;
+let tSackTrimmed = false;
+let tOptionsRemoved = false;
 
 function keepTemplate(
   dst: Buffer,
@@ -411,7 +414,8 @@ function keepTemplate(
   mLen: number,
   key: LabelKey,
   compact: boolean,
-  trimmed: 'sack-trimmed' | 'options-removed' | undefined,
+  sackTrimmed: boolean,
+  optionsRemoved: boolean,
 ): void {
   tBuffer = dst.buffer;
   tByteOffset = dst.byteOffset;
@@ -426,10 +430,11 @@ function keepTemplate(
   tSeqAt = 13 + 2 * (p.family === 4 ? 4 : 16) + 4;
   tKey = key;
   tCompact = compact;
-  tTrimmed = trimmed;
+  tSackTrimmed = sackTrimmed;
+  tOptionsRemoved = optionsRemoved;
 }
 
-const sibling: SiblingResult = { length: -1, compact: false };
+const sibling: SiblingResult = { length: -1, compact: false, sackTrimmed: false, optionsRemoved: false };
 
 /**
  * Labels segment `i` (payload cut at `size` bytes) of the super-packet `pkt` (parsed `p`) into
@@ -476,7 +481,8 @@ export function labelV1Sibling(first: Uint8Array, pkt: Uint8Array, p: ParsedPack
   setTcpPacketLengthAndChecksums(dst, tFamily, t, total, tPseudoDst);
   r.length = total;
   r.compact = tCompact;
-  r.trimmed = tTrimmed;
+  r.sackTrimmed = tSackTrimmed;
+  r.optionsRemoved = tOptionsRemoved;
   return r;
 }
 

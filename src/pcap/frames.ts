@@ -21,7 +21,7 @@ export function verifyFrame(
 }
 
 export type LabelFrameResult =
-  | { labelled: true; frame: Buffer; compact?: boolean; trimmed?: 'sack-trimmed' | 'options-removed' }
+  | { labelled: true; frame: Buffer; compact?: boolean; sackTrimmed?: boolean; optionsRemoved?: boolean }
   | { labelled: false; verdict: 'skipped' | 'malformed'; reason: string };
 
 /** Labels the TCP packet inside a frame, rebuilding the frame around it; anything else is reported, not changed. */
@@ -42,5 +42,6 @@ export function labelFrame(
   const r = labelWith(profile, ip, key, out.subarray(d.ipOffset), ctx);
   if (!r.ok) return { labelled: false, verdict: r.verdict, reason: r.reason };
   out.set(frame.subarray(0, d.ipOffset), 0);
-  return { labelled: true, frame: out.subarray(0, d.ipOffset + r.packet.length), compact: r.compact, trimmed: r.trimmed };
+  const frameOut = out.subarray(0, d.ipOffset + r.packet.length);
+  return { labelled: true, frame: frameOut, compact: r.compact, sackTrimmed: r.sackTrimmed, optionsRemoved: r.optionsRemoved };
 }

@@ -126,8 +126,8 @@ export async function labelCapture(
         if (r.labelled) {
           counts.labelled++;
           if (r.compact) counts.compact++;
-          if (r.trimmed === 'sack-trimmed') counts.sackTrimmed++;
-          else if (r.trimmed === 'options-removed') counts.optionsRemoved++;
+          if (r.sackTrimmed) counts.sackTrimmed++;
+          if (r.optionsRemoved) counts.optionsRemoved++;
           data = r.frame;
           origLen = rec.origLen + (r.frame.length - rec.data.length);
         } else {

@@ -12,6 +12,7 @@ import {
   labelledTcpHeaderBound,
   segmentPayloadSize,
 } from '../../src/agent/segment-size.js';
+import { decideAgentPacket, NF_INET_LOCAL_OUT } from '../../src/agent/decide.js';
 import { cutAndLabel } from '../../src/agent/superpacket.js';
 import { LabelKey } from '../../src/label/keys.js';
 import { verifyWith } from '../../src/label/profile.js';
@@ -262,4 +263,20 @@ test("path info cache: a refresh without an answer keeps the flow's last answer;
   assert.equal(cache.get(1, a, parsed(a))?.sndMss, 1428, 'the last answer');
   assert.equal(cache.get(2, b, parsed(b)), undefined, 'no answer ever: the caller falls back');
   assert.equal(cache.misses, 2);
+});
+
+test('no room for the label: the segment leaves as written, counted as unlabelled_no_room (not as non-TCP), its bytes not as labelled', () => {
+  const v1 = getProfile('v1');
+  const ts = [8, 10, 0, 0, 0, 1, 0, 0, 0, 2];
+  const fourTs = Uint8Array.from([...ts, ...ts, ...ts, ...ts]); // 40 bytes, none of them removable
+  const seg = buildTcpPacket({ family: 4, seq: 1, flags: TCP_ACK, options: fourTs, payload: Buffer.alloc(100, 1) });
+  const d = decideAgentPacket(v1, NF_INET_LOCAL_OUT, seg, 0, 1500, key, Buffer.alloc(65536), undefined, {});
+  assert.deepEqual([d.verdict, d.counter, d.reason, d.payload], ['repeat', 'unlabelled_no_room', 'no-room-for-label', undefined]);
+  // Control: a packet that is not TCP is still passed_not_tcp.
+  const udp = Buffer.from(seg);
+  udp[9] = 17;
+  assert.equal(decideAgentPacket(v1, NF_INET_LOCAL_OUT, udp, 0, 1500, key, Buffer.alloc(65536)).counter, 'passed_not_tcp');
+  const sp = buildTcpPacket({ family: 4, seq: 1, flags: TCP_ACK, options: fourTs, payload: Buffer.alloc(3000, 1) });
+  const r = cutAndLabel(v1, sp, parsed(sp), 1000, 0, key, {}, slots, lens);
+  assert.deepEqual([r.written, r.labelled, r.unlabelled, r.bytes], [3, 0, 3, 0]);
 });

@@ -32,7 +32,7 @@ interface Vector {
   m: string;
   mac: string;
   compact: boolean;
-  trimmed: 'sack-trimmed' | 'options-removed' | null;
+  trimmed: ('sack-trimmed' | 'options-removed')[];
 }
 
 const vectorFile = new URL('../../../test/vectors/v1/vectors.json', import.meta.url);
@@ -72,9 +72,18 @@ test('registry: v1 and any registered beside compat', () => {
 test('vectors: the file covers what it must', () => {
   assert.ok(vectors.length >= 12);
   assert.ok(vectors.some((v) => v.family === 4) && vectors.some((v) => v.family === 6));
-  assert.ok(vectors.some((v) => v.compact && v.trimmed === null));
-  assert.ok(vectors.some((v) => v.trimmed === 'sack-trimmed'));
-  assert.ok(vectors.some((v) => v.trimmed === 'options-removed'));
+  assert.ok(vectors.some((v) => v.compact && v.trimmed.length === 0));
+  assert.ok(vectors.some((v) => v.trimmed.join() === 'sack-trimmed'));
+  assert.ok(vectors.some((v) => v.trimmed.join() === 'options-removed'));
+  assert.ok(vectors.some((v) => v.trimmed.join() === 'sack-trimmed,options-removed'));
+  assert.ok(vectors.some((v) => v.keyId === 7));
+  // Urgent pointer and byte 12's low bits (reserved, AE) are covered as sent.
+  const urgentAndLowBits = (v: Vector): boolean => {
+    const pkt = hex(v.input);
+    const t = l4(pkt);
+    return (pkt[t + 12]! & 0x0f) !== 0 && pkt.readUInt16BE(t + 18) !== 0;
+  };
+  assert.ok(vectors.some(urgentAndLowBits));
   assert.ok(vectors.some((v) => v.nat === 7));
   assert.ok(vectors.some((v) => v.keyId !== 0 && v.tag !== 0));
   assert.ok(vectors.some((v) => v.name.includes('routing')));
@@ -88,7 +97,8 @@ for (const v of vectors) {
     assert.ok(r.ok, JSON.stringify(r));
     assert.equal(r.packet.toString('hex'), v.expected);
     assert.equal(r.compact, v.compact);
-    assert.equal(r.trimmed, v.trimmed ?? undefined);
+    assert.equal(r.sackTrimmed === true, v.trimmed.includes('sack-trimmed'));
+    assert.equal(r.optionsRemoved === true, v.trimmed.includes('options-removed'));
     assert.equal(r.packet.subarray(labelAt(r.packet), labelAt(r.packet) + (v.compact ? 16 : 20)).toString('hex'), v.option);
     if (!v.name.includes('routing')) assert.ok(packetChecksumsOk(r.packet, l4(r.packet)));
     // In place: `out` is the packet's own (larger) memory.
@@ -451,7 +461,8 @@ test('label(): SYN never compact; what cannot fit is skipped; an existing label 
   const r = labelWith(v1, buildTcpPacket({ family: 4, flags: TCP_SYN, options: synOpts }), keyA, undefined, { timeMs: T });
   assert.ok(r.ok);
   assert.equal(r.compact, false);
-  assert.equal(r.trimmed, 'options-removed');
+  assert.equal(r.optionsRemoved, true);
+  assert.equal(r.sackTrimmed, false);
   assert.equal(verifyWith(v1, r.packet, [keyA], { timeMs: T }).verdict, 'valid');
   // Timestamps are never removed: four of them (40 bytes) leave no room.
   const ts = Buffer.from([8, 10, 0, 0, 0, 1, 0, 0, 0, 2]);
