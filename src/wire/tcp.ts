@@ -90,7 +90,11 @@ export function segmentWithHeaderRoom(
 ): Buffer {
   const dst = out && out.length >= newTotal ? out.subarray(0, newTotal) : Buffer.allocUnsafe(newTotal);
   if (dst.buffer === pkt.buffer && dst.byteOffset === pkt.byteOffset) {
-    dst.copyWithin(l4 + hdrLen, tcp.payloadOffset, tcp.payloadOffset + tcp.payloadLen);
+    // Over the longer of the two packets: a header that shrinks moves the payload back from
+    // bytes beyond newTotal (dst alone would clip the copy and leave old bytes in place).
+    const end = tcp.payloadOffset + tcp.payloadLen;
+    const span = end > newTotal ? new Uint8Array(dst.buffer, dst.byteOffset, end) : dst;
+    span.copyWithin(l4 + hdrLen, tcp.payloadOffset, end);
   } else {
     dst.set(payload, l4 + hdrLen); // TypedArray.set copies overlapping ranges of one buffer correctly
     dst.set(pkt.subarray(0, l4 + TCP_MIN_HEADER), 0);

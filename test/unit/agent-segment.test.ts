@@ -280,3 +280,20 @@ test('no room for the label: the segment leaves as written, counted as unlabelle
   const r = cutAndLabel(v1, sp, parsed(sp), 1000, 0, key, {}, slots, lens);
   assert.deepEqual([r.written, r.labelled, r.unlabelled, r.bytes], [3, 0, 3, 0]);
 });
+
+test('segmenter + v1: when labelling shrinks the header (an MPTCP DSS removed), every segment still carries its own payload', () => {
+  const v1 = getProfile('v1');
+  const dss28 = [30, 28, 0x20, 0x0f, ...new Array<number>(24).fill(7)];
+  const options = Uint8Array.from([...TS, ...dss28]); // 40 bytes: the label fits only without the DSS
+  const payload = Buffer.from(Array.from({ length: 3000 }, (_, i) => i & 0xff));
+  const pkt = buildTcpPacket({ family: 4, seq: 100, flags: TCP_ACK, options, payload });
+  const r = cutAndLabel(v1, pkt, parsed(pkt), 1000, 0, key, {}, slots, lens);
+  assert.deepEqual([r.written, r.labelled, r.optionsRemoved], [3, 3, 3]);
+  for (let j = 0; j < 3; j++) {
+    const seg = Buffer.from(slots[j]!.subarray(0, lens[j]!));
+    const p = parsed(seg);
+    assert.equal(p.tcp!.dataOffset, 20 + 20 + 12, 'label and timestamps, the DSS gone');
+    assert.ok(seg.subarray(p.tcp!.payloadOffset).equals(payload.subarray(j * 1000, (j + 1) * 1000)), `segment ${j}'s payload`);
+    assert.equal(verifyWith(v1, seg, [key]).verdict, 'valid');
+  }
+});
