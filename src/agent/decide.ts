@@ -63,7 +63,8 @@ export function natFor(rules: readonly AgentNatRule[], dst: Uint8Array): number 
  * Decides one queued packet with the label profile `profile`. `hook` is the netfilter hook it
  * was queued from, `mtu` the MTU of the interface an inbound packet arrived on (for the MSS
  * clamp), `out` scratch space for the rewritten packet (valid until the next call), `ctx` what
- * the profile may need besides the packet (reused by the caller).
+ * the profile may need besides the packet (reused by the caller), `csumNotReady` the kernel's
+ * word that the packet's checksum is not filled in yet (QueuedPacket.csumNotReady).
  */
 export function decideAgentPacket(
   profile: LabelProfile,
@@ -76,11 +77,12 @@ export function decideAgentPacket(
   marks: AgentMarks = DEFAULT_AGENT_MARK,
   ctx?: PacketContext,
   nat?: readonly AgentNatRule[],
+  csumNotReady = false,
 ): AgentDecision {
   // Only our own bit: the egress decision bits (marks.ts) must survive labelling.
   const done = withMark(mark, marks.done, marks.done);
   if (hook === NF_INET_LOCAL_IN) {
-    const r = rewriteInboundSyn(profile, pkt, mtu, out);
+    const r = rewriteInboundSyn(profile, pkt, mtu, out, csumNotReady);
     if (r.kind === 'rewritten') return { verdict: 'repeat', mark: done, payload: r.packet, counter: 'handshakes_rewritten' };
     if (r.kind === 'malformed') return { verdict: 'repeat', mark: done, counter: 'inbound_malformed', reason: r.reason };
     return { verdict: 'repeat', mark: done, counter: 'handshakes_unchanged' };

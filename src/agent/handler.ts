@@ -208,7 +208,7 @@ export function createHandler(data: unknown, ctx: HandlerContext): PacketHandler
     const s = state!;
     pctx.tag = tagOfMark(p.mark, tagMask);
     pctx.nat = 0;
-    const d = decideAgentPacket(profile, p.hook, p.payload, p.mark, mtu, s.key, ctx.scratch, marks, pctx, s.nat);
+    const d = decideAgentPacket(profile, p.hook, p.payload, p.mark, mtu, s.key, ctx.scratch, marks, pctx, s.nat, p.csumNotReady);
     ctx.counters[SLOT[d.counter]]!++;
     if (d.counter === 'labelled') {
       // As sent, label included, like the GSO path's segments.

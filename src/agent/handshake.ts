@@ -8,7 +8,7 @@
 // Either way it lowers the peer's MSS so that our segments still fit the MTU with the label's
 // bytes of header more.
 import { parseIpPacket } from '../wire/packet.js';
-import { tcpChecksumV4, tcpChecksumV6 } from '../wire/checksum.js';
+import { l4ChecksumOk, pseudoHeaderSumV4, pseudoHeaderSumV6, tcpChecksumV4, tcpChecksumV6 } from '../wire/checksum.js';
 import { TCP_SYN, writeU16 } from '../wire/tcp.js';
 import { TCPOPT_EOL, TCPOPT_MSS, TCPOPT_NOP } from '../wire/tcpopts.js';
 import type { LabelProfile } from '../label/profile.js';
@@ -18,26 +18,28 @@ export const MIN_CLAMPED_MSS = 88;
 
 export type HandshakeResult =
   | { kind: 'rewritten'; packet: Buffer; mssBefore?: number; mssAfter?: number; erased: number }
-  | { kind: 'unchanged'; reason: 'not-syn' | 'not-tcp' | 'nothing-to-do' }
+  | { kind: 'unchanged'; reason: 'not-syn' | 'not-tcp' | 'nothing-to-do' | 'bad-checksum' }
   | { kind: 'malformed'; reason: string };
 
 /**
  * The MSS our stack may use towards a peer that advertised `peerMss`, so that a labelled
  * segment (`clamp` bytes more TCP header, the profile's handshake.mssClamp) fits `mtu`:
- * min(peer, what the MTU allows) - clamp.
+ * min(peer, what the MTU allows) - clamp, not below MIN_CLAMPED_MSS, and never above the peer's.
  */
 export function clampMss(peerMss: number, mtu: number, ipHeaderLen: number, clamp: number): number {
   const fitsMtu = mtu - ipHeaderLen - 20;
-  return Math.max(MIN_CLAMPED_MSS, Math.min(peerMss, fitsMtu) - clamp);
+  return Math.min(peerMss, Math.max(MIN_CLAMPED_MSS, Math.min(peerMss, fitsMtu) - clamp));
 }
 
 /**
  * Rewrites an inbound SYN or SYN-ACK for `profile`: when it erases inbound options, every
  * option except MSS and its label becomes NOP; the MSS is clamped by the profile's amount.
  * `mtu` is the MTU of the interface it came in on. Writes into `out` (which must hold the
- * packet) and returns a view of it.
+ * packet) and returns a view of it. `csumNotReady`: the kernel says the checksum field is not
+ * filled in yet (NFQA_SKB_CSUMNOTREADY, a locally made packet); otherwise a SYN whose checksum is
+ * wrong is left as it came (the stack drops it), since the rewrite computes a new, correct one.
  */
-export function rewriteInboundSyn(profile: LabelProfile, pkt: Uint8Array, mtu: number, out: Buffer): HandshakeResult {
+export function rewriteInboundSyn(profile: LabelProfile, pkt: Uint8Array, mtu: number, out: Buffer, csumNotReady = false): HandshakeResult {
   const p = parseIpPacket(pkt);
   if (!p.ok) return { kind: 'malformed', reason: p.reason };
   const tcp = p.tcp;
@@ -78,9 +80,14 @@ export function rewriteInboundSyn(profile: LabelProfile, pkt: Uint8Array, mtu: n
   if (erased === 0 && mssBefore === mssAfter) return { kind: 'unchanged', reason: 'nothing-to-do' };
 
   const l4Len = len - p.l4Offset;
+  if (!csumNotReady) {
+    const pseudo = p.family === 4 ? pseudoHeaderSumV4(pkt, 12, 16, 6, l4Len) : pseudoHeaderSumV6(pkt, 8, p.pseudoDstOffset, 6, l4Len);
+    if (!l4ChecksumOk(pkt, p.l4Offset, l4Len, pseudo)) return { kind: 'unchanged', reason: 'bad-checksum' };
+  }
   out[tcp.offset + 16] = 0;
   out[tcp.offset + 17] = 0;
-  const sum = p.family === 4 ? tcpChecksumV4(out, 0, p.l4Offset, l4Len) : tcpChecksumV6(out, 0, p.l4Offset, l4Len);
+  // IPv6: the pseudo-header's destination is the final one when there is a routing header.
+  const sum = p.family === 4 ? tcpChecksumV4(out, 0, p.l4Offset, l4Len) : tcpChecksumV6(out, 0, p.l4Offset, l4Len, p.pseudoDstOffset);
   writeU16(out, tcp.offset + 16, sum);
   return { kind: 'rewritten', packet: out.subarray(0, len), mssBefore, mssAfter, erased };
 }

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { buildTcpPacket, typicalSynOptions } from '../../src/wire/build.js';
+import { buildTcpPacket, fixChecksums, typicalSynOptions } from '../../src/wire/build.js';
 import { parseIpPacket } from '../../src/wire/packet.js';
 import { parseTcpOptions } from '../../src/wire/tcpopts.js';
 import { l4ChecksumOk, pseudoHeaderSumV4, pseudoHeaderSumV6 } from '../../src/wire/checksum.js';
@@ -9,6 +9,7 @@ import { TCP_ACK, TCP_SYN } from '../../src/wire/tcp.js';
 import { clampMss, rewriteInboundSyn } from '../../src/agent/handshake.js';
 import { compat, labelPacket, PAPER_TEST_KEY, verifyPacket } from '../../src/label/compat.js';
 import { LabelKey } from '../../src/label/keys.js';
+import { v1 } from '../../src/label/v1.js';
 
 const scratch = Buffer.alloc(65536);
 
@@ -16,7 +17,7 @@ function checksumOk(pkt: Buffer): boolean {
   const p = parseIpPacket(pkt);
   assert.ok(p.ok && p.tcp);
   const l4Len = p.totalLen - p.l4Offset;
-  const pseudo = p.family === 4 ? pseudoHeaderSumV4(pkt, 12, 16, 6, l4Len) : pseudoHeaderSumV6(pkt, 8, 24, 6, l4Len);
+  const pseudo = p.family === 4 ? pseudoHeaderSumV4(pkt, 12, 16, 6, l4Len) : pseudoHeaderSumV6(pkt, 8, p.pseudoDstOffset, 6, l4Len);
   return l4ChecksumOk(pkt, p.l4Offset, l4Len, pseudo);
 }
 
@@ -36,6 +37,40 @@ test('clampMss: 1500-byte MTU gives 1420 for IPv4 and 1400 for IPv6', () => {
   // A small peer MSS is lowered by the label too.
   assert.equal(clampMss(536, 1500, 20, compat.handshake.mssClamp), 496);
   assert.equal(clampMss(100, 1500, 20, compat.handshake.mssClamp), 88);
+  // The floor never raises a peer's MSS: a peer that asks for 60 gets at most 60.
+  assert.equal(clampMss(60, 1500, 20, compat.handshake.mssClamp), 60);
+  assert.equal(clampMss(60, 1500, 20, v1.handshake.mssClamp), 60);
+  fc.assert(
+    fc.property(fc.integer({ min: 0, max: 65535 }), fc.integer({ min: 68, max: 65535 }), (peer, mtu) => {
+      assert.ok(clampMss(peer, mtu, 20, 20) <= peer);
+    }),
+  );
+});
+
+test('a SYN that arrives with a wrong checksum is left as it came (the stack drops it), not given a correct one', () => {
+  const syn = buildTcpPacket({ family: 4, flags: TCP_SYN, options: typicalSynOptions() });
+  const bad = Buffer.from(syn);
+  bad[bad.length - 1]! ^= 0x10; // a bit flipped on the way: the checksum no longer matches
+  assert.ok(!checksumOk(bad));
+  assert.deepEqual(rewriteInboundSyn(v1, bad, 1500, scratch), { kind: 'unchanged', reason: 'bad-checksum' });
+  // Control: the intact SYN is rewritten; a locally made one (checksum not filled in yet) too.
+  assert.equal(rewriteInboundSyn(v1, syn, 1500, scratch).kind, 'rewritten');
+  const r = rewriteInboundSyn(v1, bad, 1500, scratch, true);
+  assert.equal(r.kind, 'rewritten');
+  assert.ok(r.kind === 'rewritten' && checksumOk(r.packet));
+});
+
+test('IPv6 SYN with a routing header: the rewritten checksum uses the final destination', () => {
+  const final = Buffer.from('20010db8000000000000000000000099', 'hex');
+  const rh = Buffer.concat([Buffer.from([0, 1, 0, 0, 0, 0]), final]); // type 0, 1 segment left, then the address
+  const syn = buildTcpPacket({ family: 6, flags: TCP_SYN, options: typicalSynOptions(), ipv6ExtHeaders: [{ type: 43, body: rh }] });
+  fixChecksums(syn);
+  const p = parseIpPacket(syn);
+  assert.ok(p.ok && p.pseudoDstOffset !== 24, 'the control: the final destination is not the header one');
+  assert.ok(checksumOk(syn));
+  const r = rewriteInboundSyn(v1, syn, 1500, scratch);
+  assert.equal(r.kind, 'rewritten');
+  assert.ok(r.kind === 'rewritten' && checksumOk(r.packet));
 });
 
 for (const family of [4, 6] as const) {
