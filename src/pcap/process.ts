@@ -101,6 +101,19 @@ export async function labelCapture(
   let pcapLinktype = -1;
   let ok = false;
   const ctx: PacketContext = { tag: opts.tag, nat: opts.nat };
+  let frame = 0;
+  // What the output format cannot hold (a timestamp moved by if_tsoffset, a 32-bit link type)
+  // is the input's problem, reported like one: file, offset, frame.
+  const asCaptureError = (e: unknown): unknown =>
+    e instanceof RangeError ? new CaptureError(inFile, reader.position, `frame ${frame} cannot be written: ${e.message}`) : e;
+  const unwritable = <T>(write: () => T): T => {
+    try {
+      const r = write();
+      return (r instanceof Promise ? r.catch((e: unknown) => Promise.reject(asCaptureError(e))) : r) as T;
+    } catch (e) {
+      throw asCaptureError(e);
+    }
+  };
   try {
     try {
       if (format === 'pcap' && reader.info.format === 'pcap') {
@@ -119,6 +132,7 @@ export async function labelCapture(
     for await (const batch of reader.batches()) {
       for (const rec of batch) {
         counts.total++;
+        frame = rec.frame;
         ctx.timeMs = recordTimeMs(rec);
         const r = labelFrame(profile, rec.linktype, rec.data, key, ctx);
         let data: Uint8Array = rec.data;
@@ -146,16 +160,17 @@ export async function labelCapture(
               `frame ${rec.frame} has link type ${rec.linktype} but the pcap output has ${pcapLinktype}; write pcapng instead`,
             );
           }
-          const p = pcapOut.write(data, rec, origLen);
+          const p = unwritable(() => pcapOut!.write(data, rec, origLen));
           if (p) await p;
         } else {
           const k = `${rec.section}:${rec.ifIndex}`;
           let id = ifMap.get(k);
           if (id === undefined) {
-            id = await ngOut!.addInterface({ linktype: rec.linktype, snaplen: 0, tsUnitsPerSec: rec.tsUnitsPerSec, name: rec.iface?.name });
+            const iface = { linktype: rec.linktype, snaplen: 0, tsUnitsPerSec: rec.tsUnitsPerSec, name: rec.iface?.name };
+            id = await unwritable(() => ngOut!.addInterface(iface));
             ifMap.set(k, id);
           }
-          const p = ngOut!.write(id, data, rec, origLen);
+          const p = unwritable(() => ngOut!.write(id!, data, rec, origLen));
           if (p) await p;
         }
       }

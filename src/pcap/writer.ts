@@ -112,6 +112,8 @@ export class PcapWriter extends BufferedFile {
     const units = this.nanosecond ? 1e9 : 1e6;
     const frac = ts.tsUnitsPerSec === units ? ts.tsFrac : Math.floor((ts.tsFrac * units) / ts.tsUnitsPerSec);
     const orig = Math.max(origLen, data.length);
+    // 32 unsigned bits of seconds: 1970 to 2106 (an input's if_tsoffset can move a time outside).
+    if (!(ts.tsSec >= 0 && ts.tsSec <= 0xffffffff)) throw new RangeError(`timestamp ${ts.tsSec} s is outside what pcap holds (1970-2106)`);
     return this.pushWith(16 + data.length, (b, o) => {
       b.writeUInt32LE(ts.tsSec >>> 0, o);
       b.writeUInt32LE(frac >>> 0, o + 4);
@@ -191,6 +193,8 @@ export class PcapngWriter extends BufferedFile {
     const b = Buffer.alloc(total);
     b.writeUInt32LE(PCAPNG_IDB, 0);
     b.writeUInt32LE(total, 4);
+    if (!(iface.linktype >= 0 && iface.linktype <= 0xffff))
+      throw new RangeError(`link type ${iface.linktype} does not fit pcapng's 16 bits`);
     b.writeUInt16LE(iface.linktype, 8);
     b.writeUInt32LE(iface.snaplen ?? 0, 12);
     opts.copy(b, 16);
@@ -207,6 +211,7 @@ export class PcapngWriter extends BufferedFile {
     const units = iface.tsUnitsPerSec!;
     const frac = ts.tsUnitsPerSec === units ? ts.tsFrac : Math.floor((ts.tsFrac * units) / ts.tsUnitsPerSec);
     const t = BigInt(ts.tsSec) * BigInt(units) + BigInt(frac);
+    if (t < 0n || t > 0xffffffffffffffffn) throw new RangeError(`timestamp ${ts.tsSec} s is outside what pcapng holds`);
     const total = 32 + pad4(data.length);
     const orig = Math.max(origLen, data.length);
     return this.pushWith(total, (b, o) => {

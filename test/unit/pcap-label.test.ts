@@ -169,6 +169,43 @@ for (const fmt of formats) {
   });
 }
 
+test('what the output format cannot hold is a CaptureError naming the frame, and no partial output is left', async () => {
+  const frame = wrapIp(1, buildTcpPacket({ family: 4 }));
+  const cases: Array<[string, Buffer, 'pcap' | 'pcapng', RegExp]> = [
+    // if_tsoffset -1 s moves a time-0 frame before 1970
+    [
+      'neg.pcapng',
+      encodePcapng(false, [{ shb: true }, { idb: { linktype: 1, tsoffset: -1n } }, { epb: { ifIndex: 0, ts: 0n, data: frame } }]),
+      'pcapng',
+      /frame 1 cannot be written: timestamp -1 s/,
+    ],
+    // ... or past what pcap's 32-bit seconds hold
+    [
+      'late.pcapng',
+      encodePcapng(false, [{ shb: true }, { idb: { linktype: 1, tsoffset: 1n << 33n } }, { epb: { ifIndex: 0, ts: 0n, data: frame } }]),
+      'pcap',
+      /frame 1 cannot be written: timestamp \d+ s is outside what pcap holds/,
+    ],
+    // a pcap link type beyond pcapng's 16 bits
+    [
+      'wide.pcap',
+      encodePcap({ be: false, ns: false, linktype: 0x10001 }, [{ tsSec: 1, tsFrac: 0, data: frame }]),
+      'pcapng',
+      /frame 1 cannot be written: link type 65537/,
+    ],
+  ];
+  for (const [name, bytes, format, want] of cases) {
+    const inFile = path.join(dir, name);
+    fs.writeFileSync(inFile, bytes);
+    const out = path.join(dir, `${name}.out`);
+    await assert.rejects(
+      labelCapture(compat, inFile, out, key, { format }),
+      (e: Error) => e.name === 'CaptureError' && want.test(e.message),
+    );
+    assert.ok(!fs.existsSync(out), name);
+  }
+});
+
 test('pcapng with two link types cannot become pcap; the partial output is removed', async () => {
   const inFile = path.join(dir, 'two.pcapng');
   fs.writeFileSync(

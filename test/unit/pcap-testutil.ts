@@ -54,7 +54,7 @@ function opt(code: number, value: Buffer, be: boolean): Buffer {
 
 export type NgBlock =
   | { shb: true }
-  | { idb: { linktype: number; snaplen?: number; tsresol?: number; name?: string } }
+  | { idb: { linktype: number; snaplen?: number; tsresol?: number; name?: string; tsoffset?: bigint } }
   | { epb: { ifIndex: number; ts: bigint; data: Uint8Array; origLen?: number } }
   | { spb: { data: Uint8Array; origLen?: number } }
   | { unknown: { type: number; size: number } };
@@ -76,6 +76,12 @@ export function encodePcapng(be: boolean, blocks: NgBlock[]): Buffer {
       const opts: Buffer[] = [];
       if (b.idb.name) opts.push(opt(2, Buffer.from(b.idb.name), be));
       if (b.idb.tsresol !== undefined) opts.push(opt(9, Buffer.from([b.idb.tsresol]), be));
+      if (b.idb.tsoffset !== undefined) {
+        const v = Buffer.alloc(8);
+        if (be) v.writeBigInt64BE(b.idb.tsoffset);
+        else v.writeBigInt64LE(b.idb.tsoffset);
+        opts.push(opt(14, v, be));
+      }
       if (opts.length) opts.push(u32(0, be));
       parts.push(block(1, Buffer.concat([u16(b.idb.linktype, be), u16(0, be), u32(b.idb.snaplen ?? 0, be), ...opts]), be));
     } else if ('epb' in b) {
