@@ -4,7 +4,8 @@
 // without any header work; and v1 without its fast path for a super-packet's later segments
 // (labelSibling: each segment cut, parsed and labelled on its own, as before it); and the
 // verifier's userspace share: each of those v1 segments judged as the verifier's worker judges a
-// queued packet (verifier/decide.ts: parse, rule, label, HMAC), without the kernel. CPU time of
+// queued packet (verifier/decide.ts: parse, rule, label, HMAC), without the kernel, and the same
+// segments forged with a new tag each (what a flood cycling through tags costs). CPU time of
 // this thread (process.cpuUsage), the arms' rounds interleaved and the median round printed:
 // the shared machine's speed drifts by a third within minutes. µs per segment and per super-packet.
 // Usage: node dist/bench/gso-micro.js [super-packets per run, default 2000]
@@ -88,6 +89,23 @@ function verifyRun(n: number): number {
   }
   return (cpuMicros() - t0) / n;
 }
+// The same segments as a forger would send them: a new tag in every one (so its MAC is wrong).
+// A tag no valid label has shown costs one extra HMAC and is never cached (v1.ts, verifyV1).
+const forgedSegments = v1Segments.map((s) => Buffer.from(s));
+const TAG_AT = 20 + 20 + 6; // IPv4, TCP base header, the label first: its bytes 6-7
+let forgedTag = 0;
+function forgedRun(n: number): number {
+  const t0 = cpuMicros();
+  for (let k = 0; k < n; k++) {
+    for (const seg of forgedSegments) {
+      forgedTag = (forgedTag + 1) & 0xffff || 1;
+      seg.writeUInt16BE(forgedTag, TAG_AT);
+      const v = decideVerifierPacket(v1, seg, 0, verifierRules, DEFAULT_MARK, 'mb-pc', 'mb-srv', verifierContext, Date.now());
+      if (v.reason !== 'mac-mismatch') throw new Error(`verifier judged a forged segment ${v.judged} (${v.reason})`);
+    }
+  }
+  return (cpuMicros() - t0) / n;
+}
 // v1 with every segment cut, parsed and labelled on its own: the path before the sibling fast path.
 const { labelSibling: _unused, ...v1Slow } = v1;
 const arms: [string, (n: number) => number][] = [
@@ -96,6 +114,7 @@ const arms: [string, (n: number) => number][] = [
   ['compat', (n) => run(getProfile('compat'), false, n)],
   ['copy + HMAC only', floor],
   ['verifier, v1', verifyRun],
+  ['verifier, forged', forgedRun],
 ];
 // Rounds interleaved across the arms, the median round reported: the machine's speed drifts.
 const ROUNDS = 9;

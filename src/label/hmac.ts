@@ -59,6 +59,31 @@ class NodeEngine implements MacEngine {
   }
 }
 
+let onceCtx: unknown;
+const onceOut = Buffer.alloc(32);
+const onceLen = Buffer.alloc(4);
+
+/**
+ * HMAC-SHA256(key, a || b) for a key used once: one scratch context per thread, keyed anew per
+ * call, so nothing is allocated or kept per key. The result is reused by the next call.
+ */
+export function macOnce(key: Uint8Array, a: Uint8Array, b: Uint8Array): Buffer {
+  const lib = engineLibcrypto();
+  if (lib && (onceCtx ??= lib.ctxNew())) {
+    if (
+      lib.init(onceCtx, key, key.length, lib.sha256, null) !== 1 ||
+      lib.update(onceCtx, a, a.length) !== 1 ||
+      lib.update(onceCtx, b, b.length) !== 1 ||
+      lib.final(onceCtx, onceOut, onceLen) !== 1
+    ) {
+      throw new Error('libcrypto HMAC failed');
+    }
+    return onceOut;
+  }
+  createHmac('sha256', key).update(a).update(b).digest().copy(onceOut);
+  return onceOut;
+}
+
 /**
  * An engine for one key on the calling thread. `secret` is only read here (libcrypto copies the
  * key into its context); the caller clears its copy.

@@ -5,10 +5,12 @@ import { createHash, createHmac, createSecretKey, randomBytes, type KeyObject } 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { inspect } from 'node:util';
-import { createMacEngine, type MacEngine } from './hmac.js';
+import { createMacEngine, macOnce, type MacEngine } from './hmac.js';
 import { describeFileType, readRegularFile, ReadFileError } from '../util/files.js';
 
 export const MIN_KEY_BYTES = 16;
+const NOTHING = new Uint8Array(0);
+const derivedScratch = Buffer.alloc(32);
 export const GENERATED_KEY_BYTES = 32;
 /** Largest key id a v1 label can name (3 bits). */
 export const MAX_KEY_ID = 7;
@@ -57,6 +59,22 @@ export class LabelKey {
       return LabelKey.fromBytes(bytes, this.source, false, this.keyId);
     } finally {
       bytes.fill(0);
+    }
+  }
+
+  /**
+   * HMAC-SHA256(HMAC-SHA256(this key, info), a || b): a MAC under the key derive(info) would
+   * give, without making or keeping that key (no KeyObject, no context, nothing cached). What a
+   * verifier pays for a v1 tag not yet proven by a valid label, so a forger cycling through
+   * tags cannot make every packet build a key. The result is reused by the next call.
+   */
+  macDerived(info: Uint8Array, a: Uint8Array, b: Uint8Array): Buffer {
+    const k = derivedScratch;
+    this.mac(info, NOTHING).copy(k);
+    try {
+      return macOnce(k, a, b);
+    } finally {
+      k.fill(0);
     }
   }
 

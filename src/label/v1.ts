@@ -116,6 +116,15 @@ export function tagKey(key: LabelKey, tag: number): LabelKey {
   return k;
 }
 
+/** K_tag for `key` and `tag` if it is already derived and cached, else undefined (nothing derived). */
+function knownTagKey(key: LabelKey, tag: number): LabelKey | undefined {
+  if (key === lastKey && tag === lastTag) return lastTagKey;
+  return tagKeys.get(key)?.get(tag);
+}
+
+const infoScratch = Buffer.alloc(DERIVE_LABEL.length + 3);
+DERIVE_LABEL.copy(infoScratch, 0);
+
 function cachedTagKey(key: LabelKey, tag: number): LabelKey {
   let m = tagKeys.get(key);
   if (!m) {
@@ -588,12 +597,26 @@ export function verifyV1(pkt: Uint8Array, p: ParsedPacket, keys: readonly LabelK
   // The key(s) holding the label's id: one HMAC when ids are unique (the config requires it);
   // several only where a tool was given several keys under one id (pcap verify -k a -k b).
   for (; ki < keys.length; ki++) {
-    if (keys[ki]!.keyId !== keyId) continue;
-    const mac = tagKey(keys[ki]!, tag).mac(prefix, payload);
+    const key = keys[ki]!;
+    if (key.keyId !== keyId) continue;
+    // Only a tag some valid label has shown gets a cached K_tag: the tag is the sender's to
+    // choose, and a forger's tags must cost no more than one extra HMAC and must not evict.
+    const known = knownTagKey(key, tag);
+    let mac: Buffer;
+    if (known) mac = known.mac(prefix, payload);
+    else {
+      infoScratch[12] = keyId;
+      infoScratch[13] = tag >>> 8;
+      infoScratch[14] = tag & 0xff;
+      mac = key.macDerived(infoScratch, prefix, payload);
+    }
     // Constant time over the MAC's length (no early exit on the first differing byte).
     let diff = 0;
     for (let i = 0; i < macLen; i++) diff |= mac[i]! ^ pkt[at + V1_MAC_OFFSET + i]!;
-    if (diff === 0) return { verdict: 'valid', keyIndex: ki, profile: 'v1', keyId, tag, nat, compact };
+    if (diff === 0) {
+      if (!known) tagKey(key, tag);
+      return { verdict: 'valid', keyIndex: ki, profile: 'v1', keyId, tag, nat, compact };
+    }
   }
   return { verdict: 'invalid', reason: 'mac-mismatch', profile: 'v1', keyId, tag, nat, compact };
 }

@@ -575,3 +575,39 @@ test('label(): without ctx.timeMs the clock now is the epoch', () => {
   assert.ok(e8 === (before & 0xff) || e8 === ((before + 1) & 0xff));
   assert.equal(verifyWith(v1, r.packet, [keyA]).verdict, 'valid');
 });
+
+test('verify(): a tag no valid label has shown yet is checked without a cached key, and gives the same verdicts', () => {
+  const bytes = Buffer.alloc(32, 0x3c);
+  const seg = buildTcpPacket({ family: 4, flags: TCP_ACK | TCP_PSH, payload: Buffer.from('tags') });
+  for (const tag of [0, 1, 300, 65535]) {
+    // A fresh key object per tag: nothing derived under it yet.
+    const r = labelWith(v1, seg, LabelKey.fromBytes(bytes, 'sender', false, 2), undefined, { timeMs: T, tag });
+    assert.ok(r.ok);
+    const verifierKey = LabelKey.fromBytes(bytes, 'verifier', false, 2);
+    const forged = Buffer.from(r.packet);
+    forged[labelAt(forged) + 19]! ^= 1;
+    assert.deepEqual(
+      [verifyWith(v1, forged, [verifierKey], { timeMs: T }).reason, verifyWith(v1, r.packet, [verifierKey], { timeMs: T }).verdict],
+      ['mac-mismatch', 'valid'],
+    );
+    // Once proven, the cached key gives the same answers.
+    assert.equal(verifyWith(v1, r.packet, [verifierKey], { timeMs: T }).verdict, 'valid');
+    assert.equal(verifyWith(v1, forged, [verifierKey], { timeMs: T }).reason, 'mac-mismatch');
+  }
+});
+
+test('LabelKey.macDerived(info, a, b) is derive(info).mac(a, b)', () => {
+  fc.assert(
+    fc.property(
+      fc.uint8Array({ minLength: 16, maxLength: 64 }),
+      fc.uint8Array({ maxLength: 40 }),
+      fc.uint8Array({ maxLength: 300 }),
+      fc.uint8Array({ maxLength: 300 }),
+      (k, info, a, b) => {
+        const key = LabelKey.fromBytes(k);
+        assert.equal(key.macDerived(info, a, b).toString('hex'), key.derive(info).mac(a, b).toString('hex'));
+      },
+    ),
+    { numRuns: 300 },
+  );
+});
