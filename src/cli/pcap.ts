@@ -167,7 +167,7 @@ export function register(program: Command): void {
     .option('--json', 'one JSON object per frame, then a summary line')
     .option(
       '--max-bad <n>',
-      'bad frames listed in the human output',
+      'how many bad (invalid or malformed) frames the text output lists (0: none; not used with --json)',
       (v) => {
         const n = Number(v);
         if (!Number.isInteger(n) || n < 0) throw new CliError(`--max-bad: not a non-negative integer: ${v}`);
