@@ -66,10 +66,10 @@ export function register(program: Command): void {
     .description('check a config file as a daemon would at start (schema, values, key files), without starting; exit 0 if valid, 2 if not')
     .argument('<file>', 'YAML config file')
     .addOption(
-      new Option('--role <role>', 'also resolve it as this daemon would from the file alone (its labelling key, key ids)').choices([
-        'agent',
-        'verifier',
-      ]),
+      new Option(
+        '--role <role>',
+        'also resolve the file alone, without flags, as this daemon would at start: the agent needs a labelling key (agent.key, or the only key under keys), the verifier a key and, per v1 rule, keys with different key ids',
+      ).choices(['agent', 'verifier']),
     )
     .option('--json', 'print one JSON object: { file, valid, role?, problems: [{ file, line, col, path, message }] }')
     .action((file: string, flags: { role?: 'agent' | 'verifier'; json?: boolean }) => {

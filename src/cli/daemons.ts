@@ -68,15 +68,15 @@ function readConfig(path: string | undefined): LabelwallConfig {
 function commonOptions(cmd: Command, role: 'agent' | 'verifier'): Command {
   return cmd
     .option('-c, --config <file>', 'YAML config file (see docs/config.md); flags override it')
-    .option('--queues <n>', 'number of NFQUEUE queues / worker threads (1-64)', int)
-    .option('--queue-base <n>', 'first NFQUEUE number', int)
+    .option('--queues <n>', 'number of NFQUEUE queues / worker threads (1-64; default 1)', int)
+    .option('--queue-base <n>', `first NFQUEUE number (default ${role === 'agent' ? 100 : 200})`, int)
     .option(
       '--fail <mode>',
-      `when labelwall cannot answer (not running, queue full): closed = traffic stops, open = it passes unseen (${choices(role, 'fail')})`,
+      `when labelwall cannot answer (not running, queue full): closed = traffic stops, open = it passes unseen (${choices(role, 'fail')}; default closed)`,
     )
     .option('--family <family>', `address family to handle (repeatable; default both) (${choices(role, 'families')})`, collect)
     .option('--control-socket <path>', 'UNIX socket for `labelwall status` (default /run/labelwall/<role>.sock)')
-    .option('--log-level <level>', `log level (${choices('log', 'level')})`)
+    .option('--log-level <level>', `log level (${choices('log', 'level')}; default info)`)
     .option(
       '--log-format <format>',
       `json: one JSON object per line (default); text: one readable line each, for a terminal (${choices('log', 'format')})`,
@@ -111,8 +111,12 @@ export function registerDaemons(program: Command): void {
         'label only on this outgoing interface (repeatable; default all but loopback; a trailing + matches every name with that prefix, as in iptables)',
         collect,
       )
-      .option('-d, --destination <cidr>', 'label only traffic to this network (repeatable)', collect)
-      .option('-p, --port <ports>', 'label only traffic to these destination ports, e.g. 80 or 8000-9000 (repeatable)', collect)
+      .option('-d, --destination <cidr>', 'label only traffic to this network (repeatable; default any)', collect)
+      .option(
+        '-p, --port <ports>',
+        'label only traffic to these destination ports, e.g. 80 or 8000-9000 (repeatable; default any)',
+        collect,
+      )
       .option(
         '--egress',
         'enforce the egress policy (agent.egress of the config; allow-all without one); default: on when --config is given',
@@ -248,10 +252,13 @@ export function registerDaemons(program: Command): void {
         'a valid key (repeatable: several keys are valid at once); ID=FILE gives its v1 key id 0-7 (default 0; the keys of a v1 verifier rule need different ids); default: the keys of the config',
         collect,
       )
-      .option('--hook <hook>', `where to check: input (this host) or forward (a middlebox) (${choices('verifier', 'hook')})`)
+      .option(
+        '--hook <hook>',
+        `where to check: input (this host) or forward (a middlebox) (${choices('verifier', 'hook')}; default forward)`,
+      )
       .option(
         '--action <action>',
-        `drop: drop all but valid; mark: set mark bits per verdict and go on; log: accept and count (${choices('verifier', 'action')})`,
+        `drop: drop all but valid; mark: set mark bits per verdict and go on; log: accept and count (${choices('verifier', 'action')}; default drop); replaces the action of every rule of the config`,
       )
       .option(
         '--in-interface <name>',
@@ -367,7 +374,11 @@ export function registerDaemons(program: Command): void {
   program
     .command('cleanup')
     .description('remove the iptables chains and jumps a crashed labelwall left behind (never touches other rules)')
-    .addOption(new Option('--role <role>', 'whose rules').choices(['agent', 'verifier', 'all']).default('all'))
+    .addOption(
+      new Option('--role <role>', "whose rules: the agent's LABELWALL-AGENT-*, the verifier's LABELWALL-VERIFY-*, or both")
+        .choices(['agent', 'verifier', 'all'])
+        .default('all'),
+    )
     .option('--force', 'remove them even while the labelwall that owns them runs (its traffic then passes unchecked, or stops)')
     .action(async (flags: { role: 'agent' | 'verifier' | 'all'; force?: boolean }) => {
       if (!hasNetAdmin()) {

@@ -8,7 +8,14 @@ export function register(program: Command): void {
     .description(`write a new random ${GENERATED_KEY_BYTES}-byte label key as hex to a file created with mode 0600`)
     .requiredOption('-o, --out <file>', 'key file to create')
     .option('-f, --force', 'replace the file if it exists (atomically)')
-    .addHelpText('after', '\nThe key itself is never printed; the id shown is a fingerprint (first 8 hex digits of its SHA-256).')
+    .addHelpText(
+      'after',
+      `
+The key itself is never printed, only its fingerprint (the first 8 hex digits of its SHA-256),
+which names the key in status, logs and pcap output. A fingerprint is not a key id: the key id
+(0-7) a v1 label names is given where the key is used (--key-file ID=FILE; in the config,
+keys: NAME: { file: PATH, id: ID }).`,
+    )
     .action((opts: { out: string; force?: boolean }) => {
       const id = generateKeyFile(opts.out, { force: opts.force });
       process.stdout.write(`wrote a new ${GENERATED_KEY_BYTES}-byte key to ${opts.out} (mode 0600, fingerprint ${id})\n`);

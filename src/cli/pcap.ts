@@ -99,17 +99,23 @@ Profiles (--profile): any (the default) judges each frame by the label it carrie
 their own (v1 calls a compat label invalid, reason other-profile; compat calls a v1 label
 malformed). docs/label-v1.md has the v1 format.
 
-Verdicts (one per frame):
+Verdicts (one per frame) and the reasons each gives:
   valid      our label and its MAC matches a key
   invalid    our label, but not proof of origin: mac-mismatch (tampered, forged, wrong key),
              v1: unknown-key (no key with its key id), stale-epoch (labelled more than 32-48 s
              before or 16-32 s after the frame's capture time), nat-mode-denied (S/D/P set
-             and not allowed by --allow-nat)
-  unlabelled  TCP without our label (option 253 with another ExID is not ours)
-  malformed  cannot be parsed or judged: truncated headers, bad data offset, bad option
-             lengths, our ExID with a length no profile has, v1 version bits not 01, a
-             compact v1 label on a SYN, two labels, IP fragments
-  skipped    not TCP (UDP, ICMP, ARP, other link-layer payloads)
+             and not allowed by --allow-nat), other-profile (a compat label, --profile v1)
+  unlabelled  TCP without our label, reason no-label (option 253 with another ExID is not
+             ours)
+  malformed  cannot be parsed or judged: truncated-link (frame shorter than its link-layer
+             header), too-many-vlan-tags (more than 8), truncated-ip, bad-ip-version (also:
+             not the version the link layer says), bad-ihl, bad-total-length, fragment (IP
+             fragments), truncated-ext-header, truncated-tcp, bad-data-offset,
+             bad-option-length, bad-label-length (our ExID with a length no profile has),
+             bad-label-version (v1 version bits not 01), compact-on-syn (a compact v1 label
+             on a SYN), duplicate-label (two labels)
+  skipped    not-tcp (UDP, ICMP), not-ip (ARP, other link-layer payloads), unsupported link
+             type
 
 Each frame is judged at its capture timestamp (v1's epoch window).
 
@@ -161,7 +167,7 @@ export function register(program: Command): void {
     .option('--json', 'one JSON object per frame, then a summary line')
     .option(
       '--max-bad <n>',
-      'bad frames listed in the human output',
+      'how many bad (invalid or malformed) frames the text output lists (0: none; not used with --json)',
       (v) => {
         const n = Number(v);
         if (!Number.isInteger(n) || n < 0) throw new CliError(`--max-bad: not a non-negative integer: ${v}`);

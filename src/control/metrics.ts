@@ -140,9 +140,14 @@ export function createMetrics(src: MetricsSources): Registry {
     },
   );
   if (role === 'agent') {
-    counter('labelwall_labelled_bytes_total', 'TCP payload bytes of the segments the agent labelled', ['role', 'profile'], (c) => {
-      c.inc({ role, profile }, now().counters.labelled_bytes ?? 0);
-    });
+    counter(
+      'labelwall_labelled_bytes_total',
+      'IP bytes (headers and payload) of the segments the agent labelled, as sent, label included (docs/metrics.md)',
+      ['role', 'profile'],
+      (c) => {
+        c.inc({ role, profile }, now().counters.labelled_bytes ?? 0);
+      },
+    );
   }
   if (role === 'verifier') {
     counter(
