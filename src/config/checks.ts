@@ -246,9 +246,13 @@ export function semanticChecks(data: Obj, add: Add, flagAt: (path: readonly Seg[
   const agent = asObj(data.agent);
   if (agent) {
     if (agent.key !== undefined) checkKeyRef(agent.key, keys, ['agent', 'key'], add);
+    const agentCompat =
+      agent.profile === 'compat' ? (flagAt(['agent', 'profile']) !== undefined ? '--profile compat' : 'profile: compat') : undefined;
     asArr(agent.nat).forEach((n, i) => {
       const nat = asObj(n);
       if (!nat) return;
+      // compat labels have no S/D/P bits: the setting would be silently ignored.
+      if (agentCompat && i === 0) add(['agent', 'nat'], `nat needs profile v1 (${agentCompat} labels carry no NAT modes)`);
       checkCidrs(nat.destinations, ['agent', 'nat', i, 'destinations'], add);
       checkNatParts(nat.translated, ['agent', 'nat', i, 'translated'], add);
     });
@@ -368,6 +372,14 @@ export function semanticChecks(data: Obj, add: Add, flagAt: (path: readonly Seg[
       });
       for (const [j, t] of asArr(rule.tags).entries()) checkTagRef(t, tags, [...base, 'tags', j], add);
       checkNatParts(rule.allow_nat, [...base, 'allow_nat'], add);
+      if (verifier.profile === 'compat') {
+        // A compat label carries no app tag and no NAT modes: tags would refuse every valid label.
+        const from = flagAt(['verifier', 'profile']) !== undefined ? '--profile compat' : 'profile: compat';
+        if (rule.tags !== undefined)
+          add([...base, 'tags'], `tags need profile v1 or any (with ${from} no label has a tag, so every valid one would be tag-denied)`);
+        if (rule.allow_nat !== undefined)
+          add([...base, 'allow_nat'], `allow_nat needs profile v1 or any (${from} labels carry no NAT modes)`);
+      }
       if (verifier.profile !== 'compat') {
         if (rule.keys !== undefined) {
           const ks = asArr(rule.keys).filter((k): k is string => typeof k === 'string');

@@ -32,7 +32,7 @@ test('every v1 key read from the file, names resolved to numbers', () => {
       '  web: 300',
       '  ssh: 22',
       'agent:',
-      '  profile: compat',
+      '  profile: v1',
       '  key: b',
       '  mark: { tag_mask: 0xffff0000 }',
       '  nat:',
@@ -55,7 +55,7 @@ test('every v1 key read from the file, names resolved to numbers', () => {
   );
   assert.deepEqual(c.keys, { a: { file: '/k/a.key', id: 0 }, b: { file: '/k/b.key', id: 3 } });
   assert.deepEqual(c.tags, { web: 300, ssh: 22 });
-  assert.equal(c.agent.profile, 'compat');
+  assert.equal(c.agent.profile, 'v1');
   assert.equal(c.agent.key, 'b');
   assert.equal(c.agent.tagMask, 0xffff0000);
   assert.deepEqual(
@@ -131,6 +131,26 @@ test('key ids unique among the keys a v1 verifier rule accepts; compat and agent
   assert.deepEqual(problems('keys:\n  a: /k\n  b: /k2\nagent:\n  key: a\n'), [], 'an agent-only file');
   // Different rules may reuse an id.
   assert.deepEqual(problems('keys:\n  a: /k\n  b: /k2\nverifier:\n  rules:\n    - { keys: [a] }\n    - { keys: [b] }\n'), []);
+});
+
+test('compat has no tags and no NAT modes: a compat verifier rule with tags or allow_nat, a compat agent with nat, are refused', () => {
+  assert.deepEqual(
+    problems(
+      'tags: { web: 300 }\nagent:\n  profile: compat\n  nat:\n    - { destinations: [0.0.0.0/0], translated: [source] }\n  egress:\n    rules:\n      - { action: allow, tag: web }\nverifier:\n  profile: compat\n  rules:\n    - { tags: [web], allow_nat: [source] }\n',
+    ),
+    [
+      '5:5: agent.nat: nat needs profile v1 (profile: compat labels carry no NAT modes)',
+      '12:15: verifier.rules[0].tags: tags need profile v1 or any (with profile: compat no label has a tag, so every valid one would be tag-denied)',
+      '12:33: verifier.rules[0].allow_nat: allow_nat needs profile v1 or any (profile: compat labels carry no NAT modes)',
+    ],
+  );
+  // The control: the same with v1 (and any for the verifier) is fine; an egress tag is fine with compat (it names flows in the decisions).
+  assert.deepEqual(
+    problems(
+      'tags: { web: 300 }\nagent:\n  profile: v1\n  nat:\n    - { destinations: [0.0.0.0/0], translated: [source] }\nverifier:\n  profile: any\n  rules:\n    - { tags: [web], allow_nat: [source] }\n',
+    ),
+    [],
+  );
 });
 
 test('profiles, nat, epoch window and tag masks: each mistake at its value', () => {
