@@ -5,7 +5,7 @@
 // key ids per rule). Exit 0 when valid, 2 with every problem listed. For config management tools.
 import type { Command } from 'commander';
 import { Option } from 'commander';
-import { loadConfig } from '../config/load.js';
+import { loadConfig, positionIn } from '../config/load.js';
 import { ConfigError, formatProblem, type ConfigProblem } from '../config/messages.js';
 import type { LabelwallConfig } from '../config/model.js';
 import { KeyFileError, loadKeyFile } from '../label/keys.js';
@@ -16,7 +16,7 @@ export interface CheckResult {
   file: string;
   valid: boolean;
   role?: 'agent' | 'verifier';
-  /** Config problems with their position; key and role problems with line 0. */
+  /** Every problem with its position: a key file's at its entry under keys, a role's at its section. */
   problems: ConfigProblem[];
 }
 
@@ -36,7 +36,9 @@ export function checkConfigFile(file: string, role?: 'agent' | 'verifier'): Chec
         loadKeyFile(entry.file, entry.id);
       } catch (e) {
         if (!(e instanceof KeyFileError)) throw e;
-        problems.push({ file, line: 0, col: 0, path: `keys.${name}`, message: e.message });
+        // `{ file, id }`: at its file; a plain path: at the path (Locator falls back to the entry).
+        const at = positionIn(cfg, ['keys', name, 'file']);
+        problems.push({ file, ...at, path: `keys.${name}`, message: e.message });
       }
     }
     // The role's own resolution needs every key readable: only when the keys are.
@@ -47,7 +49,7 @@ export function checkConfigFile(file: string, role?: 'agent' | 'verifier'): Chec
       } catch (e) {
         if (e instanceof ConfigError) problems.push(...e.problems);
         else if (e instanceof UsageError || e instanceof KeyFileError)
-          problems.push({ file, line: 0, col: 0, path: role, message: e.message });
+          problems.push({ file, ...positionIn(cfg, [role]), path: role, message: e.message });
         else throw e;
       }
     }

@@ -7,7 +7,7 @@ import { readRegularFile, ReadFileError } from '../util/files.js';
 import { configSchema, type RawConfig } from './schema.js';
 import type { LabelwallConfig } from './model.js';
 import { ConfigError, dedupe, firstLine, formatPath, reportSchemaError, type ConfigProblem, type Seg } from './messages.js';
-import { Locator } from './positions.js';
+import { Locator, type Pos } from './positions.js';
 import { isObject, semanticChecks, type Obj } from './checks.js';
 import { normalize } from './normalize.js';
 
@@ -29,6 +29,19 @@ export function loadConfig(path: string): LabelwallConfig {
     throw new ConfigError([{ file: path, line: 1, col: 1, path: '', message: `cannot read config file: ${e.message}` }]);
   }
   return parseConfig(text, path);
+}
+
+/**
+ * Where the value at `path` (or its nearest ancestor present) is in the file `cfg` was read
+ * from: for problems found after loading (a key file, what a role resolves). Line 0 when `cfg`
+ * was not read from text.
+ */
+export function positionIn(cfg: LabelwallConfig, path: Seg[]): Pos {
+  const src = (cfg as WithSource)[SOURCE];
+  if (!src) return { line: 0, col: 0 };
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(src.text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  return new Locator(doc, lineCounter).value(path);
 }
 
 /** The config with every default applied, as if the file were empty. */

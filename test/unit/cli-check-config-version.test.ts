@@ -63,12 +63,13 @@ test('check-config: key files are checked (mode), --role agent needs a labelling
   const f = write('keys.yaml', `keys:\n  site: ${key}\n  old: ${open}\n`);
   const r = lw('check-config', f);
   assert.equal(r.code, 2);
-  assert.match(r.stderr, new RegExp(`^labelwall: ${f}: keys\\.old: .*${open}.*(group|others)`, 'm'));
+  // At the entry's line and column, like every other problem.
+  assert.match(r.stderr, new RegExp(`^labelwall: ${f}:3:8: keys\\.old: .*${open}.*(group|others)`, 'm'));
   const noKey = write('nokey.yaml', 'verifier:\n  hook: input\n');
   assert.equal(lw('check-config', noKey).code, 0, 'no key is fine for the file alone');
   const a = lw('check-config', noKey, '--role', 'agent');
   assert.equal(a.code, 2);
-  assert.match(a.stderr, /^labelwall: .*nokey\.yaml: agent: no labelling key/m);
+  assert.match(a.stderr, /^labelwall: .*nokey\.yaml:1:1: agent: no labelling key/m);
   const missing = lw('check-config', path.join(dir, 'absent.yaml'));
   assert.equal(missing.code, 2);
   assert.match(missing.stderr, /absent\.yaml:1:1: \(document\): cannot read config file/);
