@@ -611,3 +611,35 @@ test('LabelKey.macDerived(info, a, b) is derive(info).mac(a, b)', () => {
     { numRuns: 300 },
   );
 });
+
+test('known weakness of the normative M (kept to the spec, docs/label-v1.md): an option can be moved into the payload when the payload is kind × 256 bytes long', () => {
+  // M holds the canonical options, then the payload length, then the payload, and nothing says
+  // where the options end. The last option X (kind K, length L) followed by length K·256 reads
+  // the same as no X followed by length K·256 + L and a payload that starts with X's value and
+  // the old length. An on-path attacker can so replace the timestamps with NOPs and prepend 10
+  // bytes to a 2,048-byte payload under the same MAC.
+  const ts = Uint8Array.of(1, 1, 8, 10, 0, 0, 0, 9, 0, 0, 0, 7);
+  const payload = Buffer.alloc(8 * 256, 0x61);
+  const r = labelWith(v1, buildTcpPacket({ family: 4, flags: TCP_ACK | TCP_PSH, options: ts, payload }), keyA, undefined, { timeMs: T });
+  assert.ok(r.ok);
+  const pkt = r.packet;
+  const p = parseIpPacket(pkt);
+  assert.ok(p.ok && p.tcp);
+  const tsAt = p.tcp.optionsOffset + 20 + 2; // after the label and its NOP NOP
+  assert.deepEqual([pkt[tsAt], pkt[tsAt + 1]], [8, 10]);
+  const moved = Buffer.concat([pkt.subarray(tsAt + 2, tsAt + 10), Uint8Array.of(0x08, 0x00)]);
+  const forged = Buffer.concat([pkt.subarray(0, p.tcp.payloadOffset), moved, payload]);
+  forged.fill(1, tsAt, tsAt + 10); // the timestamps become NOPs: same data offset
+  forged.writeUInt16BE(forged.length, 2); // IPv4 total length: 10 bytes more
+  fixChecksums(forged);
+  assert.equal(
+    verifyWith(v1, forged, [keyA], { timeMs: T }).verdict,
+    'valid',
+    'if this fails, M now delimits the options: update docs/label-v1.md',
+  );
+  // The control: any other payload length, or any other moved bytes, is refused.
+  const other = Buffer.from(forged);
+  other[p.tcp.payloadOffset]! ^= 1;
+  fixChecksums(other);
+  assert.equal(verifyWith(v1, other, [keyA], { timeMs: T }).reason, 'mac-mismatch');
+});
