@@ -12,6 +12,7 @@ import type { Logger } from '../util/log.js';
 import type { ResolvedAgent, ResolvedVerifier } from '../daemon/resolve.js';
 import { readFileSync } from 'node:fs';
 import { acquireInstanceLock, LockHeldError, type InstanceLock } from '../daemon/lock.js';
+import { missingToolsProblem } from '../daemon/deps.js';
 import type { QueueSet } from '../datapath/queue.js';
 import type { ReloadResult } from '../daemon/run.js';
 import type { VerifierHandlerData, VerifierKeyData, VerifierRulesMessage } from '../verifier/handler.js';
@@ -385,8 +386,15 @@ export function registerDaemons(program: Command): void {
         process.stderr.write('labelwall cleanup: needs root (CAP_NET_ADMIN) to read and change iptables rules; nothing removed\n');
         process.exit(1);
       }
+      // Without the tools nothing can be read: say so rather than "removed 0".
+      const noTools = missingToolsProblem([4, 6], process.env.PATH);
+      if (noTools) {
+        process.stderr.write(`labelwall cleanup: ${noTools}; nothing removed\n`);
+        process.exit(1);
+      }
       const roles = flags.role === 'all' ? (['agent', 'verifier'] as const) : ([flags.role] as const);
       let n = 0;
+      let failed: string | undefined;
       const refused: string[] = [];
       for (const role of roles) {
         const prefix = role === 'agent' ? AGENT_PREFIX : VERIFIER_PREFIX;
@@ -405,9 +413,17 @@ export function registerDaemons(program: Command): void {
         }
         try {
           n += await removeOwned(prefix);
+        } catch (err) {
+          // iptables refused (no privilege in this namespace, a rule in use): one line, not a trace.
+          failed = `${role}: ${(err as Error).message.split('\n')[0]}`;
         } finally {
           lock?.release({ unlink: true });
         }
+        if (failed) break;
+      }
+      if (failed) {
+        process.stderr.write(`labelwall cleanup: ${failed}; ${n} chain(s) and jump(s) removed before that\n`);
+        process.exit(1);
       }
       if (n > 0 || refused.length === 0) process.stdout.write(`removed ${n} labelwall chain(s) and jump(s)\n`);
       if (refused.length) {

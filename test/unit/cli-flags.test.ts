@@ -196,3 +196,21 @@ test("withOverrides: a problem under a flag's key names the flag; the other prob
   assert.deepEqual(ok.verifier.families, ['ipv4']);
   assert.equal(withOverrides(cfg, []).verifier.queues, 2);
 });
+
+test('cleanup without the iptables tools on PATH says so and exits 1, touching nothing', async (t) => {
+  if (process.getuid?.() !== 0) {
+    t.skip('needs root: without CAP_NET_ADMIN cleanup stops earlier, at "needs root"');
+    return;
+  }
+  const r = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+    const c = spawn(process.execPath, [bin, 'cleanup'], { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'], env: { PATH: '/nonexistent' } });
+    let stderr = '';
+    c.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    c.on('close', (code) => resolve({ code, stderr }));
+  });
+  assert.equal(r.code, 1);
+  assert.match(
+    r.stderr,
+    /^labelwall cleanup: iptables, iptables-restore, ip6tables, ip6tables-restore not found on PATH \(\/nonexistent\).*nothing removed$/m,
+  );
+});
