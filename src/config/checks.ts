@@ -180,8 +180,9 @@ function checkTagRef(ref: unknown, tags: Obj, path: Seg[], add: Add): void {
   if (Object.hasOwn(tags, ref)) return;
   const defined = Object.keys(tags);
   const near = nearest(ref, defined);
-  const tail =
-    near !== undefined
+  const tail = /^[0-9]+$/.test(ref)
+    ? ` (a quoted number is a name; write ${ref} without quotes for tag number ${ref})`
+    : near !== undefined
       ? ` (did you mean "${near}"?)`
       : defined.length > 0
         ? ` (defined: ${defined.join(', ')})`

@@ -62,7 +62,7 @@ export function reportSchemaError(e: ErrorObject, add: Add): void {
   const params = e.params as Record<string, unknown>;
   if (e.propertyName !== undefined) {
     // A key that breaks `propertyNames`: point at the key itself.
-    add(path, `invalid key name "${e.propertyName}": ${hint ?? e.message ?? 'invalid'}`, e.propertyName);
+    add(path, `invalid name "${e.propertyName}": ${hint ?? e.message ?? 'invalid'}`, e.propertyName);
     return;
   }
   switch (e.keyword) {
@@ -112,7 +112,10 @@ export function reportSchemaError(e: ErrorObject, add: Add): void {
       add(path, 'must list at least one entry');
       return;
     case 'uniqueItems':
-      add(path, `lists the same entry twice (entries ${String(params.j)} and ${String(params.i)})`);
+      add(
+        path,
+        `lists the same entry twice (entries ${Math.min(Number(params.i), Number(params.j))} and ${Math.max(Number(params.i), Number(params.j))})`,
+      );
       return;
     default:
       add(path, e.message ?? `fails schema keyword ${e.keyword}`);

@@ -92,7 +92,7 @@ test('tags: unknown names with a suggestion, duplicate numbers, out of range, ba
     ),
     [
       '3:8: tags.www: tag number 300 is already used by tag "web" (a number names one application)',
-      '4:3: tags["123"]: invalid key name "123": must be a tag name (letters, digits, "_", ".", "-"; not only digits)',
+      '4:3: tags["123"]: invalid name "123": must be a tag name (letters, digits, "_", ".", "-"; not only digits)',
       '5:6: tags.x: must be an integer from 1 to 65535, got 0',
       '9:31: agent.egress.rules[0].tag: tag "wbe" is not defined under tags (did you mean "web"?)',
       '10:31: agent.egress.rules[1].tag: tag number 70000 is out of range: tags are 1-65535 (0 means unclassified)',
@@ -105,6 +105,9 @@ test('tags: unknown names with a suggestion, duplicate numbers, out of range, ba
   ]);
   assert.deepEqual(problems('agent:\n  egress:\n    rules:\n      - { action: allow, tag: [1] }\n'), [
     '4:31: agent.egress.rules[0].tag: must be a tag name under tags or a tag number (1-65535), got a list',
+  ]);
+  assert.deepEqual(problems('tags: { web: 300 }\nverifier:\n  rules:\n    - tags: ["300"]\n'), [
+    '4:14: verifier.rules[0].tags[0]: tag "300" is not defined under tags (a quoted number is a name; write 300 without quotes for tag number 300)',
   ]);
 });
 

@@ -230,7 +230,7 @@ test('references to undefined keys', () => {
     'verifier.rules[0].keys[1]',
     /"olld" is not defined under keys \(did you mean "old"\?\)/,
   );
-  one('keys:\n  "bad name": /k\n', 2, 'keys["bad name"]', /invalid key name "bad name"/);
+  one('keys:\n  "bad name": /k\n', 2, 'keys["bad name"]', /invalid name "bad name"/);
 });
 
 test('mark bits: fit in mask, distinct, non-zero', () => {
