@@ -833,7 +833,8 @@ export function formatStatus(r: StatusReport, socket: string): string {
   const d = r.datapath;
   lines.push(`  packets received ${d.received} (${(r.ratesPerSecond.received ?? 0).toFixed(1)}/s), verdicts ${d.verdicts}`);
   lines.push(
-    `  queue drops: queue_dropped ${d.queueDropped}, user_dropped ${d.userDropped}, socket overruns ${d.enobufs}; handler errors ${d.handlerErrors}, kernel errors ${d.kernelErrors}`,
+    // The kinds as labelwall_queue_drops_total names them (the kernel's queue_dropped, user_dropped).
+    `  queue drops: queue_full ${d.queueDropped}, socket ${d.userDropped}, socket overruns ${d.enobufs}; handler errors ${d.handlerErrors}, kernel errors ${d.kernelErrors}`,
   );
   if (r.log)
     lines.push(
