@@ -2,7 +2,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Command } from 'commander';
-import { type LabelKey, loadKeyFile, MAX_KEY_ID } from '../label/keys.js';
+import { type LabelKey, loadKeyFile, looksLikeKeyMaterial, MAX_KEY_ID } from '../label/keys.js';
 import { NAT_DST, NAT_PORTS, NAT_SRC, VERDICTS, type Verdict, type VerifyResult } from '../label/profile.js';
 import { getProfile } from '../label/registry.js';
 import { labelCapture, type VerdictCounts, verifyCapture } from '../pcap/process.js';
@@ -36,7 +36,10 @@ export function parseKeySpec(spec: string): { file: string; keyId: number } {
   const m = /^(\d+)=(.*)$/s.exec(spec);
   if (!m) return { file: spec, keyId: 0 };
   const keyId = Number(m[1]);
-  if (keyId > MAX_KEY_ID) throw new CliError(`--key-file ${spec}: key id ${m[1]} is not 0-${MAX_KEY_ID} (a file of that name: ./${spec})`);
+  // A key given where its file belongs (ID=<hex>) is not echoed.
+  const shown = looksLikeKeyMaterial(m[2]!) ? `${m[1]}=…` : spec;
+  if (keyId > MAX_KEY_ID)
+    throw new CliError(`--key-file ${shown}: key id ${m[1]} is not 0-${MAX_KEY_ID} (a file of that name: ./${shown})`);
   if (m[2] === '') throw new CliError(`--key-file ${spec}: no file after '${m[1]}='`);
   return { file: m[2]!, keyId };
 }

@@ -3,7 +3,7 @@
 // config key and the whole is validated by the config's own schema and semantic checks
 // (withOverrides), so a flag is refused exactly when the same value in the file would be, with
 // the same message, naming the flag.
-import { loadKeyFile, MAX_KEY_ID } from '../label/keys.js';
+import { loadKeyFile, looksLikeKeyMaterial, MAX_KEY_ID } from '../label/keys.js';
 import type { Cidr, PortRange } from '../util/match.js';
 import {
   DEFAULT_CONTROL_SOCKET,
@@ -204,7 +204,9 @@ export function parseKeyFlag(text: string): KeyEntry {
   const m = /^(\d+)=(.*)$/s.exec(text);
   if (!m) return { file: text, id: 0 };
   const id = Number(m[1]);
-  if (id > MAX_KEY_ID) throw new UsageError(`--key-file ${text}: key id ${m[1]} is not 0-${MAX_KEY_ID} (a file of that name: ./${text})`);
+  // A key given where its file belongs (ID=<hex>) is not echoed.
+  const shown = looksLikeKeyMaterial(m[2]!) ? `${m[1]}=…` : text;
+  if (id > MAX_KEY_ID) throw new UsageError(`--key-file ${shown}: key id ${m[1]} is not 0-${MAX_KEY_ID} (a file of that name: ./${shown})`);
   if (m[2] === '') throw new UsageError(`--key-file ${text}: no file after '${m[1]}='`);
   return { file: m[2]!, id };
 }

@@ -203,6 +203,37 @@ test('key files readable by group or others are refused, saying so', () => {
   assert.match(lw('pcap', 'verify', mixed, '-k', short).stderr, /10 bytes; at least 16/);
 });
 
+test('a key given where its key file belongs is never echoed (pcap, agent, verifier, config keys, check-config)', () => {
+  const said = 'key file: the value given looks like a key, not a file name (give the path of a key file)';
+  const cfg = path.join(dir, 'key-as-file.yaml');
+  fs.writeFileSync(cfg, `keys:\n  main: ${KEY_HEX}\nagent:\n  key: main\n`);
+  const sock = path.join(dir, 'never.sock');
+  const cases: Array<[string[], string]> = [
+    [['pcap', 'verify', mixed, '-k', KEY_HEX], `labelwall: ${said}\n`],
+    [['pcap', 'verify', mixed, '-k', `0x${KEY_HEX}`], `labelwall: ${said}\n`],
+    [['pcap', 'verify', mixed, '-k', `5=${KEY_HEX}`], `labelwall: ${said}\n`],
+    [['pcap', 'verify', mixed, '-k', `9=${KEY_HEX}`], 'labelwall: --key-file 9=…: key id 9 is not 0-7 (a file of that name: ./9=…)\n'],
+    [['pcap', 'label', mixed, path.join(dir, 'x.pcap'), '-k', KEY_HEX], `labelwall: ${said}\n`],
+    [['verifier', '-k', KEY_HEX, '--control-socket', sock], `labelwall: ${said}\n`],
+    [
+      ['verifier', '-k', `9=${KEY_HEX}`, '--control-socket', sock],
+      'labelwall: --key-file 9=…: key id 9 is not 0-7 (a file of that name: ./9=…)\n',
+    ],
+    [['agent', '-k', KEY_HEX, '--control-socket', sock], `labelwall: ${said}\n`],
+    [['agent', '--config', cfg, '--control-socket', sock], `labelwall: ${said}\n`],
+    [['verifier', '--config', cfg, '--control-socket', sock], `labelwall: ${said}\n`],
+    [['check-config', cfg], `labelwall: ${cfg}: keys.main: ${said}\n`],
+  ];
+  for (const [args, want] of cases) {
+    const r = lw(...args); // lw fails on any output that holds the key
+    assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+    assert.equal(r.stderr, want, args.join(' '));
+  }
+  const j = lw('check-config', cfg, '--json');
+  assert.equal(j.code, 2);
+  assert.equal((JSON.parse(j.stdout) as { problems: Array<{ message: string }> }).problems[0]!.message, said);
+});
+
 test('--help on every command exits 0 and describes it', () => {
   const cases: Array<[string[], RegExp]> = [
     [['--help'], /Usage: labelwall/],
