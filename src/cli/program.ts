@@ -5,7 +5,7 @@ import { KeyFileError } from '../label/keys.js';
 import { LogFileError } from '../util/log.js';
 import { labelwallVersion } from '../util/version.js';
 import { CaptureError } from '../pcap/errors.js';
-import { CliError, EXIT_OK, EXIT_USAGE } from './errors.js';
+import { CliError, EXIT_OK, EXIT_PIPE, EXIT_USAGE } from './errors.js';
 import { register as registerPcap } from './pcap.js';
 import { register as registerKeygen } from './keygen.js';
 import { registerDaemons } from './daemons.js';
@@ -64,7 +64,7 @@ export async function run(argv: string[]): Promise<number> {
       return EXIT_USAGE;
     }
     const err = e as NodeJS.ErrnoException;
-    if (err?.code === 'EPIPE') return 141; // output closed by its reader (see main.ts)
+    if (err?.code === 'EPIPE') return EXIT_PIPE; // output closed by its reader (see main.ts)
     if (err && typeof err.code === 'string' && typeof err.syscall === 'string') {
       // File system errors from a command: one line, no stack.
       process.stderr.write(`labelwall: ${err.path ?? ''}${err.path ? ': ' : ''}${err.code} (${err.syscall})\n`);

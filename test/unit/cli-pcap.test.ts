@@ -282,6 +282,29 @@ test('output closed early (| head): quiet exit 141, no error text', () => {
   assert.equal(r.status, 141);
 });
 
+test('output that cannot be written (> /dev/full): one line, exit 74, no stack trace', () => {
+  const cfg = path.join(dir, 'empty.yaml');
+  fs.writeFileSync(cfg, 'keys: {}\n');
+  const full = fs.openSync('/dev/full', 'w');
+  try {
+    for (const args of [
+      ['pcap', 'verify', mixed, '-k', key1],
+      ['pcap', 'verify', mixed, '-k', key1, '--json'],
+      ['pcap', 'label', clean, path.join(dir, 'full.pcap'), '-k', key1],
+      ['check-config', cfg],
+      ['check-config', cfg, '--json'],
+      ['version', '--json'],
+      ['--help'],
+    ]) {
+      const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', cwd: dir, stdio: ['ignore', full, 'pipe'] });
+      assert.equal(r.stderr, 'labelwall: cannot write output: ENOSPC: no space left on device\n', args.join(' '));
+      assert.equal(r.status, 74, args.join(' '));
+    }
+  } finally {
+    fs.closeSync(full);
+  }
+});
+
 test('pcap label --profile v1 with a key id, --tag and --nat; pcap verify shows them and refuses NAT modes unless --allow-nat', () => {
   const v1out = path.join(dir, 'v1-nat.pcap');
   const l = lw('pcap', 'label', clean, v1out, '-k', `5=${key2}`, '--tag', '300', '--nat', 'src,ports');
