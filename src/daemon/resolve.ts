@@ -5,19 +5,18 @@
 // the same message, naming the flag.
 import { loadKeyFile, looksLikeKeyMaterial, MAX_KEY_ID } from '../label/keys.js';
 import type { Cidr, PortRange } from '../util/match.js';
-import {
-  DEFAULT_CONTROL_SOCKET,
-  type AgentNatRule,
-  type AgentProfileName,
-  type EgressPolicy,
-  type FamilyName,
-  type IdentityConfig,
-  type KeyEntry,
-  type LabelwallConfig,
-  type ListenAddress,
-  type MarkBits,
-  type VerifierAction,
-  type VerifierProfileName,
+import type {
+  AgentNatRule,
+  AgentProfileName,
+  EgressPolicy,
+  FamilyName,
+  IdentityConfig,
+  KeyEntry,
+  LabelwallConfig,
+  ListenAddress,
+  MarkBits,
+  VerifierAction,
+  VerifierProfileName,
 } from '../config/model.js';
 import { withOverrides, type ConfigOverride } from '../config/load.js';
 import type { AgentMarks } from '../config/marks.js';
@@ -121,9 +120,9 @@ export function defaultControlSocket(role: 'agent' | 'verifier'): string {
   return `/run/labelwall/${role}.sock`;
 }
 
-/** The config's control.socket when it was changed from the default, else the role's own. */
+/** The config's control.socket when one was given (any path, the other role's default too), else the role's own. */
 function controlSocketFor(cfg: LabelwallConfig, role: 'agent' | 'verifier'): string {
-  return cfg.control.socket !== DEFAULT_CONTROL_SOCKET ? cfg.control.socket : defaultControlSocket(role);
+  return cfg.control.socket ?? defaultControlSocket(role);
 }
 
 type Overrides = ConfigOverride[];
