@@ -142,6 +142,7 @@ a label) is copied unchanged, so frame numbers stay the same.
 --tag N (0-65535) and --nat src,dst,ports (which of the source address, destination address
 and their ports a NAT on the way may change: S, D, P) are v1's.
 
+One --key-file: a label is made with one key (a second --key-file is refused).
 ${KEY_HELP}
 
 Output format: the input's unless --format says otherwise. A pcap input gives a pcap with the
@@ -239,15 +240,21 @@ export function register(program: Command): void {
     .description('label every TCP packet of a capture (v1 or compat profile), copying everything else')
     .argument('<in>', 'input capture (pcap or pcapng)')
     .argument('<out>', 'output capture (overwritten)')
-    .option('-k, --key-file <[id=]file>', 'key file (hex), optionally with its v1 key id (id=file)')
+    .option('-k, --key-file <[id=]file>', 'key file (hex), optionally with its v1 key id (id=file); one key', collect)
     .option('--profile <name>', `label profile: ${LABEL_PROFILES.join(', ')}`, profileOption(LABEL_PROFILES), DEFAULT_LABEL_PROFILE)
     .option('--tag <n>', 'v1: the app tag every label carries (0-65535, default 0)', parseTag)
     .option('--nat <list>', 'v1: NAT flags every label carries (src,dst,ports or none; default none)', (v) => parseNatList('--nat', v))
     .option('--format <format>', 'output format: pcap or pcapng (default: same as the input)')
     .addHelpText('after', LABEL_HELP)
     .action(
-      async (inFile: string, outFile: string, opts: { keyFile?: string; profile: string; tag?: number; nat?: number; format?: string }) => {
-        if (!opts.keyFile) throw new CliError("required option '--key-file <[id=]file>' not specified");
+      async (
+        inFile: string,
+        outFile: string,
+        opts: { keyFile?: string[]; profile: string; tag?: number; nat?: number; format?: string },
+      ) => {
+        if (!opts.keyFile?.length) throw new CliError("required option '--key-file <[id=]file>' not specified");
+        // As the agent: a label names one key; a second -k is refused, not silently replacing the first.
+        if (opts.keyFile.length > 1) throw new CliError('pcap label labels with one key: give --key-file once');
         if (opts.format !== undefined && opts.format !== 'pcap' && opts.format !== 'pcapng') {
           throw new CliError(`--format: expected pcap or pcapng, got '${opts.format}'`);
         }
@@ -255,7 +262,7 @@ export function register(program: Command): void {
           throw new CliError(`--tag and --nat are v1's; the ${opts.profile} label has no room for them (use --profile v1)`);
         }
         const profile = getProfile(opts.profile);
-        const [key] = loadKeys([opts.keyFile]);
+        const [key] = loadKeys(opts.keyFile);
         checkInput(inFile);
         if (fs.existsSync(outFile) && fs.realpathSync(outFile) === fs.realpathSync(inFile)) {
           throw new CliError(`${outFile}: output is the input file`);

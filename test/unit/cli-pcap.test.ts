@@ -149,6 +149,14 @@ test('usage, file and key errors: exit 2 with one line on stderr', () => {
       /--nat: expected a list of src, dst, ports \(or none\), got 'src,sideways'/,
     ],
     [['pcap', 'label', mixed, path.join(dir, 'x.pcap'), '-k', key1, '--profile', 'compat', '--tag', '5'], /--tag and --nat are v1's/],
+    [
+      ['pcap', 'label', mixed, path.join(dir, 'x.pcap'), '-k', key1, '-k', key2],
+      /^labelwall: pcap label labels with one key: give --key-file once\n$/,
+    ],
+    [
+      ['pcap', 'label', mixed, path.join(dir, 'x.pcap'), '-k', key1, '--key-file', `5=${key1}`],
+      /labels with one key: give --key-file once/,
+    ],
     [['pcap', 'verify', mixed, '-k', key1, '--allow-nat', 'all'], /--allow-nat: expected a list/],
     [['pcap', 'verify', mixed, '-k', `9=${key1}`], /--key-file 9=.*: key id 9 is not 0-7 \(a file of that name: \.\/9=/],
     [['pcap', 'verify', mixed, '-k', '3='], /--key-file 3=: no file after '3='/],
