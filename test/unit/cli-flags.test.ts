@@ -13,6 +13,9 @@ import { fileURLToPath } from 'node:url';
 import { parseConfig, withOverrides, defaultConfig } from '../../src/config/load.js';
 import { ConfigError } from '../../src/config/messages.js';
 import { pool } from '../helpers/pool.js';
+import { buildProgram } from '../../src/cli/program.js';
+import { CliError } from '../../src/cli/errors.js';
+import { int, intFlag } from '../../src/cli/int-flag.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const bin = path.join(root, 'bin', 'labelwall');
@@ -195,4 +198,37 @@ test("withOverrides: a problem under a flag's key names the flag; the other prob
   const ok = withOverrides(defaultConfig(), [{ path: ['verifier', 'families'], value: ['ipv4'], flag: '--family' }]);
   assert.deepEqual(ok.verifier.families, ['ipv4']);
   assert.equal(withOverrides(cfg, []).verifier.queues, 2);
+});
+
+test('demo --iperf-seconds: an integer 1-600, anything else refused by the option parser (before the demo builds anything)', () => {
+  // The parser of the registered option itself: commander runs it while parsing, before any action.
+  const demo = buildProgram().commands.find((c) => c.name() === 'demo');
+  const opt = demo?.options.find((o) => o.long === '--iperf-seconds');
+  assert.ok(opt?.parseArg, 'demo has --iperf-seconds with a parser');
+  const parse = (v: string): unknown => opt.parseArg!(v, undefined);
+  assert.equal(opt.defaultValue, 3);
+  assert.equal(parse('1'), 1);
+  assert.equal(parse('600'), 600);
+  assert.equal(parse('10'), 10);
+  for (const [v, got] of [
+    ['abc', '"abc"'],
+    ['0', '0'],
+    ['-3', '-3'],
+    ['601', '601'],
+    ['1e1', '"1e1"'],
+    ['0x2', '"0x2"'],
+    ['2.5', '"2.5"'],
+    ['', '""'],
+  ]) {
+    assert.throws(
+      () => parse(v!),
+      (e: unknown) =>
+        e instanceof CliError && e.exitCode === 2 && e.message === `--iperf-seconds: must be an integer from 1 to 600, got ${got}`,
+      v,
+    );
+  }
+  // The shared rule: decimal digits only, as the daemons' integer flags.
+  assert.equal(int('12'), 12);
+  assert.equal(int('1e1'), '1e1');
+  assert.equal(intFlag('--n', 0, 5)('0'), 0);
 });
