@@ -7,6 +7,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LabelKey } from '../../src/label/keys.js';
+import { parseNatList } from '../../src/cli/pcap.js';
+import { CliError } from '../../src/cli/errors.js';
+import { natBits } from '../../src/config/normalize.js';
 import { demoPackets, detBytes, wrapIp } from '../helpers/synth.js';
 import { labelWith } from '../../src/label/profile.js';
 import { v1 } from '../../src/label/v1.js';
@@ -145,8 +148,8 @@ test('usage, file and key errors: exit 2 with one line on stderr', () => {
     [['pcap', 'label', mixed, path.join(dir, 'x.pcap'), '-k', key1, '--tag', '70000'], /--tag: expected an app tag 0-65535, got '70000'/],
     [['pcap', 'label', mixed, path.join(dir, 'x.pcap'), '-k', key1, '--tag', 'web'], /--tag: expected an app tag/],
     [
-      ['pcap', 'label', mixed, path.join(dir, 'x.pcap'), '-k', key1, '--nat', 'src,sideways'],
-      /--nat: expected a list of src, dst, ports \(or none\), got 'src,sideways'/,
+      ['pcap', 'label', mixed, path.join(dir, 'x.pcap'), '-k', key1, '--nat', 'source,sideways'],
+      /--nat: expected a list of source, destination, ports \(or none\), got 'source,sideways'/,
     ],
     [['pcap', 'label', mixed, path.join(dir, 'x.pcap'), '-k', key1, '--profile', 'compat', '--tag', '5'], /--tag and --nat are v1's/],
     [
@@ -158,6 +161,11 @@ test('usage, file and key errors: exit 2 with one line on stderr', () => {
       /labels with one key: give --key-file once/,
     ],
     [['pcap', 'verify', mixed, '-k', key1, '--allow-nat', 'all'], /--allow-nat: expected a list/],
+    [
+      ['pcap', 'label', mixed, path.join(dir, 'x.pcap'), '-k', key1, '--nat', 'ports'],
+      /^labelwall: --nat: ports needs source or destination too \(the P flag only says which ports of a translated address are left out\)\n$/,
+    ],
+    [['pcap', 'verify', mixed, '-k', key1, '--allow-nat', 'ports'], /^labelwall: --allow-nat: ports needs source or destination too/],
     [['pcap', 'verify', mixed, '-k', `9=${key1}`], /--key-file 9=.*: key id 9 is not 0-7 \(a file of that name: \.\/9=/],
     [['pcap', 'verify', mixed, '-k', '3='], /--key-file 3=: no file after '3='/],
     [['pcap', 'verify', mixed, '-k', `5=${path.join(dir, 'nokey')}`], /key file .*nokey: no such file/],
@@ -315,12 +323,12 @@ test('output that cannot be written (> /dev/full): one line, exit 74, no stack t
 
 test('pcap label --profile v1 with a key id, --tag and --nat; pcap verify shows them and refuses NAT modes unless --allow-nat', () => {
   const v1out = path.join(dir, 'v1-nat.pcap');
-  const l = lw('pcap', 'label', clean, v1out, '-k', `5=${key2}`, '--tag', '300', '--nat', 'src,ports');
+  const l = lw('pcap', 'label', clean, v1out, '-k', `5=${key2}`, '--tag', '300', '--nat', 'source,ports');
   assert.equal(l.code, 0, l.stderr);
   const fp2 = LabelKey.fromBytes(Buffer.from(KEY2_HEX, 'hex')).fingerprint;
   assert.match(
     l.stdout,
-    new RegExp(`3 labelled \\(v1, key ${fp2} id 5, tag 300, nat src,ports; 0 compact, 0 SACK-trimmed, 0 with options removed\\)`),
+    new RegExp(`3 labelled \\(v1, key ${fp2} id 5, tag 300, nat source,ports; 0 compact, 0 SACK-trimmed, 0 with options removed\\)`),
   );
   const first = (r: { stdout: string }): Record<string, unknown> => JSON.parse(r.stdout.split('\n')[0]!) as Record<string, unknown>;
   const denied = lw('pcap', 'verify', v1out, '-k', `5=${key2}`, '--json');
@@ -335,13 +343,13 @@ test('pcap label --profile v1 with a key id, --tag and --nat; pcap verify shows 
     nat: 5,
     compact: false,
   });
-  assert.equal(lw('pcap', 'verify', v1out, '-k', `5=${key2}`, '--allow-nat', 'src').code, 1); // P not allowed
-  const ok = lw('pcap', 'verify', v1out, '-k', key1, '-k', `5=${key2}`, '--allow-nat', 'src,ports', '--json');
+  assert.equal(lw('pcap', 'verify', v1out, '-k', `5=${key2}`, '--allow-nat', 'source').code, 1); // P not allowed
+  const ok = lw('pcap', 'verify', v1out, '-k', key1, '-k', `5=${key2}`, '--allow-nat', 'source,ports', '--json');
   assert.equal(ok.code, 0, ok.stdout);
   assert.deepEqual(first(ok), { frame: 1, verdict: 'valid', profile: 'v1', fingerprint: fp2, keyId: 5, tag: 300, nat: 5, compact: false });
   // The key id is part of the key: the same file as id 0 is not the key the label names.
-  assert.equal(first(lw('pcap', 'verify', v1out, '-k', key2, '--allow-nat', 'src,ports', '--json')).reason, 'unknown-key');
-  const human = lw('pcap', 'verify', v1out, '-k', `5=${key2}`, '--allow-nat', 'src,ports', '--profile', 'v1');
+  assert.equal(first(lw('pcap', 'verify', v1out, '-k', key2, '--allow-nat', 'source,ports', '--json')).reason, 'unknown-key');
+  const human = lw('pcap', 'verify', v1out, '-k', `5=${key2}`, '--allow-nat', 'source,ports', '--profile', 'v1');
   assert.equal(human.code, 0);
   assert.match(human.stdout, new RegExp(`profile v1; keys: ${fp2} \\(id 5\\)`));
   assert.match(human.stdout, /labels by profile: v1 3/);
@@ -357,6 +365,33 @@ test('pcap label --profile v1 with a key id, --tag and --nat; pcap verify shows 
   });
   assert.equal(first(lw('pcap', 'verify', cout, '-k', key1, '--json')).profile, 'compat');
   assert.equal(first(lw('pcap', 'verify', v1out, '-k', key1, '--profile', 'compat', '--json')).reason, 'bad-label-length');
+});
+
+test("--nat / --allow-nat take the config's names (source, destination, ports, or none), src and dst for one release; ports alone refused", () => {
+  for (const flag of ['--nat', '--allow-nat']) {
+    assert.equal(parseNatList(flag, 'none'), 0);
+    assert.equal(parseNatList(flag, 'source'), natBits(['source']));
+    assert.equal(parseNatList(flag, 'destination,ports'), natBits(['destination', 'ports']));
+    assert.equal(parseNatList(flag, 'source, destination, ports'), natBits(['source', 'destination', 'ports']));
+    assert.equal(parseNatList(flag, 'ports,source'), natBits(['source', 'ports']));
+    // The 0.1 spellings, still read (not documented).
+    assert.equal(parseNatList(flag, 'src,ports'), natBits(['source', 'ports']));
+    assert.equal(parseNatList(flag, 'dst'), natBits(['destination']));
+    const refused = (v: string, re: RegExp): void => {
+      assert.throws(
+        () => parseNatList(flag, v),
+        (e: unknown) => e instanceof CliError && re.test(e.message),
+        `${flag} ${v}`,
+      );
+    };
+    refused('ports', new RegExp(`^${flag}: ports needs source or destination too`));
+    refused('ports,ports', /ports needs source or destination too/);
+    refused('sources', new RegExp(`^${flag}: expected a list of source, destination, ports \\(or none\\), got 'sources'$`));
+    refused('S,D', /expected a list of source, destination, ports/);
+    refused('', /expected a list/);
+    refused('none,source', /expected a list/);
+    refused('constructor', /expected a list/);
+  }
 });
 
 test('pcap verify judges each v1 frame at its capture timestamp (epoch window 2 before, 1 after)', () => {
