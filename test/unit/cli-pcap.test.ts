@@ -175,6 +175,12 @@ test('usage, file and key errors: exit 2 with one line on stderr', () => {
     [['pcap', 'verify', key1, '-k', key1], /not a pcap or pcapng file/],
     [['pcap', 'verify', mixed, '-k', path.join(dir, 'nokey')], /key file .*nokey: no such file/],
     [['pcap', 'frobnicate'], /unknown command 'frobnicate'/],
+    // An unknown command is an error whatever flags follow (--help and --version were answered first).
+    [['nosuch', '--help'], /^labelwall: unknown command 'nosuch'\n$/],
+    [['nosuch', '-h', '--json'], /^labelwall: unknown command 'nosuch'\n$/],
+    [['nosuch', '-V'], /^labelwall: unknown command 'nosuch'\n$/],
+    [['--help', 'nosuch'], /^labelwall: unknown command 'nosuch'\n$/],
+    [['pcap', 'nosuch', '--help'], /^labelwall: unknown command 'nosuch'\n$/],
     [['pcap', 'label', mixed, '-k', key1], /missing required argument 'out'/],
     [['pcap', 'label', mixed, mixed, '-k', key1], /output is the input file/],
     [['pcap', 'label', mixed, path.join(dir, 'x.pcap'), '-k', key1, '--format', 'csv'], /--format: expected pcap or pcapng/],
@@ -189,6 +195,11 @@ test('usage, file and key errors: exit 2 with one line on stderr', () => {
     assert.equal(r.stderr.trim().split('\n').length, 1, `one line: ${r.stderr}`);
     assert.ok(!/\n\s+at /.test(r.stderr), 'no stack trace');
   }
+  // A misspelt command with --help: the error and commander's suggestion, not the root help.
+  const typo = lw('statsu', '--help');
+  assert.equal(typo.code, 2);
+  assert.equal(typo.stdout, '');
+  assert.equal(typo.stderr, "labelwall: unknown command 'statsu'\n(Did you mean status?)\n");
   // A damaged capture is a file error too (exit 2), reported after the frames before it.
   const cut = path.join(dir, 'cut.pcap');
   fs.writeFileSync(cut, fs.readFileSync(mixed).subarray(0, 200));
@@ -260,6 +271,9 @@ test('--help on every command exits 0 and describes it', () => {
     [['pcap', 'verify', '--help'], /--profile <name>[\s\S]*--allow-nat <list>[\s\S]*any \(the default\)/],
     [['keygen', '--help'], /--out <file>/],
     [['help', 'pcap'], /label/],
+    [['status', '--help'], /Usage: labelwall status/],
+    [['pcap', 'label', '-h'], /Usage: labelwall pcap label/],
+    [['-V'], /^\d+\.\d+\.\d+/],
   ];
   for (const [args, re] of cases) {
     const r = lw(...args);
