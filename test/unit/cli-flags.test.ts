@@ -16,6 +16,7 @@ import { pool } from '../helpers/pool.js';
 import { buildProgram } from '../../src/cli/program.js';
 import { CliError } from '../../src/cli/errors.js';
 import { int, intFlag } from '../../src/cli/int-flag.js';
+import { controlGet } from '../../src/control/client.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const bin = path.join(root, 'bin', 'labelwall');
@@ -231,4 +232,27 @@ test('demo --iperf-seconds: an integer 1-600, anything else refused by the optio
   assert.equal(int('12'), 12);
   assert.equal(int('1e1'), '1e1');
   assert.equal(intFlag('--n', 0, 5)('0'), 0);
+});
+
+test('status / flows --control-socket: a path that exists and is not a socket says so; a missing one says nothing listens', async () => {
+  const file = path.join(dir, 'regular-file');
+  fs.writeFileSync(file, 'not a socket\n');
+  const folder = path.join(dir, 'a-folder');
+  fs.mkdirSync(folder, { recursive: true });
+  await assert.rejects(controlGet(file, '/status'), {
+    message: `${file} is not a socket (a regular file): give the control socket of a running labelwall (--control-socket)`,
+  });
+  await assert.rejects(controlGet(folder, '/flows'), { message: new RegExp(`^${folder} is not a socket \\(a directory\\)`) });
+  await assert.rejects(controlGet(path.join(dir, 'none.sock'), '/status'), {
+    message: /^nothing is listening on .*none\.sock: is labelwall running\?/,
+  });
+  // Through the CLI: one line, exit 1.
+  for (const cmd of ['status', 'flows']) {
+    const r = await lw([cmd, '--control-socket', file]);
+    assert.equal(r.code, 1, cmd);
+    assert.equal(
+      r.stderr,
+      `labelwall ${cmd}: ${file} is not a socket (a regular file): give the control socket of a running labelwall (--control-socket)\n`,
+    );
+  }
 });
