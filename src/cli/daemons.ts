@@ -32,14 +32,8 @@ import { controlGet } from '../control/client.js';
 import type { StatusReport } from '../daemon/run.js';
 import type { RulePlan } from '../datapath/iptables.js';
 import type { Family } from '../wire/packet.js';
+import { int } from './int-flag.js';
 
-/**
- * An integer flag: decimal digits only (`1e1`, `0x2`, `1.0` are not numbers here). Anything else
- * stays text, and the config schema refuses it with the message it gives the file.
- */
-function int(v: string): number | string {
-  return /^-?[0-9]+$/.test(v) ? Number(v) : v;
-}
 const collect = (v: string, prev: string[] | undefined): string[] => [...(prev ?? []), v];
 
 /** The values the config schema allows at a key, for the help text (the schema checks them). */

@@ -1,6 +1,10 @@
 // `labelwall demo`: builds namespaces, runs agent and verifier on real traffic, tears down.
 import type { Command } from 'commander';
 import { CliError } from './errors.js';
+import { intFlag } from './int-flag.js';
+
+/** The iperf3 run's length: at least a second, at most ten minutes. */
+export const IPERF_SECONDS = { min: 1, max: 600 } as const;
 
 export function register(program: Command): void {
   program
@@ -8,7 +12,12 @@ export function register(program: Command): void {
     .description(
       'build a test network in namespaces (protected client, unprotected client, middlebox, server), run the agent and the verifier on real HTTP, SSH, iperf3 and forged traffic, print what happened, remove everything (root)',
     )
-    .option('--iperf-seconds <n>', 'length of the iperf3 run', (v: string) => Number(v), 3)
+    .option(
+      '--iperf-seconds <n>',
+      `length of the iperf3 run, in seconds (${IPERF_SECONDS.min}-${IPERF_SECONDS.max})`,
+      intFlag('--iperf-seconds', IPERF_SECONDS.min, IPERF_SECONDS.max),
+      3,
+    )
     .option('--ui', 'after the checks, keep the namespaces and traffic running and serve `labelwall ui` until Ctrl-C')
     .option('--listen <host:port>', 'address of the page with --ui (loopback)', '127.0.0.1:8080')
     .action(async (flags: { iperfSeconds: number; ui?: boolean; listen: string }) => {

@@ -2,14 +2,15 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Command } from 'commander';
-import { type LabelKey, loadKeyFile, MAX_KEY_ID } from '../label/keys.js';
-import { NAT_DST, NAT_PORTS, NAT_SRC, VERDICTS, type Verdict, type VerifyResult } from '../label/profile.js';
+import { type LabelKey, loadKeyFile, looksLikeKeyMaterial, MAX_KEY_ID } from '../label/keys.js';
+import { VERDICTS, type Verdict, type VerifyResult } from '../label/profile.js';
 import { getProfile } from '../label/registry.js';
 import { labelCapture, type VerdictCounts, verifyCapture } from '../pcap/process.js';
 import { CliError, EXIT_FOUND, EXIT_OK } from './errors.js';
 import { LineOutput } from './output.js';
 import { progressBar } from './progress.js';
 import { agentProfiles } from '../config/schema.js';
+import { NAT_PART_BITS, natPartsProblem } from '../config/nat.js';
 
 function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];
@@ -36,7 +37,10 @@ export function parseKeySpec(spec: string): { file: string; keyId: number } {
   const m = /^(\d+)=(.*)$/s.exec(spec);
   if (!m) return { file: spec, keyId: 0 };
   const keyId = Number(m[1]);
-  if (keyId > MAX_KEY_ID) throw new CliError(`--key-file ${spec}: key id ${m[1]} is not 0-${MAX_KEY_ID} (a file of that name: ./${spec})`);
+  // A key given where its file belongs (ID=<hex>) is not echoed.
+  const shown = looksLikeKeyMaterial(m[2]!) ? `${m[1]}=…` : spec;
+  if (keyId > MAX_KEY_ID)
+    throw new CliError(`--key-file ${shown}: key id ${m[1]} is not 0-${MAX_KEY_ID} (a file of that name: ./${shown})`);
   if (m[2] === '') throw new CliError(`--key-file ${spec}: no file after '${m[1]}='`);
   return { file: m[2]!, keyId };
 }
@@ -49,24 +53,31 @@ function loadKeys(specs: string[]): LabelKey[] {
   });
 }
 
-const NAT_NAMES: Record<string, number> = { src: NAT_SRC, dst: NAT_DST, ports: NAT_PORTS };
+/** The spellings of 0.1 (src, dst), still read for this release; only the config's names are documented. */
+const OLD_NAT_NAMES: Record<string, string> = { src: 'source', dst: 'destination' };
 
-/** --nat / --allow-nat: a comma-separated list of src, dst, ports (S, D, P), or none. */
+/**
+ * --nat / --allow-nat: a comma-separated list of the config's `translated` / `allow_nat` parts,
+ * source, destination, ports (S, D, P), or none; ports alone is refused as in the config.
+ */
 export function parseNatList(flag: string, v: string): number {
   if (v === 'none') return 0;
+  const parts = v.split(',').map((p) => OLD_NAT_NAMES[p.trim()] ?? p.trim());
   let n = 0;
-  for (const name of v.split(',')) {
-    const bit = NAT_NAMES[name.trim()];
-    if (bit === undefined) throw new CliError(`${flag}: expected a list of src, dst, ports (or none), got '${v}'`);
+  for (const part of parts) {
+    const bit = Object.hasOwn(NAT_PART_BITS, part) ? NAT_PART_BITS[part as keyof typeof NAT_PART_BITS] : undefined;
+    if (bit === undefined) throw new CliError(`${flag}: expected a list of source, destination, ports (or none), got '${v}'`);
     n |= bit;
   }
+  const problem = natPartsProblem(parts);
+  if (problem) throw new CliError(`${flag}: ${problem}`);
   return n;
 }
 
 /** NAT flags as the names --nat takes, for output. */
 function natNames(n: number): string {
   return (
-    Object.entries(NAT_NAMES)
+    Object.entries(NAT_PART_BITS)
       .filter(([, bit]) => n & bit)
       .map(([name]) => name)
       .join(',') || 'none'
@@ -123,7 +134,7 @@ Output: a table of counts and the first bad (invalid or malformed) frames; with 
 object per frame {"frame":N,"verdict":"...","reason":"...","profile":"v1","keyId":5,"tag":300,
 "nat":0,"compact":false} (frames numbered from 1 in file order; "reason" on every verdict but
 valid, which names the matching key's fingerprint as "fingerprint"; "profile" once a label was
-found; keyId, tag, nat (NAT_* bits: src 1, dst 2, ports 4) and compact for v1 labels), then
+found; keyId, tag, nat (NAT_* bits: source 1, destination 2, ports 4) and compact for v1 labels), then
 {"summary":{...counts...}}. A progress bar is drawn on stderr when it is a terminal.
 Several --key-file options may be given (key rollover): a label valid under any is valid.
 ${KEY_HELP}
@@ -142,9 +153,11 @@ Lengths and IP/TCP checksums are recomputed and the link-layer frame is rebuilt 
 Every other frame (non-IP, non-TCP, malformed or fragmented TCP, v1 segments with no room for
 a label) is copied unchanged, so frame numbers stay the same.
 
---tag N (0-65535) and --nat src,dst,ports (which of the source address, destination address
-and their ports a NAT on the way may change: S, D, P) are v1's.
+--tag N (0-65535) and --nat source,destination,ports (which of the source address,
+destination address and their ports a NAT on the way may change: S, D, P; ports only with an
+address; the names of the config's agent.nat translated) are v1's.
 
+One --key-file: a label is made with one key (a second --key-file is refused).
 ${KEY_HELP}
 
 Output format: the input's unless --format says otherwise. A pcap input gives a pcap with the
@@ -161,7 +174,7 @@ export function register(program: Command): void {
     .argument('<file>', 'capture file (pcap or pcapng)')
     .option('-k, --key-file <[id=]file>', 'key file (hex), optionally with its v1 key id (id=file); repeat for several keys', collect)
     .option('--profile <name>', `label profile: ${VERIFY_PROFILES.join(', ')}`, profileOption(VERIFY_PROFILES), DEFAULT_VERIFY_PROFILE)
-    .option('--allow-nat <list>', 'v1: NAT flags a label may carry (src,dst,ports or none; default none)', (v) =>
+    .option('--allow-nat <list>', 'v1: NAT flags a label may carry (source,destination,ports or none, as allow_nat; default none)', (v) =>
       parseNatList('--allow-nat', v),
     )
     .option('--json', 'one JSON object per frame, then a summary line')
@@ -242,15 +255,23 @@ export function register(program: Command): void {
     .description('label every TCP packet of a capture (v1 or compat profile), copying everything else')
     .argument('<in>', 'input capture (pcap or pcapng)')
     .argument('<out>', 'output capture (overwritten)')
-    .option('-k, --key-file <[id=]file>', 'key file (hex), optionally with its v1 key id (id=file)')
+    .option('-k, --key-file <[id=]file>', 'key file (hex), optionally with its v1 key id (id=file); one key', collect)
     .option('--profile <name>', `label profile: ${LABEL_PROFILES.join(', ')}`, profileOption(LABEL_PROFILES), DEFAULT_LABEL_PROFILE)
     .option('--tag <n>', 'v1: the app tag every label carries (0-65535, default 0)', parseTag)
-    .option('--nat <list>', 'v1: NAT flags every label carries (src,dst,ports or none; default none)', (v) => parseNatList('--nat', v))
+    .option('--nat <list>', 'v1: NAT flags every label carries (source,destination,ports or none, as translated; default none)', (v) =>
+      parseNatList('--nat', v),
+    )
     .option('--format <format>', 'output format: pcap or pcapng (default: same as the input)')
     .addHelpText('after', LABEL_HELP)
     .action(
-      async (inFile: string, outFile: string, opts: { keyFile?: string; profile: string; tag?: number; nat?: number; format?: string }) => {
-        if (!opts.keyFile) throw new CliError("required option '--key-file <[id=]file>' not specified");
+      async (
+        inFile: string,
+        outFile: string,
+        opts: { keyFile?: string[]; profile: string; tag?: number; nat?: number; format?: string },
+      ) => {
+        if (!opts.keyFile?.length) throw new CliError("required option '--key-file <[id=]file>' not specified");
+        // As the agent: a label names one key; a second -k is refused, not silently replacing the first.
+        if (opts.keyFile.length > 1) throw new CliError('pcap label labels with one key: give --key-file once');
         if (opts.format !== undefined && opts.format !== 'pcap' && opts.format !== 'pcapng') {
           throw new CliError(`--format: expected pcap or pcapng, got '${opts.format}'`);
         }
@@ -258,7 +279,7 @@ export function register(program: Command): void {
           throw new CliError(`--tag and --nat are v1's; the ${opts.profile} label has no room for them (use --profile v1)`);
         }
         const profile = getProfile(opts.profile);
-        const [key] = loadKeys([opts.keyFile]);
+        const [key] = loadKeys(opts.keyFile);
         checkInput(inFile);
         if (fs.existsSync(outFile) && fs.realpathSync(outFile) === fs.realpathSync(inFile)) {
           throw new CliError(`${outFile}: output is the input file`);

@@ -5,7 +5,7 @@ import { KeyFileError } from '../label/keys.js';
 import { LogFileError } from '../util/log.js';
 import { labelwallVersion } from '../util/version.js';
 import { CaptureError } from '../pcap/errors.js';
-import { CliError, EXIT_OK, EXIT_USAGE } from './errors.js';
+import { CliError, EXIT_OK, EXIT_PIPE, EXIT_USAGE } from './errors.js';
 import { register as registerPcap } from './pcap.js';
 import { register as registerKeygen } from './keygen.js';
 import { registerDaemons } from './daemons.js';
@@ -41,10 +41,40 @@ export function buildProgram(): Command {
   return program;
 }
 
+const HELP_AND_VERSION = new Set(['-h', '--help', '-V', '--version']);
+
+/**
+ * Whether argv names a command that does not exist (`labelwall nosuch`, `labelwall pcap nosuch`).
+ * Commander answers --help or --version before it looks at the command, so `labelwall nosuch
+ * --help` printed the root help and exited 0; run() drops those flags then and commander reports
+ * the unknown command (exit 2) as without them.
+ */
+export function namesUnknownCommand(program: Command, args: readonly string[]): boolean {
+  let cmd = program;
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === '--') return false;
+    if (a.startsWith('-')) {
+      // An option of the command group: skip its value when it takes one (none do today).
+      const name = a.split('=')[0];
+      const opt = cmd.options.find((o) => o.long === name || o.short === name);
+      if (opt && (opt.required || opt.optional) && !a.includes('=')) i++;
+      continue;
+    }
+    if (cmd.commands.length === 0 || a === 'help') return false; // a command's own arguments, or `help X`
+    const sub = cmd.commands.find((c) => c.name() === a || c.aliases().includes(a));
+    if (!sub) return true;
+    cmd = sub;
+  }
+  return false;
+}
+
 /** Parses argv, runs the command and returns the exit code; never throws. */
 export async function run(argv: string[]): Promise<number> {
   const program = buildProgram();
   try {
+    const args = argv.slice(2);
+    if (namesUnknownCommand(program, args)) argv = [...argv.slice(0, 2), ...args.filter((a) => !HELP_AND_VERSION.has(a))];
     await program.parseAsync(argv);
     return typeof process.exitCode === 'number' ? process.exitCode : EXIT_OK;
   } catch (e) {
@@ -64,7 +94,7 @@ export async function run(argv: string[]): Promise<number> {
       return EXIT_USAGE;
     }
     const err = e as NodeJS.ErrnoException;
-    if (err?.code === 'EPIPE') return 141; // output closed by its reader (see main.ts)
+    if (err?.code === 'EPIPE') return EXIT_PIPE; // output closed by its reader (see main.ts)
     if (err && typeof err.code === 'string' && typeof err.syscall === 'string') {
       // File system errors from a command: one line, no stack.
       process.stderr.write(`labelwall: ${err.path ?? ''}${err.path ? ': ' : ''}${err.code} (${err.syscall})\n`);

@@ -7,6 +7,7 @@ import { DEFAULT_AGENT_MARK, DEFAULT_AGENT_TAG_MASK, isTagMask, type AgentMarks 
 import { DEFAULT_MARK, type MarkBits } from './model.js';
 import { describeValue, nearest, type Add, type Seg } from './messages.js';
 import { parseListen } from './listen.js';
+import { natPartsProblem } from './nat.js';
 
 export type Obj = Record<string, unknown>;
 export const isObject = (v: unknown): v is Obj => v !== null && typeof v === 'object' && !Array.isArray(v);
@@ -192,10 +193,8 @@ function checkTagRef(ref: unknown, tags: Obj, path: Seg[], add: Add): void {
 
 /** `translated` / `allow_nat`: ports are translated only together with an address (v1's P needs S or D). */
 function checkNatParts(list: unknown, path: Seg[], add: Add): void {
-  const parts = asArr(list);
-  if (parts.includes('ports') && !parts.includes('source') && !parts.includes('destination')) {
-    add(path, 'ports needs source or destination too (the P flag only says which ports of a translated address are left out)');
-  }
+  const problem = natPartsProblem(asArr(list));
+  if (problem) add(path, problem);
 }
 
 /** The key id of a `keys:` entry (a path is id 0); undefined when the entry is malformed. */

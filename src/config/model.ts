@@ -169,7 +169,8 @@ export interface LabelwallConfig {
   log: { level: LogLevel; format: LogFormat; file?: string; egressDecisions: DecisionLogLimits };
   agent: AgentConfig;
   verifier: VerifierConfig;
-  control: { socket: string };
+  /** `control.socket` as given; absent = the role's own, /run/labelwall/<role>.sock (daemon/resolve.ts). */
+  control: { socket?: string };
   /** The Prometheus listener (`metrics.listen`); absent = off. */
   metrics: { listen?: ListenAddress };
 }
@@ -188,4 +189,3 @@ export interface KeyEntry {
   file: string;
   id: number;
 }
-export const DEFAULT_CONTROL_SOCKET = '/run/labelwall/agent.sock';

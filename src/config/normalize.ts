@@ -4,7 +4,6 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { parseCidr, parsePortRange, type Cidr, type PortRange } from '../util/match.js';
 import { DEFAULT_AGENT_MARK, DEFAULT_AGENT_TAG_MASK, type AgentMarks } from './marks.js';
 import {
-  DEFAULT_CONTROL_SOCKET,
   DEFAULT_DECISION_LOG_LIMITS,
   DEFAULT_MARK,
   type AppMatch,
@@ -147,7 +146,7 @@ export function normalize(raw: RawConfig, fileName: string): LabelwallConfig {
         ...(r.allow_nat !== undefined ? { allowNat: natBits(r.allow_nat) } : {}),
       })),
     },
-    control: { socket: raw.control?.socket ?? DEFAULT_CONTROL_SOCKET },
+    control: raw.control?.socket !== undefined ? { socket: raw.control.socket } : {},
     metrics: metricsListen(raw.metrics?.listen),
   };
 }

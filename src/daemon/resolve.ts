@@ -3,21 +3,20 @@
 // config key and the whole is validated by the config's own schema and semantic checks
 // (withOverrides), so a flag is refused exactly when the same value in the file would be, with
 // the same message, naming the flag.
-import { loadKeyFile, MAX_KEY_ID } from '../label/keys.js';
+import { loadKeyFile, looksLikeKeyMaterial, MAX_KEY_ID } from '../label/keys.js';
 import type { Cidr, PortRange } from '../util/match.js';
-import {
-  DEFAULT_CONTROL_SOCKET,
-  type AgentNatRule,
-  type AgentProfileName,
-  type EgressPolicy,
-  type FamilyName,
-  type IdentityConfig,
-  type KeyEntry,
-  type LabelwallConfig,
-  type ListenAddress,
-  type MarkBits,
-  type VerifierAction,
-  type VerifierProfileName,
+import type {
+  AgentNatRule,
+  AgentProfileName,
+  EgressPolicy,
+  FamilyName,
+  IdentityConfig,
+  KeyEntry,
+  LabelwallConfig,
+  ListenAddress,
+  MarkBits,
+  VerifierAction,
+  VerifierProfileName,
 } from '../config/model.js';
 import { withOverrides, type ConfigOverride } from '../config/load.js';
 import type { AgentMarks } from '../config/marks.js';
@@ -121,9 +120,9 @@ export function defaultControlSocket(role: 'agent' | 'verifier'): string {
   return `/run/labelwall/${role}.sock`;
 }
 
-/** The config's control.socket when it was changed from the default, else the role's own. */
+/** The config's control.socket when one was given (any path, the other role's default too), else the role's own. */
 function controlSocketFor(cfg: LabelwallConfig, role: 'agent' | 'verifier'): string {
-  return cfg.control.socket !== DEFAULT_CONTROL_SOCKET ? cfg.control.socket : defaultControlSocket(role);
+  return cfg.control.socket ?? defaultControlSocket(role);
 }
 
 type Overrides = ConfigOverride[];
@@ -204,7 +203,9 @@ export function parseKeyFlag(text: string): KeyEntry {
   const m = /^(\d+)=(.*)$/s.exec(text);
   if (!m) return { file: text, id: 0 };
   const id = Number(m[1]);
-  if (id > MAX_KEY_ID) throw new UsageError(`--key-file ${text}: key id ${m[1]} is not 0-${MAX_KEY_ID} (a file of that name: ./${text})`);
+  // A key given where its file belongs (ID=<hex>) is not echoed.
+  const shown = looksLikeKeyMaterial(m[2]!) ? `${m[1]}=…` : text;
+  if (id > MAX_KEY_ID) throw new UsageError(`--key-file ${shown}: key id ${m[1]} is not 0-${MAX_KEY_ID} (a file of that name: ./${shown})`);
   if (m[2] === '') throw new UsageError(`--key-file ${text}: no file after '${m[1]}='`);
   return { file: m[2]!, id };
 }

@@ -132,15 +132,39 @@ export type KeyFileErrorCode =
   | 'too-short'
   | 'exists';
 
-/** A key file problem; the message names the file and the reason, never the key. */
+/**
+ * True when a key file "path" looks like key material rather than a file name: its last
+ * component is 32 or more hex digits (optionally 0x), as when a key is given where its file
+ * belongs (`--key-file <64 hex digits>`, `keys: { main: <64 hex digits> }`, which the config
+ * resolves against its folder). Such a value is never echoed.
+ */
+export function looksLikeKeyMaterial(file: string): boolean {
+  return /^\s*(?:0x)?[0-9a-f]{32,}\s*$/i.test(path.basename(file));
+}
+
+/** A key file path as a hint in a message shows it (`run chmod 600 FILE`): a placeholder for one that looks like a key. */
+function shownKeyFile(file: string): string {
+  return looksLikeKeyMaterial(file) ? 'FILE' : file;
+}
+
+/** What a key given where its file belongs is told. */
+const KEY_GIVEN_AS_FILE = 'the value given looks like a key, not a file name (give the path of a key file)';
+
+/**
+ * A key file problem; the message names the file and the reason, never the key. A "file" that
+ * looks like key material is not named: not in the message, not in `file` (a logged error
+ * object carries its fields).
+ */
 export class KeyFileError extends Error {
   readonly code: KeyFileErrorCode;
   readonly file: string;
   constructor(file: string, code: KeyFileErrorCode, message: string) {
-    super(`key file ${file}: ${message}`);
+    const keyLike = looksLikeKeyMaterial(file);
+    const why = keyLike && message !== KEY_GIVEN_AS_FILE ? `${message} (the file's name is not shown: it looks like a key)` : message;
+    super(keyLike ? `key file: ${why}` : `key file ${file}: ${why}`);
     this.name = 'KeyFileError';
     this.code = code;
-    this.file = file;
+    this.file = keyLike ? '(not shown)' : file;
   }
 }
 
@@ -172,24 +196,29 @@ export const MAX_KEY_FILE_BYTES = 4096;
  * hex digits of at least 16 bytes.
  */
 export function loadKeyFile(file: string, keyId = 0): LabelKey {
+  const shown = shownKeyFile(file);
   let raw: Buffer;
   try {
     raw = readRegularFile(file, MAX_KEY_FILE_BYTES, (st) => {
       if ((st.mode & 0o077) !== 0) {
         const mode = (st.mode & 0o777).toString(8).padStart(4, '0');
-        throw new KeyFileError(file, 'permissions', `refused: mode ${mode} lets group or others access the key; run chmod 600 ${file}`);
+        throw new KeyFileError(file, 'permissions', `refused: mode ${mode} lets group or others access the key; run chmod 600 ${shown}`);
       }
       const me = process.geteuid?.() ?? 0;
       if (st.uid !== 0 && st.uid !== me) {
         throw new KeyFileError(
           file,
           'owner',
-          `refused: owned by uid ${st.uid}, which could replace the key; it must belong to root${me !== 0 ? ` or uid ${me} (the user running labelwall)` : ''}: run chown ${me === 0 ? 'root' : me} ${file}`,
+          `refused: owned by uid ${st.uid}, which could replace the key; it must belong to root${me !== 0 ? ` or uid ${me} (the user running labelwall)` : ''}: run chown ${me === 0 ? 'root' : me} ${shown}`,
         );
       }
     });
   } catch (e) {
-    if (e instanceof ReadFileError) throw new KeyFileError(file, e.code, e.message);
+    if (e instanceof ReadFileError) {
+      // A key where its file belongs (`--key-file <hex>`): say so, without echoing it.
+      const missingKey = e.code === 'missing' && looksLikeKeyMaterial(file);
+      throw new KeyFileError(file, e.code, missingKey ? KEY_GIVEN_AS_FILE : e.message);
+    }
     throw e;
   }
   const text = raw.toString('utf8');

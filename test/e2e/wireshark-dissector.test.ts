@@ -7,7 +7,7 @@
 //   independent of labelwall's code and of the dissector) show every field as built: full and
 //   compact, S/D/P, key ids, epochs, tags; malformed ones (bad length, bad version bits, compact
 //   on a SYN, two labels) are named and get expert info, with the reason `pcap verify` gives.
-// - v1 by the real `labelwall pcap label --profile v1 --key-file 5=K --tag 300 --nat src,ports`:
+// - v1 by the real `labelwall pcap label --profile v1 --key-file 5=K --tag 300 --nat source,ports`:
 //   every labelled frame shows what `pcap verify --json` reads from it (key id, tag, NAT, form).
 // - v1 by the real labeller: demo.pcap and unlabelled scapy frames (a handshake with every
 //   option, data with three SACK blocks to trim, data with 24 bytes of options that leave room for
@@ -620,7 +620,7 @@ describe('Wireshark dissector with the real tshark', { timeout: 180_000 }, () =>
     assert.ok(new Set(expected.filter(Boolean).map((v) => v!.keyId)).size >= 4, 'several key ids');
   });
 
-  test('v1 by the real `labelwall pcap label --profile v1` (key id 5, tag 300, NAT src,ports): fields match pcap verify', () => {
+  test('v1 by the real `labelwall pcap label --profile v1` (key id 5, tag 300, NAT source,ports): fields match pcap verify', () => {
     const key = join(dir, 'demo.key');
     const out = join(dir, 'v1-cli.pcap');
     const r = run(process.execPath, [
@@ -634,7 +634,7 @@ describe('Wireshark dissector with the real tshark', { timeout: 180_000 }, () =>
       '--tag',
       '300',
       '--nat',
-      'src,ports',
+      'source,ports',
       join(FIXTURES, 'demo.pcap'),
       out,
     ]);
@@ -648,7 +648,7 @@ describe('Wireshark dissector with the real tshark', { timeout: 180_000 }, () =>
       '--profile',
       'v1',
       '--allow-nat',
-      'src,ports',
+      'source,ports',
       '--key-file',
       `5=${key}`,
       '--json',

@@ -13,6 +13,10 @@ import { fileURLToPath } from 'node:url';
 import { parseConfig, withOverrides, defaultConfig } from '../../src/config/load.js';
 import { ConfigError } from '../../src/config/messages.js';
 import { pool } from '../helpers/pool.js';
+import { buildProgram } from '../../src/cli/program.js';
+import { CliError } from '../../src/cli/errors.js';
+import { int, intFlag } from '../../src/cli/int-flag.js';
+import { controlGet } from '../../src/control/client.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const bin = path.join(root, 'bin', 'labelwall');
@@ -213,4 +217,60 @@ test('cleanup without the iptables tools on PATH says so and exits 1, touching n
     r.stderr,
     /^labelwall cleanup: iptables, iptables-restore, ip6tables, ip6tables-restore not found on PATH \(\/nonexistent\).*nothing removed$/m,
   );
+});
+
+test('demo --iperf-seconds: an integer 1-600, anything else refused by the option parser (before the demo builds anything)', () => {
+  // The parser of the registered option itself: commander runs it while parsing, before any action.
+  const demo = buildProgram().commands.find((c) => c.name() === 'demo');
+  const opt = demo?.options.find((o) => o.long === '--iperf-seconds');
+  assert.ok(opt?.parseArg, 'demo has --iperf-seconds with a parser');
+  const parse = (v: string): unknown => opt.parseArg!(v, undefined);
+  assert.equal(opt.defaultValue, 3);
+  assert.equal(parse('1'), 1);
+  assert.equal(parse('600'), 600);
+  assert.equal(parse('10'), 10);
+  for (const [v, got] of [
+    ['abc', '"abc"'],
+    ['0', '0'],
+    ['-3', '-3'],
+    ['601', '601'],
+    ['1e1', '"1e1"'],
+    ['0x2', '"0x2"'],
+    ['2.5', '"2.5"'],
+    ['', '""'],
+  ]) {
+    assert.throws(
+      () => parse(v!),
+      (e: unknown) =>
+        e instanceof CliError && e.exitCode === 2 && e.message === `--iperf-seconds: must be an integer from 1 to 600, got ${got}`,
+      v,
+    );
+  }
+  // The shared rule: decimal digits only, as the daemons' integer flags.
+  assert.equal(int('12'), 12);
+  assert.equal(int('1e1'), '1e1');
+  assert.equal(intFlag('--n', 0, 5)('0'), 0);
+});
+
+test('status / flows --control-socket: a path that exists and is not a socket says so; a missing one says nothing listens', async () => {
+  const file = path.join(dir, 'regular-file');
+  fs.writeFileSync(file, 'not a socket\n');
+  const folder = path.join(dir, 'a-folder');
+  fs.mkdirSync(folder, { recursive: true });
+  await assert.rejects(controlGet(file, '/status'), {
+    message: `${file} is not a socket (a regular file): give the control socket of a running labelwall (--control-socket)`,
+  });
+  await assert.rejects(controlGet(folder, '/flows'), { message: new RegExp(`^${folder} is not a socket \\(a directory\\)`) });
+  await assert.rejects(controlGet(path.join(dir, 'none.sock'), '/status'), {
+    message: /^nothing is listening on .*none\.sock: is labelwall running\?/,
+  });
+  // Through the CLI: one line, exit 1.
+  for (const cmd of ['status', 'flows']) {
+    const r = await lw([cmd, '--control-socket', file]);
+    assert.equal(r.code, 1, cmd);
+    assert.equal(
+      r.stderr,
+      `labelwall ${cmd}: ${file} is not a socket (a regular file): give the control socket of a running labelwall (--control-socket)\n`,
+    );
+  }
 });

@@ -7,6 +7,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LabelKey } from '../../src/label/keys.js';
+import { parseNatList } from '../../src/cli/pcap.js';
+import { CliError } from '../../src/cli/errors.js';
+import { natBits } from '../../src/config/normalize.js';
 import { demoPackets, detBytes, wrapIp } from '../helpers/synth.js';
 import { labelWith } from '../../src/label/profile.js';
 import { v1 } from '../../src/label/v1.js';
@@ -145,11 +148,24 @@ test('usage, file and key errors: exit 2 with one line on stderr', () => {
     [['pcap', 'label', mixed, path.join(dir, 'x.pcap'), '-k', key1, '--tag', '70000'], /--tag: expected an app tag 0-65535, got '70000'/],
     [['pcap', 'label', mixed, path.join(dir, 'x.pcap'), '-k', key1, '--tag', 'web'], /--tag: expected an app tag/],
     [
-      ['pcap', 'label', mixed, path.join(dir, 'x.pcap'), '-k', key1, '--nat', 'src,sideways'],
-      /--nat: expected a list of src, dst, ports \(or none\), got 'src,sideways'/,
+      ['pcap', 'label', mixed, path.join(dir, 'x.pcap'), '-k', key1, '--nat', 'source,sideways'],
+      /--nat: expected a list of source, destination, ports \(or none\), got 'source,sideways'/,
     ],
     [['pcap', 'label', mixed, path.join(dir, 'x.pcap'), '-k', key1, '--profile', 'compat', '--tag', '5'], /--tag and --nat are v1's/],
+    [
+      ['pcap', 'label', mixed, path.join(dir, 'x.pcap'), '-k', key1, '-k', key2],
+      /^labelwall: pcap label labels with one key: give --key-file once\n$/,
+    ],
+    [
+      ['pcap', 'label', mixed, path.join(dir, 'x.pcap'), '-k', key1, '--key-file', `5=${key1}`],
+      /labels with one key: give --key-file once/,
+    ],
     [['pcap', 'verify', mixed, '-k', key1, '--allow-nat', 'all'], /--allow-nat: expected a list/],
+    [
+      ['pcap', 'label', mixed, path.join(dir, 'x.pcap'), '-k', key1, '--nat', 'ports'],
+      /^labelwall: --nat: ports needs source or destination too \(the P flag only says which ports of a translated address are left out\)\n$/,
+    ],
+    [['pcap', 'verify', mixed, '-k', key1, '--allow-nat', 'ports'], /^labelwall: --allow-nat: ports needs source or destination too/],
     [['pcap', 'verify', mixed, '-k', `9=${key1}`], /--key-file 9=.*: key id 9 is not 0-7 \(a file of that name: \.\/9=/],
     [['pcap', 'verify', mixed, '-k', '3='], /--key-file 3=: no file after '3='/],
     [['pcap', 'verify', mixed, '-k', `5=${path.join(dir, 'nokey')}`], /key file .*nokey: no such file/],
@@ -159,6 +175,12 @@ test('usage, file and key errors: exit 2 with one line on stderr', () => {
     [['pcap', 'verify', key1, '-k', key1], /not a pcap or pcapng file/],
     [['pcap', 'verify', mixed, '-k', path.join(dir, 'nokey')], /key file .*nokey: no such file/],
     [['pcap', 'frobnicate'], /unknown command 'frobnicate'/],
+    // An unknown command is an error whatever flags follow (--help and --version were answered first).
+    [['nosuch', '--help'], /^labelwall: unknown command 'nosuch'\n$/],
+    [['nosuch', '-h', '--json'], /^labelwall: unknown command 'nosuch'\n$/],
+    [['nosuch', '-V'], /^labelwall: unknown command 'nosuch'\n$/],
+    [['--help', 'nosuch'], /^labelwall: unknown command 'nosuch'\n$/],
+    [['pcap', 'nosuch', '--help'], /^labelwall: unknown command 'nosuch'\n$/],
     [['pcap', 'label', mixed, '-k', key1], /missing required argument 'out'/],
     [['pcap', 'label', mixed, mixed, '-k', key1], /output is the input file/],
     [['pcap', 'label', mixed, path.join(dir, 'x.pcap'), '-k', key1, '--format', 'csv'], /--format: expected pcap or pcapng/],
@@ -173,6 +195,11 @@ test('usage, file and key errors: exit 2 with one line on stderr', () => {
     assert.equal(r.stderr.trim().split('\n').length, 1, `one line: ${r.stderr}`);
     assert.ok(!/\n\s+at /.test(r.stderr), 'no stack trace');
   }
+  // A misspelt command with --help: the error and commander's suggestion, not the root help.
+  const typo = lw('statsu', '--help');
+  assert.equal(typo.code, 2);
+  assert.equal(typo.stdout, '');
+  assert.equal(typo.stderr, "labelwall: unknown command 'statsu'\n(Did you mean status?)\n");
   // A damaged capture is a file error too (exit 2), reported after the frames before it.
   const cut = path.join(dir, 'cut.pcap');
   fs.writeFileSync(cut, fs.readFileSync(mixed).subarray(0, 200));
@@ -203,6 +230,37 @@ test('key files readable by group or others are refused, saying so', () => {
   assert.match(lw('pcap', 'verify', mixed, '-k', short).stderr, /10 bytes; at least 16/);
 });
 
+test('a key given where its key file belongs is never echoed (pcap, agent, verifier, config keys, check-config)', () => {
+  const said = 'key file: the value given looks like a key, not a file name (give the path of a key file)';
+  const cfg = path.join(dir, 'key-as-file.yaml');
+  fs.writeFileSync(cfg, `keys:\n  main: ${KEY_HEX}\nagent:\n  key: main\n`);
+  const sock = path.join(dir, 'never.sock');
+  const cases: Array<[string[], string]> = [
+    [['pcap', 'verify', mixed, '-k', KEY_HEX], `labelwall: ${said}\n`],
+    [['pcap', 'verify', mixed, '-k', `0x${KEY_HEX}`], `labelwall: ${said}\n`],
+    [['pcap', 'verify', mixed, '-k', `5=${KEY_HEX}`], `labelwall: ${said}\n`],
+    [['pcap', 'verify', mixed, '-k', `9=${KEY_HEX}`], 'labelwall: --key-file 9=…: key id 9 is not 0-7 (a file of that name: ./9=…)\n'],
+    [['pcap', 'label', mixed, path.join(dir, 'x.pcap'), '-k', KEY_HEX], `labelwall: ${said}\n`],
+    [['verifier', '-k', KEY_HEX, '--control-socket', sock], `labelwall: ${said}\n`],
+    [
+      ['verifier', '-k', `9=${KEY_HEX}`, '--control-socket', sock],
+      'labelwall: --key-file 9=…: key id 9 is not 0-7 (a file of that name: ./9=…)\n',
+    ],
+    [['agent', '-k', KEY_HEX, '--control-socket', sock], `labelwall: ${said}\n`],
+    [['agent', '--config', cfg, '--control-socket', sock], `labelwall: ${said}\n`],
+    [['verifier', '--config', cfg, '--control-socket', sock], `labelwall: ${said}\n`],
+    [['check-config', cfg], `labelwall: ${cfg}:2:9: keys.main: ${said}\n`],
+  ];
+  for (const [args, want] of cases) {
+    const r = lw(...args); // lw fails on any output that holds the key
+    assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+    assert.equal(r.stderr, want, args.join(' '));
+  }
+  const j = lw('check-config', cfg, '--json');
+  assert.equal(j.code, 2);
+  assert.equal((JSON.parse(j.stdout) as { problems: Array<{ message: string }> }).problems[0]!.message, said);
+});
+
 test('--help on every command exits 0 and describes it', () => {
   const cases: Array<[string[], RegExp]> = [
     [['--help'], /Usage: labelwall/],
@@ -213,6 +271,9 @@ test('--help on every command exits 0 and describes it', () => {
     [['pcap', 'verify', '--help'], /--profile <name>[\s\S]*--allow-nat <list>[\s\S]*any \(the default\)/],
     [['keygen', '--help'], /--out <file>/],
     [['help', 'pcap'], /label/],
+    [['status', '--help'], /Usage: labelwall status/],
+    [['pcap', 'label', '-h'], /Usage: labelwall pcap label/],
+    [['-V'], /^\d+\.\d+\.\d+/],
   ];
   for (const [args, re] of cases) {
     const r = lw(...args);
@@ -251,14 +312,37 @@ test('output closed early (| head): quiet exit 141, no error text', () => {
   assert.equal(r.status, 141);
 });
 
+test('output that cannot be written (> /dev/full): one line, exit 74, no stack trace', () => {
+  const cfg = path.join(dir, 'empty.yaml');
+  fs.writeFileSync(cfg, 'keys: {}\n');
+  const full = fs.openSync('/dev/full', 'w');
+  try {
+    for (const args of [
+      ['pcap', 'verify', mixed, '-k', key1],
+      ['pcap', 'verify', mixed, '-k', key1, '--json'],
+      ['pcap', 'label', clean, path.join(dir, 'full.pcap'), '-k', key1],
+      ['check-config', cfg],
+      ['check-config', cfg, '--json'],
+      ['version', '--json'],
+      ['--help'],
+    ]) {
+      const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', cwd: dir, stdio: ['ignore', full, 'pipe'] });
+      assert.equal(r.stderr, 'labelwall: cannot write output: ENOSPC: no space left on device\n', args.join(' '));
+      assert.equal(r.status, 74, args.join(' '));
+    }
+  } finally {
+    fs.closeSync(full);
+  }
+});
+
 test('pcap label --profile v1 with a key id, --tag and --nat; pcap verify shows them and refuses NAT modes unless --allow-nat', () => {
   const v1out = path.join(dir, 'v1-nat.pcap');
-  const l = lw('pcap', 'label', clean, v1out, '-k', `5=${key2}`, '--tag', '300', '--nat', 'src,ports');
+  const l = lw('pcap', 'label', clean, v1out, '-k', `5=${key2}`, '--tag', '300', '--nat', 'source,ports');
   assert.equal(l.code, 0, l.stderr);
   const fp2 = LabelKey.fromBytes(Buffer.from(KEY2_HEX, 'hex')).fingerprint;
   assert.match(
     l.stdout,
-    new RegExp(`3 labelled \\(v1, key ${fp2} id 5, tag 300, nat src,ports; 0 compact, 0 SACK-trimmed, 0 with options removed\\)`),
+    new RegExp(`3 labelled \\(v1, key ${fp2} id 5, tag 300, nat source,ports; 0 compact, 0 SACK-trimmed, 0 with options removed\\)`),
   );
   const first = (r: { stdout: string }): Record<string, unknown> => JSON.parse(r.stdout.split('\n')[0]!) as Record<string, unknown>;
   const denied = lw('pcap', 'verify', v1out, '-k', `5=${key2}`, '--json');
@@ -273,13 +357,13 @@ test('pcap label --profile v1 with a key id, --tag and --nat; pcap verify shows 
     nat: 5,
     compact: false,
   });
-  assert.equal(lw('pcap', 'verify', v1out, '-k', `5=${key2}`, '--allow-nat', 'src').code, 1); // P not allowed
-  const ok = lw('pcap', 'verify', v1out, '-k', key1, '-k', `5=${key2}`, '--allow-nat', 'src,ports', '--json');
+  assert.equal(lw('pcap', 'verify', v1out, '-k', `5=${key2}`, '--allow-nat', 'source').code, 1); // P not allowed
+  const ok = lw('pcap', 'verify', v1out, '-k', key1, '-k', `5=${key2}`, '--allow-nat', 'source,ports', '--json');
   assert.equal(ok.code, 0, ok.stdout);
   assert.deepEqual(first(ok), { frame: 1, verdict: 'valid', profile: 'v1', fingerprint: fp2, keyId: 5, tag: 300, nat: 5, compact: false });
   // The key id is part of the key: the same file as id 0 is not the key the label names.
-  assert.equal(first(lw('pcap', 'verify', v1out, '-k', key2, '--allow-nat', 'src,ports', '--json')).reason, 'unknown-key');
-  const human = lw('pcap', 'verify', v1out, '-k', `5=${key2}`, '--allow-nat', 'src,ports', '--profile', 'v1');
+  assert.equal(first(lw('pcap', 'verify', v1out, '-k', key2, '--allow-nat', 'source,ports', '--json')).reason, 'unknown-key');
+  const human = lw('pcap', 'verify', v1out, '-k', `5=${key2}`, '--allow-nat', 'source,ports', '--profile', 'v1');
   assert.equal(human.code, 0);
   assert.match(human.stdout, new RegExp(`profile v1; keys: ${fp2} \\(id 5\\)`));
   assert.match(human.stdout, /labels by profile: v1 3/);
@@ -295,6 +379,33 @@ test('pcap label --profile v1 with a key id, --tag and --nat; pcap verify shows 
   });
   assert.equal(first(lw('pcap', 'verify', cout, '-k', key1, '--json')).profile, 'compat');
   assert.equal(first(lw('pcap', 'verify', v1out, '-k', key1, '--profile', 'compat', '--json')).reason, 'bad-label-length');
+});
+
+test("--nat / --allow-nat take the config's names (source, destination, ports, or none), src and dst for one release; ports alone refused", () => {
+  for (const flag of ['--nat', '--allow-nat']) {
+    assert.equal(parseNatList(flag, 'none'), 0);
+    assert.equal(parseNatList(flag, 'source'), natBits(['source']));
+    assert.equal(parseNatList(flag, 'destination,ports'), natBits(['destination', 'ports']));
+    assert.equal(parseNatList(flag, 'source, destination, ports'), natBits(['source', 'destination', 'ports']));
+    assert.equal(parseNatList(flag, 'ports,source'), natBits(['source', 'ports']));
+    // The 0.1 spellings, still read (not documented).
+    assert.equal(parseNatList(flag, 'src,ports'), natBits(['source', 'ports']));
+    assert.equal(parseNatList(flag, 'dst'), natBits(['destination']));
+    const refused = (v: string, re: RegExp): void => {
+      assert.throws(
+        () => parseNatList(flag, v),
+        (e: unknown) => e instanceof CliError && re.test(e.message),
+        `${flag} ${v}`,
+      );
+    };
+    refused('ports', new RegExp(`^${flag}: ports needs source or destination too`));
+    refused('ports,ports', /ports needs source or destination too/);
+    refused('sources', new RegExp(`^${flag}: expected a list of source, destination, ports \\(or none\\), got 'sources'$`));
+    refused('S,D', /expected a list of source, destination, ports/);
+    refused('', /expected a list/);
+    refused('none,source', /expected a list/);
+    refused('constructor', /expected a list/);
+  }
 });
 
 test('pcap verify judges each v1 frame at its capture timestamp (epoch window 2 before, 1 after)', () => {

@@ -29,6 +29,25 @@ test('--key-file ID=FILE: the id, range and empty file refused', () => {
   assert.throws(() => parseKeyFlag('3='), /no file after '3='/);
 });
 
+test("control socket: the role's own by default; any path given (file or flag) is used, the other role's default too", () => {
+  const file = (socket: string): ReturnType<typeof parseConfig> =>
+    parseConfig(`control:\n  socket: ${socket}\n`, path.join(dir, 'sock.yaml'));
+  assert.equal(resolveVerifier(defaultConfig(), { keyFile: [k0] }).controlSocket, '/run/labelwall/verifier.sock');
+  assert.equal(resolveAgent(defaultConfig(), { keyFile: [k0] }).controlSocket, '/run/labelwall/agent.sock');
+  assert.equal(
+    resolveVerifier(parseConfig('log:\n  level: info\n', 'x.yaml'), { keyFile: [k0] }).controlSocket,
+    '/run/labelwall/verifier.sock',
+  );
+  for (const sock of ['/run/labelwall/agent.sock', '/run/labelwall/verifier.sock', '/tmp/lw.sock']) {
+    assert.equal(resolveVerifier(file(sock), { keyFile: [k0] }).controlSocket, sock, `verifier, file: ${sock}`);
+    assert.equal(resolveAgent(file(sock), { keyFile: [k0] }).controlSocket, sock, `agent, file: ${sock}`);
+    assert.equal(resolveVerifier(defaultConfig(), { keyFile: [k0], controlSocket: sock }).controlSocket, sock, `verifier, flag: ${sock}`);
+    assert.equal(resolveAgent(defaultConfig(), { keyFile: [k0], controlSocket: sock }).controlSocket, sock, `agent, flag: ${sock}`);
+  }
+  // The flag wins over the file.
+  assert.equal(resolveVerifier(file('/tmp/a.sock'), { keyFile: [k0], controlSocket: '/tmp/b.sock' }).controlSocket, '/tmp/b.sock');
+});
+
 test('agent: v1 by default, --profile compat, key id from the flag or the config, tags and nat', () => {
   const a = resolveAgent(defaultConfig(), { keyFile: [k0] });
   assert.equal(a.profile, 'v1');

@@ -106,3 +106,39 @@ test('generateKeyFile: 32 random bytes, mode 0600, refuses to overwrite unless f
     process.umask(old);
   }
 });
+
+test('a key given where its key file belongs is never echoed: bare, 0x, in a folder (a config resolves it), exists with a bad mode', () => {
+  const d = tmpdir();
+  const KEY = 'c7ef0a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7';
+  const said = 'key file: the value given looks like a key, not a file name (give the path of a key file)';
+  for (const v of [KEY, `0x${KEY}`, KEY.toUpperCase(), path.join(d, KEY), KEY.slice(0, 32), ` ${KEY}\n`]) {
+    assert.throws(
+      () => loadKeyFile(v),
+      (e: unknown) => {
+        assert.ok(e instanceof KeyFileError);
+        assert.equal(e.code, 'missing');
+        assert.equal(e.message, said);
+        const all = JSON.stringify({ ...e, m: e.message, s: e.stack }).toLowerCase();
+        assert.ok(!all.includes(KEY.slice(0, 16)), 'not in the message, stack or fields');
+        return true;
+      },
+    );
+  }
+  // A file that exists under such a name: its problems are told without the name.
+  const f = path.join(d, KEY);
+  fs.writeFileSync(f, HEX);
+  fs.chmodSync(f, 0o644);
+  assert.throws(
+    () => loadKeyFile(f),
+    (e: unknown) => {
+      assert.ok(e instanceof KeyFileError);
+      assert.equal(e.code, 'permissions');
+      assert.match(e.message, /^key file: refused: mode 0644 .*chmod 600 FILE \(the file's name is not shown: it looks like a key\)$/);
+      assert.ok(!`${e.message}${e.stack}${e.file}`.includes(KEY.slice(0, 16)));
+      return true;
+    },
+  );
+  // Short hex names and ordinary names are still named.
+  expectKeyError(() => loadKeyFile(path.join(d, 'abcdef0123')), 'missing', /abcdef0123: no such file/);
+  expectKeyError(() => loadKeyFile(path.join(d, 'site.key')), 'missing', /site\.key: no such file/);
+});

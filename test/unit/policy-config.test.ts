@@ -53,7 +53,7 @@ test('empty file gives every default', () => {
   assert.equal(c.agent.profile, 'v1');
   assert.equal(c.verifier.profile, 'v1');
   assert.deepEqual(c.tags, {});
-  assert.equal(c.control.socket, '/run/labelwall/agent.sock');
+  assert.equal(c.control.socket, undefined, 'not given: each role resolves its own (/run/labelwall/<role>.sock)');
   assert.equal(c.agent.key, undefined);
   assert.deepEqual(c.agent.identity, { bpf: 'auto', exhaustive: false, hash: true, indexIntervalMs: 1000 });
   assert.deepEqual(defaultConfig().agent, c.agent);
