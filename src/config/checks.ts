@@ -8,6 +8,7 @@ import { DEFAULT_MARK, type MarkBits } from './model.js';
 import { describeValue, nearest, type Add, type Seg } from './messages.js';
 import { parseListen } from './listen.js';
 import { natPartsProblem } from './nat.js';
+import { looksLikeKeyMaterial } from '../label/keys.js';
 
 export type Obj = Record<string, unknown>;
 export const isObject = (v: unknown): v is Obj => v !== null && typeof v === 'object' && !Array.isArray(v);
@@ -42,6 +43,14 @@ function checkGlob(v: unknown, path: Seg[], add: Add): void {
 function checkKeyRef(name: unknown, keys: Obj, path: Seg[], add: Add): void {
   if (typeof name !== 'string') return;
   if (Object.hasOwn(keys, name)) return;
+  // A key pasted where its name belongs: never echoed (keys do not appear in output).
+  if (looksLikeKeyMaterial(name)) {
+    add(
+      path,
+      'the value given looks like a key, not a key name: put the key in a file, name it under keys (NAME: FILE) and give NAME here',
+    );
+    return;
+  }
   const defined = Object.keys(keys);
   const near = nearest(name, defined);
   const tail =

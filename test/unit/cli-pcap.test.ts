@@ -259,6 +259,14 @@ test('a key given where its key file belongs is never echoed (pcap, agent, verif
   const j = lw('check-config', cfg, '--json');
   assert.equal(j.code, 2);
   assert.equal((JSON.parse(j.stdout) as { problems: Array<{ message: string }> }).problems[0]!.message, said);
+  // Where a key's name belongs (agent.key, a rule's keys) too.
+  const asName = path.join(dir, 'key-as-name.yaml');
+  fs.writeFileSync(asName, `keys:\n  main: ${cfg}\nagent:\n  key: ${KEY_HEX}\nverifier:\n  rules:\n    - keys: [${KEY_HEX}]\n`);
+  const n = lw('check-config', asName);
+  assert.equal(n.code, 2);
+  const named =
+    'the value given looks like a key, not a key name: put the key in a file, name it under keys (NAME: FILE) and give NAME here';
+  assert.equal(n.stderr, `labelwall: ${asName}:4:8: agent.key: ${named}\nlabelwall: ${asName}:7:14: verifier.rules[0].keys[0]: ${named}\n`);
 });
 
 test('--help on every command exits 0 and describes it', () => {
