@@ -11,6 +11,8 @@ import { LineOutput } from './output.js';
 import { progressBar } from './progress.js';
 import { agentProfiles } from '../config/schema.js';
 import { NAT_PART_BITS, natPartsProblem } from '../config/nat.js';
+import { intFlag } from './int-flag.js';
+import { DEFAULT_EPOCH_AFTER, DEFAULT_EPOCH_BEFORE } from '../label/v1.js';
 
 function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];
@@ -114,7 +116,7 @@ Verdicts (one per frame) and the reasons each gives:
   valid      our label and its MAC matches a key
   invalid    our label, but not proof of origin: mac-mismatch (tampered, forged, wrong key),
              v1: unknown-key (no key with its key id), stale-epoch (labelled more than 32-48 s
-             before or 16-32 s after the frame's capture time), nat-mode-denied (S/D/P set
+             before or 16-32 s after the frame's capture time; --epoch-before, --epoch-after), nat-mode-denied (S/D/P set
              and not allowed by --allow-nat), other-profile (a compat label, --profile v1)
   unlabelled  TCP without our label, reason no-label (option 253 with another ExID is not
              ours)
@@ -168,6 +170,15 @@ blocks are not copied); --format pcap works for pcapng input whose frames share 
 export function register(program: Command): void {
   const pcap = program.command('pcap').description('label and verify capture files offline (pcap, pcapng)');
 
+  interface VerifyOptions {
+    keyFile?: string[];
+    profile: string;
+    allowNat?: number;
+    epochBefore: number;
+    epochAfter: number;
+    json?: boolean;
+    maxBad: number;
+  }
   pcap
     .command('verify')
     .description('give every frame of a capture a label verdict')
@@ -176,6 +187,18 @@ export function register(program: Command): void {
     .option('--profile <name>', `label profile: ${VERIFY_PROFILES.join(', ')}`, profileOption(VERIFY_PROFILES), DEFAULT_VERIFY_PROFILE)
     .option('--allow-nat <list>', 'v1: NAT flags a label may carry (source,destination,ports or none, as allow_nat; default none)', (v) =>
       parseNatList('--allow-nat', v),
+    )
+    .option(
+      '--epoch-before <n>',
+      "v1: 16 s epochs a label may be older than its frame's capture time (verifier.epoch_window.before)",
+      intFlag('--epoch-before', 0, 16),
+      DEFAULT_EPOCH_BEFORE,
+    )
+    .option(
+      '--epoch-after <n>',
+      "v1: 16 s epochs a label may be ahead of its frame's capture time (verifier.epoch_window.after)",
+      intFlag('--epoch-after', 0, 16),
+      DEFAULT_EPOCH_AFTER,
     )
     .option('--json', 'one JSON object per frame, then a summary line')
     .option(
@@ -189,7 +212,7 @@ export function register(program: Command): void {
       20,
     )
     .addHelpText('after', VERIFY_HELP)
-    .action(async (file: string, opts: { keyFile?: string[]; profile: string; allowNat?: number; json?: boolean; maxBad: number }) => {
+    .action(async (file: string, opts: VerifyOptions) => {
       const keys = loadKeys(opts.keyFile ?? []);
       const profile = getProfile(opts.profile);
       const byProfile = new Map<string, number>();
@@ -223,7 +246,11 @@ export function register(program: Command): void {
       }
       let counts: VerdictCounts;
       try {
-        counts = await verifyCapture(profile, file, keys, onFrame, (p, s) => progress.update(p, s), { allowNat: opts.allowNat ?? 0 });
+        counts = await verifyCapture(profile, file, keys, onFrame, (p, s) => progress.update(p, s), {
+          allowNat: opts.allowNat ?? 0,
+          epochBefore: opts.epochBefore,
+          epochAfter: opts.epochAfter,
+        });
       } finally {
         progress.stop();
       }

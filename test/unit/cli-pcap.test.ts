@@ -435,3 +435,32 @@ test('pcap verify judges each v1 frame at its capture timestamp (epoch window 2 
     .map((l) => (JSON.parse(l) as { verdict: string; reason?: string }).reason ?? 'valid');
   assert.deepEqual(got, ['valid', 'valid', 'stale-epoch', 'valid', 'stale-epoch']);
 });
+
+test('pcap verify --epoch-before / --epoch-after: the v1 epoch window, as verifier.epoch_window', () => {
+  // A v1 label made at T, captured 3 epochs (48 s) later or 2 epochs earlier.
+  const T = 1_764_633_607_000;
+  const r = labelWith(v1, buildTcpPacket({ family: 4, payload: Buffer.from('late') }), demoKey, undefined, { timeMs: T });
+  assert.ok(r.ok);
+  const capture = (name: string, shiftEpochs: number): string => {
+    const f = path.join(dir, name);
+    fs.writeFileSync(
+      f,
+      encodePcap({ be: false, ns: false, linktype: 101 }, [{ tsSec: T / 1000 + shiftEpochs * 16, tsFrac: 0, data: r.packet }]),
+    );
+    return f;
+  };
+  const late = capture('late.pcap', 3);
+  const early = capture('early.pcap', -2);
+  const verdict = (f: string, ...flags: string[]): string => {
+    const out = lw('pcap', 'verify', f, '-k', key1, '--profile', 'v1', '--json', ...flags);
+    return (JSON.parse(out.stdout.split('\n')[0]!) as { verdict: string; reason?: string }).reason ?? 'valid';
+  };
+  assert.equal(verdict(late), 'stale-epoch', 'default: 2 epochs before');
+  assert.equal(verdict(late, '--epoch-before', '3'), 'valid');
+  assert.equal(verdict(early), 'stale-epoch', 'default: 1 epoch after');
+  assert.equal(verdict(early, '--epoch-after', '2'), 'valid');
+  assert.equal(verdict(late, '--epoch-before', '3', '--epoch-after', '0'), 'valid');
+  const bad = lw('pcap', 'verify', late, '-k', key1, '--epoch-before', '17');
+  assert.equal(bad.code, 2);
+  assert.equal(bad.stderr, 'labelwall: --epoch-before: must be an integer from 0 to 16, got 17\n');
+});
