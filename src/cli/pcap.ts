@@ -2,7 +2,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Command } from 'commander';
-import { type LabelKey, loadKeyFile, looksLikeKeyMaterial, MAX_KEY_ID } from '../label/keys.js';
+import { type LabelKey, loadKeyFile } from '../label/keys.js';
+import { parseKeyFlag, UsageError } from '../daemon/resolve.js';
+import type { KeyEntry } from '../config/model.js';
 import { VERDICTS, type Verdict, type VerifyResult } from '../label/profile.js';
 import { getProfile } from '../label/registry.js';
 import { labelCapture, type VerdictCounts, verifyCapture } from '../pcap/process.js';
@@ -31,27 +33,17 @@ function profileOption(allowed: readonly string[]): (v: string) => string {
   };
 }
 
-/**
- * A --key-file argument: FILE (key id 0) or ID=FILE with ID 0-7, the key id a v1 label names
- * (compat ignores it). A file whose name starts with a digit and '=' is written ./5=name.
- */
-export function parseKeySpec(spec: string): { file: string; keyId: number } {
-  const m = /^(\d+)=(.*)$/s.exec(spec);
-  if (!m) return { file: spec, keyId: 0 };
-  const keyId = Number(m[1]);
-  // A key given where its file belongs (ID=<hex>) is not echoed.
-  const shown = looksLikeKeyMaterial(m[2]!) ? `${m[1]}=…` : spec;
-  if (keyId > MAX_KEY_ID)
-    throw new CliError(`--key-file ${shown}: key id ${m[1]} is not 0-${MAX_KEY_ID} (a file of that name: ./${shown})`);
-  if (m[2] === '') throw new CliError(`--key-file ${spec}: no file after '${m[1]}='`);
-  return { file: m[2]!, keyId };
-}
-
+/** The keys of --key-file arguments, FILE or ID=FILE, read as the daemons read theirs (parseKeyFlag). */
 function loadKeys(specs: string[]): LabelKey[] {
   if (specs.length === 0) throw new CliError("required option '--key-file <[id=]file>' not specified");
   return specs.map((s) => {
-    const { file, keyId } = parseKeySpec(s);
-    return loadKeyFile(file, keyId);
+    let entry: KeyEntry;
+    try {
+      entry = parseKeyFlag(s);
+    } catch (e) {
+      throw e instanceof UsageError ? new CliError(e.message) : e;
+    }
+    return loadKeyFile(entry.file, entry.id);
   });
 }
 
