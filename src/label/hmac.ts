@@ -21,6 +21,30 @@ function engineLibcrypto(): Libcrypto | null {
   return libcrypto;
 }
 
+/**
+ * HMAC-SHA256(key, a || b) on `ctx` into `out`: keyed anew when `key` is given, else reset to
+ * the key it holds (HMAC_Init_ex with a NULL key keeps the precomputed inner/outer state).
+ */
+function libcryptoMac(
+  lib: Libcrypto,
+  ctx: unknown,
+  key: Uint8Array | null,
+  a: Uint8Array,
+  b: Uint8Array,
+  out: Buffer,
+  outLen: Buffer,
+): Buffer {
+  if (
+    lib.init(ctx, key, key?.length ?? 0, key ? lib.sha256 : null, null) !== 1 ||
+    lib.update(ctx, a, a.length) !== 1 ||
+    lib.update(ctx, b, b.length) !== 1 ||
+    lib.final(ctx, out, outLen) !== 1
+  ) {
+    throw new Error('libcrypto HMAC failed');
+  }
+  return out;
+}
+
 const freeContexts = new FinalizationRegistry<{ lib: Libcrypto; ctx: unknown }>(({ lib, ctx }) => lib.ctxFree(ctx));
 
 class LibcryptoEngine implements MacEngine {
@@ -36,17 +60,7 @@ class LibcryptoEngine implements MacEngine {
   }
 
   mac(a: Uint8Array, b: Uint8Array): Buffer {
-    const { lib, ctx } = this;
-    // Same key: HMAC_Init_ex with a NULL key resets to the precomputed inner/outer state.
-    if (
-      lib.init(ctx, null, 0, null, null) !== 1 ||
-      lib.update(ctx, a, a.length) !== 1 ||
-      lib.update(ctx, b, b.length) !== 1 ||
-      lib.final(ctx, this.out, this.outLen) !== 1
-    ) {
-      throw new Error('libcrypto HMAC failed');
-    }
-    return this.out;
+    return libcryptoMac(this.lib, this.ctx, null, a, b, this.out, this.outLen);
   }
 }
 
@@ -69,17 +83,7 @@ const onceLen = Buffer.alloc(4);
  */
 export function macOnce(key: Uint8Array, a: Uint8Array, b: Uint8Array): Buffer {
   const lib = engineLibcrypto();
-  if (lib && (onceCtx ??= lib.ctxNew())) {
-    if (
-      lib.init(onceCtx, key, key.length, lib.sha256, null) !== 1 ||
-      lib.update(onceCtx, a, a.length) !== 1 ||
-      lib.update(onceCtx, b, b.length) !== 1 ||
-      lib.final(onceCtx, onceOut, onceLen) !== 1
-    ) {
-      throw new Error('libcrypto HMAC failed');
-    }
-    return onceOut;
-  }
+  if (lib && (onceCtx ??= lib.ctxNew())) return libcryptoMac(lib, onceCtx, key, a, b, onceOut, onceLen);
   createHmac('sha256', key).update(a).update(b).digest().copy(onceOut);
   return onceOut;
 }
