@@ -91,14 +91,13 @@ const TAG_CACHE_LIMIT = 1024;
 const tagKeys = new WeakMap<LabelKey, Map<number, LabelKey>>();
 const DERIVE_LABEL = Buffer.from('labelwall-v1', 'ascii');
 
-/** The info string of K_tag: "labelwall-v1" || key id (1 byte) || tag (2 bytes, big-endian). */
-export function tagKeyInfo(keyId: number, tag: number): Buffer {
-  const info = Buffer.alloc(DERIVE_LABEL.length + 3);
-  DERIVE_LABEL.copy(info, 0);
-  info[12] = keyId;
-  info[13] = tag >>> 8;
-  info[14] = tag & 0xff;
-  return info;
+/** The info string of K_tag: "labelwall-v1" || key id (1 byte) || tag (2 bytes, big-endian), in `into` (15 bytes) or a new buffer. */
+export function tagKeyInfo(keyId: number, tag: number, into: Buffer = Buffer.alloc(DERIVE_LABEL.length + 3)): Buffer {
+  DERIVE_LABEL.copy(into, 0);
+  into[12] = keyId;
+  into[13] = tag >>> 8;
+  into[14] = tag & 0xff;
+  return into;
 }
 
 // The last answer: a flow's segments (all of a super-packet) ask for the same key and tag.
@@ -123,7 +122,6 @@ function knownTagKey(key: LabelKey, tag: number): LabelKey | undefined {
 }
 
 const infoScratch = Buffer.alloc(DERIVE_LABEL.length + 3);
-DERIVE_LABEL.copy(infoScratch, 0);
 
 function cachedTagKey(key: LabelKey, tag: number): LabelKey {
   let m = tagKeys.get(key);
@@ -604,12 +602,7 @@ export function verifyV1(pkt: Uint8Array, p: ParsedPacket, keys: readonly LabelK
     const known = knownTagKey(key, tag);
     let mac: Buffer;
     if (known) mac = known.mac(prefix, payload);
-    else {
-      infoScratch[12] = keyId;
-      infoScratch[13] = tag >>> 8;
-      infoScratch[14] = tag & 0xff;
-      mac = key.macDerived(infoScratch, prefix, payload);
-    }
+    else mac = key.macDerived(tagKeyInfo(keyId, tag, infoScratch), prefix, payload);
     // Constant time over the MAC's length (no early exit on the first differing byte).
     let diff = 0;
     for (let i = 0; i < macLen; i++) diff |= mac[i]! ^ pkt[at + V1_MAC_OFFSET + i]!;
