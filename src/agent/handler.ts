@@ -133,6 +133,11 @@ export function createHandler(data: unknown, ctx: HandlerContext): PacketHandler
     if (events.take()) ctx.post({ kind: 'log', level: 'warn', msg: 'agent: super-packet not cut', event: 'not-cut', reason, hook: p.hook });
     return DROP_DECISION;
   };
+  /** A packet that left unlabelled or was dropped by the decision, logged (rate-limited). */
+  const notLabelled = (counter: string, reason: string, hook: number): void => {
+    if (events.take())
+      ctx.post({ kind: 'log', level: 'warn', msg: 'agent: packet not labelled', event: 'not-labelled', counter, reason, hook });
+  };
   /** The GSO path for `p`, or undefined when the packet keeps the per-segment path. */
   const cut = (p: QueuedPacket, tx: RawTransmit, paths: PathInfoCache): VerdictDecision | undefined => {
     const pkt = p.payload;
@@ -169,18 +174,7 @@ export function createHandler(data: unknown, ctx: HandlerContext): PacketHandler
       c[SLOT.gso_segments]! += r.written;
       c[SLOT.labelled]! += r.labelled;
       c[SLOT.unlabelled_no_room]! += r.unlabelled;
-      if (r.unlabelled > 0 && events.take()) {
-        const counter = 'unlabelled_no_room';
-        ctx.post({
-          kind: 'log',
-          level: 'warn',
-          msg: 'agent: packet not labelled',
-          event: 'not-labelled',
-          counter,
-          reason: 'no-room-for-label',
-          hook: p.hook,
-        });
-      }
+      if (r.unlabelled > 0) notLabelled('unlabelled_no_room', 'no-room-for-label', p.hook);
       c[SLOT.labelled_compact]! += r.compact;
       c[SLOT.sack_trimmed]! += r.sackTrimmed;
       c[SLOT.options_removed]! += r.optionsRemoved;
@@ -219,17 +213,7 @@ export function createHandler(data: unknown, ctx: HandlerContext): PacketHandler
       if (d.optionsRemoved) ctx.counters[SLOT.options_removed]!++;
       countFlow(p.payload, sent);
     }
-    if (d.reason && events.take()) {
-      ctx.post({
-        kind: 'log',
-        level: 'warn',
-        msg: 'agent: packet not labelled',
-        event: 'not-labelled',
-        counter: d.counter,
-        reason: d.reason,
-        hook: p.hook,
-      });
-    }
+    if (d.reason) notLabelled(d.counter, d.reason, p.hook);
     decision.verdict = d.verdict;
     decision.mark = d.mark;
     decision.payload = d.payload;
