@@ -252,16 +252,22 @@ export function semanticChecks(data: Obj, add: Add, flagAt: (path: readonly Seg[
   const keys = asObj(data.keys) ?? {};
   const tags = asObj(data.tags) ?? {};
   checkTags(tags, add);
+  // A setting as the user wrote it: the flag when one gave it, else the file's key.
+  const said = (path: Seg[], flag: string, key: string, value: string): string =>
+    flagAt(path) !== undefined ? `${flag} ${value}` : `${key}: ${value}`;
   const agent = asObj(data.agent);
   if (agent) {
     if (agent.key !== undefined) checkKeyRef(agent.key, keys, ['agent', 'key'], add);
-    const agentCompat =
-      agent.profile === 'compat' ? (flagAt(['agent', 'profile']) !== undefined ? '--profile compat' : 'profile: compat') : undefined;
+    // compat labels have no S/D/P bits: the setting would be silently ignored.
+    if (agent.profile === 'compat' && asArr(agent.nat).length > 0) {
+      add(
+        ['agent', 'nat'],
+        `nat needs profile v1 (${said(['agent', 'profile'], '--profile', 'profile', 'compat')} labels carry no NAT modes)`,
+      );
+    }
     asArr(agent.nat).forEach((n, i) => {
       const nat = asObj(n);
       if (!nat) return;
-      // compat labels have no S/D/P bits: the setting would be silently ignored.
-      if (agentCompat && i === 0) add(['agent', 'nat'], `nat needs profile v1 (${agentCompat} labels carry no NAT modes)`);
       checkCidrs(nat.destinations, ['agent', 'nat', i, 'destinations'], add);
       checkNatParts(nat.translated, ['agent', 'nat', i, 'translated'], add);
     });
@@ -365,6 +371,7 @@ export function semanticChecks(data: Obj, add: Add, flagAt: (path: readonly Seg[
       }
     }
     const hook = verifier.hook ?? 'forward';
+    const compatFrom = verifier.profile === 'compat' ? said(['verifier', 'profile'], '--profile', 'profile', 'compat') : undefined;
     const names = new Map<string, number>();
     asArr(verifier.rules).forEach((r, i) => {
       const rule = asObj(r);
@@ -381,15 +388,16 @@ export function semanticChecks(data: Obj, add: Add, flagAt: (path: readonly Seg[
       });
       for (const [j, t] of asArr(rule.tags).entries()) checkTagRef(t, tags, [...base, 'tags', j], add);
       checkNatParts(rule.allow_nat, [...base, 'allow_nat'], add);
-      if (verifier.profile === 'compat') {
+      if (compatFrom) {
         // A compat label carries no app tag and no NAT modes: tags would refuse every valid label.
-        const from = flagAt(['verifier', 'profile']) !== undefined ? '--profile compat' : 'profile: compat';
         if (rule.tags !== undefined)
-          add([...base, 'tags'], `tags need profile v1 or any (with ${from} no label has a tag, so every valid one would be tag-denied)`);
+          add(
+            [...base, 'tags'],
+            `tags need profile v1 or any (with ${compatFrom} no label has a tag, so every valid one would be tag-denied)`,
+          );
         if (rule.allow_nat !== undefined)
-          add([...base, 'allow_nat'], `allow_nat needs profile v1 or any (${from} labels carry no NAT modes)`);
-      }
-      if (verifier.profile !== 'compat') {
+          add([...base, 'allow_nat'], `allow_nat needs profile v1 or any (${compatFrom} labels carry no NAT modes)`);
+      } else {
         if (rule.keys !== undefined) {
           const ks = asArr(rule.keys).filter((k): k is string => typeof k === 'string');
           checkKeyIds(ks, keys, (j) => [...base, 'keys', j], add, `both accepted by verifier rule "${name}"`);
@@ -397,7 +405,7 @@ export function semanticChecks(data: Obj, add: Add, flagAt: (path: readonly Seg[
           checkKeyIds(Object.keys(keys), keys, (j) => ['keys', Object.keys(keys)[j]!], add, `verifier rule "${name}" accepts every key`);
       }
       if (hook === 'input' && asArr(rule.out_interfaces).length > 0) {
-        const hookFrom = flagAt(['verifier', 'hook']) !== undefined ? '--hook input' : 'hook: input';
+        const hookFrom = said(['verifier', 'hook'], '--hook', 'hook', 'input');
         add([...base, 'out_interfaces'], `out_interfaces does not apply with ${hookFrom} (packets there have no output interface)`);
       }
     });
