@@ -26,9 +26,9 @@ const keyFile = path.join(dir, 'open.key');
 fs.writeFileSync(keyFile, `${'ab'.repeat(32)}\n`, { mode: 0o644 });
 fs.chmodSync(keyFile, 0o644);
 
-function lw(args: string[]): Promise<{ code: number | null; stderr: string }> {
+function lw(args: string[], env?: NodeJS.ProcessEnv): Promise<{ code: number | null; stderr: string }> {
   return new Promise((resolve) => {
-    const c = spawn(process.execPath, [bin, ...args], { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
+    const c = spawn(process.execPath, [bin, ...args], { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'], ...(env ? { env } : {}) });
     let stderr = '';
     c.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     const t = setTimeout(() => c.kill('SIGKILL'), 30_000);
@@ -206,12 +206,7 @@ test('cleanup without the iptables tools on PATH says so and exits 1, touching n
     t.skip('needs root: without CAP_NET_ADMIN cleanup stops earlier, at "needs root"');
     return;
   }
-  const r = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
-    const c = spawn(process.execPath, [bin, 'cleanup'], { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'], env: { PATH: '/nonexistent' } });
-    let stderr = '';
-    c.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    c.on('close', (code) => resolve({ code, stderr }));
-  });
+  const r = await lw(['cleanup'], { PATH: '/nonexistent' });
   assert.equal(r.code, 1);
   assert.match(
     r.stderr,
