@@ -20,6 +20,8 @@ export const STALL_SECONDS = 2;
 const VERDICTS = new Set(['valid', 'invalid', 'unlabelled', 'malformed', 'skipped', 'unmatched']);
 /** Egress counters with metrics of their own. */
 const EGRESS_OWN = new Set<string>(EGRESS_COUNTERS);
+/** Counters of bytes, not packets: each has a metric of its own, not an `outcome` of labelwall_packets_total. */
+const BYTE_COUNTERS = new Set(['labelled_bytes', 'valid_bytes']);
 
 export interface MetricsSources {
   role: 'agent' | 'verifier';
@@ -133,7 +135,7 @@ export function createMetrics(src: MetricsSources): Registry {
     ['role', 'profile', 'outcome'],
     (c) => {
       for (const [k, v] of Object.entries(now().counters)) {
-        if (k.includes(':') || k === 'labelled_bytes' || EGRESS_OWN.has(k)) continue;
+        if (k.includes(':') || BYTE_COUNTERS.has(k) || EGRESS_OWN.has(k)) continue;
         if (role === 'verifier' && VERDICTS.has(k)) continue;
         c.inc({ role, profile, outcome: k }, v);
       }
@@ -150,6 +152,14 @@ export function createMetrics(src: MetricsSources): Registry {
     );
   }
   if (role === 'verifier') {
+    counter(
+      'labelwall_valid_bytes_total',
+      'IP bytes (headers and payload) of the segments the verifier judged valid, as received, label included (docs/metrics.md)',
+      ['role', 'profile'],
+      (c) => {
+        c.inc({ role, profile }, now().counters.valid_bytes ?? 0);
+      },
+    );
     counter(
       'labelwall_verdicts_total',
       'Segments judged, by verdict (unlabelled includes those the kernel rules decided without queueing them)',

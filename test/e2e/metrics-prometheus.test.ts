@@ -129,6 +129,8 @@ describe('Prometheus scrapes the agent and the verifier (--metrics-listen)', { t
       { role: 'verifier', profile: 'v1', job: 'labelwall-verifier' },
     );
     await settle('labelwall_verdicts_total{verdict="unlabelled"}', v.counters.unlabelled!);
+    assert.ok(v.counters.valid_bytes! > 0, 'valid bytes counted');
+    await settle('labelwall_valid_bytes_total{role="verifier",profile="v1"}', v.counters.valid_bytes!);
     await settle('labelwall_packets_total{role="verifier",outcome="dropped"}', v.counters.dropped!);
     await settle('labelwall_packets_total{role="verifier",outcome="kernel_unlabelled"}', v.counters.kernel_unlabelled!);
     await settle('sum(labelwall_verdict_reasons_total{role="verifier"})', v.counters.invalid! + v.counters.malformed!);

@@ -123,7 +123,15 @@ function sources(o: Partial<MetricsSources> & { stats?: QueueStats[] } = {}): Me
     failOpen: false,
     maxQueueLength: 8192,
     sets: () => stats.map((s, i) => ({ name: i === 0 ? 'main' : 'suspect', stats: s })),
-    counters: () => ({ valid: 10, invalid: 2, dropped: 2, passed: 10, 'invalid:mac-mismatch': 2, kernel_unlabelled: 0 }),
+    counters: () => ({
+      valid: 10,
+      valid_bytes: 15000,
+      invalid: 2,
+      dropped: 2,
+      passed: 10,
+      'invalid:mac-mismatch': 2,
+      kernel_unlabelled: 0,
+    }),
     log: () => undefined,
     ...o,
   };
@@ -156,6 +164,8 @@ test('metrics: labelwall_ names follow the conventions (counters _total, units, 
   assert.match(text, /^labelwall_decision_batch_seconds_count\{role="verifier",set="main"\} 5$/m);
   assert.match(text, /^labelwall_worker_up\{role="verifier",set="main",queue="200"\} 1$/m);
   assert.doesNotMatch(text, /outcome="valid"/, 'verdicts are not repeated as outcomes');
+  assert.match(text, /^labelwall_valid_bytes_total\{role="verifier",profile="v1"\} 15000$/m);
+  assert.doesNotMatch(text, /outcome="valid_bytes"/, 'bytes are not counted as packets');
   // promtool (Debian's prometheus package, scripts/setup.sh) lints the exposition as Prometheus reads it.
   const lint = execFileSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
   assert.equal(lint.trim(), '');
