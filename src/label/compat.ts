@@ -12,7 +12,7 @@
 // segment, so its TCP header is always 60 bytes.
 import { timingSafeEqual } from 'node:crypto';
 import { setTcpPacketLengthAndChecksums } from '../wire/checksum.js';
-import { IPPROTO_TCP, parseIpPacket, type ParsedPacket } from '../wire/packet.js';
+import { IPPROTO_TCP, maxPacketLength, parseIpPacket, type ParsedPacket } from '../wire/packet.js';
 import { segmentWithHeaderRoom, type TcpView } from '../wire/tcp.js';
 import { checkTcpOptions, findExperimentalOption, OPT_DUPLICATE, OPT_MALFORMED, OPT_NOT_FOUND } from '../wire/tcpopts.js';
 import type { LabelKey } from './keys.js';
@@ -90,7 +90,7 @@ export function labelParsed(pkt: Uint8Array, p: ParsedPacket, key: LabelKey, out
   const l4 = p.l4Offset;
   const newSegLen = LABELLED_TCP_HEADER + tcp.payloadLen;
   const newTotal = l4 + newSegLen;
-  if (newTotal > 65535) return { ok: false, verdict: 'malformed', reason: 'too-large' };
+  if (newTotal > maxPacketLength(p.family)) return { ok: false, verdict: 'malformed', reason: 'too-large' };
   const payload = pkt.subarray(tcp.payloadOffset, tcp.payloadOffset + tcp.payloadLen);
   // MAC first: `out` may alias `pkt`, and the payload is moved below.
   const mac = key.mac(pkt.subarray(l4 + 4, l4 + 8), payload); // reused buffer: used at once below

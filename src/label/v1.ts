@@ -16,7 +16,7 @@
 // options follow in their order, with their NOPs when they fit so, packed without NOPs when
 // only that fits; the area is padded to a multiple of 4 with EOL (zero) bytes.
 import { setTcpPacketLengthAndChecksums } from '../wire/checksum.js';
-import { IPPROTO_TCP, type ParsedPacket } from '../wire/packet.js';
+import { IPPROTO_TCP, maxPacketLength, type ParsedPacket } from '../wire/packet.js';
 import { TCP_CWR, TCP_FIN, TCP_PSH, TCP_SYN, segmentWithHeaderRoom, type TcpView } from '../wire/tcp.js';
 import {
   TCPOPT_AO,
@@ -327,7 +327,7 @@ export function labelV1(pkt: Uint8Array, p: ParsedPacket, key: LabelKey, out?: B
   const l4 = p.l4Offset;
   const newSegLen = hdrLen + tcp.payloadLen;
   const newTotal = l4 + newSegLen;
-  if (newTotal > 65535) return { ok: false, verdict: 'malformed', reason: 'too-large' };
+  if (newTotal > maxPacketLength(p.family)) return { ok: false, verdict: 'malformed', reason: 'too-large' };
 
   // M: the label's first 8 bytes, the flow fields, the canonical options, the payload length.
   const c = ctx;

@@ -11,4 +11,4 @@ export type MalformedReason =
   | 'truncated-tcp' // fewer than 20 bytes of TCP
   | 'bad-data-offset' // TCP data offset < 5 words or beyond the segment
   | 'bad-option-length' // TCP option length < 2, past the header, or wrong for its kind
-  | 'too-large'; // the labelled packet would exceed 65,535 bytes
+  | 'too-large'; // the labelled packet would not fit IP's length field (IPv4 65,535 bytes, IPv6 40 + 65,535)

@@ -8,6 +8,14 @@ import { parseTcp, type TcpView } from './tcp.js';
 /** IP version of a packet, and the one name for an address family in code (config says ipv4/ipv6). */
 export type Family = 4 | 6;
 
+/**
+ * The longest IP packet of a family: IPv4's total length counts its header, IPv6's payload
+ * length does not count the 40-byte fixed header (jumbograms are not supported).
+ */
+export function maxPacketLength(family: Family): number {
+  return family === 4 ? 65535 : 65535 + 40;
+}
+
 export const IPPROTO_ICMP = 1;
 export const IPPROTO_TCP = 6;
 export const IPPROTO_UDP = 17;

@@ -184,6 +184,14 @@ test('labelling: non-TCP is skipped, unparsable is malformed, >65535 is too-larg
   assert.ok(ok.ok);
   assert.equal(ok.packet.length, 65535);
   assert.equal(verifyPacket(ok.packet, [keyA]).verdict, 'valid');
+  // IPv6's payload length leaves out the 40-byte fixed header: 40 + 65,535 bytes fit.
+  const v6JustFits = labelPacket(buildTcpPacket({ family: 6, payload: Buffer.alloc(65535 - 60) }), keyA);
+  assert.ok(v6JustFits.ok);
+  assert.equal(v6JustFits.packet.length, 65535 + 40);
+  assert.equal(Buffer.from(v6JustFits.packet).readUInt16BE(4), 65535, 'IPv6 payload length');
+  assert.equal(verifyPacket(v6JustFits.packet, [keyA]).verdict, 'valid');
+  const v6Big = buildTcpPacket({ family: 6, payload: Buffer.alloc(65535 - 59) });
+  assert.deepEqual(labelPacket(v6Big, keyA), { ok: false, verdict: 'malformed', reason: 'too-large' });
 });
 
 function withOption(opt: number[], payload = 'data'): Buffer {

@@ -521,6 +521,23 @@ test('malformed: compact on a SYN, two labels, version bits, bad length, broken 
   assert.deepEqual(verifyWith(v1, theirs, [keyA]), { verdict: 'unlabelled', reason: 'no-label' });
 });
 
+test('label(): too-large only past the IP length field (IPv4 65,535 bytes, IPv6 40 + 65,535)', () => {
+  // No options: the label is the full 20 bytes, the header 40.
+  for (const family of [4, 6] as const) {
+    const max = family === 4 ? 65535 : 65535 + 40;
+    const payloadFits = max - (family === 4 ? 20 : 40) - 40;
+    const fits = labelWith(v1, buildTcpPacket({ family, flags: TCP_ACK, payload: Buffer.alloc(payloadFits) }), keyA, undefined, {
+      timeMs: T,
+    });
+    assert.ok(fits.ok, `IPv${family}`);
+    assert.equal(fits.packet.length, max);
+    assert.ok(packetChecksumsOk(fits.packet, l4(fits.packet)));
+    assert.equal(verifyWith(v1, fits.packet, [keyA], { timeMs: T }).verdict, 'valid');
+    const big = buildTcpPacket({ family, flags: TCP_ACK, payload: Buffer.alloc(payloadFits + 1) });
+    assert.deepEqual(labelWith(v1, big, keyA, undefined, { timeMs: T }), { ok: false, verdict: 'malformed', reason: 'too-large' });
+  }
+});
+
 test('label(): SYN never compact; what cannot fit is skipped; an existing label is replaced; tags and NAT bits on the wire', () => {
   // A SYN whose options leave 12 bytes: the full label cannot fit and compact is not allowed,
   // so the unknown option goes (options-removed) and the label is full.
