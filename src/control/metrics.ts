@@ -20,8 +20,22 @@ export const STALL_SECONDS = 2;
 const VERDICTS = new Set(['valid', 'invalid', 'unlabelled', 'malformed', 'skipped', 'unmatched']);
 /** Egress counters with metrics of their own. */
 const EGRESS_OWN = new Set<string>(EGRESS_COUNTERS);
-/** Counters of bytes, not packets: each has a metric of its own, not an `outcome` of labelwall_packets_total. */
-const BYTE_COUNTERS = new Set(['labelled_bytes', 'valid_bytes']);
+/**
+ * Counters of bytes, not packets: each is a metric of its own for its role (labels role and
+ * profile), not an `outcome` of labelwall_packets_total.
+ */
+const BYTE_COUNTERS: Record<string, { role: 'agent' | 'verifier'; name: string; help: string }> = {
+  labelled_bytes: {
+    role: 'agent',
+    name: 'labelwall_labelled_bytes_total',
+    help: 'IP bytes (headers and payload) of the segments the agent labelled, as sent, label included (docs/metrics.md)',
+  },
+  valid_bytes: {
+    role: 'verifier',
+    name: 'labelwall_valid_bytes_total',
+    help: 'IP bytes (headers and payload) of the segments the verifier judged valid, as received, label included (docs/metrics.md)',
+  },
+};
 
 export interface MetricsSources {
   role: 'agent' | 'verifier';
@@ -135,31 +149,19 @@ export function createMetrics(src: MetricsSources): Registry {
     ['role', 'profile', 'outcome'],
     (c) => {
       for (const [k, v] of Object.entries(now().counters)) {
-        if (k.includes(':') || BYTE_COUNTERS.has(k) || EGRESS_OWN.has(k)) continue;
+        if (k.includes(':') || Object.hasOwn(BYTE_COUNTERS, k) || EGRESS_OWN.has(k)) continue;
         if (role === 'verifier' && VERDICTS.has(k)) continue;
         c.inc({ role, profile, outcome: k }, v);
       }
     },
   );
-  if (role === 'agent') {
-    counter(
-      'labelwall_labelled_bytes_total',
-      'IP bytes (headers and payload) of the segments the agent labelled, as sent, label included (docs/metrics.md)',
-      ['role', 'profile'],
-      (c) => {
-        c.inc({ role, profile }, now().counters.labelled_bytes ?? 0);
-      },
-    );
+  for (const [key, m] of Object.entries(BYTE_COUNTERS)) {
+    if (m.role !== role) continue;
+    counter(m.name, m.help, ['role', 'profile'], (c) => {
+      c.inc({ role, profile }, now().counters[key] ?? 0);
+    });
   }
   if (role === 'verifier') {
-    counter(
-      'labelwall_valid_bytes_total',
-      'IP bytes (headers and payload) of the segments the verifier judged valid, as received, label included (docs/metrics.md)',
-      ['role', 'profile'],
-      (c) => {
-        c.inc({ role, profile }, now().counters.valid_bytes ?? 0);
-      },
-    );
     counter(
       'labelwall_verdicts_total',
       'Segments judged, by verdict (unlabelled includes those the kernel rules decided without queueing them)',
