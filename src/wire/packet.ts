@@ -2,7 +2,7 @@
 // Nothing here throws for any input; every failure is a typed reason.
 import type { MalformedReason } from './malformed.js';
 import { parseIpv4 } from './ipv4.js';
-import { parseIpv6 } from './ipv6.js';
+import { IPV6_HEADER, parseIpv6 } from './ipv6.js';
 import { parseTcp, type TcpView } from './tcp.js';
 
 /** IP version of a packet, and the one name for an address family in code (config says ipv4/ipv6). */
@@ -13,7 +13,7 @@ export type Family = 4 | 6;
  * length does not count the 40-byte fixed header (jumbograms are not supported).
  */
 export function maxPacketLength(family: Family): number {
-  return family === 4 ? 65535 : 65535 + 40;
+  return family === 4 ? 65535 : 65535 + IPV6_HEADER;
 }
 
 export const IPPROTO_ICMP = 1;
