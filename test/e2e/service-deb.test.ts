@@ -2,14 +2,17 @@
 // host: its files, the example config in /etc/labelwall (0700) only when none exists, the
 // Wireshark dissector where this tshark finds it (`tshark -G plugins`), a working
 // /usr/bin/labelwall; after dpkg -r nothing of it is left (every path it brought that did not
-// exist before, /etc/labelwall), while a config the administrator changed stays.
+// exist before, /etc/labelwall), while a config the administrator changed stays; dpkg -r removes
+// the iptables rules a killed (fail-closed) agent left, which would otherwise outlive the program.
 // Refuses to run where labelwall is installed already or /etc/labelwall exists (never touches those).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, rmSync, statSync, appendFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { run } from '../../src/lab/netns.js';
+import { createTopology, run, standardTopology } from '../../src/lab/netns.js';
 import { REPO_ROOT } from '../../src/lab/paths.js';
+import { labelwallRules, startDaemon, writeKey } from '../../src/lab/labelwall.js';
+import { makeTempDir } from '../../src/lab/tmp.js';
 
 const CONF = '/etc/labelwall';
 /** dpkg-query's -f=${FIELD} (a literal "${", not a placeholder). */
@@ -20,7 +23,7 @@ async function installed(): Promise<boolean> {
   return r.code === 0 && /install ok installed/.test(r.stdout);
 }
 
-describe('make deb: dpkg -i and dpkg -r leave nothing behind', { timeout: 120_000 }, () => {
+describe('make deb: dpkg -i and dpkg -r leave nothing behind', { timeout: 240_000 }, () => {
   let deb: string;
   let paths: string[];
   let existedBefore: Set<string>;
@@ -83,6 +86,30 @@ describe('make deb: dpkg -i and dpkg -r leave nothing behind', { timeout: 120_00
     assert.deepEqual(left(), []);
     const purged = await run(['dpkg-query', '-W', field('db:Status-Abbrev'), 'labelwall']);
     assert.ok(purged.code !== 0 || /^un/.test(purged.stdout), purged.stdout);
+  });
+
+  test("dpkg -r removes the rules of a killed agent (fail-closed), in dpkg's network namespace", async () => {
+    await run(['dpkg', '-i', deb], { check: true, timeoutMs: 60_000 });
+    const topo = await createTopology(standardTopology({ subnetBase: 244 }));
+    const dir = makeTempDir('lw-deb-');
+    try {
+      const key = writeKey(dir, 'site');
+      const agent = await startDaemon(topo, 'pc', 'agent', ['--profile', 'v1', '--key-file', key.path, '--no-egress'], dir);
+      agent.proc.signal('SIGKILL');
+      await agent.proc.exited;
+      // The control: the killed agent's rules are there for dpkg -r to remove (and for the check to see).
+      assert.ok(
+        (await labelwallRules(topo, 'pc')).some((l) => /LABELWALL-AGENT-/.test(l)),
+        'the killed agent left its rules',
+      );
+      const removed = await topo.exec('pc', ['dpkg', '-r', 'labelwall'], { check: true, timeoutMs: 60_000 });
+      assert.match(removed.stdout, /removed [1-9]\d* labelwall chain\(s\) and jump\(s\)/, removed.stdout + removed.stderr);
+      assert.deepEqual(await labelwallRules(topo, 'pc'), []);
+      assert.ok(!(await installed()));
+    } finally {
+      await topo.destroy();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test('a config the administrator changed, and a key, stay after dpkg -r; a reinstall keeps them', async () => {
