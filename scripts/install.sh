@@ -4,9 +4,11 @@
 #              dependencies (npm ci --omit=dev, staged in build/prod), `labelwall` on PATH, the
 #              systemd units, the Wireshark dissector, and the example config when none exists.
 #              Idempotent: a second run replaces the program and keeps the config.
-#   uninstall: removes what the install manifest ($LIBDIR/install-manifest) lists: the files it
-#              put, the config only while it is byte for byte the example, and the directories it
-#              created once they are empty (never a key or a changed config).
+#   uninstall: on this host (no DESTDIR) first stops the installed units and runs `labelwall
+#              cleanup` (rules a crashed daemon left), then removes what the install manifest
+#              ($LIBDIR/install-manifest) lists: the files it put, the config only while it is
+#              byte for byte the example, and the directories it created once they are empty
+#              (never a key or a changed config).
 # Paths in the manifest are the final ones (without DESTDIR), so a staged tree is uninstalled
 # from its final place as well as from the stage.
 set -euo pipefail
@@ -138,11 +140,32 @@ do_install() {
   if [ -z "$DESTDIR" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload || true; fi
 }
 
+# Before the program goes: its units stop (only when systemd loads them from this install) and
+# `labelwall cleanup` removes the rules a crashed daemon left in this network namespace (a
+# fail-closed agent's would drop all traffic with nothing left to remove them). A refusal (a
+# labelwall started by hand runs) is said and does not stop the uninstall.
+stop_and_clean() {
+  local u
+  if [ -d /run/systemd/system ]; then
+    for u in labelwall-agent.service labelwall-verifier.service labelwall-verifier@x.service; do
+      if [ "$(systemctl show -P FragmentPath "$u" 2>/dev/null)" = "$SYSTEMDUNITDIR/${u/@x/@}" ]; then
+        systemctl stop "${u/@x/@*}" || true
+      fi
+    done
+  fi
+  # Only root can have (and remove) iptables rules.
+  if [ "$(id -u)" = 0 ] && [ -x "$BINDIR/labelwall" ]; then
+    "$BINDIR/labelwall" cleanup ||
+      echo "uninstall: labelwall cleanup did not remove every labelwall iptables rule (above); uninstalling anyway" >&2
+  fi
+}
+
 do_uninstall() {
   if [ ! -f "$DESTDIR$manifest" ]; then
     echo "uninstall: no $DESTDIR$manifest: nothing installed here (PREFIX=$PREFIX)" >&2
     exit 0
   fi
+  [ -n "$DESTDIR" ] || stop_and_clean
   local lines=() line kind path sum
   mapfile -t lines <"$DESTDIR$manifest"
   for line in "${lines[@]}"; do

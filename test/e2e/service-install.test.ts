@@ -6,8 +6,8 @@
 // reproduced where Linux offers the same mechanism: the capability bounding set of the unit
 // (setpriv), NoNewPrivileges, ProtectSystem=strict (every mount read-only but the
 // RuntimeDirectory), ProtectHome, read-only /proc/sys and cgroup (ProtectKernelTunables,
-// ProtectControlGroups). Then `make uninstall` leaves nothing but the key and the changed config,
-// and an untouched install leaves nothing at all.
+// ProtectControlGroups). Then `make uninstall` removes the rules a killed agent left and leaves
+// nothing but the key and the changed config, and an untouched install leaves nothing at all.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync, rmSync, statSync, writeFileSync, existsSync, lstatSync, readlinkSync } from 'node:fs';
@@ -325,8 +325,22 @@ describe('make install: the installed labelwall under its units, on real traffic
       assert.deepEqual(await labelwallRules(topo, host), []);
     }
 
+    // A killed agent's fail-closed rules: make uninstall (in pc's namespace, as on that host) runs
+    // labelwall cleanup before the program goes, else nothing would remove them.
+    agent = await start('agent', 'pc');
+    agent.proc.signal('SIGKILL');
+    await agent.proc.exited;
+    assert.ok(
+      (await labelwallRules(topo, 'pc')).some((l) => /LABELWALL-AGENT-/.test(l)),
+      'the control: the killed agent left its rules',
+    );
     // make uninstall: what the administrator wrote stays (the key, the changed config), nothing else.
-    await make('uninstall');
+    const uninstall = await topo.exec('pc', ['make', '-s', '-C', REPO_ROOT, '-o', 'build', 'uninstall', ...varsFor(root)], {
+      check: true,
+      timeoutMs: 120_000,
+    });
+    assert.match(uninstall.stdout, /removed [1-9]\d* labelwall chain\(s\) and jump\(s\)/, uninstall.stdout + uninstall.stderr);
+    assert.deepEqual(await labelwallRules(topo, 'pc'), []);
     assert.deepEqual(
       tree(root).filter((p) => !p.startsWith('notify-')),
       ['etc', 'etc/labelwall', 'etc/labelwall/labelwall.yaml', 'etc/labelwall/site.key'],
