@@ -1,9 +1,10 @@
 // `make deb`, then the package installed and removed for real with dpkg -i / dpkg -r on this
 // host: its files, the example config in /etc/labelwall (0700) only when none exists, the
 // Wireshark dissector where this tshark finds it (`tshark -G plugins`), a working
-// /usr/bin/labelwall; after dpkg -r nothing of it is left (every path it brought that did not
-// exist before, /etc/labelwall), while a config the administrator changed stays; dpkg -r removes
-// the iptables rules a killed (fail-closed) agent left, which would otherwise outlive the program.
+// /usr/bin/labelwall, every program of the units' Exec lines provided by Depends; after dpkg -r
+// nothing of it is left (every path it brought that did not exist before, /etc/labelwall),
+// while a config the administrator changed stays; dpkg -r removes the iptables rules a killed
+// (fail-closed) agent left, which would otherwise outlive the program.
 // Refuses to run where labelwall is installed already or /etc/labelwall exists (never touches those).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -17,6 +18,36 @@ import { makeTempDir } from '../../src/lab/tmp.js';
 const CONF = '/etc/labelwall';
 /** dpkg-query's -f=${FIELD} (a literal "${", not a placeholder). */
 const field = (name: string): string => `-f=$\{${name}}`;
+
+/** The programs of a unit's Exec*= lines (ExecStart, ExecStartPre, ExecReload, ...), without the +-!@: prefixes. */
+function unitPrograms(unit: string): string[] {
+  return unit
+    .split('\n')
+    .filter((l) => /^Exec[A-Za-z]+=/.test(l))
+    .map(
+      (l) =>
+        l
+          .slice(l.indexOf('=') + 1)
+          .trim()
+          .replace(/^[-+!@:]+/, '')
+          .split(/\s+/)[0]!,
+    );
+}
+
+/** Packages named in a Depends field ("a (>= 1), b | c" → a, b, c). */
+function dependsOn(field: string): Set<string> {
+  return new Set(
+    field
+      .split(/[,|]/)
+      .map((d) => d.trim().split(/[\s(:]/)[0]!)
+      .filter(Boolean),
+  );
+}
+
+/** The programs whose owner (program → package, from dpkg -S) is neither depended on, Essential, nor labelwall. */
+function unprovided(owners: Map<string, string>, depends: Set<string>, essential: Set<string>): string[] {
+  return [...owners].filter(([, pkg]) => pkg !== 'labelwall' && !depends.has(pkg) && !essential.has(pkg)).map(([p]) => p);
+}
 
 async function installed(): Promise<boolean> {
   const r = await run(['dpkg-query', '-W', field('Status'), 'labelwall']);
@@ -73,6 +104,26 @@ describe('make deb: dpkg -i and dpkg -r leave nothing behind', { timeout: 240_00
       '/lib/systemd/system/labelwall-verifier.service',
     ]);
     assert.equal(verify.code, 0, verify.stderr);
+    // Every program the units run is on the host once the package is: shipped at that very path
+    // (dpkg -S) by labelwall, a package it depends on, or an Essential one.
+    const owners = new Map<string, string>();
+    for (const unit of ['labelwall-agent.service', 'labelwall-verifier.service', 'labelwall-verifier@.service'])
+      for (const program of unitPrograms(readFileSync(join('/lib/systemd/system', unit), 'utf8'))) {
+        assert.ok(program.startsWith('/'), `${unit}: ${program} is an absolute path`);
+        const r = await run(['dpkg', '-S', program]);
+        assert.equal(r.code, 0, `${unit}: ${program} is a path a package ships (dpkg -S): ${r.stderr}`);
+        owners.set(program, r.stdout.split(': ')[0]!.split(',')[0]!.trim());
+      }
+    assert.deepEqual([...owners.keys()].sort(), ['/bin/kill', '/bin/touch', '/usr/bin/labelwall']);
+    const depends = dependsOn((await run(['dpkg-deb', '-f', deb, 'Depends'], { check: true })).stdout);
+    const essential = new Set<string>();
+    for (const pkg of new Set(owners.values())) {
+      const e = await run(['dpkg-query', '-W', field('Essential'), pkg]);
+      if (e.stdout.trim() === 'yes') essential.add(pkg);
+    }
+    assert.deepEqual(unprovided(owners, depends, essential), []);
+    // The control: without procps in Depends, ExecReload's /bin/kill is not provided.
+    assert.deepEqual(unprovided(owners, new Set([...depends].filter((d) => d !== 'procps')), essential), ['/bin/kill']);
     assert.ok(left().length > 10, 'the control: installed files are seen by the check');
 
     await run(['dpkg', '-r', 'labelwall'], { check: true, timeoutMs: 60_000 });
