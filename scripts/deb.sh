@@ -2,8 +2,9 @@
 # `make deb`: build/labelwall_<version>_amd64.deb with dpkg-deb, from the same install as
 # `make install` (PREFIX=/usr, staged with DESTDIR). The config is not a conffile: as with
 # `make install`, postinst puts the example in /etc/labelwall only when no config exists, and
-# postrm removes it only while it is unchanged, so `dpkg -r` leaves nothing behind but what the
-# administrator wrote (keys, a changed config).
+# postrm's remove deletes it only while it is unchanged, so `dpkg -r` leaves nothing behind but
+# what the administrator wrote (keys, a changed config); `dpkg --purge` deletes it also when
+# changed, and keeps only the keys.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

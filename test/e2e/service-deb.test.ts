@@ -3,12 +3,14 @@
 // Wireshark dissector where this tshark finds it (`tshark -G plugins`), a working
 // /usr/bin/labelwall, every program of the units' Exec lines provided by Depends; after dpkg -r
 // nothing of it is left (every path it brought that did not exist before, /etc/labelwall),
-// while a config the administrator changed stays; dpkg -r removes the iptables rules a killed
-// (fail-closed) agent left, which would otherwise outlive the program.
-// Refuses to run where labelwall is installed already or /etc/labelwall exists (never touches those).
+// while a config the administrator changed stays until dpkg --purge (the keys stay even then);
+// dpkg -r removes the iptables rules a killed (fail-closed) agent left, which would otherwise
+// outlive the program.
+// Refuses to run where labelwall is installed already, or /etc/labelwall or /var/log/labelwall
+// exists (never touches those).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, rmSync, statSync, appendFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createTopology, run, standardTopology } from '../../src/lab/netns.js';
 import { REPO_ROOT } from '../../src/lab/paths.js';
@@ -16,6 +18,7 @@ import { labelwallRules, startDaemon, writeKey } from '../../src/lab/labelwall.j
 import { makeTempDir } from '../../src/lab/tmp.js';
 
 const CONF = '/etc/labelwall';
+const LOGS = '/var/log/labelwall';
 /** dpkg-query's -f=${FIELD} (a literal "${", not a placeholder). */
 const field = (name: string): string => `-f=$\{${name}}`;
 
@@ -63,6 +66,7 @@ describe('make deb: dpkg -i and dpkg -r leave nothing behind', { timeout: 240_00
   before(async () => {
     assert.ok(!(await installed()), 'labelwall is not installed as a package on this host (the test would replace it)');
     assert.ok(!existsSync(CONF), `${CONF} does not exist (the test would write there)`);
+    assert.ok(!existsSync(LOGS), `${LOGS} does not exist (a purge removes it)`);
     ours = true;
     const r = await run(['make', '-s', '-C', REPO_ROOT, '-o', 'build', 'deb'], { check: true, timeoutMs: 120_000 });
     deb = join(REPO_ROOT, r.stdout.trim().split('\n').pop()!);
@@ -80,6 +84,7 @@ describe('make deb: dpkg -i and dpkg -r leave nothing behind', { timeout: 240_00
     if (await installed()) await run(['dpkg', '-r', 'labelwall']);
     await run(['dpkg', '--purge', 'labelwall']);
     rmSync(CONF, { recursive: true, force: true });
+    rmSync(LOGS, { recursive: true, force: true });
   });
 
   const left = (): string[] => [...paths.filter((p) => !existedBefore.has(p) && existsSync(p)), ...(existsSync(CONF) ? [CONF] : [])];
@@ -163,7 +168,7 @@ describe('make deb: dpkg -i and dpkg -r leave nothing behind', { timeout: 240_00
     }
   });
 
-  test('a config the administrator changed, and a key, stay after dpkg -r; a reinstall keeps them', async () => {
+  test('a changed config and a key stay after dpkg -r and a reinstall; dpkg --purge removes the config and the logs, not the key', async () => {
     await run(['dpkg', '-i', deb], { check: true, timeoutMs: 60_000 });
     appendFileSync(join(CONF, 'labelwall.yaml'), '# changed\n');
     const changed = readFileSync(join(CONF, 'labelwall.yaml'), 'utf8');
@@ -174,5 +179,13 @@ describe('make deb: dpkg -i and dpkg -r leave nothing behind', { timeout: 240_00
     assert.deepEqual(left(), [CONF]);
     assert.equal(readFileSync(join(CONF, 'labelwall.yaml'), 'utf8'), changed);
     assert.ok(existsSync(join(CONF, 'site.key')));
+    // A log file of log.file under LogsDirectory= (systemd made the directory for the unit).
+    mkdirSync(LOGS, { mode: 0o700 });
+    writeFileSync(join(LOGS, 'agent.log'), '{"msg":"started"}\n');
+    const purge = await run(['dpkg', '--purge', 'labelwall'], { check: true, timeoutMs: 60_000 });
+    assert.deepEqual(readdirSync(CONF), ['site.key'], 'purge: the changed config is gone, the key stays');
+    assert.ok(!existsSync(LOGS), 'purge: the logs are gone');
+    assert.match(purge.stderr, /kept \/etc\/labelwall: it holds site\.key/);
+    assert.deepEqual(left(), [CONF]);
   });
 });
