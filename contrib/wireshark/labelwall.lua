@@ -59,8 +59,10 @@ local ef = {
     expert.group.MALFORMED, expert.severity.ERROR),
   two_labels = ProtoExpert.new('labelwall.two_labels', 'Two labelwall labels in one segment (duplicate-label)',
     expert.group.MALFORMED, expert.severity.ERROR),
-  truncated = ProtoExpert.new('labelwall.truncated', 'labelwall label cut off by the end of the options or the capture',
+  overrun = ProtoExpert.new('labelwall.overrun', 'labelwall label runs past the end of the TCP options (bad-option-length)',
     expert.group.MALFORMED, expert.severity.ERROR),
+  truncated = ProtoExpert.new('labelwall.truncated', 'labelwall label cut off by the end of the capture (snap length)',
+    expert.group.MALFORMED, expert.severity.WARN),
   stale_epoch = ProtoExpert.new('labelwall.stale_epoch',
     'labelwall v1 epoch8 outside [E-2, E+1] of the capture time (a verifier reading this capture says stale-epoch)',
     expert.group.SEQUENCE, expert.severity.WARN),
@@ -225,7 +227,8 @@ local function full_epoch(epoch8, seconds)
   return nil
 end
 
-local function dissect_label(range, at, optlen, avail, syn, pinfo, tree, count)
+-- `cut`: the capture holds less of the options than the TCP header declares (snap length).
+local function dissect_label(range, at, optlen, avail, syn, cut, pinfo, tree, count)
   local r = range(at, math.min(optlen, avail))
   local t = tree:add(lw, r)
   t:add(pf.kind, range(at, 1))
@@ -236,9 +239,18 @@ local function dissect_label(range, at, optlen, avail, syn, pinfo, tree, count)
     t:add_proto_expert_info(ef.two_labels)
   end
   if optlen > avail then
-    t:add_proto_expert_info(ef.truncated)
-    t:append_text(': truncated')
-    return 'malformed: truncated'
+    -- Past what was captured, the segment may be whole on the wire: no verdict. Past what the
+    -- header declares, a verifier refuses the segment's options (src/wire/tcpopts.ts).
+    if cut then
+      t:add_proto_expert_info(ef.truncated)
+      t:append_text(': cut off by the capture')
+      return 'truncated'
+    end
+    t:add(pf.malformed, 'bad-option-length'):set_generated()
+    t:add_proto_expert_info(ef.overrun, 'labelwall label of length ' .. optlen .. ' with ' .. avail ..
+      ' bytes of options left: bad-option-length')
+    t:append_text(': malformed, length ' .. optlen .. ' runs past the options')
+    return 'malformed: bad-option-length'
   end
   if optlen == COMPAT_LENGTH then
     t:add(pf.profile, 'compat'):set_generated()
@@ -304,9 +316,14 @@ end
 local function dissect_options(fi, pinfo, tree)
   local range = fi.range
   local n = range:len()
-  -- The SYN flag: byte 13 of the TCP header, which starts 20 bytes before its options.
+  -- The SYN flag: byte 13 of the TCP header, which starts 20 bytes before its options,
+  -- and its data offset (byte 12): how many bytes of options it declares.
   local syn = false
-  if fi.offset >= 20 then syn = bit.band(fi.source(fi.offset - 20 + 13, 1):uint(), 0x02) ~= 0 end
+  local cut = false
+  if fi.offset >= 20 then
+    syn = bit.band(fi.source(fi.offset - 20 + 13, 1):uint(), 0x02) ~= 0
+    cut = n < bit.rshift(fi.source(fi.offset - 20 + 12, 1):uint(), 4) * 4 - 20
+  end
   local count = 0
   local summary = nil
   local i = 0
@@ -321,7 +338,7 @@ local function dissect_options(fi, pinfo, tree)
       if optlen < 2 then break end -- the TCP dissector reports broken option lists
       if kind == LABEL_KIND and optlen >= 4 and i + 4 <= n and range(i + 2, 2):uint() == LABEL_EXID then
         count = count + 1
-        local s = dissect_label(range, i, optlen, n - i, syn, pinfo, tree, count)
+        local s = dissect_label(range, i, optlen, n - i, syn, cut, pinfo, tree, count)
         summary = count > 1 and 'malformed: duplicate-label' or s
       end
       i = i + optlen

@@ -270,6 +270,16 @@ const FRAMES: Frame[] = [
     malformed: ['duplicate-label'],
   },
   {
+    name: 'malformed: a full label in 12 bytes of options',
+    ...tcp4,
+    time: T0 + 8,
+    seq: 1019,
+    ack: 5001,
+    flags: 'A',
+    options: [{ raw: `fd144677${'41'.repeat(8)}` }],
+    malformed: ['bad-option-length'],
+  },
+  {
     name: 'control: kind 253 with the TCP Fast Open ExID 0xf989',
     ...tcp4,
     time: T0 + 9,
@@ -430,6 +440,7 @@ describe('Wireshark dissector with the real tshark', { timeout: 180_000 }, () =>
       'bad-label-version': /version bits are not 01/,
       'bad-label-length': /length 24 .*bad-label-length/,
       'duplicate-label': /Two labelwall labels in one segment/,
+      'bad-option-length': /length 20 with 12 bytes of options left: bad-option-length/,
     };
     let checked = 0;
     FRAMES.forEach((f, i) => {
@@ -444,7 +455,7 @@ describe('Wireshark dissector with the real tshark', { timeout: 180_000 }, () =>
       }
       checked++;
     });
-    assert.equal(checked, 4);
+    assert.equal(checked, 5);
     // The real verifier (pcap verify, profile any) gives the same reason for each, and calls the
     // controls unlabelled: two implementations of the same rules agree.
     const key = join(dir, 'demo.key');
@@ -481,6 +492,33 @@ describe('Wireshark dissector with the real tshark', { timeout: 180_000 }, () =>
     for (const reason of ['bad-label-version', 'bad-label-length']) {
       assert.deepEqual(rows[FRAMES.findIndex((f) => f.malformed?.[0] === reason)]!['labelwall.profile'], [], reason);
     }
+  });
+
+  test('a label cut off by the capture (snap length) is said to be cut, not malformed', () => {
+    const spec = join(dir, 'cut.json');
+    const whole = join(dir, 'cut-whole.pcap');
+    const cut = join(dir, 'cut.pcap');
+    const frame: Frame = {
+      name: 'cut',
+      ...tcp4,
+      time: T0,
+      seq: 1,
+      ack: 1,
+      flags: 'A',
+      options: [v1({ form: 'full', key_id: 1, tag: 300 })],
+    };
+    writeFileSync(spec, JSON.stringify({ out: whole, frames: [frame] }));
+    ok(run(PYTHON, [CRAFT, spec]), 'craft the frame');
+    // Ethernet 14 + IPv4 20 + TCP 20: 10 of the label's 20 bytes are captured.
+    ok(run('editcap', ['-s', '64', whole, cut]), 'editcap -s 64');
+    const [w] = fields(whole);
+    assert.deepEqual([w!['labelwall.profile'], w!['labelwall.malformed']], [['v1'], []], 'the control: whole, it is a v1 label');
+    const [c] = fields(cut);
+    assert.deepEqual([c!['labelwall.profile'], c!['labelwall.malformed']], [[], []]);
+    assert.ok(
+      c!['_ws.expert.message'].some((m) => /label cut off by the end of the capture/.test(m)),
+      c!['_ws.expert.message'].join('\n'),
+    );
   });
 
   test('v1 by the real labeller (src/label/v1.ts via labelFrame): the fields are what the v1 verifier reads', async () => {
