@@ -81,7 +81,11 @@ export async function startControlServer(path: string, routes: ControlRoutes): P
 }
 
 export async function closeControlServer(server: Server, path: string): Promise<void> {
-  await new Promise<void>((resolve) => server.close(() => resolve()));
+  // A stopping daemon answers no one: a client's open connection (labelwall ui polls every
+  // second) must not hold the exit until systemd's stop timeout kills it.
+  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  server.closeAllConnections();
+  await closed;
   try {
     if (lstatSync(path).isSocket()) rmSync(path, { force: true });
   } catch {
