@@ -47,7 +47,27 @@ export interface Overview {
   flowCount: number;
 }
 
-/** The warnings of one socket: unreachable, queue drops, fail-open, lost log lines, handler errors. */
+/**
+ * The flows of the agents that answer now: a stopped agent's last table is not what its host
+ * does any more (its card says it is down; its flows come back when it answers again).
+ */
+export function liveFlows(list: readonly SourceState[]): UiFlow[] {
+  return list.filter((s) => s.ok).flatMap((s) => s.flows ?? []);
+}
+
+/** Agent counters that mean segments or packets did not go out as they should, with what to say. */
+const AGENT_TROUBLE: Array<[counter: string, text: (n: number) => string]> = [
+  [
+    'unlabelled_no_room',
+    (n) =>
+      `${n} TCP segment(s) sent unlabelled: no room for the label beside their options (TCP-MD5 or TCP-AO); a verifier calls them unlabelled`,
+  ],
+  ['dropped_malformed', (n) => `${n} outgoing packet(s) dropped as malformed: see the log`],
+  ['gso_dropped', (n) => `${n} GSO super-packet(s) dropped (larger than the queue copies, or a segment could not be made): see the log`],
+  ['transmit_errors', (n) => `${n} labelled segment(s) the kernel refused to send on the raw socket (a DROP rule, a full queue)`],
+];
+
+/** The warnings of one socket: unreachable, queue drops, fail-open, lost log lines, handler errors, segments not sent as they should. */
 export function warningsOf(s: SourceState): string[] {
   const w: string[] = [];
   if (!s.ok) {
@@ -66,12 +86,17 @@ export function warningsOf(s: SourceState): string[] {
   if (st.config.fail === 'open') w.push('fail open: when labelwall cannot answer, traffic passes unchecked');
   if (d.handlerErrors > 0) w.push(`${d.handlerErrors} handler error(s): see the log`);
   if (st.log && st.log.dropped > 0) w.push(`${st.log.dropped} log line(s) could not be written (${st.log.destination})`);
+  if (st.role === 'agent')
+    for (const [counter, text] of AGENT_TROUBLE) {
+      const n = st.counters[counter] ?? 0;
+      if (n > 0) w.push(text(n));
+    }
   if (s.missingByteReports) w.push(`${s.missingByteReports} labelling worker(s) did not report their bytes in time`);
   return w;
 }
 
 export function overview(list: readonly SourceState[], maxEvents = 200): Overview {
-  const flows: UiFlow[] = list.flatMap((s) => s.flows ?? []);
+  const flows = liveFlows(list);
   const { groups, apps } = groupByApp(flows);
   const events: UiEvent[] = list
     .flatMap((s) => (s.events?.events ?? []).map((e) => ({ ...e, source: s.id, role: s.role ?? '' })))
@@ -95,7 +120,7 @@ export function overview(list: readonly SourceState[], maxEvents = 200): Overvie
     })),
     events,
     egressRules: list.flatMap((s) => {
-      if (!s.rules) return [];
+      if (!s.ok || !s.rules) return [];
       const counts = flowsPerRule(s.flows ?? []);
       const named = new Set(s.rules.rules.map((r) => r.name));
       return [

@@ -10,7 +10,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { authorized, COOKIE } from './auth.js';
 import { loadAssets } from './assets.js';
-import { overview } from './overview.js';
+import { liveFlows, overview } from './overview.js';
 import { parseFlowQuery, queryFlows, type UiFlow } from './flows-query.js';
 import { Sources, type SourcesOptions } from './sources.js';
 
@@ -56,7 +56,7 @@ export async function startUiServer(o: UiServerOptions): Promise<UiServer> {
   };
   const json = (res: ServerResponse, v: unknown): void => send(res, 200, 'application/json', JSON.stringify(v));
 
-  const allFlows = (): UiFlow[] => sources.list.flatMap((s) => s.flows ?? []);
+  const allFlows = (): UiFlow[] => liveFlows(sources.list);
 
   const handle = (req: IncomingMessage, res: ServerResponse): void => {
     const url = new URL(req.url ?? '/', 'http://ui.invalid');

@@ -222,5 +222,53 @@ describe('labelwall ui: the page of a live agent and verifier, in chromium', { t
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     assert.ok(overflow <= 0, `no horizontal scroll of the page at 420 px (overflow ${overflow} px)`);
     await page.screenshot({ path: join(ARTIFACTS, 'narrow.png'), fullPage: true });
+    await page.setViewportSize({ width: 1400, height: 1000 });
+  });
+
+  test('the agent card lists its other non-zero counters (what the totals leave out) as /status has them', async () => {
+    const other = page.locator('[data-role="agent"] [data-testid="other-counters"]');
+    const rewritten = other.locator('[data-counter="handshakes_rewritten"] b');
+    await rewritten.waitFor({ timeout: 10_000 });
+    const shown = Number((await rewritten.innerText()).replace(/,/g, ''));
+    const counters = await agent.counters();
+    assert.ok(
+      shown > 0 && shown <= (counters.handshakes_rewritten ?? 0),
+      `handshakes rewritten shown ${shown}, counted ${counters.handshakes_rewritten}`,
+    );
+    // Neither the totals (labelled) nor byte counters are repeated there.
+    assert.equal(await other.locator('[data-counter="labelled"]').count(), 0);
+    assert.equal(await other.locator('[data-counter="labelled_bytes"]').count(), 0);
+  });
+
+  test('a chart whose history cannot be read says so; the control: the page above has no such message', async () => {
+    assert.equal(await page.locator('[data-chart-error]').count(), 0);
+    const broken = await browser.newPage();
+    try {
+      await broken.route('**/api/history*', (r) => r.fulfill({ status: 503, contentType: 'text/plain', body: 'history unavailable' }));
+      await broken.goto(openUrl);
+      const msg = broken.locator('[data-chart-error="1:verdicts"]');
+      await msg.waitFor({ timeout: 10_000 });
+      assert.match(await msg.innerText(), /no history for this chart \(\/api\/history\): HTTP 503 history unavailable/);
+    } finally {
+      await broken.close();
+    }
+  });
+
+  test('a stopped agent: its card says it is down, its last flows and rules are no longer listed', async () => {
+    const flows = page.locator('[data-testid="flows"]');
+    // The control: while it runs, its flows are listed.
+    await waitFor(async () => (await flows.locator('tbody tr').count()) > 0, 10_000, { what: 'flows listed while the agent runs' });
+    stopTraffic = true;
+    await traffic?.catch(() => undefined);
+    assert.equal(await agent.stop(), 0, agent.proc.describe());
+    await page.locator('.card.down', { hasText: agent.socket }).waitFor({ timeout: 10_000 });
+    await waitFor(async () => (await flows.locator('tbody tr').count()) === 0, 10_000, { what: 'no flows of the stopped agent' });
+    assert.match(await flows.locator('[data-testid="flow-count"]').innerText(), /^0 flow\(s\)$/);
+    assert.equal(await page.locator('[data-testid="apps"]').count(), 0, 'no applications without flows');
+    assert.equal(await page.locator('[data-testid="rules"] tr[data-rule="no-blocked-app"]').count(), 0, "the stopped agent's rules");
+    assert.match(await page.locator('[data-testid="warnings"]').innerText(), /no answer on /);
+    // The verifier still answers: its card is there.
+    await page.locator('[data-role="verifier"] .total.valid').waitFor({ timeout: 5000 });
+    await page.screenshot({ path: join(ARTIFACTS, 'agent-down.png'), fullPage: true });
   });
 });

@@ -7,7 +7,7 @@ import { History } from '../../src/ui/history.js';
 import { flowsPerRule, groupByApp, parseFlowQuery, queryFlows, type UiFlow } from '../../src/ui/flows-query.js';
 import { authorized } from '../../src/ui/auth.js';
 import { parseListen } from '../../src/ui/listen.js';
-import { warningsOf } from '../../src/ui/overview.js';
+import { liveFlows, overview, warningsOf } from '../../src/ui/overview.js';
 import type { SourceState } from '../../src/ui/sources.js';
 import type { StatusReport } from '../../src/daemon/run.js';
 
@@ -202,4 +202,47 @@ test('warnings: unreachable socket, queue drops (and in the last minute), fail o
   assert.match(w[0]!, /^queue drops: 10 packet\(s\) .* since start, 6 in the last minute .*fail open: they passed unseen/);
   assert.match(w[1]!, /^fail open/);
   assert.match(w[2]!, /2 handler error/);
+  // An agent's segments that did not go out as they should, one warning per counter that is not zero.
+  const agentSt = (counters: Record<string, number>): StatusReport => ({ ...st({}), role: 'agent', counters });
+  assert.deepEqual(warningsOf(s({ status: agentSt({ labelled: 10, sack_trimmed: 3, unlabelled_no_room: 0 }) })), []);
+  const aw = warningsOf(s({ status: agentSt({ unlabelled_no_room: 4, transmit_errors: 2, gso_dropped: 1, dropped_malformed: 5 }) }));
+  assert.equal(aw.length, 4);
+  assert.match(aw[0]!, /^4 TCP segment\(s\) sent unlabelled: no room for the label/);
+  assert.match(aw[1]!, /^5 outgoing packet\(s\) dropped as malformed/);
+  assert.match(aw[2]!, /^1 GSO super-packet\(s\) dropped/);
+  assert.match(aw[3]!, /^2 labelled segment\(s\) the kernel refused/);
+  // The same counters of a verifier mean nothing there.
+  assert.deepEqual(warningsOf(s({ status: { ...st({}), counters: { unlabelled_no_room: 4 } } })), []);
+});
+
+test('a source that does not answer: its last flows and egress rules leave the overview and the flows table', () => {
+  const [f1, f2] = flows(2);
+  const rules = { default: 'allow', unknown: 'allow', rules: [{ name: 'web', action: 'allow', match: 'port 80' }] };
+  const status = {
+    role: 'agent',
+    config: {},
+    counters: {},
+    datapath: { handlerErrors: 0, queueDropped: 0, userDropped: 0 },
+  } as unknown as StatusReport;
+  const up: SourceState = { id: 0, socket: '/a', role: 'agent', ok: true, status, flows: [f1!], rules } as unknown as SourceState;
+  const down: SourceState = {
+    id: 1,
+    socket: '/b',
+    role: 'agent',
+    ok: false,
+    error: 'connect ENOENT',
+    status,
+    flows: [f2!],
+    rules,
+  } as unknown as SourceState;
+  assert.deepEqual(liveFlows([up, down]), [f1]);
+  const ov = overview([up, down]);
+  assert.equal(ov.flowCount, 1);
+  assert.deepEqual(
+    ov.egressRules.map((g) => g.source),
+    [0],
+  );
+  // The control: once it answers again, both are there.
+  assert.equal(liveFlows([up, { ...down, ok: true }]).length, 2);
+  assert.equal(overview([up, { ...down, ok: true }]).egressRules.length, 2);
 });

@@ -58,6 +58,17 @@ const TOTALS = {
     ['egress_denied', 'flows denied'],
   ],
 };
+// Every other non-zero counter (bytes are the Mbit/s total), so that what the totals leave out
+// (compact labels, trimmed SACK, segments sent unlabelled, ...) is still on the card.
+function OtherCounters({ s }) {
+  const shown = new Set((TOTALS[s.role] ?? []).map(([k]) => k));
+  const rest = Object.entries(s.counters ?? {}).filter(([k, n]) => n > 0 && !shown.has(k) && !k.endsWith('_bytes'));
+  if (!rest.length) return null;
+  return html`<p class="muted other-counters" data-testid="other-counters">
+    ${rest.map(([k, n], i) => html`${i ? ' · ' : ''}<span data-counter=${k}>${k.replace(/_/g, ' ')} <b>${num(n)}</b></span>`)}
+  </p>`;
+}
+
 const RATE_KEY = { valid: 'valid', invalid: 'invalid', unlabelled: 'unlabelled', malformed: 'malformed', labelled: 'labelled', egress_allowed: 'allowed', egress_denied: 'denied' };
 
 function RoleCard({ s, tick }) {
@@ -83,6 +94,7 @@ function RoleCard({ s, tick }) {
         <span class="n">${rate(point?.[v ? 'verifiedMbps' : 'labelledMbps'])}</span><span class="l">Mbit/s ${v ? 'verified' : 'labelled'}</span>
       </div>
     </div>
+    <${OtherCounters} s=${s} />
     <div class="charts">
       <${Chart}
         id=${`${s.id}:${v ? 'verdicts' : 'labels'}`}
@@ -149,7 +161,8 @@ const COLUMNS = [
   ['lastSeen', 'last seen'],
 ];
 
-function Flows({ flowsAt, app, onApp, hasAgent }) {
+// `up`: the sources that answer; a change (an agent stopped or came back) changes the table.
+function Flows({ flowsAt, up, app, onApp, hasAgent }) {
   const [q, setQ] = useState('');
   const [typed, setTyped] = useState('');
   const [sort, setSort] = useState({ key: 'lastSeen', dir: 'desc' });
@@ -174,7 +187,7 @@ function Flows({ flowsAt, app, onApp, hasAgent }) {
       },
       (e) => setErr(e.message),
     );
-  }, [q, sort, offset, app, flowsAt]);
+  }, [q, sort, offset, app, flowsAt, up]);
   if (!hasAgent) return null;
   const by = (key) => setSort((s) => ({ key, dir: s.key === key && s.dir === 'desc' ? 'asc' : 'desc' }));
   const last = page ? Math.min(page.offset + page.rows.length, page.matched) : 0;
@@ -299,7 +312,7 @@ function App() {
       <${Events} events=${ov.events} />
       <${Rules} ov=${ov} />
       <${Apps} ov=${ov} onPick=${setApp} picked=${app} />
-      <${Flows} flowsAt=${tick?.flowsAt} app=${app} onApp=${setApp} hasAgent=${ov.sources.some((s) => s.role === 'agent')} />
+      <${Flows} flowsAt=${tick?.flowsAt} up=${ov.sources.filter((s) => s.ok).map((s) => s.id).join(',')} app=${app} onApp=${setApp} hasAgent=${ov.sources.some((s) => s.role === 'agent')} />
     </main>`;
 }
 

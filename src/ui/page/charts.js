@@ -2,7 +2,7 @@
 // mount, then one point a second from the stream (the `point` prop). The data is also
 // reachable as window.labelwallCharts[id] (what the browser tests read).
 import { h } from 'preact';
-import { useEffect, useRef } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import htm from 'htm';
 import uPlot from 'uplot';
 
@@ -26,12 +26,17 @@ export function Chart({ id, source, keys, title, unit, point, t }) {
   const box = useRef(null);
   const plot = useRef(null);
   const data = useRef(null);
+  const [err, setErr] = useState(null);
 
   useEffect(() => {
     let gone = false;
     let ro;
-    fetch(`/api/history?source=${source}`)
-      .then((r) => r.json())
+    setErr(null);
+    fetch(`/api/history?source=${source}`, { credentials: 'same-origin' })
+      .then(async (r) => {
+        if (!r.ok) throw new Error(`HTTP ${r.status} ${(await r.text()).trim()}`);
+        return r.json();
+      })
       .then((hist) => {
         if (gone || !box.current) return;
         const idx = keys.map((k) => hist.series.findIndex((s) => s.key === k));
@@ -53,6 +58,10 @@ export function Chart({ id, source, keys, title, unit, point, t }) {
         window.labelwallCharts[id] = { keys, labels, data: data.current };
         ro = new ResizeObserver(() => plot.current?.setSize({ width: Math.max(240, box.current.clientWidth), height: 180 }));
         ro.observe(box.current);
+      })
+      // Without its history the chart has nothing to draw on: say why instead of an empty box.
+      .catch((e) => {
+        if (!gone) setErr(`no history for this chart (/api/history): ${e.message}`);
       });
     return () => {
       gone = true;
@@ -75,6 +84,7 @@ export function Chart({ id, source, keys, title, unit, point, t }) {
 
   return html`<figure class="chart">
     <figcaption>${title}</figcaption>
+    ${err ? html`<p class="error" data-chart-error=${id}>${err}</p>` : null}
     <div ref=${box} class="plot" data-chart=${id}></div>
   </figure>`;
 }
