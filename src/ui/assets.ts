@@ -48,7 +48,7 @@ export function loadAssets(): { assets: Map<string, Asset>; importMapHash: strin
   }
   const html = readFileSync(join(PAGE_DIR, 'index.html'), 'utf8').replace('{{IMPORT_MAP}}', IMPORT_MAP);
   assets.set('/', { type: typeOf('.html'), body: Buffer.from(html) });
-  for (const f of ['app.js', 'charts.js', 'style.css', 'favicon.svg']) {
+  for (const f of ['app.js', 'api.js', 'charts.js', 'style.css', 'favicon.svg']) {
     assets.set(`/${f}`, { type: typeOf(f), body: readFileSync(join(PAGE_DIR, f)) });
   }
   const importMapHash = `sha256-${createHash('sha256').update(IMPORT_MAP).digest('base64')}`;

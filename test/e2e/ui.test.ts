@@ -248,7 +248,7 @@ describe('labelwall ui: the page of a live agent and verifier, in chromium', { t
       await broken.goto(openUrl);
       const msg = broken.locator('[data-chart-error="1:verdicts"]');
       await msg.waitFor({ timeout: 10_000 });
-      assert.match(await msg.innerText(), /no history for this chart \(\/api\/history\): HTTP 503 history unavailable/);
+      assert.match(await msg.innerText(), /no history for this chart: \/api\/history\?source=1: HTTP 503 history unavailable/);
     } finally {
       await broken.close();
     }

@@ -4,16 +4,11 @@
 import { h, render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import htm from 'htm';
+import { api } from './api.js';
 import { Chart } from './charts.js';
 
 const html = htm.bind(h);
 const PAGE = 100;
-
-async function api(path) {
-  const r = await fetch(path, { credentials: 'same-origin' });
-  if (!r.ok) throw new Error(`${path}: HTTP ${r.status} ${(await r.text()).trim()}`);
-  return r.json();
-}
 
 const num = (v) => (v ?? 0).toLocaleString('en-GB');
 const rate = (v) => (v === undefined || v === null ? '–' : v >= 100 ? v.toFixed(0) : v.toFixed(1));

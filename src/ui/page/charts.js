@@ -5,6 +5,7 @@ import { h } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import htm from 'htm';
 import uPlot from 'uplot';
+import { api } from './api.js';
 
 const html = htm.bind(h);
 const COLOURS = {
@@ -32,11 +33,7 @@ export function Chart({ id, source, keys, title, unit, point, t }) {
     let gone = false;
     let ro;
     setErr(null);
-    fetch(`/api/history?source=${source}`, { credentials: 'same-origin' })
-      .then(async (r) => {
-        if (!r.ok) throw new Error(`HTTP ${r.status} ${(await r.text()).trim()}`);
-        return r.json();
-      })
+    api(`/api/history?source=${source}`)
       .then((hist) => {
         if (gone || !box.current) return;
         const idx = keys.map((k) => hist.series.findIndex((s) => s.key === k));
@@ -61,7 +58,7 @@ export function Chart({ id, source, keys, title, unit, point, t }) {
       })
       // Without its history the chart has nothing to draw on: say why instead of an empty box.
       .catch((e) => {
-        if (!gone) setErr(`no history for this chart (/api/history): ${e.message}`);
+        if (!gone) setErr(`no history for this chart: ${e.message}`);
       });
     return () => {
       gone = true;
