@@ -16,8 +16,12 @@ import type { LogStats } from '../util/log.js';
 /** A worker whose loop has not passed for this long is stalled (its loop wakes every 200 ms). */
 export const STALL_SECONDS = 2;
 
-/** The verifier's verdict counters (the rest of the handler counters are outcomes). */
-const VERDICTS = new Set(['valid', 'invalid', 'unlabelled', 'malformed', 'skipped', 'unmatched']);
+/**
+ * The verifier's verdict counters, one per judged packet so that they sum to the packets judged
+ * (the rest of the handler counters are outcomes: `unmatched` is one, since a packet no rule
+ * matched is still judged, and counted under its verdict too).
+ */
+const VERDICTS = new Set(['valid', 'invalid', 'unlabelled', 'malformed', 'skipped']);
 /** Egress counters with metrics of their own. */
 const EGRESS_OWN = new Set<string>(EGRESS_COUNTERS);
 /**
@@ -82,7 +86,9 @@ class CountedHistogram {
       cum += h.counts[h.bounds.length]!;
       values.push({ metricName: `${this.name}_bucket`, labels: { ...labels, le: '+Inf' }, value: cum });
       values.push({ metricName: `${this.name}_sum`, labels, value: h.sum });
-      values.push({ metricName: `${this.name}_count`, labels, value: h.count });
+      // The +Inf bucket, not the workers' own count slot: written without a lock, the two can
+      // differ in a scrape, and Prometheus expects _count to equal the +Inf bucket.
+      values.push({ metricName: `${this.name}_count`, labels, value: cum });
     }
     return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values };
   }
@@ -145,7 +151,7 @@ export function createMetrics(src: MetricsSources): Registry {
 
   counter(
     'labelwall_packets_total',
-    'Packets by outcome (agent: labelled, handshakes_rewritten, passed_not_tcp, ...; verifier: dropped, passed, rate_limited, kernel_unlabelled); see docs/metrics.md',
+    'Packets by outcome (agent: labelled, handshakes_rewritten, passed_not_tcp, ...; verifier: dropped, passed, rate_limited, kernel_unlabelled, unmatched); see docs/metrics.md',
     ['role', 'profile', 'outcome'],
     (c) => {
       for (const [k, v] of Object.entries(now().counters)) {

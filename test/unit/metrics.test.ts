@@ -131,6 +131,8 @@ function sources(o: Partial<MetricsSources> & { stats?: QueueStats[] } = {}): Me
       passed: 10,
       'invalid:mac-mismatch': 2,
       kernel_unlabelled: 0,
+      // 3 of the 12 judged matched no rule here: judged anyway, so also under their verdicts.
+      unmatched: 3,
     }),
     log: () => undefined,
     ...o,
@@ -165,6 +167,10 @@ test('metrics: labelwall_ names follow the conventions (counters _total, units, 
   assert.match(text, /^labelwall_worker_up\{role="verifier",set="main",queue="200"\} 1$/m);
   assert.doesNotMatch(text, /outcome="valid"/, 'verdicts are not repeated as outcomes');
   assert.match(text, /^labelwall_valid_bytes_total\{role="verifier",profile="v1"\} 15000$/m);
+  // The verdicts sum to the packets judged (12): `unmatched` is an outcome, not a 13th-15th verdict.
+  const verdictSum = [...text.matchAll(/^labelwall_verdicts_total\{[^}]*\} (\d+)$/gm)].reduce((a, m) => a + Number(m[1]), 0);
+  assert.equal(verdictSum, 12);
+  assert.match(text, /^labelwall_packets_total\{role="verifier",profile="v1",outcome="unmatched"\} 3$/m);
   assert.doesNotMatch(text, /outcome="valid_bytes"/, 'bytes are not counted as packets');
   // promtool (Debian's prometheus package, scripts/setup.sh) lints the exposition as Prometheus reads it.
   const lint = execFileSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
@@ -174,6 +180,14 @@ test('metrics: labelwall_ names follow the conventions (counters _total, units, 
     () => execFileSync('promtool', ['check', 'metrics'], { input: '# HELP x_total a\n# TYPE x_total gauge\nx_total 1\n', stdio: 'pipe' }),
     /non-counter metrics should not have "_total" suffix/,
   );
+});
+
+test('metrics: a histogram\'s _count is its +Inf bucket, also when a scrape reads the count slot mid-update', async () => {
+  const w = worker(200);
+  w.decisionBatch.count = 6; // a worker counted one more batch, its bucket not yet written
+  const text = await createMetrics(sources({ stats: [{ workers: [w], kernel: {} }] })).metrics();
+  assert.match(text, /^labelwall_decision_batch_seconds_bucket\{role="verifier",set="main",le="\+Inf"\} 5$/m);
+  assert.match(text, /^labelwall_decision_batch_seconds_count\{role="verifier",set="main"\} 5$/m);
 });
 
 test('metrics: worker down or stalled engages fail-open only in fail-open mode; attribution histogram and egress decisions for the agent', async () => {
