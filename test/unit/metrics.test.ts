@@ -182,7 +182,7 @@ test('metrics: labelwall_ names follow the conventions (counters _total, units, 
   );
 });
 
-test('metrics: a histogram\'s _count is its +Inf bucket, also when a scrape reads the count slot mid-update', async () => {
+test("metrics: a histogram's _count is its +Inf bucket, also when a scrape reads the count slot mid-update", async () => {
   const w = worker(200);
   w.decisionBatch.count = 6; // a worker counted one more batch, its bucket not yet written
   const text = await createMetrics(sources({ stats: [{ workers: [w], kernel: {} }] })).metrics();
