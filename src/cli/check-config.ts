@@ -6,7 +6,7 @@
 import type { Command } from 'commander';
 import { Option } from 'commander';
 import { loadConfig, positionIn } from '../config/load.js';
-import { ConfigError, formatProblem, type ConfigProblem } from '../config/messages.js';
+import { ConfigError, formatProblem, redactProblem, type ConfigProblem } from '../config/messages.js';
 import type { LabelwallConfig } from '../config/model.js';
 import { KeyFileError, loadKeyFile } from '../label/keys.js';
 import { resolveAgent, resolveVerifier, UsageError } from '../daemon/resolve.js';
@@ -54,7 +54,7 @@ export function checkConfigFile(file: string, role?: 'agent' | 'verifier'): Chec
       }
     }
   }
-  return { file, valid: problems.length === 0, ...(role ? { role } : {}), problems };
+  return { file, valid: problems.length === 0, ...(role ? { role } : {}), problems: problems.map(redactProblem) };
 }
 
 /** FILE:LINE:COL: KEY: REASON, or FILE: KEY: REASON for a problem without a position. */

@@ -16,10 +16,27 @@ export interface ConfigProblem {
 export class ConfigError extends Error {
   readonly problems: ConfigProblem[];
   constructor(problems: ConfigProblem[]) {
-    super(problems.map(formatProblem).join('\n'));
+    const shown = problems.map(redactProblem);
+    super(shown.map(formatProblem).join('\n'));
     this.name = 'ConfigError';
-    this.problems = problems;
+    this.problems = shown;
   }
+}
+
+/** What stands in a message for text that looks like a key. */
+export const KEY_MATERIAL_SHOWN = '<looks like key material: not shown>';
+
+/**
+ * A key pasted where a name or a path belongs can come back in a message (a key path, "did you
+ * mean", a list of the names defined): keys never appear in output, so any run of 32 or more hex
+ * digits in what a config problem says is replaced.
+ */
+export function redactKeyMaterial(text: string): string {
+  return text.replace(/(?:0x)?[0-9a-f]{32,}/gi, KEY_MATERIAL_SHOWN);
+}
+
+export function redactProblem(p: ConfigProblem): ConfigProblem {
+  return { ...p, path: redactKeyMaterial(p.path), message: redactKeyMaterial(p.message) };
 }
 
 export function formatProblem(p: ConfigProblem): string {
@@ -140,6 +157,10 @@ export function describeValue(v: unknown): string {
   if (Array.isArray(v)) return 'a list';
   if (typeof v === 'object') return 'a mapping';
   if (typeof v === 'string') return JSON.stringify(v);
+  // Beyond 2^53 the number YAML read is not what was written (an unquoted key of hex or decimal
+  // digits becomes one), and its leading digits are those of the key: not echoed.
+  if (typeof v === 'number' && Number.isFinite(v) && !Number.isSafeInteger(v) && Math.abs(v) >= 2 ** 53)
+    return 'a number too large to be read exactly (not shown)';
   return String(v);
 }
 

@@ -58,7 +58,7 @@ const cases: Array<[string, string, string]> = [
   [
     'unquoted digest',
     rule(`app: { sha256: ${'1234567890'.repeat(6)}1234 }\n        action: deny`),
-    '4:24: agent.egress.rules[0].app.sha256: must be a SHA-256 digest: exactly 64 hex digits, got 1.2345678901234568e+63 (quote the value: YAML read it as a number)',
+    '4:24: agent.egress.rules[0].app.sha256: must be a SHA-256 digest: exactly 64 hex digits, got a number too large to be read exactly (not shown) (quote the value: YAML read it as a number)',
   ],
   [
     'cidr host bits',

@@ -76,6 +76,29 @@ test('check-config: key files are checked (mode), --role agent needs a labelling
   assert.equal(lw('check-config', f, '--role', 'router').code, 2, 'a bad --role is a usage error');
 });
 
+test('check-config: a key pasted as a key name or an unquoted 0x value is never echoed, in text or --json', () => {
+  const hex = 'ab'.repeat(32);
+  // Control: a name that is not key-like is listed among the names defined.
+  const plain = write('names.yaml', `keys:\n  site: ${key}\n  other: ${key}\nagent:\n  key: nosuch\n`);
+  assert.match(lw('check-config', plain).stderr, /nosuch" is not defined under keys \(defined: site, other\)/);
+  const pasted = write('pasted.yaml', `keys:\n  site: ${key}\n  ${hex}: ${key}\nagent:\n  key: nosuch\n`);
+  const number = write('number.yaml', `keys:\n  site: 0x${hex}\n`);
+  for (const f of [pasted, number]) {
+    for (const r of [lw('check-config', f), lw('check-config', f, '--json')]) {
+      assert.equal(r.code, 2);
+      const out = r.stdout + r.stderr;
+      assert.ok(!out.toLowerCase().includes('abababababababab'), out);
+      // 0x + 64 hex digits as a YAML number is about 7.76e+76: its leading digits are the key's.
+      assert.doesNotMatch(out, /7\.76\d*e\+76/);
+    }
+  }
+  assert.match(
+    lw('check-config', pasted).stderr,
+    /pasted\.yaml:5:\d+: agent\.key: key "nosuch" is not defined under keys \(defined: site, <looks like key material: not shown>\)/,
+  );
+  assert.match(lw('check-config', number).stderr, /number\.yaml:2:\d+: keys\.site: .*a number too large to be read exactly \(not shown\)/);
+});
+
 test('version --json: package version, profiles with format versions, Node, libcrypto, kernel, features as the host reports them', () => {
   const r = lw('version', '--json');
   assert.equal(r.code, 0, r.stderr);
