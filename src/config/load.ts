@@ -108,6 +108,14 @@ export function parseConfig(text: string, fileName: string, overrides: readonly 
     throw new ConfigError(problems);
   }
 
+  // An alias without its anchor: yaml's toJS would throw it as a ReferenceError, as it does an
+  // alias bomb; named here at the alias.
+  const unresolved = where.unresolvedAlias();
+  if (unresolved) {
+    const { line, col, name } = unresolved;
+    problems.push({ file: fileName, line, col, path: '', message: `YAML alias *${name} has no anchor &${name} before it` });
+    throw new ConfigError(problems);
+  }
   let data: unknown;
   try {
     data = doc.toJS({ maxAliasCount: MAX_YAML_ALIASES }) ?? {};

@@ -49,6 +49,19 @@ export class Locator {
   }
 
   /** Where the first alias (*name) of the document is, for the alias-bomb message. */
+  /** The first alias whose anchor is not set before it (yaml's toJS throws on it), with its name. */
+  unresolvedAlias(): (Pos & { name: string }) | undefined {
+    let found: (Pos & { name: string }) | undefined;
+    visit(this.doc, {
+      Alias: (_key, node) => {
+        if (node.resolve(this.doc) !== undefined) return undefined;
+        found = { ...this.pos(node.range?.[0] ?? 0), name: node.source };
+        return visit.BREAK;
+      },
+    });
+    return found;
+  }
+
   firstAlias(): Pos {
     let at: number | undefined;
     visit(this.doc, {

@@ -132,6 +132,19 @@ test('parseConfig: a YAML alias bomb is a ConfigError at its first alias, quickl
   assert.equal(cfg.keys.b?.file, '/k/a.key');
 });
 
+test('parseConfig: an alias without its anchor is named at its own line, not called an alias bomb', () => {
+  const text = 'x: &lv info\nlog:\n  level: *lv\nverifier:\n  fail: *nosuch\n';
+  assert.throws(
+    () => parseConfig(text, 'a.yaml'),
+    (e: unknown) => e instanceof ConfigError && e.message === 'a.yaml:5:9: (document): YAML alias *nosuch has no anchor &nosuch before it',
+  );
+  // Used before its anchor is set: the same.
+  assert.throws(
+    () => parseConfig('log:\n  level: *lv\nx: &lv info\n', 'b.yaml'),
+    /b\.yaml:2:10: .*YAML alias \*lv has no anchor &lv before it/,
+  );
+});
+
 test('cmdline patterns: RE2 syntax only, linear time on the evil argv, argv cut at MAX_CMDLINE_MATCH', () => {
   assert.equal(cmdlinePatternError('(a+)+$'), undefined);
   assert.match(cmdlinePatternError('(a)\\1') ?? '', /invalid escape sequence/);
