@@ -81,6 +81,16 @@ function checkQueues(section: Obj, path: Seg[], add: Add): void {
   }
 }
 
+/** agent.egress.queue: not one of the labelling queues (its own range is the schema's to check). */
+function checkEgressQueue(agent: Obj, egress: Obj | undefined, add: Add): void {
+  const e = egress?.queue;
+  if (typeof e !== 'number' || !Number.isInteger(e)) return;
+  const b = typeof agent.queue_base === 'number' ? agent.queue_base : 100;
+  const n = typeof agent.queues === 'number' ? agent.queues : 1;
+  if (e >= b && e < b + n)
+    add(['agent', 'egress', 'queue'], `queue ${e} is one of the labelling queues ${b}..${b + n - 1}: pick another number`);
+}
+
 /**
  * agent.mark: each value non-zero, no bit shared between two of them, and none inside the
  * verifier's mask (configured or default): on a host that runs both, the verifier takes a packet
@@ -278,6 +288,7 @@ export function semanticChecks(data: Obj, add: Add, flagAt: (path: readonly Seg[
     }
     checkQueues(agent, ['agent'], add);
     const egress = asObj(agent.egress);
+    checkEgressQueue(agent, egress, add);
     const names = new Map<string, number>();
     asArr(egress?.rules).forEach((r, i) => {
       const rule = asObj(r);

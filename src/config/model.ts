@@ -53,6 +53,8 @@ export interface EgressPolicy {
   default: EgressAction;
   unknown: EgressAction;
   rules: EgressRule[];
+  /** The egress decisions' queue (`agent.egress.queue`); default the one after the labelling queues. */
+  queue?: number;
 }
 
 /** How flows are attributed to processes (maps onto the identity Attributor's options). */

@@ -105,6 +105,7 @@ export function normalize(raw: RawConfig, fileName: string): LabelwallConfig {
       egress: {
         default: a.egress?.default ?? 'allow',
         unknown: a.egress?.unknown ?? 'allow',
+        ...(a.egress?.queue !== undefined ? { queue: a.egress.queue } : {}),
         rules: (a.egress?.rules ?? []).map((r, i) => {
           const rule: EgressRule = { name: r.name ?? `rule-${i + 1}`, action: r.action };
           if (r.app) {

@@ -173,6 +173,7 @@ export const configSchema = Section({
           default: Opt(Enum(egressActions)),
           unknown: Opt(Enum(egressActions)),
           rules: Opt(Type.Array(egressRule)),
+          queue: Opt(queueNum),
         }),
       ),
       profile: Opt(Enum(agentProfiles)),

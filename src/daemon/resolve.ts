@@ -272,13 +272,21 @@ function resolveEgress(cfg: LabelwallConfig, f: AgentFlags, queues: number[]): {
       throw new UsageError('--egress-queue: egress policy is off (--no-egress, or no --config); give --egress or a config file');
     return {};
   }
-  const queue = flagInt(f.egressQueue, '--egress-queue') ?? queues[queues.length - 1]! + 1;
-  if (!Number.isInteger(queue) || queue < 0 || queue > 65535)
-    throw new UsageError(`--egress-queue ${queue}: queue numbers must be 0..65535`);
-  if (queues.includes(queue)) {
+  const flag = flagInt(f.egressQueue, '--egress-queue');
+  const given = flag ?? cfg.agent.egress.queue;
+  const queue = given ?? queues[queues.length - 1]! + 1;
+  // Named as the user gave it: the flag, the config key, or the default after the labelling queues.
+  const source = flag !== undefined ? '--egress-queue' : given !== undefined ? 'agent.egress.queue' : undefined;
+  const range = `${queues[0]}..${queues[queues.length - 1]}`;
+  if (!Number.isInteger(queue) || queue < 0 || queue > 65535) {
     throw new UsageError(
-      `--egress-queue ${queue} is one of the labelling queues ${queues[0]}..${queues[queues.length - 1]}: pick another number`,
+      source
+        ? `${source} ${queue}: queue numbers must be 0..65535`
+        : `the egress queue, by default the one after the labelling queues ${range}, would be ${queue}: lower agent.queue_base (--queue-base) or set agent.egress.queue (--egress-queue)`,
     );
+  }
+  if (queues.includes(queue)) {
+    throw new UsageError(`${source ?? 'the egress queue'} ${queue} is one of the labelling queues ${range}: pick another number`);
   }
   return { egress: { queue, policy: cfg.agent.egress, identity: cfg.agent.identity } };
 }

@@ -174,6 +174,24 @@ test('resolveAgent: egress on with a config file, off without; --egress / --no-e
     assert.equal(forced.egress?.queue, 7);
     assert.equal(forced.egress?.policy.default, 'allow');
     assert.throws(() => resolveAgent(cfg, { keyFile: [keyFile], config: 'x.yaml', egressQueue: 101 }), UsageError);
+    // agent.egress.queue in the file; --egress-queue overrides it.
+    const inFile = parseConfig('agent:\n  egress:\n    queue: 300\n', 'y.yaml');
+    assert.equal(resolveAgent(inFile, { keyFile: [keyFile], config: 'y.yaml' }).egress?.queue, 300);
+    assert.equal(resolveAgent(inFile, { keyFile: [keyFile], config: 'y.yaml', egressQueue: 9 }).egress?.queue, 9);
+    assert.throws(() => parseConfig('agent:\n  queues: 2\n  egress:\n    queue: 101\n', 'z.yaml'), {
+      message: /^z\.yaml:4:12: agent\.egress\.queue: queue 101 is one of the labelling queues 100\.\.101: pick another number$/,
+    });
+    // The default after the last queue number: named as the default, with both ways out.
+    const top = parseConfig('agent:\n  queue_base: 65535\n', 't.yaml');
+    assert.throws(() => resolveAgent(top, { keyFile: [keyFile], config: 't.yaml' }), {
+      message:
+        'the egress queue, by default the one after the labelling queues 65535..65535, would be 65536: lower agent.queue_base (--queue-base) or set agent.egress.queue (--egress-queue)',
+    });
+    assert.equal(
+      resolveAgent(parseConfig('agent:\n  queue_base: 65535\n  egress: { queue: 7 }\n', 't.yaml'), { keyFile: [keyFile], config: 't.yaml' })
+        .egress?.queue,
+      7,
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
