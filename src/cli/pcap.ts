@@ -243,6 +243,10 @@ export function register(program: Command): void {
           epochBefore: opts.epochBefore,
           epochAfter: opts.epochAfter,
         });
+      } catch (e) {
+        // The frames judged before the damage are printed before the error (--json: every line).
+        await out.flush();
+        throw e;
       } finally {
         progress.stop();
       }
@@ -266,6 +270,9 @@ export function register(program: Command): void {
         }
       }
       await out.flush();
+      if (counts.truncated !== undefined) {
+        process.stderr.write(`labelwall: warning: ${counts.truncated}; the ${counts.total} complete frames before it are counted\n`);
+      }
       process.exitCode = counts.invalid + counts.malformed > 0 ? EXIT_FOUND : EXIT_OK;
     });
 
@@ -325,6 +332,9 @@ export function register(program: Command): void {
           `${outFile}: ${r.format}, ${r.total} frames: ${r.labelled} labelled (${how}), ` +
             `${r.skipped} skipped (not TCP${profile.name === 'v1' ? ', or no room for the label' : ''}) and ${r.malformed} malformed copied unchanged\n`,
         );
+        if (r.truncated !== undefined) {
+          process.stderr.write(`labelwall: warning: ${r.truncated}; the ${r.total} complete frames before it are written\n`);
+        }
         process.exitCode = EXIT_OK;
       },
     );

@@ -4,7 +4,7 @@ import { Command, CommanderError } from 'commander';
 import { KeyFileError } from '../label/keys.js';
 import { LogFileError } from '../util/log.js';
 import { labelwallVersion } from '../util/version.js';
-import { CaptureError } from '../pcap/errors.js';
+import { CaptureError, OutputError } from '../pcap/errors.js';
 import { CliError, EXIT_OK, EXIT_PIPE, EXIT_USAGE } from './errors.js';
 import { register as registerPcap } from './pcap.js';
 import { register as registerKeygen } from './keygen.js';
@@ -89,7 +89,7 @@ export async function run(argv: string[]): Promise<number> {
       process.stderr.write(`labelwall: ${e.message}\n`);
       return e.exitCode;
     }
-    if (e instanceof KeyFileError || e instanceof CaptureError || e instanceof LogFileError) {
+    if (e instanceof KeyFileError || e instanceof CaptureError || e instanceof OutputError || e instanceof LogFileError) {
       process.stderr.write(`labelwall: ${e.message}\n`);
       return EXIT_USAGE;
     }

@@ -10,3 +10,17 @@ export class CaptureError extends Error {
     this.offset = offset;
   }
 }
+
+/** The output capture cannot be created or written: names the file, not a byte offset. */
+export class OutputError extends Error {
+  readonly file: string;
+  constructor(file: string, what: string, cause: unknown) {
+    const e = cause as NodeJS.ErrnoException;
+    // "ENOSPC: no space left on device, write" -> "ENOSPC: no space left on device"
+    const reason =
+      typeof e?.message === 'string' ? e.message.replace(/, (write|open) '.*'$|, (write|open|close|fsync)$/, '') : String(cause);
+    super(`${file}: ${what}: ${reason}`);
+    this.name = 'OutputError';
+    this.file = file;
+  }
+}

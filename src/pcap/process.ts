@@ -1,14 +1,18 @@
 // Whole-file label and verify: stream records in, call the per-frame functions, stream out.
 // The CLI and the benchmark both run through here.
-import { unlink } from 'node:fs/promises';
+import { lstat, unlink } from 'node:fs/promises';
 import type { LabelKey } from '../label/keys.js';
 import type { LabelProfile, PacketContext, Verdict, VerifyResult } from '../label/profile.js';
-import { CaptureError } from './errors.js';
+import { CaptureError, OutputError } from './errors.js';
 import { labelFrame, verifyFrame } from './frames.js';
 import { CaptureReader, type CaptureFormat, type CaptureRecord } from './reader.js';
 import { PcapngWriter, PcapWriter } from './writer.js';
 
-export type VerdictCounts = Record<Verdict, number> & { total: number };
+export type VerdictCounts = Record<Verdict, number> & {
+  total: number;
+  /** The file ends inside a record (a capture cut by a kill): the counts are those of the complete frames before it. */
+  truncated?: string;
+};
 
 export function emptyCounts(): VerdictCounts {
   return { total: 0, valid: 0, invalid: 0, unlabelled: 0, malformed: 0, skipped: 0 };
@@ -53,6 +57,7 @@ export async function verifyCapture(
       if (onProgress) onProgress(reader.position, reader.size);
     }
     if (onProgress) onProgress(reader.position, reader.size);
+    if (reader.truncated) counts.truncated = reader.truncated.message;
   } finally {
     await reader.close();
   }
@@ -68,6 +73,8 @@ export interface LabelCounts {
   compact: number;
   sackTrimmed: number;
   optionsRemoved: number;
+  /** The input ends inside a record: the output holds the complete frames before it. */
+  truncated?: string;
 }
 
 export interface LabelCaptureOptions {
@@ -100,12 +107,23 @@ export async function labelCapture(
   const ifMap = new Map<string, number>();
   let pcapLinktype = -1;
   let ok = false;
+  let closeError: unknown;
+  // Only a regular file (or a new one) is removed after a failure: an output that is a device
+  // (/dev/stdout, /dev/full), a FIFO or a socket is written to, never unlinked.
+  const removable = await lstat(outFile).then(
+    (s) => s.isFile(),
+    () => true,
+  );
   const ctx: PacketContext = { tag: opts.tag, nat: opts.nat };
   let frame = 0;
   // What the output format cannot hold (a timestamp moved by if_tsoffset, a 32-bit link type)
   // is the input's problem, reported like one: file, offset, frame.
   const asCaptureError = (e: unknown): unknown =>
-    e instanceof RangeError ? new CaptureError(inFile, reader.position, `frame ${frame} cannot be written: ${e.message}`) : e;
+    e instanceof RangeError
+      ? new CaptureError(inFile, reader.position, `frame ${frame} cannot be written: ${e.message}`)
+      : typeof (e as NodeJS.ErrnoException)?.code === 'string'
+        ? new OutputError(outFile, 'cannot write output', e)
+        : e;
   const unwritable = <T>(write: () => T): T => {
     try {
       const r = write();
@@ -127,7 +145,7 @@ export async function labelCapture(
         ngOut = await PcapngWriter.create(outFile);
       }
     } catch (e) {
-      throw new CaptureError(outFile, 0, `cannot create output (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
+      throw new OutputError(outFile, 'cannot create output', e);
     }
     for await (const batch of reader.batches()) {
       for (const rec of batch) {
@@ -181,13 +199,22 @@ export async function labelCapture(
       pcapOut = await PcapWriter.create(outFile, { linktype: reader.info.linktype >= 0 ? reader.info.linktype : 1 });
     }
     opts.onProgress?.(reader.position, reader.size);
+    if (reader.truncated) counts.truncated = reader.truncated.message;
     ok = true;
   } finally {
     await reader.close();
-    await pcapOut?.close();
-    await ngOut?.close();
+    // Closing writes what is still buffered: a failure there is the output's too.
+    for (const w of [pcapOut, ngOut]) {
+      try {
+        await w?.close();
+      } catch (e) {
+        closeError ??= e;
+      }
+    }
     // A half-written output is worse than none.
-    if (!ok && (pcapOut || ngOut)) await unlink(outFile).catch(() => undefined);
+    if ((!ok || closeError !== undefined) && (pcapOut || ngOut) && removable) await unlink(outFile).catch(() => undefined);
   }
+  // Reached only when the loop ended without an error.
+  if (closeError !== undefined) throw asCaptureError(closeError);
   return { ...counts, format };
 }

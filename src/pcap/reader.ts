@@ -62,6 +62,11 @@ export class CaptureReader {
   private readonly src: ByteSource;
   /** Interfaces of the current pcapng section (a new array for each section). */
   interfaces: InterfaceInfo[] = [];
+  /**
+   * Set when the file ends inside a record, as a capture stopped by a kill leaves it: every
+   * complete record before was yielded, and the stream ended without an error.
+   */
+  truncated: CaptureError | undefined;
 
   private constructor(file: string, src: ByteSource, info: CaptureInfo) {
     this.file = file;
@@ -127,7 +132,10 @@ export class CaptureReader {
     await this.src.close();
   }
 
-  /** Streams the packet records. Throws CaptureError for a damaged file (after yielding every good record before it). */
+  /**
+   * Streams the packet records. Throws CaptureError for a damaged file (after yielding every good
+   * record before it); a file that only ends inside its last record ends the stream and sets `truncated`.
+   */
   async *records(): AsyncGenerator<CaptureRecord> {
     for await (const batch of this.batches()) yield* batch;
   }
@@ -156,7 +164,8 @@ export class CaptureReader {
         }
         if (!(await src.ensure(16))) {
           if (src.available === 0) return;
-          problem = `truncated record header (${src.available} of 16 bytes)`;
+          this.truncated = new CaptureError(this.file, at, `truncated record header (${src.available} of 16 bytes)`);
+          return;
         }
       }
       if (problem === undefined) {
@@ -168,8 +177,14 @@ export class CaptureReader {
             yield batch;
             batch = [];
           }
-          if (!(await src.ensure(16 + caplen)))
-            problem = `frame ${frame + 1} cut short: file ends after ${src.available - 16} of ${caplen} bytes`;
+          if (!(await src.ensure(16 + caplen))) {
+            this.truncated = new CaptureError(
+              this.file,
+              at,
+              `frame ${frame + 1} cut short: file ends after ${src.available - 16} of ${caplen} bytes`,
+            );
+            return;
+          }
         }
         if (problem === undefined) {
           const hh = src.take(16);
@@ -213,7 +228,10 @@ export class CaptureReader {
           }
           if (!(await src.ensure(12))) {
             if (src.available === 0) return;
-            if (src.available < 8) throw fail(at, `truncated block header (${src.available} of 8 bytes)`);
+            if (src.available < 8) {
+              this.truncated = fail(at, `truncated block header (${src.available} of 8 bytes)`);
+              return;
+            }
           }
         }
         const head = src.peek(Math.min(12, src.available));
@@ -239,7 +257,8 @@ export class CaptureReader {
             batch = [];
           }
           if (!(await src.ensure(total))) {
-            throw fail(at, `block of type 0x${type.toString(16)} cut short: file ends after ${src.available} of ${total} bytes`);
+            this.truncated = fail(at, `block of type 0x${type.toString(16)} cut short: file ends after ${src.available} of ${total} bytes`);
+            return;
           }
         }
         const b = src.take(total);

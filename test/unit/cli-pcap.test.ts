@@ -201,11 +201,73 @@ test('usage, file and key errors: exit 2 with one line on stderr', () => {
   assert.equal(typo.stdout, '');
   assert.equal(typo.stderr, "labelwall: unknown command 'statsu'\n(Did you mean status?)\n");
   // A damaged capture is a file error too (exit 2), reported after the frames before it.
-  const cut = path.join(dir, 'cut.pcap');
-  fs.writeFileSync(cut, fs.readFileSync(mixed).subarray(0, 200));
-  const r = lw('pcap', 'verify', cut, '-k', key1);
+  const bad = path.join(dir, 'bad-length.pcap');
+  const bytes = Buffer.from(fs.readFileSync(mixed));
+  const second = 24 + 16 + bytes.readUInt32LE(24 + 8); // the second record's header
+  bytes.writeUInt32LE(0x7fffffff, second + 8);
+  fs.writeFileSync(bad, bytes);
+  const r = lw('pcap', 'verify', bad, '-k', key1, '--json');
   assert.equal(r.code, 2);
-  assert.match(r.stderr, /cut\.pcap: frame 2 cut short.*\(at byte offset \d+\)/);
+  assert.match(r.stderr, /bad-length\.pcap: record of frame 2 claims 2147483647 captured bytes .*\(at byte offset \d+\)/);
+  assert.deepEqual(
+    r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => (JSON.parse(l) as { frame: number }).frame),
+    [1],
+    'the frame before the damage is printed',
+  );
+});
+
+test('pcap verify and label: a capture cut inside its last record (a killed tcpdump) gives every complete frame and a warning', () => {
+  const whole = fs.readFileSync(mixed);
+  const cut = path.join(dir, 'cut.pcap');
+  fs.writeFileSync(cut, whole.subarray(0, whole.length - 10));
+  const full = JSON.parse(lw('pcap', 'verify', mixed, '-k', key1, '--json').stdout.trim().split('\n').pop()!).summary;
+  const r = lw('pcap', 'verify', cut, '-k', key1, '--json');
+  assert.equal(r.code, 1, 'exit as for the frames read: the demo capture has invalid frames');
+  const lines = r.stdout.trim().split('\n');
+  const summary = JSON.parse(lines.pop()!).summary as Record<string, number | string>;
+  assert.equal(lines.length, full.total - 1, 'every complete frame has its line');
+  assert.equal(summary.total, full.total - 1);
+  assert.match(String(summary.truncated), new RegExp(`frame ${full.total} cut short`));
+  assert.match(
+    r.stderr,
+    new RegExp(
+      `^labelwall: warning: .*cut\\.pcap: frame ${full.total} cut short: .*; the ${full.total - 1} complete frames before it are counted\n$`,
+    ),
+  );
+  const text = lw('pcap', 'verify', cut, '-k', key1);
+  assert.match(text.stdout, new RegExp(`cut\\.pcap: ${full.total - 1} frames`));
+  // Control: the whole file has no warning and no `truncated`.
+  const w = lw('pcap', 'verify', mixed, '-k', key1, '--json');
+  assert.equal(w.stderr, '');
+  assert.equal(full.truncated, undefined);
+  // pcap label writes the complete frames, and the output reads back whole.
+  const out = path.join(dir, 'cut-labelled.pcap');
+  const l = lw('pcap', 'label', cut, out, '-k', key1);
+  assert.equal(l.code, 0, l.stderr);
+  assert.match(
+    l.stderr,
+    new RegExp(`warning: .*frame ${full.total} cut short: .*; the ${full.total - 1} complete frames before it are written`),
+  );
+  const back = lw('pcap', 'verify', out, '-k', key1, '--json');
+  assert.equal(back.stderr, '');
+  assert.equal(JSON.parse(back.stdout.trim().split('\n').pop()!).summary.total, full.total - 1);
+});
+
+test('pcap label: an output that cannot be created or written names the file and the reason, and leaves nothing', () => {
+  const full = lw('pcap', 'label', mixed, '/dev/full', '-k', key1);
+  assert.equal(full.code, 2);
+  assert.equal(full.stderr, 'labelwall: /dev/full: cannot write output: ENOSPC: no space left on device\n');
+  // A failed output is removed only when it is a regular file: the device stays (run as root, an
+  // unlink would have deleted /dev/full).
+  assert.ok(fs.statSync('/dev/full').isCharacterDevice(), '/dev/full is still the device');
+  // (That a failed regular output is removed is tested in pcap-label.test.ts.)
+  const d = fs.mkdtempSync(path.join(dir, 'outdir-'));
+  const isDir = lw('pcap', 'label', mixed, d, '-k', key1);
+  assert.equal(isDir.code, 2);
+  assert.equal(isDir.stderr, `labelwall: ${d}: cannot create output: EISDIR: illegal operation on a directory\n`);
 });
 
 test('key files readable by group or others are refused, saying so', () => {
