@@ -205,6 +205,10 @@ export function register(program: Command): void {
     )
     .addHelpText('after', VERIFY_HELP)
     .action(async (file: string, opts: VerifyOptions) => {
+      // As pcap label's --nat and the config's allow_nat: compat labels carry no NAT flags.
+      if (opts.profile === 'compat' && opts.allowNat !== undefined) {
+        throw new CliError("--allow-nat is v1's; the compat label has no NAT flags (use --profile v1 or any)");
+      }
       const keys = loadKeys(opts.keyFile ?? []);
       const profile = getProfile(opts.profile);
       const byProfile = new Map<string, number>();

@@ -153,6 +153,10 @@ test('usage, file and key errors: exit 2 with one line on stderr', () => {
     ],
     [['pcap', 'label', mixed, path.join(dir, 'x.pcap'), '-k', key1, '--profile', 'compat', '--tag', '5'], /--tag and --nat are v1's/],
     [
+      ['pcap', 'verify', mixed, '-k', key1, '--profile', 'compat', '--allow-nat', 'source'],
+      /^labelwall: --allow-nat is v1's; the compat label has no NAT flags/,
+    ],
+    [
       ['pcap', 'label', mixed, path.join(dir, 'x.pcap'), '-k', key1, '-k', key2],
       /^labelwall: pcap label labels with one key: give --key-file once\n$/,
     ],
