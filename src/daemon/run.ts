@@ -160,6 +160,8 @@ export async function runDaemon(spec: DaemonSpec): Promise<void> {
   let server: Server | undefined;
   let metricsServer: Server | undefined;
   let stopping = false;
+  // The kernel rules' counters, read once more at stop before the rules (and their counters) go.
+  let finalKernel = async (): Promise<Record<string, number>> => ({});
   // systemd's Type=notify (a no-op without NOTIFY_SOCKET): READY=1 once rules and workers are up.
   const notifier = new ServiceNotifier(process.env, (m) => log.warn({ event: 'notify-failed' }, `${spec.role}: ${m}`));
 
@@ -181,6 +183,7 @@ export async function runDaemon(spec: DaemonSpec): Promise<void> {
       );
     // An install or reload under way finishes first, so that what it adds is removed too.
     await Promise.all([installing, reloading].map((p) => p.catch(() => undefined)));
+    const kernelAtStop = queues ? await finalKernel() : {};
     // Without the lock we installed nothing: the rules there belong to the instance that holds it.
     if (!keepRules && lock) {
       try {
@@ -195,6 +198,8 @@ export async function runDaemon(spec: DaemonSpec): Promise<void> {
     }
     if (queues) {
       const final = summarize(allStats());
+      // As status and /metrics count them: the packets the kernel rules decided without queueing.
+      for (const [k, v] of Object.entries(kernelAtStop)) final.counters[k] = (final.counters[k] ?? 0) + v;
       log.info(
         { event: 'final-counters', counters: final.counters, datapath: final.datapath, rulesRemoved: removed },
         `${spec.role}: final counters`,
@@ -426,6 +431,14 @@ export async function runDaemon(spec: DaemonSpec): Promise<void> {
     } catch (err) {
       log.debug({ event: 'kernel-counters-failed', err: (err as Error).message }, 'reading kernel counters failed');
     }
+  };
+  finalKernel = async (): Promise<Record<string, number>> => {
+    try {
+      if (spec.kernelCounters) kernel = await spec.kernelCounters();
+    } catch (err) {
+      log.debug({ event: 'kernel-counters-failed', err: (err as Error).message }, 'reading kernel counters failed');
+    }
+    return kernel;
   };
   const withKernel = (s: ReturnType<typeof summarize>): ReturnType<typeof summarize> => {
     for (const [k, v] of Object.entries(kernel)) s.counters[k] = (s.counters[k] ?? 0) + v;

@@ -204,11 +204,17 @@ describe('Prometheus scrapes the agent and the verifier (--metrics-listen)', { t
     assert.equal(count(/agent: stopping .*event=stopping|agent: stopping/), 1);
     assert.equal(count(/agent: final counters/), 1, 'the last line was written before the exit');
     assert.equal(count(/^\{/), 0, 'text format: no JSON line');
+    const v = await verifier.status();
+    assert.ok(v.counters.kernel_unlabelled! > 0, `the kernel rules dropped uc's segments: ${JSON.stringify(v.counters)}`);
     const vcode = await verifier.stop();
     assert.equal(vcode, 0);
     const lines = verifier.logs();
     assert.equal(verifier.proc.stdout, '');
     assert.equal(lines.filter((l) => l.event === 'started').length, 1);
     assert.equal(lines.filter((l) => String(l.msg).endsWith('final counters')).length, 1);
+    // The last record counts what the kernel rules decided, as status did (no traffic crossed mb
+    // since: the scrapes go to mb itself).
+    const final = lines.find((l) => l.event === 'final-counters') as { counters: Record<string, number> };
+    for (const k of ['kernel_unlabelled', 'unlabelled', 'dropped']) assert.equal(final.counters[k], v.counters[k], k);
   });
 });
