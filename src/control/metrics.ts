@@ -209,7 +209,7 @@ export function createMetrics(src: MetricsSources): Registry {
       'egress_packets',
     );
     one(
-      'labelwall_egress_unattributed_total',
+      'labelwall_egress_unknown_total',
       'Egress decisions for flows no holding process was found for (judged by agent.egress.unknown)',
       'egress_unknown',
     );

@@ -209,7 +209,7 @@ test('metrics: worker down or stalled engages fail-open only in fail-open mode; 
           { name: 'main', stats: stats[0]! },
           { name: 'egress', stats: stats[1]! },
         ],
-        counters: () => ({ labelled: 40, labelled_bytes: 4000, egress_packets: 3, egress_decisions: 3 }),
+        counters: () => ({ labelled: 40, labelled_bytes: 4000, egress_packets: 3, egress_decisions: 3, egress_unknown: 1 }),
         egressDecisions: () => [
           { action: 'allow', rule: 'web', tag: 300, n: 2 },
           { action: 'deny', rule: 'no-curl', tag: 0, n: 1 },
@@ -228,6 +228,8 @@ test('metrics: worker down or stalled engages fail-open only in fail-open mode; 
   assert.match(closed, /^labelwall_egress_decisions_total\{role="agent",action="deny",rule="no-curl",tag="none"\} 1$/m);
   assert.match(closed, /^labelwall_labelled_bytes_total\{role="agent",profile="v1"\} 4000$/m);
   assert.match(closed, /^labelwall_packets_total\{role="agent",profile="v1",outcome="labelled"\} 40$/m);
+  // One name for status' egress_unknown and the config's agent.egress.unknown.
+  assert.match(closed, /^labelwall_egress_unknown_total\{role="agent"\} 1$/m);
   assert.doesNotMatch(closed, /outcome="labelled_bytes"|outcome="egress_/);
   assert.equal(execFileSync('promtool', ['check', 'metrics'], { input: closed, encoding: 'utf8' }).trim(), '');
 });
