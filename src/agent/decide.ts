@@ -38,6 +38,8 @@ export const AGENT_COUNTERS = [
   'gso_dropped',
   'transmit_errors',
   'segment_size_fallback',
+  // Warning lines (not-labelled, not-cut) not written: over the worker's 20 per second.
+  'log_suppressed',
 ] as const;
 export type AgentCounter = (typeof AGENT_COUNTERS)[number];
 

@@ -89,7 +89,7 @@ export function createHandler(data: unknown, ctx: HandlerContext): PacketHandler
   attributor = a;
   const slot = new Map<string, number>(EGRESS_COUNTERS.map((n, i) => [n, i]));
   const c = ctx.counters;
-  const [cPackets, cDecisions, cAllowed, cDenied, cLogged, cUnknown, cUnparsed, cErrors, cSupp] = EGRESS_COUNTERS.map(
+  const [cPackets, cDecisions, cAllowed, cDenied, cLogged, cUnknown, cUnparsed, cErrors, cSupp, cLogSupp] = EGRESS_COUNTERS.map(
     (n) => slot.get(n)!,
   ) as number[];
   let lastMs = 0;
@@ -169,6 +169,7 @@ export function createHandler(data: unknown, ctx: HandlerContext): PacketHandler
           err: String((err as Error)?.stack ?? err),
           failOpen: ctx.failOpen,
         });
+      else c[cLogSupp!]!++;
       decision.mark = withMark(p.mark, failMark, egressMask);
       return decision;
     }

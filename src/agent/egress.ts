@@ -18,6 +18,9 @@ export const EGRESS_COUNTERS = [
   'egress_unparsed',
   'egress_errors',
   'egress_log_suppressed',
+  // `egress-failed` lines not written, over the worker's 10 per second (the agent's total
+  // log_suppressed sums it with the labelling workers').
+  'log_suppressed',
 ] as const;
 
 export type TupleResult = { ok: true; tuple: FlowTuple; syn: boolean } | { ok: false; reason: string };

@@ -131,12 +131,14 @@ export function createHandler(data: unknown, ctx: HandlerContext): PacketHandler
   const notCut = (p: QueuedPacket, reason: string): VerdictDecision => {
     ctx.counters[SLOT.gso_dropped]!++;
     if (events.take()) ctx.post({ kind: 'log', level: 'warn', msg: 'agent: super-packet not cut', event: 'not-cut', reason, hook: p.hook });
+    else ctx.counters[SLOT.log_suppressed]!++;
     return DROP_DECISION;
   };
   /** A packet that left unlabelled or was dropped by the decision, logged (rate-limited). */
   const notLabelled = (counter: string, reason: string, hook: number): void => {
     if (events.take())
       ctx.post({ kind: 'log', level: 'warn', msg: 'agent: packet not labelled', event: 'not-labelled', counter, reason, hook });
+    else ctx.counters[SLOT.log_suppressed]!++;
   };
   /** The GSO path for `p`, or undefined when the packet keeps the per-segment path. */
   const cut = (p: QueuedPacket, tx: RawTransmit, paths: PathInfoCache): VerdictDecision | undefined => {

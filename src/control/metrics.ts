@@ -22,6 +22,8 @@ export const STALL_SECONDS = 2;
  * matched is still judged, and counted under its verdict too).
  */
 const VERDICTS = new Set(['valid', 'invalid', 'unlabelled', 'malformed', 'skipped']);
+/** Log lines not written over a rate limit: log lines, not packets, so a metric of their own. */
+const LOG_SUPPRESSED = 'log_suppressed';
 /** Egress counters with metrics of their own. */
 const EGRESS_OWN = new Set<string>(EGRESS_COUNTERS);
 /**
@@ -155,10 +157,18 @@ export function createMetrics(src: MetricsSources): Registry {
     ['role', 'profile', 'outcome'],
     (c) => {
       for (const [k, v] of Object.entries(now().counters)) {
-        if (k.includes(':') || Object.hasOwn(BYTE_COUNTERS, k) || EGRESS_OWN.has(k)) continue;
+        if (k.includes(':') || Object.hasOwn(BYTE_COUNTERS, k) || EGRESS_OWN.has(k) || k === LOG_SUPPRESSED) continue;
         if (role === 'verifier' && VERDICTS.has(k)) continue;
         c.inc({ role, profile, outcome: k }, v);
       }
+    },
+  );
+  counter(
+    'labelwall_log_suppressed_total',
+    'Warning and error lines about packets not written because of their rate limit (per worker: 20 per second for verdict, not-labelled and not-cut, 10 for egress-failed); egress decisions not logged are labelwall_egress_log_suppressed_total',
+    ['role'],
+    (c) => {
+      c.inc({ role }, now().counters[LOG_SUPPRESSED] ?? 0);
     },
   );
   for (const [key, m] of Object.entries(BYTE_COUNTERS)) {

@@ -15,7 +15,19 @@ import { decideVerifierPacket, type RuntimeVerifierRule } from './decide.js';
 import { SuspectList } from './suspects.js';
 
 // valid_bytes: IP bytes of the valid segments (the verified throughput the ui charts).
-const outcomeNames = ['valid', 'invalid', 'unlabelled', 'malformed', 'skipped', 'unmatched', 'dropped', 'passed', 'valid_bytes'] as const;
+// log_suppressed: `verdict` lines not written, over the worker's 20 per second.
+const outcomeNames = [
+  'valid',
+  'invalid',
+  'unlabelled',
+  'malformed',
+  'skipped',
+  'unmatched',
+  'dropped',
+  'passed',
+  'valid_bytes',
+  'log_suppressed',
+] as const;
 
 /**
  * Why segments were judged invalid or malformed: a bounded list (it becomes a metric label);
@@ -183,7 +195,9 @@ export function createHandler(data: unknown, ctx: HandlerContext): PacketHandler
     // Flood defence: a source that sent a bad segment is limited in the kernel (rules.ts).
     if (v.judged !== 'valid' && v.judged !== 'unmatched' && v.src) suspects.note(v.src);
     else if (d.suspect && v.judged === 'valid') reportValidFlow(v.packet);
-    if (v.judged !== 'valid' && v.judged !== 'unmatched' && d.logBad && events.take()) {
+    const logIt = v.judged !== 'valid' && v.judged !== 'unmatched' && d.logBad;
+    if (logIt && !events.take()) c[SLOT.log_suppressed]!++;
+    else if (logIt) {
       const parsed = v.packet;
       ctx.post({
         kind: 'log',

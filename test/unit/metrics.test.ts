@@ -133,6 +133,7 @@ function sources(o: Partial<MetricsSources> & { stats?: QueueStats[] } = {}): Me
       kernel_unlabelled: 0,
       // 3 of the 12 judged matched no rule here: judged anyway, so also under their verdicts.
       unmatched: 3,
+      log_suppressed: 4,
     }),
     log: () => undefined,
     ...o,
@@ -171,6 +172,9 @@ test('metrics: labelwall_ names follow the conventions (counters _total, units, 
   const verdictSum = [...text.matchAll(/^labelwall_verdicts_total\{[^}]*\} (\d+)$/gm)].reduce((a, m) => a + Number(m[1]), 0);
   assert.equal(verdictSum, 12);
   assert.match(text, /^labelwall_packets_total\{role="verifier",profile="v1",outcome="unmatched"\} 3$/m);
+  // Log lines held back by the rate limit: a metric of their own, not a packet outcome.
+  assert.match(text, /^labelwall_log_suppressed_total\{role="verifier"\} 4$/m);
+  assert.doesNotMatch(text, /outcome="log_suppressed"/);
   assert.doesNotMatch(text, /outcome="valid_bytes"/, 'bytes are not counted as packets');
   // promtool (Debian's prometheus package, scripts/setup.sh) lints the exposition as Prometheus reads it.
   const lint = execFileSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
