@@ -439,7 +439,9 @@ function hasNetAdmin(): boolean {
   }
 }
 
-function describeVerifier(r: ResolvedVerifier, suspectQueue: number | undefined): Record<string, unknown> {
+function describeVerifier(r: LiveVerifier, suspectQueue: number | undefined): Record<string, unknown> {
+  // A rule's tags by name where `tags:` gives one (as flows and the verdict log show them).
+  const nameOf = new Map(Object.entries(r.tagNames).map(([name, n]) => [n, name]));
   // A key file with a v1 key id other than 0 is shown as "id:fingerprint".
   const keyName = (k: VerifierKeyData): string | undefined =>
     typeof k === 'string' ? r.keyFingerprints[k] : k.id === 0 ? r.keyFingerprints[k.file] : `${k.id}:${r.keyFingerprints[k.file]}`;
@@ -451,7 +453,7 @@ function describeVerifier(r: ResolvedVerifier, suspectQueue: number | undefined)
       name: x.name,
       action: x.action,
       keys: x.keys.map(keyName),
-      ...(x.tags ? { tags: x.tags } : {}),
+      ...(x.tags ? { tags: x.tags.map((t) => nameOf.get(t) ?? t) } : {}),
       ...(x.allowNat ? { allowNat: x.allowNat } : {}),
     })),
     mark: Object.fromEntries(Object.entries(r.mark).map(([k, v]) => [k, `0x${(v as number).toString(16)}`])),
@@ -593,8 +595,13 @@ class VerifierReloader {
         file,
         generation: this.generation,
         hook: r.hook,
-        keys: Object.values(r.keyFingerprints),
-        rules: r.rules.map((x) => ({ name: x.name, action: x.action })),
+        // As status shows them: "id:fingerprint" for a key with a v1 key id other than 0.
+        keys: this.describe.keys,
+        rules: (this.describe.rules as Array<{ name: string; action: string; keys: unknown }>).map((x) => ({
+          name: x.name,
+          action: x.action,
+          keys: x.keys,
+        })),
       },
       'SIGHUP: verifier rules and keys reloaded',
     );

@@ -12,7 +12,7 @@ export function registerFlows(program: Command, defaultSocket: string): void {
     .option('--control-socket <path>', `socket of the agent (default ${defaultSocket})`)
     .option(
       '--json',
-      'print the report as one JSON object: {generatedAt, flows: [{proto, family, src, sport, dst, dport, app, holders, unknown, rule, verdict, bytesLabelled, egressPackets, firstSeen, lastSeen}], attribution, missingByteReports}',
+      'print the report as one JSON object: {generatedAt, flows: [{proto, family, src, sport, dst, dport, app, holders, unknown, rule, verdict, tag, tagName, bytesLabelled, egressPackets, firstSeen, lastSeen}], attribution, missingByteReports}',
     )
     .action(async (flags: { controlSocket?: string; json?: boolean }) => {
       const socket = flags.controlSocket ?? defaultSocket;

@@ -393,6 +393,20 @@ verifier:
     assert.equal(warn.tagName, 'other');
   });
 
+  test("status shows a rule's tags by name; a SIGHUP's reload-applied record names each rule's keys as status does", async () => {
+    const st = await verifier.status();
+    const rules = st.config.rules as Array<{ name: string; tags?: unknown[]; keys: unknown[] }>;
+    assert.deepEqual(rules.find((r) => r.name === 'web-only')?.tags, ['web']);
+    verifier.proc.signal('SIGHUP');
+    const applied = (await waitFor(() => verifier.logs().find((l) => l.event === 'reload-applied'), 5000, { what: 'reload-applied' })) as {
+      rules: Array<{ name: string; keys: unknown[] }>;
+    };
+    assert.deepEqual(
+      applied.rules.map((r) => [r.name, r.keys]),
+      rules.map((r) => [r.name, r.keys]),
+    );
+  });
+
   test('mark mode: iptables -m mark --mark 0x012c0000/0xffff0000 matches app web; a rule on it lets only web through', async () => {
     const pc = topo.addr('pc');
     const webMark = await countingRule(topo, 4, 'mark-web', [
