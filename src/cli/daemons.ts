@@ -109,7 +109,7 @@ export function registerDaemons(program: Command): void {
       .option('-d, --destination <cidr>', 'label only traffic to this network (repeatable; default any)', collect)
       .option(
         '-p, --port <ports>',
-        'label only traffic to these destination ports, e.g. 80 or 8000-9000 (repeatable; default any)',
+        'label only traffic to these destination ports: a comma-separated list of ports and ranges, e.g. 80,443 or 8000-9000 (repeatable; default any)',
         collect,
       )
       .option(
@@ -267,7 +267,11 @@ export function registerDaemons(program: Command): void {
       )
       .option('-s, --source <cidr>', 'check only traffic from this network (repeatable)', collect)
       .option('-d, --destination <cidr>', 'check only traffic to this network (repeatable)', collect)
-      .option('-p, --port <ports>', 'check only traffic to these destination ports (repeatable)', collect),
+      .option(
+        '-p, --port <ports>',
+        'check only traffic to these destination ports: a comma-separated list of ports and ranges, e.g. 80,443 or 8000-9000 (repeatable)',
+        collect,
+      ),
     'verifier',
   ).action(async (flags: VerifierFlags) => {
     let cfg: LabelwallConfig;
@@ -341,7 +345,11 @@ export function registerDaemons(program: Command): void {
   program
     .command('status')
     .description('counters, rates and queue drops of a running agent or verifier')
-    .option('--control-socket <path>', 'socket of the daemon (default: the agent and the verifier sockets in /run/labelwall)', collect)
+    .option(
+      '--control-socket <path>',
+      'socket of a daemon, repeatable (default: the agent and the verifier sockets in /run/labelwall)',
+      collect,
+    )
     .option('--json', 'print the raw status objects, one JSON line each')
     .action(async (flags: { controlSocket?: string[]; json?: boolean }) => {
       const sockets = flags.controlSocket ?? [defaultControlSocket('agent'), defaultControlSocket('verifier')];

@@ -6,7 +6,7 @@ export function register(program: Command): void {
   program
     .command('keygen')
     .description(`write a new random ${GENERATED_KEY_BYTES}-byte label key as hex to a file created with mode 0600`)
-    .requiredOption('-o, --out <file>', 'key file to create')
+    .requiredOption('-o, --out <file>', 'key file to create (required)')
     .option('-f, --force', 'replace the file if it exists (atomically)')
     .addHelpText(
       'after',

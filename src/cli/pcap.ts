@@ -175,20 +175,24 @@ export function register(program: Command): void {
     .command('verify')
     .description('give every frame of a capture a label verdict')
     .argument('<file>', 'capture file (pcap or pcapng)')
-    .option('-k, --key-file <[id=]file>', 'key file (hex), optionally with its v1 key id (id=file); repeat for several keys', collect)
+    .option(
+      '-k, --key-file <[id=]file>',
+      'key file (hex), optionally with its v1 key id (id=file); required, repeat for several keys',
+      collect,
+    )
     .option('--profile <name>', `label profile: ${VERIFY_PROFILES.join(', ')}`, profileOption(VERIFY_PROFILES), DEFAULT_VERIFY_PROFILE)
     .option('--allow-nat <list>', 'v1: NAT flags a label may carry (source,destination,ports or none, as allow_nat; default none)', (v) =>
       parseNatList('--allow-nat', v),
     )
     .option(
       '--epoch-before <n>',
-      "v1: 16 s epochs a label may be older than its frame's capture time (verifier.epoch_window.before)",
+      "v1: 16 s epochs a label may be older than its frame's capture time, 0-16 (verifier.epoch_window.before)",
       intFlag('--epoch-before', 0, 16),
       DEFAULT_EPOCH_BEFORE,
     )
     .option(
       '--epoch-after <n>',
-      "v1: 16 s epochs a label may be ahead of its frame's capture time (verifier.epoch_window.after)",
+      "v1: 16 s epochs a label may be ahead of its frame's capture time, 0-16 (verifier.epoch_window.after)",
       intFlag('--epoch-after', 0, 16),
       DEFAULT_EPOCH_AFTER,
     )
@@ -285,7 +289,7 @@ export function register(program: Command): void {
     .description('label every TCP packet of a capture (v1 or compat profile), copying everything else')
     .argument('<in>', 'input capture (pcap or pcapng)')
     .argument('<out>', 'output capture (overwritten)')
-    .option('-k, --key-file <[id=]file>', 'key file (hex), optionally with its v1 key id (id=file); one key', collect)
+    .option('-k, --key-file <[id=]file>', 'key file (hex), optionally with its v1 key id (id=file); required, one key', collect)
     .option('--profile <name>', `label profile: ${LABEL_PROFILES.join(', ')}`, profileOption(LABEL_PROFILES), DEFAULT_LABEL_PROFILE)
     .option('--tag <n>', 'v1: the app tag every label carries (0-65535, default 0)', parseTag)
     .option('--nat <list>', 'v1: NAT flags every label carries (source,destination,ports or none, as translated; default none)', (v) =>
