@@ -48,7 +48,6 @@ export class Locator {
     return this.value(path);
   }
 
-  /** Where the first alias (*name) of the document is, for the alias-bomb message. */
   /** The first alias whose anchor is not set before it (yaml's toJS throws on it), with its name. */
   unresolvedAlias(): (Pos & { name: string }) | undefined {
     let found: (Pos & { name: string }) | undefined;
@@ -62,6 +61,7 @@ export class Locator {
     return found;
   }
 
+  /** Where the first alias (*name) of the document is, for the alias-bomb message. */
   firstAlias(): Pos {
     let at: number | undefined;
     visit(this.doc, {

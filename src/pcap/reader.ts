@@ -156,7 +156,6 @@ export class CaptureReader {
     let batch: CaptureRecord[] = [];
     for (;;) {
       const at = src.offset;
-      let problem: string | undefined;
       if (src.available < 16) {
         if (batch.length) {
           yield batch;
@@ -168,44 +167,40 @@ export class CaptureReader {
           return;
         }
       }
-      if (problem === undefined) {
-        const h = src.peek(16);
-        const caplen = bigEndian ? h.readUInt32BE(8) : h.readUInt32LE(8);
-        if (caplen > MAX_RECORD_BYTES) problem = `record of frame ${frame + 1} claims ${caplen} captured bytes (corrupt length?)`;
-        else if (src.available < 16 + caplen) {
-          if (batch.length) {
-            yield batch;
-            batch = [];
-          }
-          if (!(await src.ensure(16 + caplen))) {
-            this.truncated = new CaptureError(
-              this.file,
-              at,
-              `frame ${frame + 1} cut short: file ends after ${src.available - 16} of ${caplen} bytes`,
-            );
-            return;
-          }
+      const h = src.peek(16);
+      const caplen = bigEndian ? h.readUInt32BE(8) : h.readUInt32LE(8);
+      if (caplen > MAX_RECORD_BYTES) {
+        if (batch.length) yield batch;
+        throw new CaptureError(this.file, at, `record of frame ${frame + 1} claims ${caplen} captured bytes (corrupt length?)`);
+      }
+      if (src.available < 16 + caplen) {
+        if (batch.length) {
+          yield batch;
+          batch = [];
         }
-        if (problem === undefined) {
-          const hh = src.take(16);
-          frame++;
-          batch.push({
-            frame,
-            linktype,
-            tsSec: bigEndian ? hh.readUInt32BE(0) : hh.readUInt32LE(0),
-            tsFrac: bigEndian ? hh.readUInt32BE(4) : hh.readUInt32LE(4),
-            tsUnitsPerSec: units,
-            caplen,
-            origLen: bigEndian ? hh.readUInt32BE(12) : hh.readUInt32LE(12),
-            data: src.take(caplen),
-            ifIndex: 0,
-            section: 0,
-          });
-          continue;
+        if (!(await src.ensure(16 + caplen))) {
+          this.truncated = new CaptureError(
+            this.file,
+            at,
+            `frame ${frame + 1} cut short: file ends after ${src.available - 16} of ${caplen} bytes`,
+          );
+          return;
         }
       }
-      if (batch.length) yield batch;
-      throw new CaptureError(this.file, at, problem);
+      const hh = src.take(16);
+      frame++;
+      batch.push({
+        frame,
+        linktype,
+        tsSec: bigEndian ? hh.readUInt32BE(0) : hh.readUInt32LE(0),
+        tsFrac: bigEndian ? hh.readUInt32BE(4) : hh.readUInt32LE(4),
+        tsUnitsPerSec: units,
+        caplen,
+        origLen: bigEndian ? hh.readUInt32BE(12) : hh.readUInt32LE(12),
+        data: src.take(caplen),
+        ifIndex: 0,
+        section: 0,
+      });
     }
   }
 
