@@ -125,12 +125,17 @@ export interface StatusReport {
   log?: LogStats;
 }
 
+/** Adds `more` into `counters`, name by name (pure apart from `counters`). */
+function addCounters(counters: Record<string, number>, more: Readonly<Record<string, number>>): void {
+  for (const [k, v] of Object.entries(more)) counters[k] = (counters[k] ?? 0) + v;
+}
+
 /** Sums the handler counters and datapath counters of all workers (pure). */
 export function summarize(stats: QueueStats): { counters: Record<string, number>; datapath: StatusReport['datapath'] } {
   const counters: Record<string, number> = {};
   const dp = { received: 0, verdicts: 0, handlerErrors: 0, kernelErrors: 0, enobufs: 0, queueDropped: 0, userDropped: 0, queueTotal: 0 };
   for (const w of stats.workers) {
-    for (const [k, v] of Object.entries(w.handler)) counters[k] = (counters[k] ?? 0) + v;
+    addCounters(counters, w.handler);
     dp.received += w.received;
     dp.verdicts += w.verdicts;
     dp.handlerErrors += w.handlerErrors;
@@ -199,7 +204,7 @@ export async function runDaemon(spec: DaemonSpec): Promise<void> {
     if (queues) {
       const final = summarize(allStats());
       // As status and /metrics count them: the packets the kernel rules decided without queueing.
-      for (const [k, v] of Object.entries(kernelAtStop)) final.counters[k] = (final.counters[k] ?? 0) + v;
+      addCounters(final.counters, kernelAtStop);
       log.info(
         { event: 'final-counters', counters: final.counters, datapath: final.datapath, rulesRemoved: removed },
         `${spec.role}: final counters`,
@@ -415,33 +420,33 @@ export async function runDaemon(spec: DaemonSpec): Promise<void> {
   let rateBase: Record<string, number> = {};
   let kernelRates: Record<string, number> = {};
   const KERNEL_EVERY = 5;
-  refreshKernel = async (): Promise<void> => {
-    if (!spec.kernelCounters || stopping) return;
+  /** Reads the kernel counters into `kernel`; false when there are none or the read failed. */
+  const readKernel = async (): Promise<boolean> => {
+    if (!spec.kernelCounters) return false;
     try {
       kernel = await spec.kernelCounters();
-      const now = Date.now();
-      if (!kernelAt || now - kernelAt >= 1000) {
-        if (kernelAt)
-          kernelRates = Object.fromEntries(
-            Object.entries(kernel).map(([k, v]) => [k, (v - (rateBase[k] ?? 0)) / ((now - kernelAt) / 1000)]),
-          );
-        rateBase = kernel;
-        kernelAt = now;
-      }
+      return true;
     } catch (err) {
       log.debug({ event: 'kernel-counters-failed', err: (err as Error).message }, 'reading kernel counters failed');
+      return false;
+    }
+  };
+  refreshKernel = async (): Promise<void> => {
+    if (stopping || !(await readKernel())) return;
+    const now = Date.now();
+    if (!kernelAt || now - kernelAt >= 1000) {
+      if (kernelAt)
+        kernelRates = Object.fromEntries(Object.entries(kernel).map(([k, v]) => [k, (v - (rateBase[k] ?? 0)) / ((now - kernelAt) / 1000)]));
+      rateBase = kernel;
+      kernelAt = now;
     }
   };
   finalKernel = async (): Promise<Record<string, number>> => {
-    try {
-      if (spec.kernelCounters) kernel = await spec.kernelCounters();
-    } catch (err) {
-      log.debug({ event: 'kernel-counters-failed', err: (err as Error).message }, 'reading kernel counters failed');
-    }
+    await readKernel();
     return kernel;
   };
   const withKernel = (s: ReturnType<typeof summarize>): ReturnType<typeof summarize> => {
-    for (const [k, v] of Object.entries(kernel)) s.counters[k] = (s.counters[k] ?? 0) + v;
+    addCounters(s.counters, kernel);
     return s;
   };
   await refreshKernel();
