@@ -9,13 +9,6 @@ export const EXIT_IOERR = 74;
 /** Output closed by its reader (EPIPE): as if killed by SIGPIPE (128 + 13). */
 export const EXIT_PIPE = 141;
 
-/** What `labelwall: cannot write output: ...` says of a write error: its code and reason. */
-export function describeWriteError(e: NodeJS.ErrnoException): string {
-  // "ENOSPC: no space left on device, write" -> "ENOSPC: no space left on device"
-  const msg = e.message.replace(/, write$/, '');
-  return e.code && !msg.startsWith(e.code) ? `${e.code}: ${msg}` : msg;
-}
-
 /** Thrown by a command to stop with `labelwall: <message>` on stderr and the given exit code. */
 export class CliError extends Error {
   readonly exitCode: number;

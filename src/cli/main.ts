@@ -2,7 +2,8 @@
 // First: a daemon must survive a SIGHUP from its very start (see early-hup.ts).
 import '../daemon/early-hup.js';
 import { run } from './program.js';
-import { describeWriteError, EXIT_IOERR, EXIT_PIPE } from './errors.js';
+import { EXIT_IOERR, EXIT_PIPE } from './errors.js';
+import { describeErrno } from '../util/errno.js';
 
 // `labelwall ... | head`: the reader went away. Stop quietly, as if killed by SIGPIPE
 // (status 128 + 13), instead of printing a write error. Any other write error (a full disk,
@@ -13,7 +14,7 @@ for (const stream of [process.stdout, process.stderr]) {
   stream.on('error', (e: NodeJS.ErrnoException) => {
     if (e.code === 'EPIPE') process.exit(EXIT_PIPE);
     if (process.listenerCount('uncaughtException') > 0) throw e;
-    if (stream === process.stdout) process.stderr.write(`labelwall: cannot write output: ${describeWriteError(e)}\n`);
+    if (stream === process.stdout) process.stderr.write(`labelwall: cannot write output: ${describeErrno(e)}\n`);
     process.exit(EXIT_IOERR);
   });
 }

@@ -1,5 +1,6 @@
 // A problem with a capture file: names the file, what is wrong and the byte offset, so the
 // CLI can print one line instead of a stack trace.
+import { describeErrno } from '../util/errno.js';
 export class CaptureError extends Error {
   readonly file: string;
   readonly offset: number;
@@ -15,11 +16,7 @@ export class CaptureError extends Error {
 export class OutputError extends Error {
   readonly file: string;
   constructor(file: string, what: string, cause: unknown) {
-    const e = cause as NodeJS.ErrnoException;
-    // "ENOSPC: no space left on device, write" -> "ENOSPC: no space left on device"
-    const reason =
-      typeof e?.message === 'string' ? e.message.replace(/, (write|open) '.*'$|, (write|open|close|fsync)$/, '') : String(cause);
-    super(`${file}: ${what}: ${reason}`);
+    super(`${file}: ${what}: ${describeErrno(cause)}`);
     this.name = 'OutputError';
     this.file = file;
   }
