@@ -1,6 +1,7 @@
 // What a config problem is and how it reads: the problem record, its one-line form, key paths,
 // and ajv's schema errors turned into the messages labelwall prints.
 import type { ErrorObject } from 'ajv';
+import { KEY_MATERIAL_HEX } from '../label/keys.js';
 
 export interface ConfigProblem {
   file: string;
@@ -32,8 +33,9 @@ export const KEY_MATERIAL_SHOWN = '<looks like key material: not shown>';
  * digits in what a config problem says is replaced.
  */
 export function redactKeyMaterial(text: string): string {
-  return text.replace(/(?:0x)?[0-9a-f]{32,}/gi, KEY_MATERIAL_SHOWN);
+  return text.replace(KEY_MATERIAL_ANYWHERE, KEY_MATERIAL_SHOWN);
 }
+const KEY_MATERIAL_ANYWHERE = new RegExp(KEY_MATERIAL_HEX, 'gi');
 
 export function redactProblem(p: ConfigProblem): ConfigProblem {
   return { ...p, path: redactKeyMaterial(p.path), message: redactKeyMaterial(p.message) };

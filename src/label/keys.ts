@@ -132,6 +132,10 @@ export type KeyFileErrorCode =
   | 'too-short'
   | 'exists';
 
+/** What looks like a key in text: 32 or more hex digits, optionally 0x (match case-insensitively). */
+export const KEY_MATERIAL_HEX = '(?:0x)?[0-9a-f]{32,}';
+const KEY_MATERIAL_WHOLE = new RegExp(`^\\s*${KEY_MATERIAL_HEX}\\s*$`, 'i');
+
 /**
  * True when a key file "path" looks like key material rather than a file name: its last
  * component is 32 or more hex digits (optionally 0x), as when a key is given where its file
@@ -139,7 +143,7 @@ export type KeyFileErrorCode =
  * resolves against its folder). Such a value is never echoed.
  */
 export function looksLikeKeyMaterial(file: string): boolean {
-  return /^\s*(?:0x)?[0-9a-f]{32,}\s*$/i.test(path.basename(file));
+  return KEY_MATERIAL_WHOLE.test(path.basename(file));
 }
 
 /** A key file path as a hint in a message shows it (`run chmod 600 FILE`): a placeholder for one that looks like a key. */

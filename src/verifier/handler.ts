@@ -193,9 +193,10 @@ export function createHandler(data: unknown, ctx: HandlerContext): PacketHandler
     if (v.fallback) c[SLOT.unmatched]!++;
     c[v.verdict === 'drop' ? SLOT.dropped : SLOT.passed]!++;
     // Flood defence: a source that sent a bad segment is limited in the kernel (rules.ts).
-    if (v.judged !== 'valid' && v.judged !== 'unmatched' && v.src) suspects.note(v.src);
+    const bad = v.judged !== 'valid' && v.judged !== 'unmatched';
+    if (bad && v.src) suspects.note(v.src);
     else if (d.suspect && v.judged === 'valid') reportValidFlow(v.packet);
-    const logIt = v.judged !== 'valid' && v.judged !== 'unmatched' && d.logBad;
+    const logIt = bad && d.logBad;
     if (logIt && !events.take()) c[SLOT.log_suppressed]!++;
     else if (logIt) {
       const parsed = v.packet;
